@@ -1,0 +1,129 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import fastifyCookie from '@fastify/cookie';
+import fastifyRateLimit from '@fastify/rate-limit';
+import fastifyStatic from '@fastify/static';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { registerAuthGuard } from './auth/guard.ts';
+import { AuthRepository } from './auth/repository.ts';
+import { authRoutes } from './auth/routes.ts';
+import { AuthService } from './auth/service.ts';
+import type { Config } from './config.ts';
+import { Cipher } from './crypto/cipher.ts';
+import { openDatabase, type Database } from './db/client.ts';
+import { AppError } from './errors.ts';
+import { loggerOptions } from './logger.ts';
+import { ProjectRepository } from './projects/repository.ts';
+import { projectRoutes } from './projects/routes.ts';
+import { ProjectService } from './projects/service.ts';
+
+export interface BuildOptions {
+  /** An already-open database (tests); otherwise opened from the config. */
+  database?: Database;
+  /** A pino destination stream (tests capture log lines with it). */
+  logStream?: NodeJS.WritableStream;
+}
+
+export interface Services {
+  database: Database;
+  cipher: Cipher;
+  auth: AuthService;
+  projects: ProjectService;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: Services;
+  }
+}
+
+/** Builds the whole studio as one Fastify instance; main.ts only listens, tests inject or listen on port 0. */
+export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const database = opts.database ?? (await openDatabase(config));
+  const app = Fastify({
+    logger: loggerOptions(config.logLevel, opts.logStream),
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    bodyLimit: 1024 * 1024,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  const cipher = new Cipher(config.appSecret);
+  const auth = new AuthService(new AuthRepository(database.db));
+  const projects = new ProjectService(new ProjectRepository(database.db));
+  const services: Services = { database, cipher, auth, projects };
+  app.decorate('services', services);
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    if (req.method === 'GET' && !req.url.startsWith('/api/') && existsSync(path.join(config.webDist, 'index.html'))) {
+      return reply.type('text/html').sendFile('index.html'); // client-side routes of the SPA
+    }
+    return reply.code(404).send({ error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}` } });
+  });
+
+  await app.register(fastifyCookie);
+  await app.register(fastifyRateLimit, {
+    global: false,
+    errorResponseBuilder: (_req, ctx) => new AppError(429, 'rate_limited', `Too many attempts; try again in ${Math.ceil(ctx.ttl / 1000)} s`),
+  });
+  await app.register(fastifySwagger, {
+    openapi: { info: { title: 'AI Story API', version: '1.0.0' } },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  registerAuthGuard(app, auth);
+
+  app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ ok: true }));
+
+  await app.register(
+    async (api) => {
+      await api.register(authRoutes(auth, { loginRateLimit: config.loginRateLimit }));
+      await api.register(projectRoutes(projects));
+    },
+    { prefix: '/api/v1' },
+  );
+
+  if (existsSync(config.webDist)) {
+    await app.register(fastifyStatic, { root: config.webDist, wildcard: false, index: 'index.html' });
+  }
+
+  app.addHook('onClose', async () => {
+    if (!opts.database) await database.close();
+  });
+
+  if (config.admin) await auth.ensureAdminFromEnv(config.admin);
+  return app;
+}
+
+function errorHandler(this: FastifyInstance, err: FastifyError, req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) {
+  if (err instanceof AppError) {
+    return reply.code(err.status).send({ error: { code: err.code, message: err.message, ...(err.details && { details: err.details }) } });
+  }
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    // A path id that is not an id, or an unknown stage in a path, is a resource that does not exist.
+    if (err.validationContext === 'params') {
+      return reply.code(404).send({ error: { code: 'not_found', message: 'Not found' } });
+    }
+    const fields: Record<string, string> = {};
+    for (const v of err.validation) {
+      const key = v.instancePath.replace(/^\//, '').replaceAll('/', '.') || (v.params as { issue?: { path?: unknown[] } })?.issue?.path?.join('.') || err.validationContext || 'body';
+      fields[key] ??= v.message ?? 'Invalid value';
+    }
+    const first = Object.entries(fields)[0];
+    return reply.code(400).send({
+      error: { code: 'validation_error', message: first ? `${first[0]}: ${first[1]}` : 'Invalid request', details: { fields } },
+    });
+  }
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    // Malformed JSON, wrong content type, body too large …: the client's mistake, said plainly.
+    const code = status === 401 ? 'unauthenticated' : status === 403 ? 'forbidden' : status === 404 ? 'not_found' : status === 429 ? 'rate_limited' : 'validation_error';
+    return reply.code(status).send({ error: { code, message: err.message, details: { fields: { body: err.message } } } });
+  }
+  req.log.error({ err }, 'unhandled error');
+  return reply.code(500).send({ error: { code: 'internal_error', message: 'Something went wrong on our side; the error was logged' } });
+}

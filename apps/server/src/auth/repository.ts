@@ -1,0 +1,81 @@
+import { and, count, desc, eq, gt, ilike, or, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.ts';
+import { apiTokens, sessions, settings, users } from '../db/schema.ts';
+
+export class AuthRepository {
+  constructor(private readonly db: Db) {}
+
+  countUsers = async () => (await this.db.select({ n: count() }).from(users))[0].n;
+  countAdmins = async () => (await this.db.select({ n: count() }).from(users).where(eq(users.role, 'admin')))[0].n;
+
+  findUserByEmail = async (email: string) => (await this.db.select().from(users).where(eq(users.email, email)))[0];
+  findUserById = async (id: string) => (await this.db.select().from(users).where(eq(users.id, id)))[0];
+
+  async listUsers(page: number, pageSize: number, search?: string) {
+    const where = search ? or(ilike(users.email, `%${search}%`), ilike(users.name, `%${search}%`)) : undefined;
+    const [rows, [{ n }]] = await Promise.all([
+      this.db.select().from(users).where(where).orderBy(users.createdAt).limit(pageSize).offset((page - 1) * pageSize),
+      this.db.select({ n: count() }).from(users).where(where),
+    ]);
+    return { count: n, rows };
+  }
+
+  async insertUser(values: typeof users.$inferInsert) {
+    const rows = await this.db.insert(users).values(values).onConflictDoNothing({ target: users.email }).returning();
+    return rows[0];
+  }
+
+  /** Creates the first admin only if there is still no user, atomically (two setup requests race). */
+  async insertFirstAdmin(values: typeof users.$inferInsert) {
+    return this.db.transaction(async (tx) => {
+      await tx.execute(sql`lock table users in exclusive mode`);
+      const [{ n }] = await tx.select({ n: count() }).from(users);
+      if (n > 0) return undefined;
+      return (await tx.insert(users).values({ ...values, role: 'admin' }).returning())[0];
+    });
+  }
+
+  updateUser = async (id: string, values: Partial<typeof users.$inferInsert>) =>
+    (await this.db.update(users).set(values).where(eq(users.id, id)).returning())[0];
+  deleteUser = async (id: string) => (await this.db.delete(users).where(eq(users.id, id)).returning({ id: users.id })).length > 0;
+
+  insertSession = async (id: string, userId: string, expiresAt: Date) => {
+    await this.db.insert(sessions).values({ id, userId, expiresAt });
+  };
+  findSessionUser = async (id: string) =>
+    (
+      await this.db
+        .select({ user: users, expiresAt: sessions.expiresAt })
+        .from(sessions)
+        .innerJoin(users, eq(users.id, sessions.userId))
+        .where(and(eq(sessions.id, id), gt(sessions.expiresAt, new Date())))
+    )[0];
+  deleteSession = async (id: string) => {
+    await this.db.delete(sessions).where(eq(sessions.id, id));
+  };
+  deleteSessionsOf = async (userId: string) => {
+    await this.db.delete(sessions).where(eq(sessions.userId, userId));
+  };
+
+  insertToken = async (values: typeof apiTokens.$inferInsert) => (await this.db.insert(apiTokens).values(values).returning())[0];
+  listTokens = (userId: string) => this.db.select().from(apiTokens).where(eq(apiTokens.userId, userId)).orderBy(desc(apiTokens.createdAt));
+  deleteToken = async (userId: string, id: string) =>
+    (await this.db.delete(apiTokens).where(and(eq(apiTokens.userId, userId), eq(apiTokens.id, id))).returning({ id: apiTokens.id })).length > 0;
+  findTokenUser = async (tokenHash: string) =>
+    (
+      await this.db
+        .select({ user: users, tokenId: apiTokens.id, lastUsedAt: apiTokens.lastUsedAt })
+        .from(apiTokens)
+        .innerJoin(users, eq(users.id, apiTokens.userId))
+        .where(eq(apiTokens.tokenHash, tokenHash))
+    )[0];
+  touchToken = async (id: string) => {
+    await this.db.update(apiTokens).set({ lastUsedAt: new Date() }).where(eq(apiTokens.id, id));
+  };
+
+  getSetting = async <T>(key: string, fallback: T): Promise<T> =>
+    ((await this.db.select().from(settings).where(eq(settings.key, key)))[0]?.value as T | undefined) ?? fallback;
+  setSetting = async (key: string, value: unknown) => {
+    await this.db.insert(settings).values({ key, value }).onConflictDoUpdate({ target: settings.key, set: { value } });
+  };
+}

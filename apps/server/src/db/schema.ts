@@ -1,0 +1,207 @@
+import { sql } from 'drizzle-orm';
+import {
+  boolean,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
+const updatedAt = () => timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
+
+export const users = pgTable('users', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  email: text('email').notNull().unique(),
+  name: text('name').notNull(),
+  passwordHash: text('password_hash').notNull(),
+  role: text('role', { enum: ['admin', 'user'] }).notNull().default('user'),
+  createdAt: createdAt(),
+});
+
+/** Server-side sessions: the cookie holds a random token, we store only its SHA-256. */
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: text('id').primaryKey(),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [index('sessions_user_idx').on(t.userId)],
+);
+
+export const apiTokens = pgTable(
+  'api_tokens',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    prefix: text('prefix').notNull(),
+    tokenHash: text('token_hash').notNull().unique(),
+    createdAt: createdAt(),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [index('api_tokens_user_idx').on(t.userId)],
+);
+
+export const settings = pgTable('settings', {
+  key: text('key').primaryKey(),
+  value: jsonb('value').notNull(),
+});
+
+export const projects = pgTable(
+  'projects',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    ownerId: uuid('owner_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    originalTopic: text('original_topic').notNull().default(''),
+    description: text('description').notNull().default(''),
+    style: text('style').notNull().default(''),
+    status: text('status', { enum: ['draft', 'processing', 'paused', 'completed', 'failed'] }).notNull().default('draft'),
+    modelConfig: jsonb('model_config').notNull().default(sql`'{}'::jsonb`),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('projects_owner_idx').on(t.ownerId, t.updatedAt)],
+);
+
+export const projectMembers = pgTable(
+  'project_members',
+  {
+    projectId: uuid('project_id').notNull().references(() => projects.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    role: text('role', { enum: ['viewer', 'editor'] }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.userId] }), index('project_members_user_idx').on(t.userId)],
+);
+
+export const projectStages = pgTable(
+  'project_stages',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    projectId: uuid('project_id').notNull().references(() => projects.id, { onDelete: 'cascade' }),
+    stageType: text('stage_type').notNull(),
+    position: integer('position').notNull(),
+    status: text('status').notNull().default('pending'),
+    stale: boolean('stale').notNull().default(false),
+    statusReason: text('status_reason'),
+    output: jsonb('output'),
+    currentRunId: uuid('current_run_id'),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('project_stages_project_stage_uq').on(t.projectId, t.stageType)],
+);
+
+export const stageRuns = pgTable(
+  'stage_runs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    projectId: uuid('project_id').notNull().references(() => projects.id, { onDelete: 'cascade' }),
+    stage: text('stage').notNull(),
+    status: text('status').notNull(),
+    source: text('source', { enum: ['ai', 'edit', 'restore'] }).notNull().default('ai'),
+    input: jsonb('input').notNull().default(sql`'{}'::jsonb`),
+    prompt: text('prompt'),
+    providerId: uuid('provider_id'),
+    providerName: text('provider_name'),
+    model: text('model'),
+    isSimulated: boolean('is_simulated').notNull().default(false),
+    /** Text so far: checkpointed while running (batched), complete at the end. */
+    text: text('text').notNull().default(''),
+    output: jsonb('output'),
+    usage: jsonb('usage'),
+    error: jsonb('error'),
+    createdBy: uuid('created_by'),
+    createdAt: createdAt(),
+    startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }),
+    finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [
+    index('stage_runs_project_stage_idx').on(t.projectId, t.stage, t.createdAt),
+    index('stage_runs_status_idx').on(t.status),
+    // One active run per project stage, enforced by the database too (DESIGN §4).
+    uniqueIndex('stage_runs_one_active_uq').on(t.projectId, t.stage).where(sql`status in ('queued', 'running')`),
+  ],
+);
+
+export const modelProviders = pgTable('model_providers', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  providerType: text('provider_type').notNull().default('llm'),
+  apiUrl: text('api_url').notNull(),
+  apiKeyEnc: text('api_key_enc').notNull().default(''),
+  apiKeyHint: text('api_key_hint').notNull().default(''),
+  modelName: text('model_name').notNull(),
+  maxTokens: integer('max_tokens').notNull().default(4096),
+  temperature: doublePrecision('temperature').notNull().default(0.7),
+  topP: doublePrecision('top_p').notNull().default(1),
+  timeoutS: integer('timeout_s').notNull().default(60),
+  isActive: boolean('is_active').notNull().default(true),
+  priority: integer('priority').notNull().default(0),
+  weight: integer('weight').notNull().default(1),
+  rateLimitRpm: integer('rate_limit_rpm'),
+  rateLimitRpd: integer('rate_limit_rpd'),
+  priceInputPerM: doublePrecision('price_input_per_m').notNull().default(0),
+  priceOutputPerM: doublePrecision('price_output_per_m').notNull().default(0),
+  isSimulated: boolean('is_simulated').notNull().default(false),
+  lastTest: jsonb('last_test'),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+export const providerUsage = pgTable(
+  'provider_usage',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    providerId: uuid('provider_id').notNull().references(() => modelProviders.id, { onDelete: 'cascade' }),
+    runId: uuid('run_id'),
+    model: text('model').notNull(),
+    promptTokens: integer('prompt_tokens').notNull().default(0),
+    completionTokens: integer('completion_tokens').notNull().default(0),
+    estimated: boolean('estimated').notNull().default(false),
+    ttftMs: integer('ttft_ms'),
+    durationMs: integer('duration_ms'),
+    outcome: text('outcome').notNull(),
+    cost: doublePrecision('cost').notNull().default(0),
+    createdAt: createdAt(),
+  },
+  (t) => [index('provider_usage_provider_idx').on(t.providerId, t.createdAt)],
+);
+
+export const storyboardShots = pgTable(
+  'storyboard_shots',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    projectId: uuid('project_id').notNull().references(() => projects.id, { onDelete: 'cascade' }),
+    sequenceNumber: integer('sequence_number').notNull(),
+    sceneDescription: text('scene_description').notNull().default(''),
+    narrationText: text('narration_text').notNull().default(''),
+    imagePrompt: text('image_prompt').notNull().default(''),
+    durationSeconds: doublePrecision('duration_seconds').notNull().default(3),
+    createdAt: createdAt(),
+  },
+  (t) => [index('storyboard_shots_project_idx').on(t.projectId, t.sequenceNumber)],
+);
+
+export const cameraMovements = pgTable('camera_movements', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  projectId: uuid('project_id').notNull().references(() => projects.id, { onDelete: 'cascade' }),
+  shotId: uuid('shot_id').notNull().unique().references(() => storyboardShots.id, { onDelete: 'cascade' }),
+  movementType: text('movement_type').notNull(),
+  params: jsonb('params').notNull(),
+});
+
+export type UserRow = typeof users.$inferSelect;
+export type ProjectRow = typeof projects.$inferSelect;
+export type StageRow = typeof projectStages.$inferSelect;
+export type RunRow = typeof stageRuns.$inferSelect;
+export type ProviderRow = typeof modelProviders.$inferSelect;

@@ -1,0 +1,102 @@
+import { STAGE_KEYS, type StageKey } from '@ai-story/contracts';
+import { and, count, desc, eq, ilike, inArray, or, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.ts';
+import { projectMembers, projectStages, projects, users, type StageRow } from '../db/schema.ts';
+
+export class ProjectRepository {
+  constructor(private readonly db: Db) {}
+
+  /** A project and the stage records of every stage, in one transaction: never half-created. */
+  async create(values: typeof projects.$inferInsert) {
+    return this.db.transaction(async (tx) => {
+      const [project] = await tx.insert(projects).values(values).returning();
+      const stages = await tx
+        .insert(projectStages)
+        .values(STAGE_KEYS.map((stageType, position) => ({ projectId: project.id, stageType, position })))
+        .returning();
+      return { project, stages };
+    });
+  }
+
+  /** Projects the user owns or is a member of, newest activity first. */
+  async listVisible(userId: string, page: number, pageSize: number, search?: string) {
+    const memberOf = this.db.select({ id: projectMembers.projectId }).from(projectMembers).where(eq(projectMembers.userId, userId));
+    const where = and(
+      or(eq(projects.ownerId, userId), inArray(projects.id, memberOf)),
+      search ? ilike(projects.name, `%${search.replace(/[\\%_]/g, (c) => '\\' + c)}%`) : undefined,
+    );
+    const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and s.status in ('completed','skipped'))`;
+    const [rows, [{ n }]] = await Promise.all([
+      this.db
+        .select({ project: projects, role: projectMembers.role, done })
+        .from(projects)
+        .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, userId)))
+        .where(where)
+        .orderBy(desc(projects.updatedAt), desc(projects.id))
+        .limit(pageSize)
+        .offset((page - 1) * pageSize),
+      this.db.select({ n: count() }).from(projects).where(where),
+    ]);
+    return { count: n, rows };
+  }
+
+  async findWithRole(projectId: string, userId: string) {
+    const [row] = await this.db
+      .select({ project: projects, role: projectMembers.role })
+      .from(projects)
+      .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, userId)))
+      .where(eq(projects.id, projectId));
+    return row;
+  }
+
+  findById = async (id: string) => (await this.db.select().from(projects).where(eq(projects.id, id)))[0];
+
+  update = async (id: string, values: Partial<typeof projects.$inferInsert>) =>
+    (await this.db.update(projects).set({ ...values, updatedAt: new Date() }).where(eq(projects.id, id)).returning())[0];
+
+  delete = async (id: string) => {
+    await this.db.delete(projects).where(eq(projects.id, id));
+  };
+
+  stages = (projectId: string): Promise<StageRow[]> =>
+    this.db.select().from(projectStages).where(eq(projectStages.projectId, projectId)).orderBy(projectStages.position);
+
+  stage = async (projectId: string, stage: StageKey) =>
+    (await this.db.select().from(projectStages).where(and(eq(projectStages.projectId, projectId), eq(projectStages.stageType, stage))))[0];
+
+  updateStage = async (projectId: string, stage: StageKey, values: Partial<typeof projectStages.$inferInsert>) =>
+    (
+      await this.db
+        .update(projectStages)
+        .set({ ...values, updatedAt: new Date() })
+        .where(and(eq(projectStages.projectId, projectId), eq(projectStages.stageType, stage)))
+        .returning()
+    )[0];
+
+  // ---- members ----
+  members = (projectId: string) =>
+    this.db
+      .select({ user_id: users.id, email: users.email, name: users.name, role: projectMembers.role })
+      .from(projectMembers)
+      .innerJoin(users, eq(users.id, projectMembers.userId))
+      .where(eq(projectMembers.projectId, projectId))
+      .orderBy(users.email);
+
+  upsertMember = async (projectId: string, userId: string, role: 'viewer' | 'editor') => {
+    await this.db
+      .insert(projectMembers)
+      .values({ projectId, userId, role })
+      .onConflictDoUpdate({ target: [projectMembers.projectId, projectMembers.userId], set: { role } });
+  };
+
+  deleteMember = async (projectId: string, userId: string) =>
+    (
+      await this.db
+        .delete(projectMembers)
+        .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.userId, userId)))
+        .returning({ id: projectMembers.userId })
+    ).length > 0;
+
+  findUser = async (by: { id?: string; email?: string }) =>
+    (await this.db.select().from(users).where(by.id ? eq(users.id, by.id) : eq(users.email, by.email!.toLowerCase())))[0];
+}

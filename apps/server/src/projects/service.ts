@@ -1,0 +1,180 @@
+import { STAGE_KEYS, type AccessRole, type Project, type ProjectDetail, type ProjectStage, type ProjectStatus, type StageKey } from '@ai-story/contracts';
+import type { AuthUser } from '../auth/service.ts';
+import type { ProjectRow, StageRow } from '../db/schema.ts';
+import { AppError, forbidden, notFound } from '../errors.ts';
+import type { ProjectRepository } from './repository.ts';
+
+export type Need = 'view' | 'edit' | 'own';
+const RANK: Record<AccessRole, number> = { viewer: 0, editor: 1, owner: 2 };
+const NEED: Record<Need, number> = { view: 0, edit: 1, own: 2 };
+
+export interface Access {
+  project: ProjectRow;
+  role: AccessRole;
+}
+
+/** Listeners told when a project's stages or status change (the project event stream subscribes). */
+export type ProjectChangeListener = (projectId: string) => void;
+
+export class ProjectService {
+  private readonly listeners = new Set<ProjectChangeListener>();
+
+  constructor(private readonly repo: ProjectRepository) {}
+
+  onChange(listener: ProjectChangeListener) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  notifyChange(projectId: string) {
+    for (const l of this.listeners) l(projectId);
+  }
+
+  /**
+   * The one authorization rule for projects: no access at all answers 404 (a stranger must not learn
+   * that the id exists); a member without enough rights gets 403.
+   */
+  async access(user: AuthUser, projectId: string, need: Need): Promise<Access> {
+    const row = await this.repo.findWithRole(projectId, user.id);
+    if (!row) throw notFound('Project');
+    const role: AccessRole | undefined = row.project.ownerId === user.id ? 'owner' : (row.role ?? undefined);
+    if (!role) throw notFound('Project');
+    if (RANK[role] < NEED[need]) throw forbidden(role === 'viewer' ? 'You can view this project but not change it' : 'Only the owner can do this');
+    return { project: row.project, role };
+  }
+
+  /** Current role of a user on a project, or null when they have none (used to end revoked streams). */
+  async roleOf(userId: string, projectId: string): Promise<AccessRole | null> {
+    const row = await this.repo.findWithRole(projectId, userId);
+    if (!row) return null;
+    return row.project.ownerId === userId ? 'owner' : (row.role ?? null);
+  }
+
+  async create(user: AuthUser, input: { name: string; original_topic: string; description: string; style: string }) {
+    const { project, stages } = await this.repo.create({
+      ownerId: user.id,
+      name: input.name,
+      originalTopic: input.original_topic,
+      description: input.description,
+      style: input.style,
+    });
+    return toDetail(project, 'owner', stages);
+  }
+
+  async list(user: AuthUser, page: number, pageSize: number, search?: string) {
+    const { count, rows } = await this.repo.listVisible(user.id, page, pageSize, search);
+    return {
+      count,
+      results: rows.map((r) => toProject(r.project, r.project.ownerId === user.id ? 'owner' : (r.role ?? 'viewer'), r.done)),
+    };
+  }
+
+  async get(user: AuthUser, projectId: string) {
+    const { project, role } = await this.access(user, projectId, 'view');
+    return toDetail(project, role, await this.repo.stages(projectId));
+  }
+
+  async update(user: AuthUser, projectId: string, patch: { name?: string; original_topic?: string; description?: string; style?: string }) {
+    const { role } = await this.access(user, projectId, 'edit');
+    const updated = await this.repo.update(projectId, {
+      ...(patch.name !== undefined && { name: patch.name }),
+      ...(patch.original_topic !== undefined && { originalTopic: patch.original_topic }),
+      ...(patch.description !== undefined && { description: patch.description }),
+      ...(patch.style !== undefined && { style: patch.style }),
+    });
+    const stages = await this.repo.stages(projectId);
+    this.notifyChange(projectId);
+    return toDetail(updated, role, stages);
+  }
+
+  async remove(user: AuthUser, projectId: string) {
+    await this.access(user, projectId, 'own');
+    await this.repo.delete(projectId);
+    this.notifyChange(projectId);
+  }
+
+  async stages(user: AuthUser, projectId: string) {
+    await this.access(user, projectId, 'view');
+    return (await this.repo.stages(projectId)).map(toStage);
+  }
+
+  /** Re-derives the project's status from its stages and stores it (DESIGN §1). */
+  async refreshStatus(projectId: string, paused = false): Promise<ProjectStatus> {
+    const stages = await this.repo.stages(projectId);
+    const status = deriveStatus(stages, paused);
+    await this.repo.update(projectId, { status });
+    this.notifyChange(projectId);
+    return status;
+  }
+
+  // ---- members (sharing) ----
+  async members(user: AuthUser, projectId: string) {
+    await this.access(user, projectId, 'view');
+    return this.repo.members(projectId);
+  }
+
+  async addMember(user: AuthUser, projectId: string, input: { user_id?: string; email?: string; role: 'viewer' | 'editor' }) {
+    const { project } = await this.access(user, projectId, 'own');
+    const member = await this.repo.findUser({ id: input.user_id, email: input.email });
+    if (!member) throw new AppError(400, 'validation_error', 'No user with that email or id', { fields: { [input.user_id ? 'user_id' : 'email']: 'Unknown user' } });
+    if (member.id === project.ownerId) throw new AppError(400, 'validation_error', 'The owner already has full access', { fields: { email: 'Owner' } });
+    await this.repo.upsertMember(projectId, member.id, input.role);
+    this.notifyChange(projectId);
+    return (await this.repo.members(projectId)).find((m) => m.user_id === member.id)!;
+  }
+
+  async updateMember(user: AuthUser, projectId: string, memberId: string, role: 'viewer' | 'editor') {
+    await this.access(user, projectId, 'own');
+    const existing = (await this.repo.members(projectId)).find((m) => m.user_id === memberId);
+    if (!existing) throw notFound('Member');
+    await this.repo.upsertMember(projectId, memberId, role);
+    this.notifyChange(projectId);
+    return { ...existing, role };
+  }
+
+  async removeMember(user: AuthUser, projectId: string, memberId: string) {
+    await this.access(user, projectId, 'own');
+    if (!(await this.repo.deleteMember(projectId, memberId))) throw notFound('Member');
+    this.notifyChange(projectId);
+  }
+}
+
+export function deriveStatus(stages: Pick<StageRow, 'status'>[], paused: boolean): ProjectStatus {
+  const statuses = stages.map((s) => s.status);
+  if (statuses.includes('running')) return 'processing';
+  if (statuses.some((s) => s === 'failed' || s === 'interrupted')) return 'failed';
+  if (statuses.length > 0 && statuses.every((s) => s === 'completed' || s === 'skipped')) return 'completed';
+  if (paused) return 'paused';
+  return 'draft';
+}
+
+const progressOf = (done: number) => Math.round((done / STAGE_KEYS.length) * 100) / 100;
+
+export const toStage = (row: StageRow): ProjectStage => ({
+  id: row.id,
+  stage_type: row.stageType as StageKey,
+  status: row.status as ProjectStage['status'],
+  stale: row.stale,
+  status_reason: row.statusReason,
+  output: row.output ?? null,
+  current_run_id: row.currentRunId,
+  updated_at: row.updatedAt.toISOString(),
+});
+
+export const toProject = (row: ProjectRow, access: AccessRole, done: number): Project => ({
+  id: row.id,
+  name: row.name,
+  original_topic: row.originalTopic,
+  description: row.description,
+  style: row.style,
+  status: row.status,
+  owner_id: row.ownerId,
+  access,
+  progress: progressOf(done),
+  created_at: row.createdAt.toISOString(),
+  updated_at: row.updatedAt.toISOString(),
+});
+
+export const toDetail = (row: ProjectRow, access: AccessRole, stages: StageRow[]): ProjectDetail => ({
+  ...toProject(row, access, stages.filter((s) => s.status === 'completed' || s.status === 'skipped').length),
+  stages: stages.map(toStage),
+});

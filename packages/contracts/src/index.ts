@@ -1,0 +1,6 @@
+export * from './common.ts';
+export * from './stages.ts';
+export * from './auth.ts';
+export * from './projects.ts';
+export * from './providers.ts';
+export * from './runs.ts';

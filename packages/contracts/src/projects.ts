@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { Timestamp } from './common.ts';
+import { MAX_TOPIC_CHARS, ProjectStatus, StageKey, StageStatus } from './stages.ts';
+
+export const ProjectName = z.string().trim().min(1).max(200);
+
+export const CreateProjectBody = z.object({
+  name: ProjectName,
+  original_topic: z.string().max(MAX_TOPIC_CHARS).default(''),
+  description: z.string().max(2_000).default(''),
+  style: z.string().max(200).default(''),
+});
+export const UpdateProjectBody = z
+  .object({
+    name: ProjectName,
+    original_topic: z.string().max(MAX_TOPIC_CHARS),
+    description: z.string().max(2_000),
+    style: z.string().max(200),
+  })
+  .partial();
+
+export const MemberRole = z.enum(['viewer', 'editor']);
+export type MemberRole = z.infer<typeof MemberRole>;
+export const AccessRole = z.enum(['owner', 'editor', 'viewer']);
+export type AccessRole = z.infer<typeof AccessRole>;
+
+export const ProjectStage = z.object({
+  id: z.string(),
+  stage_type: StageKey,
+  status: StageStatus,
+  stale: z.boolean(),
+  status_reason: z.string().nullable(),
+  output: z.unknown().nullable(),
+  current_run_id: z.string().nullable(),
+  updated_at: Timestamp,
+});
+export type ProjectStage = z.infer<typeof ProjectStage>;
+
+export const Project = z.object({
+  id: z.string(),
+  name: z.string(),
+  original_topic: z.string(),
+  description: z.string(),
+  style: z.string(),
+  status: ProjectStatus,
+  owner_id: z.string(),
+  access: AccessRole,
+  /** completed stages / all stages, 0..1 */
+  progress: z.number(),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+export type Project = z.infer<typeof Project>;
+
+export const ProjectDetail = Project.extend({ stages: z.array(ProjectStage) });
+export type ProjectDetail = z.infer<typeof ProjectDetail>;
+
+export const Member = z.object({ user_id: z.string(), email: z.string(), name: z.string(), role: MemberRole });
+export const AddMemberBody = z
+  .object({ user_id: z.uuid().optional(), email: z.email().optional(), role: MemberRole })
+  .refine((b) => b.user_id || b.email, { message: 'user_id or email is required', path: ['email'] });
+export const UpdateMemberBody = z.object({ role: MemberRole });

@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { Timestamp } from './common.ts';
+import { StageKey } from './stages.ts';
+
+export const ProviderType = z.enum(['llm', 'text2image', 'image2video', 'tts']);
+export const Strategy = z.enum(['round_robin', 'random', 'weighted', 'least_loaded']);
+export type Strategy = z.infer<typeof Strategy>;
+
+const ProviderFields = z.object({
+  name: z.string().trim().min(1).max(100),
+  provider_type: ProviderType.default('llm'),
+  api_url: z.url({ protocol: /^https?$/ }).max(500),
+  api_key: z.string().max(500).default(''),
+  model_name: z.string().trim().min(1).max(200),
+  max_tokens: z.number().int().min(1).max(200_000).default(4096),
+  temperature: z.number().min(0).max(2).default(0.7),
+  top_p: z.number().min(0).max(1).default(1),
+  timeout_s: z.number().int().min(1).max(600).default(60),
+  is_active: z.boolean().default(true),
+  priority: z.number().int().min(0).max(1000).default(0),
+  weight: z.number().int().min(0).max(1000).default(1),
+  rate_limit_rpm: z.number().int().min(0).max(1_000_000).nullable().default(null),
+  rate_limit_rpd: z.number().int().min(0).max(100_000_000).nullable().default(null),
+  price_input_per_m: z.number().min(0).max(10_000).default(0),
+  price_output_per_m: z.number().min(0).max(10_000).default(0),
+});
+export const CreateProviderBody = ProviderFields;
+/** PATCH without `api_key` keeps the stored key. */
+export const UpdateProviderBody = ProviderFields.partial();
+
+export const ProviderHealth = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string(), tested_at: Timestamp });
+
+export const Provider = ProviderFields.omit({ api_key: true }).extend({
+  id: z.string(),
+  api_key_hint: z.string(),
+  is_simulated: z.boolean(),
+  last_test: ProviderHealth.nullable(),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+export type Provider = z.infer<typeof Provider>;
+
+/** What a non-admin sees: enough to choose a model for a run, never URL or key. */
+export const ProviderSummary = z.object({
+  id: z.string(),
+  name: z.string(),
+  provider_type: ProviderType,
+  model_name: z.string(),
+  is_simulated: z.boolean(),
+});
+export type ProviderSummary = z.infer<typeof ProviderSummary>;
+
+export const ProviderTestResult = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string() });
+
+export const UsageDay = z.object({
+  day: z.string(),
+  calls: z.number(),
+  prompt_tokens: z.number(),
+  completion_tokens: z.number(),
+  cost: z.number(),
+  failures: z.number(),
+});
+export const ProviderUsage = z.object({
+  totals: UsageDay.omit({ day: true }).extend({ avg_ttft_ms: z.number().nullable() }),
+  days: z.array(UsageDay),
+});
+
+export const StageRouting = z.object({
+  provider_ids: z.array(z.uuid()).max(20),
+  strategy: Strategy.default('round_robin'),
+});
+export const ModelConfig = z.partialRecord(StageKey, StageRouting);
+export type ModelConfig = z.infer<typeof ModelConfig>;

@@ -1,0 +1,83 @@
+import { z } from 'zod';
+
+/** Stage keys in pipeline order (DESIGN §1). */
+export const STAGE_KEYS = ['rewrite', 'storyboard', 'camera', 'image', 'video', 'export'] as const;
+export const StageKey = z.enum(STAGE_KEYS);
+export type StageKey = z.infer<typeof StageKey>;
+
+/** Stages that stream from an LLM (the others are media or local stages, built later). */
+export const LLM_STAGES = ['rewrite', 'storyboard', 'camera'] as const satisfies readonly StageKey[];
+
+export const StageStatus = z.enum([
+  'pending',
+  'running',
+  'completed',
+  'failed',
+  'cancelled',
+  'interrupted',
+  'skipped',
+]);
+export type StageStatus = z.infer<typeof StageStatus>;
+
+export const ProjectStatus = z.enum(['draft', 'processing', 'paused', 'completed', 'failed']);
+export type ProjectStatus = z.infer<typeof ProjectStatus>;
+
+export const RewriteStyle = z.enum(['narrative', 'science', 'emotional', 'suspense', 'custom']);
+export type RewriteStyle = z.infer<typeof RewriteStyle>;
+
+/** Caps on user text, justified: a long-form script is ~10k characters; 50k leaves room for pasted drafts. */
+export const MAX_TOPIC_CHARS = 50_000;
+export const MAX_INSTRUCTIONS_CHARS = 5_000;
+
+export const RewriteInput = z.object({
+  original_text: z.string().trim().min(1).max(MAX_TOPIC_CHARS),
+  style: RewriteStyle.default('narrative'),
+  instructions: z.string().max(MAX_INSTRUCTIONS_CHARS).optional(),
+  target_length: z.number().int().min(50).max(20_000).optional(),
+});
+export type RewriteInput = z.infer<typeof RewriteInput>;
+
+export const RewriteOutput = z.object({
+  original_text: z.string(),
+  rewritten_text: z.string(),
+});
+export type RewriteOutput = z.infer<typeof RewriteOutput>;
+
+export const MOVEMENT_TYPES = [
+  'static',
+  'zoom_in',
+  'zoom_out',
+  'pan_left',
+  'pan_right',
+  'tilt_up',
+  'tilt_down',
+  'dolly_in',
+  'dolly_out',
+] as const;
+export const MovementType = z.enum(MOVEMENT_TYPES);
+export type MovementType = z.infer<typeof MovementType>;
+
+export const Shot = z.object({
+  id: z.string().optional(),
+  sequence_number: z.number().int().min(1),
+  scene_description: z.string(),
+  narration_text: z.string(),
+  image_prompt: z.string(),
+  duration_seconds: z.number().min(0.5).max(120),
+});
+export type Shot = z.infer<typeof Shot>;
+
+export const MovementParams = z.object({
+  speed: z.enum(['slow', 'medium', 'fast']).or(z.number().min(0).max(1)),
+  intensity: z.number().min(0).max(1),
+  easing: z.enum(['linear', 'ease_in', 'ease_out', 'ease_in_out']),
+  description: z.string(),
+});
+export const Movement = z.object({
+  id: z.string().optional(),
+  shot_id: z.string().optional(),
+  sequence_number: z.number().int().min(1),
+  movement_type: MovementType,
+  params: MovementParams,
+});
+export type Movement = z.infer<typeof Movement>;
