@@ -1,0 +1,113 @@
+import { STAGE_KEYS } from '@ai-story/contracts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, createUser, setupAdmin, snapshot, startStudio, type TestStudio } from './helpers.ts';
+
+describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
+  let studio: TestStudio;
+  let alice: Client;
+  let mallory: Client;
+  let projectId: string;
+
+  beforeAll(async () => {
+    studio = await startStudio();
+    const admin = await setupAdmin(studio);
+    alice = await createUser(studio, admin, 'alice@example.com');
+    mallory = await createUser(studio, admin, 'mallory@example.com');
+  });
+  afterAll(() => studio.close());
+
+  it('creates a project exactly as the seed does, with six pending stage records', async () => {
+    const res = await alice.post('/api/v1/projects/', { name: '测试项目', original_topic: '介绍AI技术的发展历程' });
+    expect(res.status).toBe(201);
+    projectId = res.body.id;
+    expect(res.body).toMatchObject({ name: '测试项目', original_topic: '介绍AI技术的发展历程', status: 'draft', description: '' });
+    const stages = await alice.get(`/api/v1/projects/${projectId}/stages/`);
+    expect(stages.body.map((s: any) => s.stage_type)).toEqual([...STAGE_KEYS]);
+    expect(stages.body.every((s: any) => s.status === 'pending')).toBe(true);
+  });
+
+  it('lists, searches, pages, renames and deletes', async () => {
+    for (let i = 1; i <= 5; i++) await alice.post('/api/v1/projects/', { name: `Story ${i}`, original_topic: 't' });
+    const page1 = await alice.get('/api/v1/projects/?page=1&page_size=4');
+    expect(page1.body.count).toBe(6);
+    expect(page1.body.results).toHaveLength(4);
+    const page2 = await alice.get('/api/v1/projects/?page=2&page_size=4');
+    expect(page2.body.results).toHaveLength(2);
+    const ids = new Set([...page1.body.results, ...page2.body.results].map((p: any) => p.id));
+    expect(ids.size).toBe(6);
+
+    expect((await alice.get('/api/v1/projects/?search=story%203')).body.results.map((p: any) => p.name)).toEqual(['Story 3']);
+    expect((await alice.get('/api/v1/projects/?search=%25')).body.count).toBe(0); // % is a literal, not a wildcard
+
+    const target = page1.body.results.find((p: any) => p.name === 'Story 2');
+    const renamed = await alice.patch(`/api/v1/projects/${target.id}`, { name: '新的名字' });
+    expect(renamed.status).toBe(200);
+    expect((await alice.get(`/api/v1/projects/${target.id}/`)).body.name).toBe('新的名字');
+    expect((await alice.delete(`/api/v1/projects/${target.id}/`)).status).toBe(204);
+    expect((await alice.get(`/api/v1/projects/${target.id}/`)).status).toBe(404);
+  });
+
+  it("does not let a second user read, change, delete or list the first user's project", async () => {
+    expect((await mallory.get(`/api/v1/projects/${projectId}/`)).status).toBe(404);
+    expect((await mallory.get(`/api/v1/projects/${projectId}/stages/`)).status).toBe(404);
+    expect((await mallory.patch(`/api/v1/projects/${projectId}/`, { name: 'pwned' })).status).toBe(404);
+    expect((await mallory.delete(`/api/v1/projects/${projectId}/`)).status).toBe(404);
+    expect((await mallory.get('/api/v1/projects/')).body).toEqual({ count: 0, results: [] });
+    expect((await mallory.get('/api/v1/projects/?search=测试')).body.count).toBe(0);
+    expect((await alice.get(`/api/v1/projects/${projectId}/`)).body.name).toBe('测试项目');
+  });
+
+  const long = (n: number) => 'x'.repeat(n);
+  it.each([
+    ['empty name', { name: '', original_topic: 't' }, 'name'],
+    ['blank name', { name: '   ', original_topic: 't' }, 'name'],
+    ['over-long name', { name: long(201), original_topic: 't' }, 'name'],
+    ['over-long topic', { name: 'ok', original_topic: long(50_001) }, 'original_topic'],
+    ['wrong type', { name: 42, original_topic: 't' }, 'name'],
+    ['wrong topic type', { name: 'ok', original_topic: ['a'] }, 'original_topic'],
+    ['missing name', { original_topic: 't' }, 'name'],
+    ['malformed JSON', '{"name": "x",', 'body'],
+  ])('rejects %s with 400 naming the field and changes nothing', async (_label, body, field) => {
+    const before = await snapshot(studio.database);
+    const res = await alice.request('POST', '/api/v1/projects/', body, { 'content-type': 'application/json' });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('validation_error');
+    expect(Object.keys(res.body.error.details.fields)).toContain(field);
+    expect(await snapshot(studio.database)).toEqual(before);
+  });
+
+  it.each([
+    ['PATCH', `/api/v1/projects/{id}/`, { name: '' }, 400, 'name'],
+    ['PATCH', `/api/v1/projects/{id}/`, { original_topic: 7 }, 400, 'original_topic'],
+    ['GET', '/api/v1/projects/not-a-uuid/', undefined, 404, null],
+    ['DELETE', '/api/v1/projects/123/', undefined, 404, null],
+    ['GET', '/api/v1/projects/00000000-0000-4000-8000-000000000000/', undefined, 404, null],
+    ['GET', '/api/v1/projects/{id}/stages/nonsense/runs/', undefined, 404, null],
+    ['GET', '/api/v1/projects/?page=abc', undefined, 400, 'page'],
+    ['GET', '/api/v1/projects/?page_size=1000', undefined, 400, 'page_size'],
+  ])('%s %s with bad input is refused (404 or 400 naming the field) and changes nothing', async (method, url, body, status, field) => {
+    const before = await snapshot(studio.database);
+    const res = await alice.request(method, url.replace('{id}', projectId), body);
+    expect(res.status).toBe(status);
+    if (field) expect(Object.keys(res.body.error.details.fields)).toContain(field);
+    else expect(res.body.error.code).toBe('not_found');
+    expect(await snapshot(studio.database)).toEqual(before);
+  });
+
+  it('keeps users, sessions and projects across a restart', async () => {
+    await studio.close({ keepDatabase: true });
+    studio = await startStudio({}, studio.testDb);
+    const sameSession = new Client(studio.url);
+    sameSession.cookie = alice.cookie;
+    expect((await sameSession.get('/api/v1/auth/me')).body.email).toBe('alice@example.com');
+    expect((await sameSession.get(`/api/v1/projects/${projectId}/`)).body.name).toBe('测试项目');
+    alice = Object.assign(sameSession, {});
+  });
+
+  it('serves the OpenAPI documentation generated from the zod schemas', async () => {
+    const spec = await new Client(studio.url).get('/docs/json');
+    expect(spec.status).toBe(200);
+    const post = (spec.body.paths['/api/v1/projects'] ?? spec.body.paths['/api/v1/projects/']).post;
+    expect(post.requestBody.content['application/json'].schema.properties.original_topic.maxLength).toBe(50_000);
+  });
+});

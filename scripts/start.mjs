@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// `npm start`: works on a fresh clone by itself. Installs dependencies and builds the web app only
+// when they are missing or out of date, so a second start is fast; then runs the studio in the
+// foreground and hands it SIGTERM/SIGINT for a clean shutdown.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const run = (cmd, args) => {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+};
+const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
+const newest = (dir) => {
+  let latest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    latest = Math.max(latest, entry.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return latest;
+};
+
+if (mtime(path.join(root, 'package-lock.json')) > mtime(path.join(root, 'node_modules/.package-lock.json'))) {
+  console.log('[start] installing dependencies (npm ci)…');
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+}
+
+const web = path.join(root, 'apps/web');
+const builtAt = mtime(path.join(web, 'dist/index.html'));
+const sourcesAt = Math.max(newest(path.join(web, 'src')), newest(path.join(root, 'packages/contracts/src')), mtime(path.join(web, 'index.html')));
+if (builtAt < sourcesAt) {
+  console.log('[start] building the web app…');
+  run('npm', ['run', 'build', '-w', '@ai-story/web']);
+}
+
+const server = spawn(process.execPath, ['--import', 'tsx', 'apps/server/src/main.ts'], { cwd: root, stdio: 'inherit' });
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.kill(signal));
+server.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
