@@ -19,6 +19,16 @@ import { loggerOptions } from './logger.ts';
 import { ProjectRepository } from './projects/repository.ts';
 import { projectRoutes } from './projects/routes.ts';
 import { ProjectService } from './projects/service.ts';
+import { OfflineDemoUpstream } from './providers/offline-demo.ts';
+import { ProviderRepository } from './providers/repository.ts';
+import { providerRoutes } from './providers/routes.ts';
+import { ProviderSelector } from './providers/selector.ts';
+import { ProviderService } from './providers/service.ts';
+import { InMemoryEventLog } from './runs/event-log.ts';
+import { RunRepository } from './runs/repository.ts';
+import { runRoutes } from './runs/routes.ts';
+import { RunService } from './runs/service.ts';
+import { RunStreams } from './runs/streams.ts';
 
 export interface BuildOptions {
   /** An already-open database (tests); otherwise opened from the config. */
@@ -32,6 +42,8 @@ export interface Services {
   cipher: Cipher;
   auth: AuthService;
   projects: ProjectService;
+  providers: ProviderService;
+  runs: RunService;
 }
 
 declare module 'fastify' {
@@ -52,9 +64,18 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   app.setSerializerCompiler(serializerCompiler);
 
   const cipher = new Cipher(config.appSecret);
-  const auth = new AuthService(new AuthRepository(database.db));
-  const projects = new ProjectService(new ProjectRepository(database.db));
-  const services: Services = { database, cipher, auth, projects };
+  const authRepo = new AuthRepository(database.db);
+  const auth = new AuthService(authRepo);
+  const projectRepo = new ProjectRepository(database.db);
+  const projects = new ProjectService(projectRepo);
+  const demo = new OfflineDemoUpstream();
+  const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, new ProviderSelector());
+  const runRepo = new RunRepository(database.db);
+  const runLog = new InMemoryEventLog();
+  const projectLog = new InMemoryEventLog(5_000);
+  const runs = new RunService({ db: database.db, repo: runRepo, projects, projectRepo, providers, runLog, projectLog, config, log: app.log });
+  const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, heartbeatMs: config.heartbeatMs });
+  const services: Services = { database, cipher, auth, projects, providers, runs };
   app.decorate('services', services);
 
   app.setErrorHandler(errorHandler);
@@ -83,6 +104,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     async (api) => {
       await api.register(authRoutes(auth, { loginRateLimit: config.loginRateLimit }));
       await api.register(projectRoutes(projects));
+      await api.register(providerRoutes(providers, projects));
+      await api.register(runRoutes(runs, streams));
     },
     { prefix: '/api/v1' },
   );
@@ -91,11 +114,19 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     await app.register(fastifyStatic, { root: config.webDist, wildcard: false, index: 'index.html' });
   }
 
+  // Stop runs before the server closes its connections, so each saves its text as `interrupted`.
+  app.addHook('preClose', async () => {
+    await runs.shutdown();
+  });
   app.addHook('onClose', async () => {
+    await demo.close();
     if (!opts.database) await database.close();
   });
 
   if (config.admin) await auth.ensureAdminFromEnv(config.admin);
+  await providers.ensureDefaults(config);
+  const interrupted = await runs.recoverOrphans();
+  if (interrupted) app.log.warn({ interrupted }, 'runs left running by a previous process were marked interrupted');
   return app;
 }
 

@@ -6,32 +6,49 @@ export const ProviderType = z.enum(['llm', 'text2image', 'image2video', 'tts']);
 export const Strategy = z.enum(['round_robin', 'random', 'weighted', 'least_loaded']);
 export type Strategy = z.infer<typeof Strategy>;
 
-const ProviderFields = z.object({
+const ProviderFieldsBase = z.object({
   name: z.string().trim().min(1).max(100),
-  provider_type: ProviderType.default('llm'),
+  provider_type: ProviderType,
   api_url: z.url({ protocol: /^https?$/ }).max(500),
-  api_key: z.string().max(500).default(''),
+  api_key: z.string().max(500),
   model_name: z.string().trim().min(1).max(200),
-  max_tokens: z.number().int().min(1).max(200_000).default(4096),
-  temperature: z.number().min(0).max(2).default(0.7),
-  top_p: z.number().min(0).max(1).default(1),
-  timeout_s: z.number().int().min(1).max(600).default(60),
+  max_tokens: z.number().int().min(1).max(200_000),
+  temperature: z.number().min(0).max(2),
+  top_p: z.number().min(0).max(1),
+  timeout_s: z.number().int().min(1).max(600),
+  is_active: z.boolean(),
+  priority: z.number().int().min(0).max(1000),
+  weight: z.number().int().min(0).max(1000),
+  rate_limit_rpm: z.number().int().min(0).max(1_000_000).nullable(),
+  rate_limit_rpd: z.number().int().min(0).max(100_000_000).nullable(),
+  price_input_per_m: z.number().min(0).max(10_000),
+  price_output_per_m: z.number().min(0).max(10_000),
+});
+const ProviderFields = ProviderFieldsBase.extend({
+  provider_type: ProviderType.default('llm'),
+  api_key: z.string().max(500).default(''),
+  max_tokens: ProviderFieldsBase.shape.max_tokens.default(4096),
+  temperature: ProviderFieldsBase.shape.temperature.default(0.7),
+  top_p: ProviderFieldsBase.shape.top_p.default(1),
+  timeout_s: ProviderFieldsBase.shape.timeout_s.default(60),
   is_active: z.boolean().default(true),
-  priority: z.number().int().min(0).max(1000).default(0),
-  weight: z.number().int().min(0).max(1000).default(1),
-  rate_limit_rpm: z.number().int().min(0).max(1_000_000).nullable().default(null),
-  rate_limit_rpd: z.number().int().min(0).max(100_000_000).nullable().default(null),
-  price_input_per_m: z.number().min(0).max(10_000).default(0),
-  price_output_per_m: z.number().min(0).max(10_000).default(0),
+  priority: ProviderFieldsBase.shape.priority.default(0),
+  weight: ProviderFieldsBase.shape.weight.default(1),
+  rate_limit_rpm: ProviderFieldsBase.shape.rate_limit_rpm.default(null),
+  rate_limit_rpd: ProviderFieldsBase.shape.rate_limit_rpd.default(null),
+  price_input_per_m: ProviderFieldsBase.shape.price_input_per_m.default(0),
+  price_output_per_m: ProviderFieldsBase.shape.price_output_per_m.default(0),
 });
 export const CreateProviderBody = ProviderFields;
-/** PATCH without `api_key` keeps the stored key. */
-export const UpdateProviderBody = ProviderFields.partial();
+/** PATCH changes only what it names (no defaults here: zod 4 would fill them in); no `api_key` keeps the stored key. */
+export const UpdateProviderBody = ProviderFieldsBase.partial();
 
 export const ProviderHealth = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string(), tested_at: Timestamp });
 
 export const Provider = ProviderFields.omit({ api_key: true }).extend({
   id: z.string(),
+  /** The offline demo model answers `builtin:offline-demo` here. */
+  api_url: z.string(),
   api_key_hint: z.string(),
   is_simulated: z.boolean(),
   last_test: ProviderHealth.nullable(),

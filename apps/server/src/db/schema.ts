@@ -120,6 +120,8 @@ export const stageRuns = pgTable(
     output: jsonb('output'),
     usage: jsonb('usage'),
     error: jsonb('error'),
+    /** Id of the run's terminal event: a reconnect at or past it answers 204 (DESIGN §4). */
+    lastEventId: integer('last_event_id'),
     createdBy: uuid('created_by'),
     createdAt: createdAt(),
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }),

@@ -106,6 +106,10 @@ export class ProjectService {
     return status;
   }
 
+  async setModelConfig(projectId: string, config: unknown) {
+    await this.repo.update(projectId, { modelConfig: config });
+  }
+
   // ---- members (sharing) ----
   async members(user: AuthUser, projectId: string) {
     await this.access(user, projectId, 'view');

@@ -120,6 +120,7 @@ CREATE TABLE "stage_runs" (
 	"output" jsonb,
 	"usage" jsonb,
 	"error" jsonb,
+	"last_event_id" integer,
 	"created_by" uuid,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"started_at" timestamp with time zone,

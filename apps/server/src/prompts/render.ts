@@ -1,0 +1,42 @@
+import { Liquid } from 'liquidjs';
+
+/**
+ * Prompt templates are user-editable, so they render in a sandbox: no file system (include/render/
+ * layout find nothing), only the data's own properties (no prototype walking), and bounded parse,
+ * render and memory costs so a hostile template cannot stall the server.
+ */
+const engine = new Liquid({
+  ownPropertyOnly: true,
+  strictFilters: true,
+  strictVariables: false,
+  jsTruthy: false,
+  parseLimit: 100_000,
+  renderLimit: 1_000,
+  memoryLimit: 10_000_000,
+  relativeReference: false,
+  root: [],
+  partials: [],
+  layouts: [],
+  fs: {
+    exists: async () => false,
+    existsSync: () => false,
+    readFile: async () => '',
+    readFileSync: () => '',
+    resolve: (_root: string, file: string) => file,
+  },
+});
+
+export class TemplateError extends Error {}
+
+export async function renderTemplate(template: string, variables: Record<string, unknown>): Promise<string> {
+  try {
+    return (await engine.parseAndRender(template, variables)).trim();
+  } catch (err) {
+    throw new TemplateError(`The prompt template could not be rendered: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** Variables a template reads ({{ x }}, {% if x %}, x.y → x), for "unknown variable" checks. */
+export function variablesUsed(template: string): string[] {
+  return [...new Set(engine.fullVariablesSync(template).map((v) => v.split(/[.[]/)[0]))];
+}

@@ -1,0 +1,46 @@
+import { and, asc, desc, eq, gte, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.ts';
+import { modelProviders, providerUsage, type ProviderRow } from '../db/schema.ts';
+
+export class ProviderRepository {
+  constructor(private readonly db: Db) {}
+
+  list = (type?: string): Promise<ProviderRow[]> =>
+    this.db
+      .select()
+      .from(modelProviders)
+      .where(type ? eq(modelProviders.providerType, type) : undefined)
+      .orderBy(desc(modelProviders.priority), asc(modelProviders.createdAt));
+
+  find = async (id: string) => (await this.db.select().from(modelProviders).where(eq(modelProviders.id, id)))[0];
+  insert = async (values: typeof modelProviders.$inferInsert) => (await this.db.insert(modelProviders).values(values).returning())[0];
+  update = async (id: string, values: Partial<typeof modelProviders.$inferInsert>) =>
+    (await this.db.update(modelProviders).set({ ...values, updatedAt: new Date() }).where(eq(modelProviders.id, id)).returning())[0];
+  delete = async (id: string) => (await this.db.delete(modelProviders).where(eq(modelProviders.id, id)).returning({ id: modelProviders.id })).length > 0;
+
+  countActiveLlm = async () =>
+    (await this.db.select({ n: sql<number>`count(*)::int` }).from(modelProviders).where(and(eq(modelProviders.providerType, 'llm'), eq(modelProviders.isActive, true))))[0].n;
+
+  insertUsage = async (values: typeof providerUsage.$inferInsert) => {
+    await this.db.insert(providerUsage).values(values);
+  };
+
+  async usageByDay(providerId: string, since: Date) {
+    const day = sql<string>`to_char(date_trunc('day', ${providerUsage.createdAt} at time zone 'UTC'), 'YYYY-MM-DD')`;
+    return this.db
+      .select({
+        day,
+        calls: sql<number>`count(*)::int`,
+        prompt_tokens: sql<number>`coalesce(sum(${providerUsage.promptTokens}), 0)::int`,
+        completion_tokens: sql<number>`coalesce(sum(${providerUsage.completionTokens}), 0)::int`,
+        cost: sql<number>`coalesce(sum(${providerUsage.cost}), 0)::float8`,
+        failures: sql<number>`count(*) filter (where ${providerUsage.outcome} <> 'ok')::int`,
+        ttft_sum: sql<number>`coalesce(sum(${providerUsage.ttftMs}), 0)::float8`,
+        ttft_n: sql<number>`count(${providerUsage.ttftMs})::int`,
+      })
+      .from(providerUsage)
+      .where(and(eq(providerUsage.providerId, providerId), gte(providerUsage.createdAt, since)))
+      .groupBy(day)
+      .orderBy(day);
+  }
+}

@@ -1,0 +1,284 @@
+import type { ModelConfig, Provider, ProviderSummary, StageKey, Strategy } from '@ai-story/contracts';
+import type { AuthUser } from '../auth/service.ts';
+import type { AuthRepository } from '../auth/repository.ts';
+import type { Config } from '../config.ts';
+import { keyHint, type Cipher } from '../crypto/cipher.ts';
+import type { ProviderRow } from '../db/schema.ts';
+import { AppError, forbidden, notFound } from '../errors.ts';
+import { testConnection } from './connection-test.ts';
+import { OFFLINE_DEMO_URL, type OfflineDemoUpstream } from './offline-demo.ts';
+import type { ProviderRepository } from './repository.ts';
+import type { ProviderSelector } from './selector.ts';
+
+/** A provider as the LLM client needs it: decrypted key, resolved URL. Never leaves the server. */
+export interface ClientProvider {
+  id: string;
+  name: string;
+  api_url: string;
+  api_key: string;
+  model_name: string;
+  max_tokens: number;
+  temperature: number;
+  top_p: number;
+  timeout_s: number;
+  is_simulated: boolean;
+  price_input_per_m: number;
+  price_output_per_m: number;
+}
+
+type ProviderInput = {
+  name?: string;
+  provider_type?: string;
+  api_url?: string;
+  api_key?: string;
+  model_name?: string;
+  max_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  timeout_s?: number;
+  is_active?: boolean;
+  priority?: number;
+  weight?: number;
+  rate_limit_rpm?: number | null;
+  rate_limit_rpd?: number | null;
+  price_input_per_m?: number;
+  price_output_per_m?: number;
+};
+
+const DEMO_DELETED = 'offline_demo_deleted';
+const ROUTING = 'model_routing';
+
+export class ProviderService {
+  constructor(
+    private readonly repo: ProviderRepository,
+    private readonly settings: AuthRepository,
+    private readonly cipher: Cipher,
+    private readonly demo: OfflineDemoUpstream,
+    readonly selector: ProviderSelector,
+  ) {}
+
+  /** At start-up: the environment's provider (as in the seed), else the offline demo model. */
+  async ensureDefaults(config: Config) {
+    const all = await this.repo.list('llm');
+    if (config.openai) {
+      const existing = all.find((p) => p.name === 'OpenAI (environment)');
+      const values = {
+        apiUrl: config.openai.apiUrl,
+        apiKeyEnc: this.cipher.encrypt(config.openai.apiKey),
+        apiKeyHint: keyHint(config.openai.apiKey),
+        modelName: config.openai.model,
+      };
+      if (existing) await this.repo.update(existing.id, values);
+      else await this.repo.insert({ name: 'OpenAI (environment)', providerType: 'llm', priority: 10, ...values });
+      return;
+    }
+    if (all.some((p) => p.isActive) || (await this.settings.getSetting(DEMO_DELETED, false))) return;
+    if (all.some((p) => p.isSimulated)) return;
+    await this.repo.insert({
+      name: 'Offline demo model',
+      providerType: 'llm',
+      apiUrl: OFFLINE_DEMO_URL,
+      modelName: 'ai-story-demo',
+      isSimulated: true,
+      timeoutS: 30,
+      maxTokens: 2048,
+    });
+  }
+
+  async list(user: AuthUser): Promise<Provider[] | ProviderSummary[]> {
+    const rows = await this.repo.list();
+    if (user.role === 'admin') return rows.map(toProvider);
+    return rows.filter((r) => r.isActive).map(toSummary);
+  }
+
+  async get(user: AuthUser, id: string) {
+    const row = await this.repo.find(id);
+    if (!row) throw notFound('Provider');
+    if (user.role !== 'admin') {
+      if (!row.isActive) throw notFound('Provider');
+      return toSummary(row);
+    }
+    return toProvider(row);
+  }
+
+  async create(user: AuthUser, input: Required<Omit<ProviderInput, 'rate_limit_rpm' | 'rate_limit_rpd'>> & ProviderInput) {
+    requireAdmin(user);
+    return toProvider(await this.repo.insert({ ...this.toColumns(input) }));
+  }
+
+  async update(user: AuthUser, id: string, patch: ProviderInput) {
+    requireAdmin(user);
+    if (!(await this.repo.find(id))) throw notFound('Provider');
+    return toProvider(await this.repo.update(id, this.toColumns(patch)));
+  }
+
+  async remove(user: AuthUser, id: string) {
+    requireAdmin(user);
+    const row = await this.repo.find(id);
+    if (!row) throw notFound('Provider');
+    await this.repo.delete(id);
+    // Once an admin removes the offline demo it stays removed (DESIGN §5).
+    if (row.isSimulated) await this.settings.setSetting(DEMO_DELETED, true);
+  }
+
+  async test(user: AuthUser, id: string) {
+    requireAdmin(user);
+    const row = await this.repo.find(id);
+    if (!row) throw notFound('Provider');
+    const result = await testConnection(await this.clientProvider(row));
+    await this.repo.update(id, { lastTest: { ...result, tested_at: new Date().toISOString() } });
+    return result;
+  }
+
+  async usage(user: AuthUser, id: string, days = 30) {
+    requireAdmin(user);
+    if (!(await this.repo.find(id))) throw notFound('Provider');
+    const since = new Date(Date.now() - days * 24 * 3600_000);
+    const rows = await this.repo.usageByDay(id, since);
+    const sum = (k: 'calls' | 'prompt_tokens' | 'completion_tokens' | 'cost' | 'failures') => rows.reduce((a, r) => a + Number(r[k]), 0);
+    const ttftN = rows.reduce((a, r) => a + Number(r.ttft_n), 0);
+    return {
+      totals: {
+        calls: sum('calls'),
+        prompt_tokens: sum('prompt_tokens'),
+        completion_tokens: sum('completion_tokens'),
+        cost: sum('cost'),
+        failures: sum('failures'),
+        avg_ttft_ms: ttftN ? rows.reduce((a, r) => a + Number(r.ttft_sum), 0) / ttftN : null,
+      },
+      days: rows.map(({ ttft_sum: _s, ttft_n: _n, ...day }) => ({ ...day, cost: Number(day.cost) })),
+    };
+  }
+
+  async recordUsage(p: ClientProvider, u: { runId?: string; promptTokens: number; completionTokens: number; estimated: boolean; ttftMs: number | null; durationMs: number; outcome: string }) {
+    const cost = (u.promptTokens * p.price_input_per_m + u.completionTokens * p.price_output_per_m) / 1_000_000;
+    await this.repo.insertUsage({
+      providerId: p.id,
+      runId: u.runId,
+      model: p.model_name,
+      promptTokens: u.promptTokens,
+      completionTokens: u.completionTokens,
+      estimated: u.estimated,
+      ttftMs: u.ttftMs === null ? null : Math.round(u.ttftMs),
+      durationMs: Math.round(u.durationMs),
+      outcome: u.outcome,
+      cost,
+    });
+    return cost;
+  }
+
+  // ---- routing ----
+  globalRouting = () => this.settings.getSetting<ModelConfig>(ROUTING, {});
+  async setGlobalRouting(user: AuthUser, config: ModelConfig) {
+    requireAdmin(user);
+    await this.assertKnown(config);
+    await this.settings.setSetting(ROUTING, config);
+    return config;
+  }
+
+  async assertKnown(config: ModelConfig) {
+    const known = new Set((await this.repo.list()).map((p) => p.id));
+    for (const [stage, routing] of Object.entries(config)) {
+      routing?.provider_ids.forEach((id, i) => {
+        if (!known.has(id)) throw new AppError(400, 'validation_error', `Unknown provider ${id}`, { fields: { [`${stage}.provider_ids.${i}`]: 'Unknown provider' } });
+      });
+    }
+  }
+
+  /**
+   * Providers to try for a stage, in order: an explicit choice, else the project's list, else the
+   * global list, else every active LLM provider by priority; the strategy picks the first.
+   */
+  async candidatesFor(stage: StageKey, opts: { providerId?: string; projectConfig?: ModelConfig }) {
+    const all = await this.repo.list('llm');
+    if (opts.providerId) {
+      const chosen = all.find((p) => p.id === opts.providerId);
+      if (!chosen) throw new AppError(400, 'validation_error', 'Unknown provider', { fields: { provider_id: 'Unknown provider' } });
+      if (!chosen.isActive) throw new AppError(400, 'validation_error', 'This provider is switched off', { fields: { provider_id: 'Inactive provider' } });
+      return { order: [chosen], skipped: [] as { id: string; reason: string }[] };
+    }
+    const routing = opts.projectConfig?.[stage] ?? (await this.globalRouting())[stage];
+    const byId = new Map(all.map((p) => [p.id, p]));
+    const list = routing?.provider_ids.length ? routing.provider_ids.map((id) => byId.get(id)).filter((p): p is ProviderRow => !!p) : all;
+    const strategy: Strategy = routing?.strategy ?? 'round_robin';
+    return this.selector.select(list, strategy, `${stage}:${routing ? routing.provider_ids.join(',') : 'all'}`);
+  }
+
+  async clientProvider(row: ProviderRow): Promise<ClientProvider> {
+    return {
+      id: row.id,
+      name: row.name,
+      api_url: row.apiUrl === OFFLINE_DEMO_URL ? await this.demo.url() : row.apiUrl,
+      api_key: row.apiKeyEnc ? this.cipher.decrypt(row.apiKeyEnc) : row.isSimulated ? 'offline-demo' : '',
+      model_name: row.modelName,
+      max_tokens: row.maxTokens,
+      temperature: row.temperature,
+      top_p: row.topP,
+      timeout_s: row.timeoutS,
+      is_simulated: row.isSimulated,
+      price_input_per_m: row.priceInputPerM,
+      price_output_per_m: row.priceOutputPerM,
+    };
+  }
+
+  private toColumns(input: ProviderInput) {
+    const c: Partial<typeof import('../db/schema.ts').modelProviders.$inferInsert> = {};
+    if (input.name !== undefined) c.name = input.name;
+    if (input.provider_type !== undefined) c.providerType = input.provider_type;
+    if (input.api_url !== undefined) c.apiUrl = input.api_url;
+    // An empty or absent key keeps the stored one (the form never sees it to send it back).
+    if (input.api_key) {
+      c.apiKeyEnc = this.cipher.encrypt(input.api_key);
+      c.apiKeyHint = keyHint(input.api_key);
+    }
+    if (input.model_name !== undefined) c.modelName = input.model_name;
+    if (input.max_tokens !== undefined) c.maxTokens = input.max_tokens;
+    if (input.temperature !== undefined) c.temperature = input.temperature;
+    if (input.top_p !== undefined) c.topP = input.top_p;
+    if (input.timeout_s !== undefined) c.timeoutS = input.timeout_s;
+    if (input.is_active !== undefined) c.isActive = input.is_active;
+    if (input.priority !== undefined) c.priority = input.priority;
+    if (input.weight !== undefined) c.weight = input.weight;
+    if (input.rate_limit_rpm !== undefined) c.rateLimitRpm = input.rate_limit_rpm;
+    if (input.rate_limit_rpd !== undefined) c.rateLimitRpd = input.rate_limit_rpd;
+    if (input.price_input_per_m !== undefined) c.priceInputPerM = input.price_input_per_m;
+    if (input.price_output_per_m !== undefined) c.priceOutputPerM = input.price_output_per_m;
+    return c as typeof import('../db/schema.ts').modelProviders.$inferInsert;
+  }
+}
+
+function requireAdmin(user: AuthUser) {
+  if (user.role !== 'admin') throw forbidden('Only an admin can manage model providers');
+}
+
+const toSummary = (r: ProviderRow): ProviderSummary => ({
+  id: r.id,
+  name: r.name,
+  provider_type: r.providerType as ProviderSummary['provider_type'],
+  model_name: r.modelName,
+  is_simulated: r.isSimulated,
+});
+
+export const toProvider = (r: ProviderRow): Provider => ({
+  id: r.id,
+  name: r.name,
+  provider_type: r.providerType as Provider['provider_type'],
+  api_url: r.apiUrl,
+  api_key_hint: r.apiKeyHint,
+  model_name: r.modelName,
+  max_tokens: r.maxTokens,
+  temperature: r.temperature,
+  top_p: r.topP,
+  timeout_s: r.timeoutS,
+  is_active: r.isActive,
+  priority: r.priority,
+  weight: r.weight,
+  rate_limit_rpm: r.rateLimitRpm,
+  rate_limit_rpd: r.rateLimitRpd,
+  price_input_per_m: r.priceInputPerM,
+  price_output_per_m: r.priceOutputPerM,
+  is_simulated: r.isSimulated,
+  last_test: (r.lastTest as Provider['last_test']) ?? null,
+  created_at: r.createdAt.toISOString(),
+  updated_at: r.updatedAt.toISOString(),
+});

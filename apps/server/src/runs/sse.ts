@@ -1,0 +1,75 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { LoggedEvent } from './event-log.ts';
+
+/** Bytes a subscriber may fall behind before it is dropped (it can resume with Last-Event-ID). */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+  connection: 'keep-alive',
+} as const;
+
+/** The id a reconnecting client already has: the `Last-Event-ID` header or `?last_event_id=` (fetch clients). */
+export function lastEventId(req: FastifyRequest): number | null {
+  const raw = req.headers['last-event-id'] ?? (req.query as { last_event_id?: string } | undefined)?.last_event_id;
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  if (value === undefined || value === '') return null;
+  const n = Number(value);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}
+
+export interface SseStream {
+  send(event: LoggedEvent): void;
+  end(): void;
+  readonly closed: boolean;
+  onClose(listener: () => void): void;
+}
+
+/**
+ * Takes over the response for an event stream: the SSE hygiene of DESIGN §4 done once (headers, a
+ * retry hint, heartbeats every ~15 s, no compression) and a bound on how far a slow client may lag.
+ */
+export function openSse(req: FastifyRequest, reply: FastifyReply, heartbeatMs: number): SseStream {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, SSE_HEADERS);
+  res.socket?.setNoDelay(true);
+  res.write('retry: 2000\n\n');
+  let closed = false;
+  const listeners: (() => void)[] = [];
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(heartbeat);
+    for (const l of listeners) l();
+  };
+  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
+  heartbeat.unref();
+  req.raw.on('close', close);
+  res.on('close', close);
+  return {
+    send(event) {
+      if (closed) return;
+      res.write(`id: ${event.id}\ndata: ${event.json}\n\n`);
+      if (res.writableLength > MAX_BUFFERED_BYTES) {
+        req.log.warn({ buffered: res.writableLength }, 'dropping a subscriber that cannot keep up');
+        res.destroy();
+        close();
+      }
+    },
+    end() {
+      if (closed) return;
+      res.end();
+      close();
+    },
+    get closed() {
+      return closed;
+    },
+    onClose(listener) {
+      if (closed) listener();
+      else listeners.push(listener);
+    },
+  };
+}

@@ -1,0 +1,156 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthUser } from '../auth/service.ts';
+import type { RunRow } from '../db/schema.ts';
+import { notFound } from '../errors.ts';
+import type { ProjectRepository } from '../projects/repository.ts';
+import { toStage, type ProjectService } from '../projects/service.ts';
+import type { EventLog, LoggedEvent } from './event-log.ts';
+import type { RunRepository } from './repository.ts';
+import { projectKey, runKey, toRun, type RunService } from './service.ts';
+import { lastEventId, openSse, type SseStream } from './sse.ts';
+
+interface StreamDeps {
+  runs: RunService;
+  repo: RunRepository;
+  projects: ProjectService;
+  projectRepo: ProjectRepository;
+  runLog: EventLog;
+  projectLog: EventLog;
+  heartbeatMs: number;
+}
+
+/**
+ * The SSE endpoints' logic: replay what a client missed (or the whole run for a newcomer), then the
+ * live tail, then close after the terminal event. Access is re-checked when the project's sharing
+ * changes, so a revoked member's open stream ends.
+ */
+export class RunStreams {
+  constructor(private readonly d: StreamDeps) {
+    d.projects.onChange((projectId) => void this.publishProjectUpdate(projectId));
+  }
+
+  async followRun(user: AuthUser, runId: string, req: FastifyRequest, reply: FastifyReply) {
+    const row = await this.d.repo.find(runId);
+    if (!row) throw notFound('Run');
+    await this.d.projects.access(user, row.projectId, 'view');
+    const after = lastEventId(req);
+    const key = runKey(runId);
+    const logged = this.d.runLog.since(key, after ?? 0);
+
+    if (logged === null || (!this.d.runs.activeRun(runId) && !this.d.runLog.isClosed(key))) {
+      return this.replayFromDatabase(row, after, req, reply);
+    }
+    const terminalSeen = after !== null && this.d.runLog.isClosed(key) && after >= this.d.runLog.lastId(key);
+    if (terminalSeen) return reply.code(204).send();
+
+    const sse = openSse(req, reply, this.d.heartbeatMs);
+    this.guardAccess(sse, user, row.projectId);
+    const replay = after === null ? compactTokens(logged) : logged;
+    for (const e of replay) sse.send(e);
+    if (replay.at(-1)?.terminal) return sse.end();
+    const stop = this.d.runLog.subscribe(key, (e) => {
+      sse.send(e);
+      if (e.terminal) sse.end();
+    });
+    sse.onClose(stop);
+  }
+
+  /** A run whose events left memory (finished long ago, or before a restart) replays from its row. */
+  private replayFromDatabase(row: RunRow, after: number | null, req: FastifyRequest, reply: FastifyReply) {
+    const active = row.status === 'running' || row.status === 'queued';
+    if (after !== null && row.lastEventId !== null && after >= row.lastEventId) return reply.code(204).send();
+    const sse = openSse(req, reply, this.d.heartbeatMs);
+    let id = after ?? 0;
+    const send = (event: object, terminal = false) => sse.send({ id: ++id, json: JSON.stringify({ ...event, run_id: row.id, stage: row.stage }), terminal });
+    // The client may hold part of the text already: tell it to start over, then send the whole.
+    if (after !== null) send({ type: 'reset', reason: 'Replaying the saved run' });
+    if (row.text) send({ type: 'token', content: row.text });
+    if (active) send({ type: 'stage_update', status: 'interrupted' }, true);
+    else if (row.status === 'completed') send({ type: 'done', full_text: row.text, output: row.output, run: toRun(row) }, true);
+    else if (row.status === 'failed') send({ type: 'error', ...((row.error as object) ?? { message: 'The generation failed', code: 'failed', retryable: true }) }, true);
+    else send({ type: 'stage_update', status: row.status }, true);
+    sse.end();
+  }
+
+  async followProject(user: AuthUser, projectId: string, req: FastifyRequest, reply: FastifyReply) {
+    await this.d.projects.access(user, projectId, 'view');
+    const key = projectKey(projectId);
+    const after = lastEventId(req);
+    const missed = after !== null ? this.d.projectLog.since(key, after) : null;
+    const sse = openSse(req, reply, this.d.heartbeatMs);
+    this.guardAccess(sse, user, projectId);
+    if (missed) {
+      for (const e of missed) sse.send(e);
+    } else {
+      // A newcomer (or a client too far behind) gets the current state, numbered at the log's tip.
+      const tip = this.d.projectLog.lastId(key);
+      sse.send({ id: tip, json: JSON.stringify(await this.projectUpdate(projectId)), terminal: false });
+      for (const run of await this.d.repo.activeOfProject(projectId)) {
+        const live = this.d.runs.activeRun(run.id);
+        sse.send({ id: tip, json: JSON.stringify({ type: 'stage_update', run_id: run.id, stage: run.stage, status: 'running' }), terminal: false });
+        if (live?.text) sse.send({ id: tip, json: JSON.stringify({ type: 'token', run_id: run.id, stage: run.stage, content: live.text }), terminal: false });
+      }
+    }
+    const stop = this.d.projectLog.subscribe(key, (e) => sse.send(e));
+    sse.onClose(stop);
+  }
+
+  private guardAccess(sse: SseStream, user: AuthUser, projectId: string) {
+    const stop = this.d.projects.onChange(async (changed) => {
+      if (changed !== projectId || sse.closed) return;
+      if ((await this.d.projects.roleOf(user.id, projectId)) === null) {
+        sse.send({ id: this.d.projectLog.lastId(projectKey(projectId)), json: JSON.stringify({ type: 'access_revoked', project_id: projectId }), terminal: true });
+        sse.end();
+      }
+    });
+    sse.onClose(() => void stop());
+  }
+
+  private async projectUpdate(projectId: string) {
+    const project = await this.d.projectRepo.findById(projectId);
+    const stages = await this.d.projectRepo.stages(projectId);
+    return {
+      type: 'project_update',
+      project_id: projectId,
+      status: project?.status ?? 'draft',
+      stages: stages.map(toStage).map((s) => ({ stage_type: s.stage_type, status: s.status, stale: s.stale, current_run_id: s.current_run_id })),
+    };
+  }
+
+  private async publishProjectUpdate(projectId: string) {
+    try {
+      if (!(await this.d.projectRepo.findById(projectId))) return;
+      this.d.projectLog.append(projectKey(projectId), JSON.stringify(await this.projectUpdate(projectId)));
+    } catch {
+      // The project may be deleted mid-way; nothing to publish then.
+    }
+  }
+}
+
+/** For a newcomer: the text so far as one token event (carrying the last merged id, so a resume continues after it). */
+function compactTokens(events: LoggedEvent[]): LoggedEvent[] {
+  const out: LoggedEvent[] = [];
+  let text = '';
+  let lastTokenId = 0;
+  const flush = () => {
+    if (!text) return;
+    out.push({ id: lastTokenId, json: JSON.stringify({ type: 'token', content: text }), terminal: false });
+    text = '';
+  };
+  for (const e of events) {
+    if (e.json.startsWith('{"type":"token"')) {
+      text += (JSON.parse(e.json) as { content: string }).content;
+      lastTokenId = e.id;
+    } else if (e.json.startsWith('{"type":"reset"')) {
+      text = ''; // what came before a reset was discarded anyway
+      out.push(e);
+    } else if (e.json.startsWith('{"type":"progress"')) {
+      continue;
+    } else {
+      flush();
+      out.push(e);
+    }
+  }
+  flush();
+  return out;
+}

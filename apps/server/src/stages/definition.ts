@@ -1,0 +1,34 @@
+import type { StageKey } from '@ai-story/contracts';
+import type { z } from 'zod';
+import type { Db } from '../db/client.ts';
+import type { ProjectRow, StageRow } from '../db/schema.ts';
+
+export interface StageContext {
+  project: ProjectRow;
+  stages: StageRow[];
+}
+
+/** An output the model produced that cannot be used; the run fails with this message. */
+export class StageOutputError extends Error {}
+
+/**
+ * Everything the run engine needs to know of one stage (the seed's open/closed rule: adding a stage
+ * means adding one of these, nothing else changes).
+ */
+export interface StageDefinition<Input = any, Output = any> {
+  key: StageKey;
+  input: z.ZodType<Input>;
+  /** Input the caller may leave out, filled from the project (e.g. the rewrite's text from its topic). */
+  defaultInput(ctx: StageContext): Record<string, unknown>;
+  /** Fixed role instructions; the editable part is the template. */
+  systemPrompt: string;
+  defaultTemplate: string;
+  variables(input: Input, ctx: StageContext): Record<string, unknown>;
+  responseFormat?: 'json_object';
+  /** Rough size of the answer in tokens, for the time-left estimate. */
+  expectedTokens?(input: Input): number;
+  /** Turns the full text into the stage's output, or throws StageOutputError saying why not. */
+  parseOutput(text: string, input: Input): Output;
+  /** Writes the output where the project keeps it, inside the run's final transaction. */
+  persist(tx: Db, projectId: string, output: Output): Promise<Output>;
+}

@@ -1,0 +1,278 @@
+import { expectedText, startFakeLlm } from '@ai-story/fake-llm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
+import { follow, rebuild, terminal } from './sse-client.ts';
+
+type Fake = Awaited<ReturnType<typeof startFakeLlm>>;
+
+describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite'})`, () => {
+  let fake: Fake;
+  let studio: TestStudio;
+  let admin: Client;
+  const providers: Record<string, string> = {};
+
+  /** A provider whose model name selects the simulated upstream's pace and quirks. */
+  const provider = async (label: string, model: string, extra: Record<string, unknown> = {}) => {
+    const res = await admin.post('/api/v1/models/providers/', { name: label, api_url: fake.url, api_key: 'sk-test-key-0000', model_name: model, timeout_s: 5, ...extra });
+    expect(res.status).toBe(201);
+    providers[label] = res.body.id;
+    return res.body.id as string;
+  };
+
+  const newProject = async (topic = '一只猫在雨夜里寻找回家的路 🐱🌧️，最后被小女孩收留。') =>
+    (await admin.post('/api/v1/projects/', { name: 'Run test', original_topic: topic })).body.id as string;
+
+  const startRun = async (projectId: string, providerLabel: string, input: Record<string, unknown> = {}) => {
+    const res = await admin.post(`/api/v1/projects/${projectId}/stages/rewrite/runs/`, { input, provider_id: providers[providerLabel] });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    return res.body as { id: string; prompt: string; model: string };
+  };
+
+  const expectedFor = (run: { prompt: string; model: string }) =>
+    expectedText({
+      model: run.model,
+      messages: [
+        { role: 'system', content: '你是一名资深短视频编剧，擅长把素材改写成引人入胜的中文故事旁白。' },
+        { role: 'user', content: run.prompt },
+      ],
+    });
+
+  const events = (runId: string, opts: Parameters<typeof follow>[1] = {}) =>
+    follow(`${studio.url}/api/v1/runs/${runId}/events`, { cookie: admin.cookie, ...opts });
+
+  const waitFinished = async (runId: string) => {
+    for (let i = 0; i < 200; i++) {
+      const run = (await admin.get(`/api/v1/runs/${runId}/`)).body;
+      if (!['running', 'queued'].includes(run.status)) return run;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('run did not finish');
+  };
+
+  beforeAll(async () => {
+    fake = await startFakeLlm({ port: 0, host: '127.0.0.1' });
+    studio = await startStudio({ heartbeatMs: 100 });
+    admin = await setupAdmin(studio);
+    await provider('fast', 'fake-model?ttft=20&tps=400&tokens=120');
+    await provider('steady', 'fake-model?ttft=20&tps=60&tokens=90');
+    await provider('slow', 'fake-model?ttft=20&tps=25&tokens=400');
+  });
+  afterAll(async () => {
+    await studio?.close();
+    await fake?.close();
+  });
+
+  it('streams deltas whose concatenation is exactly the expected text, Chinese and emoji included, and saves it', async () => {
+    const projectId = await newProject();
+    const run = await startRun(projectId, 'fast');
+    const followed = await events(run.id);
+    const expected = expectedFor(run);
+    expect(expected).toMatch(/[\u4e00-\u9fff]/);
+    expect(expected).toMatch(/\p{Extended_Pictographic}/u);
+    expect(followed.text).toBe(expected);
+    const tokens = followed.events.filter((e) => e.data.type === 'token');
+    expect(tokens.length).toBeGreaterThan(3);
+    expect(tokens.every((e) => Object.keys(e.data).sort().join() === 'content,type')).toBe(true); // deltas only
+    const ids = followed.events.map((e) => e.id);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(new Set(ids).size).toBe(ids.length);
+    const done = followed.events.at(-1)!.data;
+    expect(done.type).toBe('done');
+    expect(done.full_text).toBe(expected);
+    expect(done.run.status).toBe('completed');
+
+    const stage = (await admin.get(`/api/v1/projects/${projectId}/stages/`)).body.find((s: any) => s.stage_type === 'rewrite');
+    expect(stage.status).toBe('completed');
+    expect(stage.output.rewritten_text).toBe(expected);
+    expect(stage.output.original_text).toContain('一只猫');
+    const saved = (await admin.get(`/api/v1/runs/${run.id}/`)).body;
+    expect(saved.prompt).toContain('一只猫');
+    expect(saved.usage.completion_tokens).toBeGreaterThan(0);
+  });
+
+  it('sends the SSE headers, a retry hint and heartbeats', async () => {
+    const projectId = await newProject();
+    const run = await startRun(projectId, 'slow', { target_length: 100 });
+    const res = await events(run.id, { stopWhen: (ev) => ev.length > 0 && Date.now() > 0 && ev.filter((e) => e.data.type === 'token').length > 8 });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(res.headers.get('cache-control')).toMatch(/no-cache/);
+    expect(res.headers.get('x-accel-buffering')).toBe('no');
+    expect(res.headers.get('content-encoding')).toBeNull();
+    expect(res.comments).toContain('heartbeat');
+    await admin.post(`/api/v1/runs/${run.id}/cancel/`);
+  });
+
+  it('rebuilds exactly the expected text from a reconnect with Last-Event-ID at every cut point', async () => {
+    const projectId = await newProject('雪山上的灯塔守护者 ⛰️ 与一只迷路的信鸽');
+    const run = await startRun(projectId, 'fast');
+    const full = await events(run.id);
+    const expected = expectedFor(run);
+    expect(full.text).toBe(expected);
+    const lastId = full.events.at(-1)!.id;
+    for (let cut = 0; cut < lastId; cut++) {
+      const before = rebuild(full.events.filter((e) => e.id <= cut).map((e) => e.data));
+      const resumed = await events(run.id, { lastEventId: cut });
+      expect(resumed.events[0].id).toBeGreaterThan(cut);
+      expect(rebuild(resumed.events.map((e) => e.data), before)).toBe(expected);
+      expect(resumed.events.filter(terminal)).toHaveLength(1);
+    }
+    const afterTerminal = await events(run.id, { lastEventId: lastId });
+    expect(afterTerminal.status).toBe(204);
+  });
+
+  it('resumes live: a client that drops mid-run and reconnects gets no gap and no duplicate', async () => {
+    const projectId = await newProject();
+    const run = await startRun(projectId, 'steady');
+    let text = '';
+    let lastId: number | undefined;
+    for (let hop = 0; hop < 500; hop++) {
+      const part = await events(run.id, { lastEventId: lastId, stopWhen: (ev) => ev.filter((e) => e.data.type === 'token').length >= 3 || ev.some(terminal) });
+      if (part.status === 204) break;
+      text = rebuild(part.events.map((e) => e.data), text);
+      lastId = part.events.at(-1)?.id ?? lastId;
+      if (part.events.some(terminal)) break;
+    }
+    expect(text).toBe(expectedFor(run));
+  });
+
+  it('gives a late joiner the text so far, then the live tail', async () => {
+    const projectId = await newProject();
+    const run = await startRun(projectId, 'steady');
+    await events(run.id, { stopWhen: (ev) => ev.filter((e) => e.data.type === 'token').length >= 10 });
+    const late = await events(run.id);
+    expect(late.text).toBe(expectedFor(run));
+    const projectStream = await follow(`${studio.url}/api/v1/projects/${projectId}/events`, { cookie: admin.cookie, stopWhen: (ev) => ev.some((e) => e.data.type === 'project_update') });
+    expect(projectStream.events[0].data.type).toBe('project_update');
+  });
+
+  it('finishes and saves a run whose client disconnected mid-run', async () => {
+    const projectId = await newProject();
+    const run = await startRun(projectId, 'steady');
+    const partial = await events(run.id, { stopWhen: (ev) => ev.filter((e) => e.data.type === 'token').length >= 2 });
+    expect(partial.ended).toBe('aborted');
+    const finished = await waitFinished(run.id);
+    expect(finished.status).toBe('completed');
+    expect(finished.text).toBe(expectedFor(run));
+  });
+
+  it('cancels on request, keeps the partial text and ends the stream with stage_update cancelled', async () => {
+    const projectId = await newProject();
+    const run = await startRun(projectId, 'slow');
+    const watcher = events(run.id);
+    await events(run.id, { stopWhen: (ev) => ev.filter((e) => e.data.type === 'token').length >= 5 });
+    const cancelled = await admin.post(`/api/v1/runs/${run.id}/cancel/`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.status).toBe('cancelled');
+    const partial = cancelled.body.text as string;
+    expect(partial.length).toBeGreaterThan(0);
+    expect(expectedFor(run).startsWith(partial)).toBe(true);
+    expect(partial.length).toBeLessThan(expectedFor(run).length);
+    const seen = await watcher;
+    expect(seen.events.at(-1)!.data).toMatchObject({ type: 'stage_update', status: 'cancelled' });
+    expect(seen.text).toBe(partial);
+    const stage = (await admin.get(`/api/v1/projects/${projectId}/stages/`)).body[0];
+    expect(stage.status).toBe('cancelled');
+  });
+
+  it('answers a second start of the same stage with 409 and the active run id', async () => {
+    const projectId = await newProject();
+    const run = await startRun(projectId, 'slow');
+    const second = await admin.post(`/api/v1/projects/${projectId}/stages/rewrite/runs/`, { input: {}, provider_id: providers.fast });
+    expect(second.status).toBe(409);
+    expect(second.body.error).toMatchObject({ code: 'conflict', details: { active_run_id: run.id } });
+    await admin.post(`/api/v1/runs/${run.id}/cancel/`);
+  });
+
+  it('keeps the history of runs, saves a hand edit as a version, and restores an older run', async () => {
+    const projectId = await newProject();
+    const first = await startRun(projectId, 'fast');
+    await events(first.id);
+    const edit = await admin.patch(`/api/v1/projects/${projectId}/stages/rewrite/`, { output: { rewritten_text: '手写的新版本' } });
+    expect(edit.status).toBe(200);
+    expect(edit.body.source).toBe('edit');
+    let stage = (await admin.get(`/api/v1/projects/${projectId}/stages/`)).body[0];
+    expect(stage.output.rewritten_text).toBe('手写的新版本');
+    const history = (await admin.get(`/api/v1/projects/${projectId}/stages/rewrite/runs/`)).body;
+    expect(history.count).toBe(2);
+    expect(history.results[0].source).toBe('edit');
+    const restored = await admin.post(`/api/v1/runs/${first.id}/restore/`);
+    expect(restored.status).toBe(200);
+    stage = (await admin.get(`/api/v1/projects/${projectId}/stages/`)).body[0];
+    expect(stage.output.rewritten_text).toBe(expectedFor(first));
+    expect((await admin.patch(`/api/v1/projects/${projectId}/stages/rewrite/`, { output: { rewritten_text: '' } })).status).toBe(400);
+  });
+
+  it('serves the seed endpoint: start and stream in one response, the first event naming the run', async () => {
+    const projectId = await newProject();
+    const res = await follow(`${studio.url}/api/v1/projects/${projectId}/rewrite-stream/`, {
+      cookie: admin.cookie,
+      method: 'POST',
+      body: { original_text: '小镇上的最后一家书店 📚', style: 'emotional', provider_id: providers.fast },
+    });
+    expect(res.status).toBe(200);
+    const first = res.events[0].data;
+    expect(first).toMatchObject({ type: 'stage_update', status: 'running' });
+    const run = (await admin.get(`/api/v1/runs/${first.run_id}/`)).body;
+    expect(res.text).toBe(expectedFor(run));
+    expect(run.input.style).toBe('emotional');
+    expect(res.events.map((e) => e.data.type)).toEqual(expect.arrayContaining(['stage_update', 'info', 'token', 'done']));
+  });
+
+  it.each([
+    ['a cut connection after the first token', 'cut_mid_stream', 'network'],
+    ['an error object inside the stream', 'stream_error', 'stream_error'],
+    ['a body that ends without [DONE]', 'no_done', 'truncated'],
+    ['a stall with no bytes', 'stall', 'timeout'],
+    ['a wrong key', 'bad_key', 'auth'],
+    ['an unknown model', 'model_not_found', 'not_found'],
+  ])('ends the run failed with a clear error event on %s, and never saves broken output', async (_label, quirk, code) => {
+    const projectId = await newProject();
+    const good = await startRun(projectId, 'fast');
+    await events(good.id);
+    const before = (await admin.get(`/api/v1/projects/${projectId}/stages/`)).body[0].output;
+    const id = await provider(`fault-${quirk}`, `fake-model?ttft=10&tps=200&tokens=60&after=5&quirk=${quirk}`, { timeout_s: 1 });
+    const res = await admin.post(`/api/v1/projects/${projectId}/stages/rewrite/runs/`, { input: {}, provider_id: id });
+    expect(res.status).toBe(202);
+    const seen = await events(res.body.id);
+    const last = seen.events.at(-1)!.data;
+    expect(last.type).toBe('error');
+    expect(last.code).toBe(code);
+    expect(last.message.length).toBeGreaterThan(5);
+    expect(last.message).not.toContain('sk-test-key');
+    const run = (await admin.get(`/api/v1/runs/${res.body.id}/`)).body;
+    expect(run.status).toBe('failed');
+    expect(run.output).toBeNull();
+    const stage = (await admin.get(`/api/v1/projects/${projectId}/stages/`)).body[0];
+    expect(stage.status).toBe('failed');
+    expect(stage.output).toEqual(before);
+  });
+
+  it('retries a 429 and a 5xx before the first token and then completes', async () => {
+    const projectId = await newProject();
+    for (const quirk of ['http_429', 'http_503']) {
+      const id = await provider(`retry-${quirk}`, `fake-model?ttft=10&tps=300&tokens=40&quirk=${quirk}&fail_times=1&retry_after=0`);
+      const res = await admin.post(`/api/v1/projects/${projectId}/stages/rewrite/runs/`, { input: {}, provider_id: id });
+      const seen = await events(res.body.id);
+      expect(seen.events.at(-1)!.data.type).toBe('done');
+      expect(seen.text).toBe(expectedFor(res.body));
+    }
+  });
+
+  it('does not write to the database per token', async () => {
+    const projectId = await newProject();
+    await provider('short-2s', 'fake-model?ttft=10&tps=50&tokens=100');
+    await provider('long-2s', 'fake-model?ttft=10&tps=500&tokens=1000');
+    const writesFor = async (label: string) => {
+      const before = studio.database.stats.writes;
+      const run = await startRun(projectId, label);
+      const seen = await events(run.id);
+      expect(seen.events.at(-1)!.data.type).toBe('done');
+      return { writes: studio.database.stats.writes - before, tokens: seen.events.filter((e) => e.data.type === 'token').length };
+    };
+    const short = await writesFor('short-2s');
+    const long = await writesFor('long-2s');
+    // Same duration, ten times the tokens: the same number of writes (checkpoints are per second).
+    expect(long.writes).toBeLessThanOrEqual(short.writes + 1);
+    expect(long.writes).toBeLessThan(20);
+  });
+});
