@@ -4,3 +4,4 @@ export * from './auth.ts';
 export * from './projects.ts';
 export * from './providers.ts';
 export * from './runs.ts';
+export * from './inputs.ts';
