@@ -67,6 +67,9 @@ export const projects = pgTable(
     style: text('style').notNull().default(''),
     status: text('status', { enum: ['draft', 'processing', 'paused', 'completed', 'failed'] }).notNull().default('draft'),
     modelConfig: jsonb('model_config').notNull().default(sql`'{}'::jsonb`),
+    promptSetId: uuid('prompt_set_id'),
+    /** One-click pipeline: `running` goes on to the next stage, `pausing` stops after the current one. */
+    pipelineState: text('pipeline_state', { enum: ['idle', 'running', 'pausing', 'paused'] }).notNull().default('idle'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -201,6 +204,47 @@ export const cameraMovements = pgTable('camera_movements', {
   movementType: text('movement_type').notNull(),
   params: jsonb('params').notNull(),
 });
+
+/** A set of prompt templates, one per stage. Shipped sets have no owner and only admins change them. */
+export const promptSets = pgTable('prompt_sets', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  description: text('description').notNull().default(''),
+  ownerId: uuid('owner_id').references(() => users.id, { onDelete: 'cascade' }),
+  isDefault: boolean('is_default').notNull().default(false),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+export const promptTemplates = pgTable(
+  'prompt_templates',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    setId: uuid('set_id').notNull().references(() => promptSets.id, { onDelete: 'cascade' }),
+    stage: text('stage').notNull(),
+    content: text('content').notNull(),
+    /** Declared variables: [{ name, type, description }]. */
+    variables: jsonb('variables').notNull().default(sql`'[]'::jsonb`),
+    version: integer('version').notNull().default(1),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('prompt_templates_set_stage_uq').on(t.setId, t.stage)],
+);
+
+/** Every save of a template is a version; older ones can be viewed and restored. */
+export const promptTemplateVersions = pgTable(
+  'prompt_template_versions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    templateId: uuid('template_id').notNull().references(() => promptTemplates.id, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    content: text('content').notNull(),
+    variables: jsonb('variables').notNull(),
+    createdBy: uuid('created_by'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('prompt_template_versions_uq').on(t.templateId, t.version)],
+);
 
 export type UserRow = typeof users.$inferSelect;
 export type ProjectRow = typeof projects.$inferSelect;

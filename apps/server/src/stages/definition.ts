@@ -8,6 +8,14 @@ export interface StageContext {
   stages: StageRow[];
 }
 
+export interface TemplateVariable {
+  name: string;
+  type: 'string' | 'number' | 'boolean' | 'list';
+  description: string;
+  /** A sample value for previews and `…/test/`. */
+  sample: unknown;
+}
+
 /** An output the model produced that cannot be used; the run fails with this message. */
 export class StageOutputError extends Error {}
 
@@ -22,7 +30,9 @@ export interface StageDefinition<Input = any, Output = any> {
   defaultInput(ctx: StageContext): Record<string, unknown>;
   /** Fixed role instructions; the editable part is the template. */
   systemPrompt: string;
+  /** The shipped template (Liquid), and the variables it may use, declared for the Prompts page. */
   defaultTemplate: string;
+  templateVariables: TemplateVariable[];
   variables(input: Input, ctx: StageContext): Record<string, unknown>;
   responseFormat?: 'json_object';
   /** Rough size of the answer in tokens, for the time-left estimate. */

@@ -30,6 +30,13 @@ export const rewriteStage: StageDefinition<RewriteInput, RewriteOutput> = {
   defaultInput: ({ project }) => ({ original_text: project.originalTopic }),
   systemPrompt: '你是一名资深短视频编剧，擅长把素材改写成引人入胜的中文故事旁白。',
   defaultTemplate: REWRITE_TEMPLATE,
+  templateVariables: [
+    { name: 'original_text', type: 'string', description: '原始文案 / the text to rewrite', sample: '一只猫在雨夜里寻找回家的路。' },
+    { name: 'style', type: 'string', description: 'narrative | science | emotional | suspense | custom', sample: 'narrative' },
+    { name: 'style_label', type: 'string', description: '风格说明 / the style in words', sample: STYLE_LABELS.narrative },
+    { name: 'instructions', type: 'string', description: '额外要求 / extra instructions', sample: '' },
+    { name: 'target_length', type: 'number', description: '目标字数 / target length in characters', sample: 300 },
+  ],
   variables: (input) => ({
     original_text: input.original_text,
     style: input.style,
