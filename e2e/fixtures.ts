@@ -242,7 +242,7 @@ export interface WorkerFixtures {
 }
 
 async function attachServerOutput(studio: Studio, testInfo: import('@playwright/test').TestInfo, name: string) {
-  if (testInfo.status !== testInfo.expectedStatus) {
+  if (testInfo.status !== testInfo.expectedStatus && studio.output().trim()) {
     await testInfo.attach(name, { body: studio.output().slice(-16_000), contentType: 'text/plain' });
   }
 }
@@ -285,10 +285,14 @@ export const test = base.extend<Fixtures, WorkerFixtures>({
     });
   },
 
-  freshStudio: async ({}, use, testInfo) => {
-    const studio = await startStudio({ withAdmin: false });
-    await use(studio);
-    await attachServerOutput(studio, testInfo, 'fresh studio output');
-    await studio.stop();
-  },
+  freshStudio: [
+    async ({}, use, testInfo) => {
+      const studio = await startStudio({ withAdmin: false });
+      await use(studio);
+      await attachServerOutput(studio, testInfo, 'fresh studio output');
+      await studio.stop();
+    },
+    // Its own time budget: starting a server must not eat into the test's.
+    { timeout: READY_TIMEOUT_MS + STOP_TIMEOUT_MS + 10_000 },
+  ],
 });
