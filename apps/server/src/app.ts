@@ -19,6 +19,9 @@ import { loggerOptions } from './logger.ts';
 import { ProjectRepository } from './projects/repository.ts';
 import { projectRoutes } from './projects/routes.ts';
 import { ProjectService } from './projects/service.ts';
+import { PromptRepository } from './prompts/repository.ts';
+import { promptRoutes } from './prompts/routes.ts';
+import { PromptService } from './prompts/service.ts';
 import { OfflineDemoUpstream } from './providers/offline-demo.ts';
 import { ProviderRepository } from './providers/repository.ts';
 import { providerRoutes } from './providers/routes.ts';
@@ -43,6 +46,7 @@ export interface Services {
   auth: AuthService;
   projects: ProjectService;
   providers: ProviderService;
+  prompts: PromptService;
   runs: RunService;
 }
 
@@ -68,6 +72,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const auth = new AuthService(authRepo);
   const projectRepo = new ProjectRepository(database.db);
   const projects = new ProjectService(projectRepo);
+  const prompts = new PromptService(new PromptRepository(database.db), projects);
   const demo = new OfflineDemoUpstream();
   const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, new ProviderSelector());
   const runRepo = new RunRepository(database.db);
@@ -75,7 +80,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const projectLog = new InMemoryEventLog(5_000);
   const runs = new RunService({ db: database.db, repo: runRepo, projects, projectRepo, providers, runLog, projectLog, config, log: app.log });
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, heartbeatMs: config.heartbeatMs });
-  const services: Services = { database, cipher, auth, projects, providers, runs };
+  const services: Services = { database, cipher, auth, projects, providers, prompts, runs };
   app.decorate('services', services);
 
   app.setErrorHandler(errorHandler);
@@ -105,6 +110,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await api.register(authRoutes(auth, { loginRateLimit: config.loginRateLimit }));
       await api.register(projectRoutes(projects));
       await api.register(providerRoutes(providers, projects));
+      await api.register(promptRoutes(prompts));
       await api.register(runRoutes(runs, streams));
     },
     { prefix: '/api/v1' },
@@ -125,6 +131,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
   if (config.admin) await auth.ensureAdminFromEnv(config.admin);
   await providers.ensureDefaults(config);
+  await prompts.ensureShipped();
   const interrupted = await runs.recoverOrphans();
   if (interrupted) app.log.warn({ interrupted }, 'runs left running by a previous process were marked interrupted');
   return app;

@@ -162,7 +162,7 @@ export async function createUser(studio: TestStudio, admin: Client, email: strin
 /** Row counts of every table: "nothing changed" checks compare two snapshots. */
 export async function snapshot(database: Database) {
   const { sql } = await import('drizzle-orm');
-  const tables = ['users', 'sessions', 'api_tokens', 'projects', 'project_stages', 'project_members', 'stage_runs', 'model_providers'];
+  const tables = ['users', 'sessions', 'api_tokens', 'projects', 'project_stages', 'project_members', 'stage_runs', 'model_providers', 'prompt_sets', 'prompt_templates', 'prompt_template_versions'];
   const out: Record<string, unknown> = {};
   for (const t of tables) {
     const r: any = await database.db.execute(sql.raw(`select md5(coalesce(string_agg(x::text, ',' order by x::text), '')) as h, count(*)::int as n from ${t} x`));

@@ -5,3 +5,4 @@ export * from './projects.ts';
 export * from './providers.ts';
 export * from './runs.ts';
 export * from './inputs.ts';
+export * from './prompts.ts';

@@ -21,4 +21,14 @@ describe('renderTemplate', () => {
   it('lists the variables a template uses', () => {
     expect(variablesUsed('{{ a }} {{ b.c }} {% if d %}{% endif %}').sort()).toEqual(['a', 'b', 'd']);
   });
+
+  it('does not count names the template defines itself', () => {
+    const used = variablesUsed('{% assign n = a | append: b %}{{ n }}{% capture c %}x{% endcapture %}{{ c }}{% for s in shots %}{{ s.x }}{{ forloop.index }}{% endfor %}');
+    expect(used.sort()).toEqual(['a', 'b', 'shots']);
+  });
+
+  it('refuses file tags when the template is parsed, wherever they are nested', () => {
+    expect(() => variablesUsed("{% if x %}{% render 'a' %}{% endif %}")).toThrow(/render %\} tag is not available/);
+    expect(() => variablesUsed("{% layout 'base' %}")).toThrow(/layout %\} tag is not available/);
+  });
 });

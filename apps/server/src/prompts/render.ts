@@ -26,6 +26,17 @@ const engine = new Liquid({
   },
 });
 
+// Reading another file is never what a prompt needs; refusing these tags at parse time turns a
+// template that tries into a clear error when it is saved or tested, not an empty string at run time.
+for (const tag of ['include', 'render', 'layout']) {
+  engine.registerTag(tag, {
+    parse() {
+      throw new Error(`The {% ${tag} %} tag is not available in prompt templates`);
+    },
+    render() {},
+  });
+}
+
 export class TemplateError extends Error {}
 
 export async function renderTemplate(template: string, variables: Record<string, unknown>): Promise<string> {
@@ -36,7 +47,11 @@ export async function renderTemplate(template: string, variables: Record<string,
   }
 }
 
-/** Variables a template reads ({{ x }}, {% if x %}, x.y → x), for "unknown variable" checks. */
+/**
+ * Variables a template reads from its data ({{ x }}, {% if x %}, x.y → x), for "unknown variable"
+ * checks; names it defines itself (assign, capture, for loop variables, forloop) are not counted.
+ * Throws (a liquidjs error) when the template does not parse.
+ */
 export function variablesUsed(template: string): string[] {
-  return [...new Set(engine.fullVariablesSync(template).map((v) => v.split(/[.[]/)[0]))];
+  return engine.globalVariablesSync(template);
 }
