@@ -16,6 +16,8 @@ import { Cipher } from './crypto/cipher.ts';
 import { openDatabase, type Database } from './db/client.ts';
 import { AppError } from './errors.ts';
 import { loggerOptions } from './logger.ts';
+import { pipelineRoutes } from './pipeline/routes.ts';
+import { PipelineService } from './pipeline/service.ts';
 import { ProjectRepository } from './projects/repository.ts';
 import { projectRoutes } from './projects/routes.ts';
 import { ProjectService } from './projects/service.ts';
@@ -32,6 +34,9 @@ import { RunRepository } from './runs/repository.ts';
 import { runRoutes } from './runs/routes.ts';
 import { RunService } from './runs/service.ts';
 import { RunStreams } from './runs/streams.ts';
+import { StoryboardRepository } from './storyboard/repository.ts';
+import { storyboardRoutes } from './storyboard/routes.ts';
+import { StoryboardService } from './storyboard/service.ts';
 
 export interface BuildOptions {
   /** An already-open database (tests); otherwise opened from the config. */
@@ -78,7 +83,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const runRepo = new RunRepository(database.db);
   const runLog = new InMemoryEventLog();
   const projectLog = new InMemoryEventLog(5_000);
-  const runs = new RunService({ db: database.db, repo: runRepo, projects, projectRepo, providers, runLog, projectLog, config, log: app.log });
+  const storyboards = new StoryboardRepository(database.db);
+  const runs = new RunService({ db: database.db, repo: runRepo, projects, projectRepo, storyboards, prompts, providers, runLog, projectLog, config, log: app.log });
+  const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
+  const storyboardService = new StoryboardService(database.db, storyboards, projects, projectRepo, runRepo);
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, heartbeatMs: config.heartbeatMs });
   const services: Services = { database, cipher, auth, projects, providers, prompts, runs };
   app.decorate('services', services);
@@ -112,6 +120,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await api.register(providerRoutes(providers, projects));
       await api.register(promptRoutes(prompts));
       await api.register(runRoutes(runs, streams));
+      await api.register(storyboardRoutes(storyboardService));
+      await api.register(pipelineRoutes(pipeline));
     },
     { prefix: '/api/v1' },
   );
@@ -133,6 +143,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await providers.ensureDefaults(config);
   await prompts.ensureShipped();
   const interrupted = await runs.recoverOrphans();
+  runs.startCheckpoints();
   if (interrupted) app.log.warn({ interrupted }, 'runs left running by a previous process were marked interrupted');
   return app;
 }

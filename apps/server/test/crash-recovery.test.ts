@@ -17,7 +17,7 @@ const freePort = () =>
   });
 
 describe(`crash recovery (${process.env.TEST_DB ?? 'pglite'})`, () => {
-  it('marks a run left running by a killed server as interrupted after restart, with its partial text', async () => {
+  it('marks a run left running by a killed server as interrupted after restart, with its partial text', { timeout: 120_000 }, async () => {
     const fake = await startFakeLlm({ port: 0, host: '127.0.0.1' });
     const testDb = await createTestDatabase();
     const port = await freePort();

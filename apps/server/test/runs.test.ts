@@ -275,4 +275,19 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     expect(long.writes).toBeLessThanOrEqual(short.writes + 1);
     expect(long.writes).toBeLessThan(20);
   });
+
+  it("uses the project's own template set for the next run, with the exact prompt stored on the run", async () => {
+    const projectId = await newProject();
+    const own = await admin.post('/api/v1/prompts/sets/', { name: '我的模板' });
+    expect(own.status).toBe(201);
+    const template = own.body.templates.find((t: any) => t.stage === 'rewrite');
+    const edited = await admin.patch(`/api/v1/prompts/templates/${template.id}/`, { content: '【自定义模板】请用{{ style_label }}的风格改写：{{ original_text }}' });
+    expect(edited.status).toBe(200);
+    expect((await admin.put(`/api/v1/projects/${projectId}/prompt-set/`, { prompt_set_id: own.body.id })).status).toBe(200);
+    const run = await startRun(projectId, 'fast');
+    expect(run.prompt.startsWith('【自定义模板】')).toBe(true);
+    expect(run.prompt).toContain('一只猫');
+    const seen = await events(run.id);
+    expect(seen.text).toBe(expectedFor(run));
+  });
 });

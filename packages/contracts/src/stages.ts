@@ -81,3 +81,43 @@ export const Movement = z.object({
   params: MovementParams,
 });
 export type Movement = z.infer<typeof Movement>;
+
+export const ASPECT_RATIOS = ['9:16', '16:9', '1:1', '4:3', '3:4'] as const;
+
+export const StoryboardInput = z
+  .object({
+    /** The text to cut into shots; by default the project's current rewrite (or its topic). */
+    text: z.string().trim().min(1).max(MAX_TOPIC_CHARS),
+    shot_count: z.number().int().min(1).max(60).optional(),
+    min_duration: z.number().min(1).max(60).default(2),
+    max_duration: z.number().min(1).max(120).default(8),
+    aspect_ratio: z.enum(ASPECT_RATIOS).default('9:16'),
+    visual_style: z.string().trim().max(500).default('电影感，写实，柔和光线'),
+  })
+  .refine((i) => i.min_duration <= i.max_duration, { message: 'min_duration must not exceed max_duration', path: ['min_duration'] });
+export type StoryboardInput = z.infer<typeof StoryboardInput>;
+
+export const CameraInput = z.object({
+  /** Regenerate only these shots' movements; by default every shot. */
+  shot_ids: z.array(z.uuid()).min(1).max(200).optional(),
+});
+export type CameraInput = z.infer<typeof CameraInput>;
+
+const ShotText = z.string().max(5_000);
+export const CreateShotBody = z.object({
+  scene_description: ShotText.default(''),
+  narration_text: ShotText.default(''),
+  image_prompt: ShotText.default(''),
+  duration_seconds: z.number().min(0.5).max(120).default(3),
+  /** Insert at this position (1-based); the end by default. */
+  sequence_number: z.number().int().min(1).optional(),
+});
+export const UpdateShotBody = z
+  .object({ scene_description: ShotText, narration_text: ShotText, image_prompt: ShotText, duration_seconds: z.number().min(0.5).max(120) })
+  .partial()
+  .refine((b) => Object.keys(b).length > 0, { message: 'Nothing to update' });
+export const ReorderShotsBody = z.object({ ids: z.array(z.uuid()).min(1).max(500) });
+export const UpdateMovementBody = z
+  .object({ movement_type: MovementType, params: MovementParams.partial() })
+  .partial()
+  .refine((b) => Object.keys(b).length > 0, { message: 'Nothing to update' });

@@ -270,6 +270,7 @@ class StreamRun {
     splitEvent: boolean;
     usage: boolean;
     noDone: boolean;
+    stamp: boolean;
   };
   private next = 0;
   private pending: Buffer | string | null = null;
@@ -307,6 +308,7 @@ class StreamRun {
       splitEvent: quirks.has('split_event'),
       usage: (includeUsage || quirks.has('usage_chunk')) && !quirks.has('no_usage'),
       noDone: quirks.has('no_done'),
+      stamp: quirks.has('stamp'),
     };
   }
 
@@ -402,7 +404,8 @@ class StreamRun {
     let s = k === 0 ? this.roleChunk() : '';
     if (this.q.keepalive && k % 4 === 3) s += KEEPALIVE;
     const field = k < this.reasoningCount ? '"content":null,"reasoning_content":' : '"content":';
-    s += this.head + field + tok.json + this.tail + ',"x_seq":' + k + ',"x_ts":' + ts + '}\n\n';
+    const content = this.q.stamp && k >= this.reasoningCount ? '"\\u0002' + ts + '\\u0003' + tok.json.slice(1) : tok.json;
+    s += this.head + field + content + this.tail + ',"x_seq":' + k + ',"x_ts":' + ts + '}\n\n';
     if (this.q.empty && k % 2 === 1) s += this.head + '"content":""' + this.tail + '}\n\n';
     return s;
   }

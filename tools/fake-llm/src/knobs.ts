@@ -45,6 +45,8 @@ export const QUIRKS = [
   'not_openai',
   /** One JSON completion even when `stream: true` was asked (some proxies and old servers). */
   'ignore_stream',
+  /** Each content token starts with its send time, `\u0002<epoch ms>\u0003`, so a client behind a relay can measure delivery delay. */
+  'stamp',
   /** JSON answers wrapped in ```json fences, with prose after them. */
   'json_fenced',
   /** JSON answers with unquoted keys and trailing commas (repairable). */

@@ -98,13 +98,16 @@ export class ProjectService {
   }
 
   /** Re-derives the project's status from its stages and stores it (DESIGN §1). */
-  async refreshStatus(projectId: string, paused = false): Promise<ProjectStatus> {
-    const stages = await this.repo.stages(projectId);
-    const status = deriveStatus(stages, paused);
-    await this.repo.update(projectId, { status });
+  async refreshStatus(projectId: string): Promise<ProjectStatus> {
+    const project = await this.repo.findById(projectId);
+    if (!project) return 'draft';
+    const status = deriveStatus(await this.repo.stages(projectId), project.pipelineState);
+    if (status !== project.status) await this.repo.update(projectId, { status });
     this.notifyChange(projectId);
     return status;
   }
+
+  setPipelineState = (projectId: string, pipelineState: 'idle' | 'running' | 'pausing' | 'paused') => this.repo.update(projectId, { pipelineState });
 
   async setModelConfig(projectId: string, config: unknown) {
     await this.repo.update(projectId, { modelConfig: config });
@@ -142,12 +145,12 @@ export class ProjectService {
   }
 }
 
-export function deriveStatus(stages: Pick<StageRow, 'status'>[], paused: boolean): ProjectStatus {
+export function deriveStatus(stages: Pick<StageRow, 'status'>[], pipeline: ProjectRow['pipelineState']): ProjectStatus {
   const statuses = stages.map((s) => s.status);
-  if (statuses.includes('running')) return 'processing';
+  if (statuses.includes('running') || pipeline === 'running' || pipeline === 'pausing') return 'processing';
+  if (pipeline === 'paused') return 'paused';
   if (statuses.some((s) => s === 'failed' || s === 'interrupted')) return 'failed';
   if (statuses.length > 0 && statuses.every((s) => s === 'completed' || s === 'skipped')) return 'completed';
-  if (paused) return 'paused';
   return 'draft';
 }
 

@@ -1,5 +1,5 @@
 import type { StageKey } from '@ai-story/contracts';
-import { and, count, desc, eq, inArray } from 'drizzle-orm';
+import { and, count, desc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { projectStages, stageRuns, type RunRow } from '../db/schema.ts';
 
@@ -27,6 +27,12 @@ export class RunRepository {
   update = async (id: string, values: Partial<typeof stageRuns.$inferInsert>) => {
     await this.db.update(stageRuns).set(values).where(eq(stageRuns.id, id));
   };
+
+  /** One statement for many runs' checkpoints. */
+  async saveTexts(rows: { id: string; text: string }[]) {
+    const values = sql.join(rows.map((r) => sql`(${r.id}::uuid, ${r.text})`), sql`, `);
+    await this.db.execute(sql`update stage_runs set text = v.text from (values ${values}) as v(id, text) where stage_runs.id = v.id and stage_runs.status = 'running'`);
+  }
 
   async history(projectId: string, stage: StageKey, page: number, pageSize: number) {
     const where = and(eq(stageRuns.projectId, projectId), eq(stageRuns.stage, stage));

@@ -11,13 +11,16 @@ import type { ProjectRepository } from '../projects/repository.ts';
 import type { ProjectService } from '../projects/service.ts';
 import { LlmError, streamChat } from '../providers/llm-client.ts';
 import type { ClientProvider, ProviderService } from '../providers/service.ts';
-import { StageOutputError, type StageDefinition } from '../stages/definition.ts';
+import { StageInputError, StageOutputError, type StageContext, type StageDefinition } from '../stages/definition.ts';
+import { completedItems } from '../stages/json-output.ts';
+import type { StoryboardRepository } from '../storyboard/repository.ts';
+import type { PromptService } from '../prompts/service.ts';
 import { STAGES } from '../stages/index.ts';
 import type { EventLog } from './event-log.ts';
 import type { RunRepository } from './repository.ts';
 
 /** Tokens closer together than this share one event: fewer bytes, and no delay for a lone token. */
-const COALESCE_MS = 15;
+const COALESCE_MS = 25;
 const PROGRESS_EVERY_MS = 500;
 /** Finished runs stay replayable from memory this long; later the database serves them. */
 const KEEP_FINISHED_MS = 5 * 60_000;
@@ -30,7 +33,11 @@ interface ActiveRun {
   stage: StageKey;
   definition: StageDefinition;
   input: unknown;
+  ctx: StageContext;
+  /** Structured items already sent as `shot` / `movement` events. */
+  itemsSent: number;
   abort: AbortController;
+  finalStatus?: 'completed' | 'failed' | 'cancelled' | 'interrupted';
   /** Why the run was stopped from outside: a user's cancel or the server shutting down. */
   stopReason?: 'cancelled' | 'interrupted';
   text: string;
@@ -41,17 +48,20 @@ interface ActiveRun {
   lastFlushAt: number;
   lastProgressAt: number;
   flushTimer?: NodeJS.Timeout;
-  checkpointTimer?: NodeJS.Timeout;
   checkpointedLength: number;
   provider?: ClientProvider;
   finished: Promise<void>;
 }
+
+export type RunFinishedListener = (run: { runId: string; projectId: string; stage: StageKey; status: 'completed' | 'failed' | 'cancelled' | 'interrupted' }) => unknown;
 
 export interface RunDeps {
   db: Db;
   repo: RunRepository;
   projects: ProjectService;
   projectRepo: ProjectRepository;
+  storyboards: StoryboardRepository;
+  prompts: PromptService;
   providers: ProviderService;
   runLog: EventLog;
   projectLog: EventLog;
@@ -66,10 +76,18 @@ export interface RunDeps {
  */
 export class RunService {
   private readonly active = new Map<string, ActiveRun>();
+  private checkpointTimer?: NodeJS.Timeout;
+  private readonly finishedListeners = new Set<RunFinishedListener>();
 
   constructor(private readonly d: RunDeps) {}
 
   activeRun = (runId: string) => this.active.get(runId);
+
+  /** Told when a run has ended and its result is saved (the pipeline moves on from here). */
+  onFinished(listener: RunFinishedListener) {
+    this.finishedListeners.add(listener);
+    return () => this.finishedListeners.delete(listener);
+  }
   get activeCount() {
     return this.active.size;
   }
@@ -80,8 +98,7 @@ export class RunService {
     if (!definition) {
       throw new AppError(400, 'validation_error', `The ${stage} stage is not available yet`, { fields: { stage: 'Not available yet' } });
     }
-    const stages = await this.d.projectRepo.stages(projectId);
-    const ctx = { project, stages };
+    const ctx: StageContext = { project, stages: await this.d.projectRepo.stages(projectId), shots: await this.d.storyboards.shots(projectId) };
     const parsed = definition.input.safeParse({ ...definition.defaultInput(ctx), ...stripUndefined(body.input) });
     if (!parsed.success) {
       const fields = Object.fromEntries(parsed.error.issues.map((i) => [['input', ...i.path].join('.'), i.message]));
@@ -89,6 +106,12 @@ export class RunService {
       throw new AppError(400, 'validation_error', `${field}: ${message}`, { fields });
     }
     const input = parsed.data;
+    try {
+      definition.validate?.(input, ctx);
+    } catch (err) {
+      if (err instanceof StageInputError) throw new AppError(400, 'validation_error', err.message, { fields: { [err.field]: err.message } });
+      throw err;
+    }
 
     const existing = await this.d.repo.findActive(projectId, stage);
     if (existing) throw conflict('This stage is already running', { active_run_id: existing.id });
@@ -104,7 +127,9 @@ export class RunService {
 
     let prompt: string;
     try {
-      prompt = await renderTemplate(definition.defaultTemplate, definition.variables(input, ctx));
+      // The project's template set (or the default set) decides the words; the exact prompt is kept on the run.
+      const template = await this.d.prompts.templateFor(project, stage);
+      prompt = await renderTemplate(template.content, definition.variables(input, ctx));
     } catch (err) {
       if (err instanceof TemplateError) throw new AppError(400, 'validation_error', err.message, { fields: { template: err.message } });
       throw err;
@@ -135,6 +160,8 @@ export class RunService {
       stage,
       definition,
       input,
+      ctx,
+      itemsSent: 0,
       abort: new AbortController(),
       text: '',
       pending: '',
@@ -212,12 +239,15 @@ export class RunService {
 
   private async saveVersion(user: AuthUser, projectId: string, stage: StageKey, output: unknown, source: 'edit' | 'restore', text: string) {
     if (await this.d.repo.findActive(projectId, stage)) throw conflict('Wait for the running generation to finish, or stop it first');
+    const definition = STAGES[stage];
     const row = await this.d.db.transaction(async (tx) => {
+      // Structured outputs live in their own tables (shots, movements): put the version back there too.
+      const saved = definition && stage !== 'rewrite' ? await definition.persist(tx, projectId, output) : output;
       const [run] = await tx
         .insert(stageRuns)
-        .values({ projectId, stage, status: 'completed', source, input: {}, output, text, createdBy: user.id, startedAt: new Date(), finishedAt: new Date() })
+        .values({ projectId, stage, status: 'completed', source, input: {}, output: saved, text, createdBy: user.id, startedAt: new Date(), finishedAt: new Date() })
         .returning();
-      await this.completeStage(tx, projectId, stage, run.id, output);
+      await this.completeStage(tx, projectId, stage, run.id, saved);
       return run;
     });
     await this.d.projects.refreshStatus(projectId);
@@ -245,6 +275,7 @@ export class RunService {
 
   /** On shutdown: stop every run, saving what it wrote as `interrupted`. */
   async shutdown() {
+    clearInterval(this.checkpointTimer);
     for (const run of this.active.values()) {
       run.stopReason = 'interrupted';
       run.abort.abort();
@@ -260,8 +291,6 @@ export class RunService {
       { role: 'system' as const, content: definition.systemPrompt },
       { role: 'user' as const, content: prompt },
     ];
-    run.checkpointTimer = setInterval(() => void this.checkpoint(run), this.d.config.checkpointMs);
-    run.checkpointTimer.unref();
     let lastError: LlmError | Error | undefined;
     try {
       for (let i = 0; i < candidates.length; i++) {
@@ -290,6 +319,7 @@ export class RunService {
             this.flush(run);
             run.text = '';
             run.tokens = 0;
+            run.itemsSent = 0;
             this.emit(run, { type: 'reset', reason: `${provider.name} failed mid-answer (${e.message}); restarting on another provider` });
           }
         }
@@ -297,11 +327,12 @@ export class RunService {
       if (run.abort.signal.aborted) await this.finishStopped(run);
       else await this.finishFailed(run, lastError);
     } finally {
-      clearInterval(run.checkpointTimer);
       clearTimeout(run.flushTimer);
       this.active.delete(run.row.id);
       this.d.runLog.expire(runKey(run.row.id), KEEP_FINISHED_MS);
       await this.d.projects.refreshStatus(run.row.projectId).catch(() => {});
+      const finished = { runId: run.row.id, projectId: run.row.projectId, stage: run.stage, status: run.finalStatus ?? 'failed' };
+      for (const l of this.finishedListeners) void Promise.resolve(l(finished)).catch((err) => this.d.log.error({ err }, 'run listener failed'));
     }
   }
 
@@ -323,9 +354,21 @@ export class RunService {
     this.emit(run, { type: 'token', content: run.pending });
     run.pending = '';
     run.lastFlushAt = now;
+    if (run.definition.items) this.emitCompletedItems(run, completedItems(run.text, run.definition.items.key));
     if (now - run.lastProgressAt >= PROGRESS_EVERY_MS) {
       run.lastProgressAt = now;
       this.emit(run, this.progress(run, now));
+    }
+  }
+
+  /** Sends each structured item (shot, movement) once, as soon as it is complete. */
+  private emitCompletedItems(run: ActiveRun, raw: unknown[], saved = false) {
+    const items = run.definition.items!;
+    while (run.itemsSent < raw.length) {
+      const item = saved ? raw[run.itemsSent] : items.normalize(raw[run.itemsSent], run.itemsSent, run.input, run.ctx);
+      if (item === null) return; // not usable yet or never: the final parse decides
+      this.emit(run, { type: items.event, [items.event]: item });
+      run.itemsSent++;
     }
   }
 
@@ -343,17 +386,28 @@ export class RunService {
   }
 
   /** Saves the text so far, at most once per interval and only when it grew: never a write per token. */
-  private async checkpoint(run: ActiveRun) {
-    if (run.text.length === run.checkpointedLength) return;
-    run.checkpointedLength = run.text.length;
-    await this.d.repo.update(run.row.id, { text: run.text }).catch((err) => this.d.log.warn({ err }, 'checkpoint failed'));
+  /**
+   * Saves the text so far of every run that grew since the last time, in one statement: the write
+   * rate depends on the clock, not on the number of tokens or of runs.
+   */
+  async checkpoint() {
+    const grown = [...this.active.values()].filter((r) => r.text.length !== r.checkpointedLength);
+    if (!grown.length) return;
+    for (const r of grown) r.checkpointedLength = r.text.length;
+    await this.d.repo.saveTexts(grown.map((r) => ({ id: r.row.id, text: r.text }))).catch((err) => this.d.log.warn({ err }, 'checkpoint failed'));
+  }
+
+  /** Starts the checkpoint clock (stopped by shutdown). */
+  startCheckpoints() {
+    this.checkpointTimer = setInterval(() => void this.checkpoint(), this.d.config.checkpointMs);
+    this.checkpointTimer.unref();
   }
 
   private async finishCompleted(run: ActiveRun, final: { text: string; usage: { prompt_tokens: number; completion_tokens: number; estimated: boolean }; ttft_ms: number | null; duration_ms: number; finish_reason: string }) {
     this.flush(run);
     let output: unknown;
     try {
-      output = run.definition.parseOutput(run.text, run.input);
+      output = run.definition.parseOutput(run.text, run.input, run.ctx);
     } catch (err) {
       if (err instanceof StageOutputError) return this.finishFailed(run, err, 'bad_output');
       throw err;
@@ -370,7 +424,11 @@ export class RunService {
       await this.completeStage(tx, run.row.projectId, run.stage, run.row.id, persisted);
       return row;
     });
-    this.emit(run, { type: 'done', full_text: run.text, output: saved.output, run: toRun(saved) }, true);
+    const items = run.definition.items;
+    // The last items (complete only now) go out as saved, with their ids.
+    if (items) this.emitCompletedItems(run, items.producedBy?.(saved.output, output) ?? (saved.output as Record<string, unknown[]>)[items.key] ?? [], true);
+    run.finalStatus = 'completed';
+    this.emit(run, { type: 'done', full_text: run.text, ...(items && { output: saved.output }), run: slimRun(saved) }, true);
   }
 
   private async finishFailed(run: ActiveRun, err: unknown, code?: string) {
@@ -390,6 +448,7 @@ export class RunService {
         .set({ status: 'failed', statusReason: error.message, updatedAt: new Date() })
         .where(and(eq(projectStages.projectId, run.row.projectId), eq(projectStages.stageType, run.stage), eq(projectStages.currentRunId, run.row.id)));
     });
+    run.finalStatus = 'failed';
     this.emit(run, { type: 'error', ...error }, true);
   }
 
@@ -405,6 +464,7 @@ export class RunService {
         .where(and(eq(projectStages.projectId, run.row.projectId), eq(projectStages.stageType, run.stage), eq(projectStages.currentRunId, run.row.id)));
     });
     if (run.provider) await this.recordUsage(run, run.provider, null, status);
+    run.finalStatus = status;
     this.emit(run, { type: 'stage_update', status }, true);
   }
 
@@ -470,6 +530,9 @@ async function streamAttempt(
 function stripUndefined(o: Record<string, unknown>) {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null));
 }
+
+/** The run in a `done` event: its text and output travel in the event's own fields, not twice more. */
+export const slimRun = (row: RunRow): Run => ({ ...toRun(row), text: '', output: null, prompt: null });
 
 export function toRun(row: RunRow): Run {
   return {

@@ -1,11 +1,25 @@
 import type { StageKey } from '@ai-story/contracts';
 import type { z } from 'zod';
 import type { Db } from '../db/client.ts';
-import type { ProjectRow, StageRow } from '../db/schema.ts';
+import type { ProjectRow, StageRow, storyboardShots } from '../db/schema.ts';
+
+export type ShotRow = typeof storyboardShots.$inferSelect;
 
 export interface StageContext {
   project: ProjectRow;
   stages: StageRow[];
+  /** The project's storyboard, in order. */
+  shots: ShotRow[];
+}
+
+/** The input cannot be run (e.g. camera before any storyboard); answered as a 400 naming the field. */
+export class StageInputError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface TemplateVariable {
@@ -37,8 +51,19 @@ export interface StageDefinition<Input = any, Output = any> {
   responseFormat?: 'json_object';
   /** Rough size of the answer in tokens, for the time-left estimate. */
   expectedTokens?(input: Input): number;
+  /** Checks the input against the project (throws StageInputError). */
+  validate?(input: Input, ctx: StageContext): void;
+  /** Structured stages stream items (`shot`, `movement`) as soon as each is complete. */
+  items?: {
+    key: string;
+    event: 'shot' | 'movement';
+    /** A streamed raw item as the event carries it, or null while it cannot be used yet. */
+    normalize(raw: unknown, index: number, input: Input, ctx: StageContext): unknown | null;
+    /** The saved items this run produced (the saved output may hold others, e.g. movements of other shots). */
+    producedBy?(saved: Output, parsed: Output): unknown[];
+  };
   /** Turns the full text into the stage's output, or throws StageOutputError saying why not. */
-  parseOutput(text: string, input: Input): Output;
-  /** Writes the output where the project keeps it, inside the run's final transaction. */
+  parseOutput(text: string, input: Input, ctx: StageContext): Output;
+  /** Writes the output where the project keeps it, inside the run's final transaction; answers it as saved (with ids). */
   persist(tx: Db, projectId: string, output: Output): Promise<Output>;
 }

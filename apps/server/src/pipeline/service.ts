@@ -1,0 +1,119 @@
+import { STAGE_KEYS, type StageKey } from '@ai-story/contracts';
+import type { AuthUser } from '../auth/service.ts';
+import { AppError, conflict } from '../errors.ts';
+import type { ProjectRepository } from '../projects/repository.ts';
+import type { ProjectService } from '../projects/service.ts';
+import type { RunRepository } from '../runs/repository.ts';
+import type { RunService } from '../runs/service.ts';
+import { STAGES } from '../stages/index.ts';
+
+const DONE = new Set(['completed', 'skipped']);
+
+/**
+ * The one-click pipeline (输入主题 → 文案改写 → 分镜生成 → …): each stage is a normal run, so everything
+ * the run engine guarantees holds here too. The pipeline's state lives on the project, so a
+ * restart does not lose whether it was paused.
+ */
+export class PipelineService {
+  /** Who started each project's pipeline: the runs it starts are theirs. */
+  private readonly startedBy = new Map<string, AuthUser>();
+
+  constructor(
+    private readonly projects: ProjectService,
+    private readonly projectRepo: ProjectRepository,
+    private readonly runs: RunService,
+    private readonly runRepo: RunRepository,
+  ) {
+    runs.onFinished(async ({ projectId, status }) => {
+      const project = await this.projectRepo.findById(projectId);
+      if (!project || project.pipelineState === 'idle' || project.pipelineState === 'paused') return;
+      if (project.pipelineState === 'pausing') return this.settle(projectId, 'paused');
+      if (status !== 'completed') return this.settle(projectId, 'idle'); // failed or stopped: the user decides
+      await this.advance(projectId);
+    });
+  }
+
+  async execute(user: AuthUser, projectId: string, fromStage?: StageKey) {
+    await this.projects.access(user, projectId, 'edit');
+    const active = (await this.runRepo.activeOfProject(projectId))[0];
+    if (active) throw conflict('A stage of this project is already running', { active_run_id: active.id });
+    if (fromStage) {
+      // Running again from a stage makes it and every later stage due, whatever their status.
+      for (const stage of STAGE_KEYS.slice(STAGE_KEYS.indexOf(fromStage))) {
+        const row = await this.projectRepo.stage(projectId, stage);
+        if (row && DONE.has(row.status)) await this.projectRepo.updateStage(projectId, stage, { status: 'pending', statusReason: null });
+      }
+    }
+    this.startedBy.set(projectId, user);
+    await this.projects.setPipelineState(projectId, 'running');
+    await this.advance(projectId);
+    return this.projects.get(user, projectId);
+  }
+
+  async pause(user: AuthUser, projectId: string) {
+    const { project } = await this.projects.access(user, projectId, 'edit');
+    if (project.pipelineState === 'idle' || project.pipelineState === 'paused') throw conflict('The pipeline is not running');
+    const running = (await this.runRepo.activeOfProject(projectId)).length > 0;
+    await this.settle(projectId, running ? 'pausing' : 'paused');
+    return this.projects.get(user, projectId);
+  }
+
+  async resume(user: AuthUser, projectId: string) {
+    const { project } = await this.projects.access(user, projectId, 'edit');
+    if (project.pipelineState !== 'paused' && project.pipelineState !== 'pausing') throw conflict('The pipeline is not paused');
+    this.startedBy.set(projectId, user);
+    await this.projects.setPipelineState(projectId, 'running');
+    if ((await this.runRepo.activeOfProject(projectId)).length === 0) await this.advance(projectId);
+    return this.projects.get(user, projectId);
+  }
+
+  /** Runs one stage again with its default input (its own run: the pipeline state is untouched). */
+  async retry(user: AuthUser, projectId: string, stage: StageKey) {
+    return this.runs.start(user, projectId, stage, { input: {} });
+  }
+
+  async skip(user: AuthUser, projectId: string, stage: StageKey) {
+    await this.projects.access(user, projectId, 'edit');
+    const active = await this.runRepo.findActive(projectId, stage);
+    if (active) throw conflict('Stop the running generation before skipping this stage', { active_run_id: active.id });
+    await this.projectRepo.updateStage(projectId, stage, { status: 'skipped', statusReason: 'Skipped by the user', stale: false });
+    await this.projects.refreshStatus(projectId);
+    return this.projects.get(user, projectId);
+  }
+
+  /** Starts the next stage that is not done; stages not built yet are skipped with the reason shown. */
+  private async advance(projectId: string) {
+    const stages = await this.projectRepo.stages(projectId);
+    for (const row of stages) {
+      const stage = row.stageType as StageKey;
+      if (DONE.has(row.status) && !row.stale) continue;
+      if (!STAGES[stage]) {
+        await this.projectRepo.updateStage(projectId, stage, { status: 'skipped', statusReason: 'Not available yet: this media stage is still being built' });
+        continue;
+      }
+      const user = this.startedBy.get(projectId) ?? (await this.ownerOf(projectId));
+      try {
+        await this.runs.start(user, projectId, stage, { input: {} });
+      } catch (err) {
+        await this.settle(projectId, 'idle');
+        await this.projectRepo.updateStage(projectId, stage, { status: 'failed', statusReason: err instanceof Error ? err.message : 'Could not start' });
+        await this.projects.refreshStatus(projectId);
+        if (err instanceof AppError && err.status >= 500) throw err;
+      }
+      return;
+    }
+    await this.settle(projectId, 'idle');
+  }
+
+  private async settle(projectId: string, state: 'idle' | 'paused' | 'pausing') {
+    await this.projects.setPipelineState(projectId, state);
+    if (state === 'idle') this.startedBy.delete(projectId);
+    await this.projects.refreshStatus(projectId);
+  }
+
+  private async ownerOf(projectId: string): Promise<AuthUser> {
+    const project = (await this.projectRepo.findById(projectId))!;
+    const owner = (await this.projectRepo.findUser({ id: project.ownerId }))!;
+    return { id: owner.id, email: owner.email, name: owner.name, role: owner.role };
+  }
+}

@@ -1,0 +1,122 @@
+import type { Movement, MovementType, Shot } from '@ai-story/contracts';
+import type { AuthUser } from '../auth/service.ts';
+import type { Db } from '../db/client.ts';
+import { AppError, conflict, notFound } from '../errors.ts';
+import type { ProjectRepository } from '../projects/repository.ts';
+import type { ProjectService } from '../projects/service.ts';
+import type { RunRepository } from '../runs/repository.ts';
+import { movementsOf } from '../stages/camera.ts';
+import { shotOf } from '../stages/storyboard.ts';
+import type { StoryboardRepository } from './repository.ts';
+
+type ShotFields = { scene_description?: string; narration_text?: string; image_prompt?: string; duration_seconds?: number };
+
+/**
+ * Hand edits of the storyboard and its camera movements. Sequence numbers stay dense (1..n) and
+ * unique through every add, delete and reorder; the stage's output follows the tables.
+ */
+export class StoryboardService {
+  constructor(
+    private readonly db: Db,
+    private readonly repo: StoryboardRepository,
+    private readonly projects: ProjectService,
+    private readonly projectRepo: ProjectRepository,
+    private readonly runs: RunRepository,
+  ) {}
+
+  async list(user: AuthUser, projectId: string) {
+    await this.projects.access(user, projectId, 'view');
+    const shots = (await this.repo.shots(projectId)).map(shotOf);
+    return { count: shots.length, results: shots, total_duration_seconds: shots.reduce((a, s) => a + s.duration_seconds, 0) };
+  }
+
+  async add(user: AuthUser, projectId: string, input: ShotFields & { sequence_number?: number }) {
+    await this.editable(user, projectId);
+    const count = (await this.repo.shots(projectId)).length;
+    const position = Math.min(input.sequence_number ?? count + 1, count + 1);
+    const row = await this.repo.insertAt(projectId, position, {
+      sceneDescription: input.scene_description ?? '',
+      narrationText: input.narration_text ?? '',
+      imagePrompt: input.image_prompt ?? '',
+      durationSeconds: input.duration_seconds ?? 3,
+    });
+    await this.syncOutputs(projectId);
+    return shotOf(row);
+  }
+
+  async update(user: AuthUser, shotId: string, patch: ShotFields): Promise<Shot> {
+    const shot = await this.shotFor(user, shotId);
+    const row = await this.repo.update(shotId, {
+      ...(patch.scene_description !== undefined && { sceneDescription: patch.scene_description }),
+      ...(patch.narration_text !== undefined && { narrationText: patch.narration_text }),
+      ...(patch.image_prompt !== undefined && { imagePrompt: patch.image_prompt }),
+      ...(patch.duration_seconds !== undefined && { durationSeconds: patch.duration_seconds }),
+    });
+    await this.syncOutputs(shot.projectId);
+    return shotOf(row);
+  }
+
+  async remove(user: AuthUser, shotId: string) {
+    const shot = await this.shotFor(user, shotId);
+    await this.repo.delete(shot);
+    await this.syncOutputs(shot.projectId);
+  }
+
+  async reorder(user: AuthUser, projectId: string, ids: string[]) {
+    await this.editable(user, projectId);
+    const current = await this.repo.shots(projectId);
+    const known = new Set(current.map((s) => s.id));
+    if (ids.length !== current.length || new Set(ids).size !== ids.length || !ids.every((id) => known.has(id))) {
+      throw new AppError(400, 'validation_error', 'ids must list every shot of the project exactly once', { fields: { ids: 'Every shot exactly once' } });
+    }
+    await this.repo.reorder(ids);
+    await this.syncOutputs(projectId);
+    return this.list(user, projectId);
+  }
+
+  async movements(user: AuthUser, projectId: string) {
+    await this.projects.access(user, projectId, 'view');
+    const results = await movementsOf(this.db, projectId);
+    return { count: results.length, results };
+  }
+
+  async updateMovement(user: AuthUser, id: string, patch: { movement_type?: MovementType; params?: Partial<Movement['params']> }) {
+    const row = await this.repo.movement(id);
+    if (!row) throw notFound('Camera movement');
+    await this.editable(user, row.projectId);
+    await this.repo.updateMovement(id, {
+      ...(patch.movement_type && { movementType: patch.movement_type }),
+      ...(patch.params && { params: { ...(row.params as Movement['params']), ...patch.params } }),
+    });
+    await this.syncOutputs(row.projectId);
+    return (await movementsOf(this.db, row.projectId)).find((m) => m.id === id)!;
+  }
+
+  private async shotFor(user: AuthUser, shotId: string) {
+    const shot = await this.repo.shot(shotId);
+    if (!shot) throw notFound('Shot');
+    await this.editable(user, shot.projectId);
+    return shot;
+  }
+
+  /** Edits wait while a generation would replace what is being edited. */
+  private async editable(user: AuthUser, projectId: string) {
+    await this.projects.access(user, projectId, 'edit');
+    for (const stage of ['storyboard', 'camera'] as const) {
+      const active = await this.runs.findActive(projectId, stage);
+      if (active) throw conflict(`Wait for the running ${stage} generation to finish, or stop it first`, { active_run_id: active.id });
+    }
+  }
+
+  /** Keeps the stages' current outputs equal to the tables after a hand edit. */
+  private async syncOutputs(projectId: string) {
+    const shots = (await this.repo.shots(projectId)).map(shotOf);
+    const storyboard = await this.projectRepo.stage(projectId, 'storyboard');
+    if (storyboard?.output || shots.length) await this.projectRepo.updateStage(projectId, 'storyboard', { output: { shots } });
+    const camera = await this.projectRepo.stage(projectId, 'camera');
+    if (camera?.output) {
+      await this.projectRepo.updateStage(projectId, 'camera', { output: { movements: await movementsOf(this.db, projectId) }, ...(camera.status === 'completed' && { stale: true }) });
+    }
+    this.projects.notifyChange(projectId);
+  }
+}
