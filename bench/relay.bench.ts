@@ -148,8 +148,8 @@ export async function runRelayBench(streamCounts = [1, 64, 100, 1000]) {
   const upstreamPort = await freePort();
   const studioPort = await freePort();
   const children: ChildProcess[] = [];
-  const spawnNode = (args: string[], env: Record<string, string> = {}) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const spawnNode = (args: string[], env: Record<string, string> = {}, nodeFlags: string[] = []) => {
+    const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(child);
     return child;
   };
@@ -162,7 +162,7 @@ export async function runRelayBench(streamCounts = [1, 64, 100, 1000]) {
       ADMIN_EMAIL: 'bench@example.com',
       ADMIN_PASSWORD: 'bench-password',
       LOG_LEVEL: 'warn',
-    });
+    }, process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []);
     const base = `http://127.0.0.1:${studioPort}`;
     await waitFor(`${upstream}/models`);
     await waitFor(`${base}/healthz`);

@@ -138,6 +138,22 @@ export const stageRuns = pgTable(
   ],
 );
 
+/**
+ * Checkpoints of running runs: only the text added since the last checkpoint, so a checkpoint's cost
+ * does not grow with the length of the text. `offset` is where the piece goes (0 again after a reset).
+ * Folded into stage_runs.text when the run ends, or at start-up after a crash.
+ */
+export const runTextChunks = pgTable(
+  'run_text_chunks',
+  {
+    runId: uuid('run_id').notNull().references(() => stageRuns.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    offset: integer('offset').notNull(),
+    text: text('text').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.seq] })],
+);
+
 export const modelProviders = pgTable('model_providers', {
   id: uuid('id').primaryKey().defaultRandom(),
   name: text('name').notNull(),

@@ -1,7 +1,7 @@
 import type { StageKey } from '@ai-story/contracts';
-import { and, count, desc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { projectStages, stageRuns, type RunRow } from '../db/schema.ts';
+import { projectStages, runTextChunks, stageRuns, type RunRow } from '../db/schema.ts';
 
 const ACTIVE = ['queued', 'running'];
 
@@ -29,10 +29,21 @@ export class RunRepository {
   };
 
   /** One statement for many runs' checkpoints. */
-  async saveTexts(rows: { id: string; text: string }[]) {
-    const values = sql.join(rows.map((r) => sql`(${r.id}::uuid, ${r.text})`), sql`, `);
-    await this.db.execute(sql`update stage_runs set text = v.text from (values ${values}) as v(id, text) where stage_runs.id = v.id and stage_runs.status = 'running'`);
+  /** One statement for many runs' checkpoints: each appends only its new text. */
+  async appendChunks(chunks: { runId: string; seq: number; offset: number; text: string }[]) {
+    await this.db.insert(runTextChunks).values(chunks);
   }
+
+  /** The text a run had checkpointed, rebuilt from its chunks. */
+  async checkpointedText(tx: Db, runId: string): Promise<string | null> {
+    const chunks = await tx.select().from(runTextChunks).where(eq(runTextChunks.runId, runId)).orderBy(asc(runTextChunks.seq));
+    if (!chunks.length) return null;
+    return chunks.reduce((text, c) => text.slice(0, c.offset) + c.text, '');
+  }
+
+  deleteChunks = async (tx: Db, runId: string) => {
+    await tx.delete(runTextChunks).where(eq(runTextChunks.runId, runId));
+  };
 
   async history(projectId: string, stage: StageKey, page: number, pageSize: number) {
     const where = and(eq(stageRuns.projectId, projectId), eq(stageRuns.stage, stage));
@@ -50,7 +61,12 @@ export class RunRepository {
         .update(stageRuns)
         .set({ status: 'interrupted', finishedAt: new Date(), error: { message: 'The server stopped while this run was in progress', code: 'interrupted', retryable: true } })
         .where(inArray(stageRuns.status, ACTIVE))
-        .returning({ id: stageRuns.id, projectId: stageRuns.projectId, stage: stageRuns.stage });
+        .returning({ id: stageRuns.id, projectId: stageRuns.projectId, stage: stageRuns.stage, text: stageRuns.text });
+      for (const orphan of orphans) {
+        const text = await this.checkpointedText(tx, orphan.id);
+        if (text !== null) await tx.update(stageRuns).set({ text }).where(eq(stageRuns.id, orphan.id));
+        await this.deleteChunks(tx, orphan.id);
+      }
       if (orphans.length) {
         await tx
           .update(projectStages)

@@ -49,6 +49,7 @@ interface ActiveRun {
   lastProgressAt: number;
   flushTimer?: NodeJS.Timeout;
   checkpointedLength: number;
+  chunkSeq: number;
   provider?: ClientProvider;
   finished: Promise<void>;
 }
@@ -171,6 +172,7 @@ export class RunService {
       lastFlushAt: 0,
       lastProgressAt: 0,
       checkpointedLength: 0,
+      chunkSeq: 0,
       finished: Promise.resolve(),
     };
     this.active.set(inserted.id, run);
@@ -320,6 +322,7 @@ export class RunService {
             run.text = '';
             run.tokens = 0;
             run.itemsSent = 0;
+            run.checkpointedLength = 0;
             this.emit(run, { type: 'reset', reason: `${provider.name} failed mid-answer (${e.message}); restarting on another provider` });
           }
         }
@@ -391,10 +394,15 @@ export class RunService {
    * rate depends on the clock, not on the number of tokens or of runs.
    */
   async checkpoint() {
-    const grown = [...this.active.values()].filter((r) => r.text.length !== r.checkpointedLength);
-    if (!grown.length) return;
-    for (const r of grown) r.checkpointedLength = r.text.length;
-    await this.d.repo.saveTexts(grown.map((r) => ({ id: r.row.id, text: r.text }))).catch((err) => this.d.log.warn({ err }, 'checkpoint failed'));
+    const chunks = [];
+    for (const run of this.active.values()) {
+      if (run.text.length === run.checkpointedLength) continue;
+      // After a reset the text starts over, and so does the checkpointed part.
+      const offset = Math.min(run.checkpointedLength, run.text.length);
+      chunks.push({ runId: run.row.id, seq: run.chunkSeq++, offset, text: run.text.slice(offset) });
+      run.checkpointedLength = run.text.length;
+    }
+    if (chunks.length) await this.d.repo.appendChunks(chunks).catch((err) => this.d.log.warn({ err }, 'checkpoint failed'));
   }
 
   /** Starts the checkpoint clock (stopped by shutdown). */
@@ -421,6 +429,7 @@ export class RunService {
         .set({ status: 'completed', text: run.text, output: persisted, usage, finishedAt: new Date(), lastEventId: terminalId })
         .where(eq(stageRuns.id, run.row.id))
         .returning();
+      await this.d.repo.deleteChunks(tx, run.row.id);
       await this.completeStage(tx, run.row.projectId, run.stage, run.row.id, persisted);
       return row;
     });
@@ -443,6 +452,7 @@ export class RunService {
     const terminalId = this.d.runLog.lastId(runKey(run.row.id)) + 1;
     await this.d.db.transaction(async (tx) => {
       await tx.update(stageRuns).set({ status: 'failed', text: run.text, error, finishedAt: new Date(), lastEventId: terminalId }).where(eq(stageRuns.id, run.row.id));
+      await this.d.repo.deleteChunks(tx, run.row.id);
       await tx
         .update(projectStages)
         .set({ status: 'failed', statusReason: error.message, updatedAt: new Date() })
@@ -458,6 +468,7 @@ export class RunService {
     const terminalId = this.d.runLog.lastId(runKey(run.row.id)) + 1;
     await this.d.db.transaction(async (tx) => {
       await tx.update(stageRuns).set({ status, text: run.text, finishedAt: new Date(), lastEventId: terminalId }).where(eq(stageRuns.id, run.row.id));
+      await this.d.repo.deleteChunks(tx, run.row.id);
       await tx
         .update(projectStages)
         .set({ status, statusReason: status === 'cancelled' ? 'Stopped by the user' : 'The server stopped during the run', updatedAt: new Date() })

@@ -124,6 +124,14 @@ CREATE TABLE "provider_usage" (
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "run_text_chunks" (
+	"run_id" uuid NOT NULL,
+	"seq" integer NOT NULL,
+	"offset" integer NOT NULL,
+	"text" text NOT NULL,
+	CONSTRAINT "run_text_chunks_run_id_seq_pk" PRIMARY KEY("run_id","seq")
+);
+--> statement-breakpoint
 CREATE TABLE "sessions" (
 	"id" text PRIMARY KEY NOT NULL,
 	"user_id" uuid NOT NULL,
@@ -191,6 +199,7 @@ ALTER TABLE "prompt_sets" ADD CONSTRAINT "prompt_sets_owner_id_users_id_fk" FORE
 ALTER TABLE "prompt_template_versions" ADD CONSTRAINT "prompt_template_versions_template_id_prompt_templates_id_fk" FOREIGN KEY ("template_id") REFERENCES "public"."prompt_templates"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "prompt_templates" ADD CONSTRAINT "prompt_templates_set_id_prompt_sets_id_fk" FOREIGN KEY ("set_id") REFERENCES "public"."prompt_sets"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "provider_usage" ADD CONSTRAINT "provider_usage_provider_id_model_providers_id_fk" FOREIGN KEY ("provider_id") REFERENCES "public"."model_providers"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "run_text_chunks" ADD CONSTRAINT "run_text_chunks_run_id_stage_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."stage_runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "sessions" ADD CONSTRAINT "sessions_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "stage_runs" ADD CONSTRAINT "stage_runs_project_id_projects_id_fk" FOREIGN KEY ("project_id") REFERENCES "public"."projects"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "storyboard_shots" ADD CONSTRAINT "storyboard_shots_project_id_projects_id_fk" FOREIGN KEY ("project_id") REFERENCES "public"."projects"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
