@@ -4,107 +4,112 @@ import type { Page } from '@playwright/test';
 import { ADMIN, expect, signIn, test } from './fixtures';
 
 // The studio's first language is Chinese; a Chinese browser gets it without asking.
-test.use({ locale: 'zh-CN' });
+test.use({ locale: 'zh-CN', viewport: { width: 1440, height: 1000 } });
 
 const SHOTS = path.join(import.meta.dirname, 'screenshots');
 mkdirSync(SHOTS, { recursive: true });
-const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
 
 const STAGES_ZH = ['文案改写', '分镜生成', '运镜生成', '文生图', '图生视频', '合成导出'];
 const STAGES_EN = ['Rewrite', 'Storyboard', 'Camera', 'Images', 'Video', 'Export'];
 const STAGE_KEYS = ['rewrite', 'storyboard', 'camera', 'image', 'video', 'export'];
 
-test('a first admin sets up the studio in the browser, signs in, creates a project and switches language', async ({ page, freshStudio }) => {
-  const base = freshStudio.baseURL;
-  const admin = { name: '林导演', email: 'director@example.com', password: 'first-admin-pass' };
+test.describe('first start', () => {
+  // Starting a studio of its own (a fresh database) is part of this test's time.
+  test.describe.configure({ timeout: 180_000 });
 
-  // A studio with no user sends every page to the first-admin setup.
-  await page.goto(`${base}/projects`);
-  await expect(page).toHaveURL(/\/setup$/);
-  await expect(page.getByRole('heading', { name: '欢迎使用 AI Story' })).toBeVisible();
-  await shot(page, 'foundation-01-setup');
+  test('a first admin sets up the studio in the browser, signs in, creates a project and switches language', async ({ page, freshStudio }) => {
+    const base = freshStudio.baseURL;
+    const admin = { name: '林导演', email: 'director@example.com', password: 'first-admin-pass' };
 
-  // The form checks itself before asking the server.
-  await page.getByTestId('setup-submit').click();
-  await expect(page.getByText('请填写名字')).toBeVisible();
-  await page.getByTestId('setup-name').fill(admin.name);
-  await page.getByTestId('setup-email').fill('not-an-email');
-  await page.getByTestId('setup-password').fill('short');
-  await page.getByTestId('setup-submit').click();
-  await expect(page.getByText('请输入有效的邮箱地址')).toBeVisible();
-  await expect(page.getByText('密码至少 8 个字符')).toBeVisible();
+    // A studio with no user sends every page to the first-admin setup.
+    await page.goto(`${base}/projects`);
+    await expect(page).toHaveURL(/\/setup$/);
+    await expect(page.getByRole('heading', { name: '欢迎使用 AI Story' })).toBeVisible();
+    await shot(page, 'foundation-01-setup');
 
-  await page.getByTestId('setup-email').fill(admin.email);
-  await page.getByTestId('setup-password').fill(admin.password);
-  await page.getByTestId('setup-confirm').fill(admin.password);
-  await page.getByTestId('setup-submit').click();
-  await expect(page).toHaveURL(/\/projects$/);
-  await expect(page.getByTestId('projects-empty')).toBeVisible();
-  await shot(page, 'foundation-02-empty-projects');
+    // The form checks itself before asking the server.
+    await page.getByTestId('setup-submit').click();
+    await expect(page.getByText('请填写名字')).toBeVisible();
+    await page.getByTestId('setup-name').fill(admin.name);
+    await page.getByTestId('setup-email').fill('not-an-email');
+    await page.getByTestId('setup-password').fill('short');
+    await page.getByTestId('setup-submit').click();
+    await expect(page.getByText('请输入有效的邮箱地址')).toBeVisible();
+    await expect(page.getByText('密码至少 8 个字符')).toBeVisible();
 
-  // Sign out, then back in through the form.
-  await page.getByTestId('user-menu').click();
-  await page.getByTestId('sign-out').click();
-  await expect(page).toHaveURL(/\/login/);
-  await page.getByTestId('login-email').fill(admin.email);
-  await page.getByTestId('login-password').fill('wrong-password');
-  await page.getByTestId('login-submit').click();
-  await expect(page.getByTestId('login-error')).toContainText('邮箱或密码不正确');
-  await page.getByTestId('login-password').fill(admin.password);
-  await shot(page, 'foundation-03-login');
-  await page.getByTestId('login-submit').click();
-  await expect(page).toHaveURL(/\/projects$/);
+    await page.getByTestId('setup-email').fill(admin.email);
+    await page.getByTestId('setup-password').fill(admin.password);
+    await page.getByTestId('setup-confirm').fill(admin.password);
+    await page.getByTestId('setup-submit').click();
+    await expect(page).toHaveURL(/\/projects$/);
+    await expect(page.getByTestId('projects-empty')).toBeVisible();
+    await shot(page, 'foundation-02-empty-projects');
 
-  // Create a project; an empty name is refused in words.
-  await page.getByTestId('new-project').click();
-  const dialog = page.getByTestId('project-dialog');
-  await expect(dialog).toBeVisible();
-  await page.getByTestId('project-dialog-submit').click();
-  await expect(dialog.getByText('请填写项目名称')).toBeVisible();
-  await page.getByTestId('project-name-input').fill('三分钟讲清黑洞');
-  await page
-    .getByTestId('project-topic-input')
-    .fill('黑洞是时空中引力极强的区域，连光都无法逃脱。从恒星坍缩讲起，介绍事件视界、霍金辐射，以及 2019 年人类拍到的第一张黑洞照片。');
-  await shot(page, 'foundation-04-create-dialog');
-  await page.getByTestId('project-dialog-submit').click();
+    // Sign out, then back in through the form.
+    await page.getByTestId('user-menu').click();
+    await page.getByTestId('sign-out').click();
+    await expect(page).toHaveURL(/\/login/);
+    await page.getByTestId('login-email').fill(admin.email);
+    await page.getByTestId('login-password').fill('wrong-password');
+    await page.getByTestId('login-submit').click();
+    await expect(page.getByTestId('login-error')).toContainText('邮箱或密码不正确');
+    await page.getByTestId('login-password').fill(admin.password);
+    await shot(page, 'foundation-03-login');
+    await page.getByTestId('login-submit').click();
+    await expect(page).toHaveURL(/\/projects$/);
 
-  // Creating opens the project: its name, status and the six stages.
-  await expect(page).toHaveURL(/\/projects\/[0-9a-f-]{36}/);
-  await expect(page.getByTestId('project-title')).toHaveText('三分钟讲清黑洞');
-  await expect(page.getByTestId('project-detail').getByTestId('project-status')).toHaveText('草稿');
-  for (const [i, key] of STAGE_KEYS.entries()) {
-    await expect(page.getByTestId(`stage-tab-${key}`)).toHaveText(STAGES_ZH[i]);
-    await expect(page.getByTestId(`stage-status-${key}`)).toContainText('待开始');
-  }
-  await page.getByTestId('stage-tab-storyboard').click();
-  await expect(page).toHaveURL(/\/storyboard$/);
-  await expect(page.getByTestId('coming-soon-storyboard')).toContainText('分镜生成即将推出');
-  await shot(page, 'foundation-05-project-detail');
+    // Create a project; an empty name is refused in words.
+    await page.getByTestId('new-project').click();
+    const dialog = page.getByTestId('project-dialog');
+    await expect(dialog).toBeVisible();
+    await page.getByTestId('project-dialog-submit').click();
+    await expect(dialog.getByText('请填写项目名称')).toBeVisible();
+    await page.getByTestId('project-name-input').fill('三分钟讲清黑洞');
+    await page
+      .getByTestId('project-topic-input')
+      .fill('黑洞是时空中引力极强的区域，连光都无法逃脱。从恒星坍缩讲起，介绍事件视界、霍金辐射，以及 2019 年人类拍到的第一张黑洞照片。');
+    await shot(page, 'foundation-04-create-dialog');
+    await page.getByTestId('project-dialog-submit').click();
 
-  // The list shows it; opening it from there lands on the same project.
-  await page.getByTestId('back-to-projects').click();
-  const card = page.getByTestId('project-card').filter({ hasText: '三分钟讲清黑洞' });
-  await expect(card).toBeVisible();
-  await expect(card.getByTestId('project-status')).toHaveText('草稿');
-  await shot(page, 'foundation-06-project-list');
-  await card.getByTestId('project-open').click();
-  await expect(page.getByTestId('project-title')).toHaveText('三分钟讲清黑洞');
+    // Creating opens the project: its name, status and the six stages.
+    await expect(page).toHaveURL(/\/projects\/[0-9a-f-]{36}/);
+    await expect(page.getByTestId('project-title')).toHaveText('三分钟讲清黑洞');
+    await expect(page.getByTestId('project-detail').getByTestId('project-status')).toHaveText('草稿');
+    for (const [i, key] of STAGE_KEYS.entries()) {
+      await expect(page.getByTestId(`stage-tab-${key}`)).toHaveText(STAGES_ZH[i]);
+      await expect(page.getByTestId(`stage-status-${key}`)).toContainText('待开始');
+    }
+    await page.getByTestId('stage-tab-storyboard').click();
+    await expect(page).toHaveURL(/\/storyboard$/);
+    await expect(page.getByTestId('coming-soon-storyboard')).toContainText('分镜生成即将推出');
+    await shot(page, 'foundation-05-project-detail');
 
-  // Language: English, kept across a reload, then back to Chinese.
-  await page.getByTestId('locale-switch').click();
-  await page.getByTestId('locale-option-en').click();
-  for (const [i, key] of STAGE_KEYS.entries()) await expect(page.getByTestId(`stage-tab-${key}`)).toHaveText(STAGES_EN[i]);
-  await expect(page.getByTestId('back-to-projects')).toHaveText('All projects');
-  await expect(page.getByTestId('project-detail').getByTestId('project-status')).toHaveText('Draft');
-  await shot(page, 'foundation-07-project-detail-en');
-  await page.reload();
-  await expect(page.getByTestId('stage-tab-rewrite')).toHaveText('Rewrite');
-  expect(await page.evaluate(() => localStorage.getItem('ai-story.locale'))).toBe('en');
+    // The list shows it; opening it from there lands on the same project.
+    await page.getByTestId('back-to-projects').click();
+    const card = page.getByTestId('project-card').filter({ hasText: '三分钟讲清黑洞' });
+    await expect(card).toBeVisible();
+    await expect(card.getByTestId('project-status')).toHaveText('草稿');
+    await shot(page, 'foundation-06-project-list');
+    await card.getByTestId('project-open').click();
+    await expect(page.getByTestId('project-title')).toHaveText('三分钟讲清黑洞');
 
-  await page.getByTestId('locale-switch').click();
-  await page.getByTestId('locale-option-zh-CN').click();
-  await expect(page.getByTestId('stage-tab-rewrite')).toHaveText('文案改写');
-  await expect(page.getByTestId('back-to-projects')).toHaveText('全部项目');
+    // Language: English, kept across a reload, then back to Chinese.
+    await page.getByTestId('locale-switch').click();
+    await page.getByTestId('locale-option-en').click();
+    for (const [i, key] of STAGE_KEYS.entries()) await expect(page.getByTestId(`stage-tab-${key}`)).toHaveText(STAGES_EN[i]);
+    await expect(page.getByTestId('back-to-projects')).toHaveText('All projects');
+    await expect(page.getByTestId('project-detail').getByTestId('project-status')).toHaveText('Draft');
+    await shot(page, 'foundation-07-project-detail-en');
+    await page.reload();
+    await expect(page.getByTestId('stage-tab-rewrite')).toHaveText('Rewrite');
+    expect(await page.evaluate(() => localStorage.getItem('ai-story.locale'))).toBe('en');
+
+    await page.getByTestId('locale-switch').click();
+    await page.getByTestId('locale-option-zh-CN').click();
+    await expect(page.getByTestId('stage-tab-rewrite')).toHaveText('文案改写');
+    await expect(page.getByTestId('back-to-projects')).toHaveText('全部项目');
+  });
 });
 
 test('projects can be searched, renamed and deleted after a confirmation', async ({ page, context, studio }) => {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { startFakeLlm, type FakeLlmServer } from '@ai-story/fake-llm';
 import { expect, signIn, test } from './fixtures';
 
-test.use({ locale: 'zh-CN' });
+test.use({ locale: 'zh-CN', viewport: { width: 1440, height: 1000 } });
 
 const SHOTS = path.join(import.meta.dirname, 'screenshots');
 mkdirSync(SHOTS, { recursive: true });
@@ -51,7 +51,7 @@ test('an admin adds a provider pointing at the simulated upstream, tests it and 
   await expect(card.getByTestId('provider-health-status')).toContainText('连接正常');
   await expect(card.getByTestId('provider-health-status')).toContainText('ms');
   await expect(card.getByTestId('provider-health-message')).toContainText('fake-model');
-  await page.screenshot({ path: path.join(SHOTS, 'providers-01-tested.png'), fullPage: true });
+  await page.screenshot({ path: path.join(SHOTS, 'providers-01-tested.png'), fullPage: false });
 
   // The key never comes back: editing shows only its hint, and leaving the field empty keeps it.
   await card.getByTestId('provider-edit').click();
@@ -67,7 +67,7 @@ test('an admin adds a provider pointing at the simulated upstream, tests it and 
   await card.getByTestId('provider-test').click();
   await expect(card.getByTestId('provider-health-status')).toContainText('连接失败');
   await expect(card.getByTestId('provider-health-message')).toContainText('401');
-  await page.screenshot({ path: path.join(SHOTS, 'providers-02-failed.png'), fullPage: true });
+  await page.screenshot({ path: path.join(SHOTS, 'providers-02-failed.png'), fullPage: false });
 
   // Switching off, then deleting after a confirmation.
   await card.getByTestId('provider-active').click();

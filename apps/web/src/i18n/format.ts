@@ -1,4 +1,4 @@
-import { currentLocale } from './index.ts';
+import { currentLocale, i18n } from './index.ts';
 
 /** Dates and numbers in the reader's language (Intl, no extra library). */
 export function formatDateTime(iso: string | null | undefined): string {
@@ -35,7 +35,7 @@ export function formatRelative(iso: string | null | undefined, now = Date.now())
   const rtf = new Intl.RelativeTimeFormat(currentLocale(), { numeric: 'auto' });
   for (const [unit, size] of UNITS) {
     if (Math.abs(seconds) >= size || unit === 'second') {
-      if (unit === 'second' && Math.abs(seconds) < 10) return rtf.format(0, 'second');
+      if (unit === 'second' && Math.abs(seconds) < 45) return i18n.global.t('common.justNow');
       return rtf.format(Math.round(seconds / size), unit);
     }
   }

@@ -1,4 +1,4 @@
-import type { CreateProjectInput, Project, ProjectDetail, ProjectStage, StageKey, UpdateProjectInput } from '@ai-story/contracts';
+import type { CreateProjectInput, Project, ProjectDetail, ProjectStage, UpdateProjectInput } from '@ai-story/contracts';
 import { http, type Page } from '@/api/client';
 
 export interface ProjectQuery {
@@ -14,6 +14,4 @@ export const projectsApi = {
   update: (id: string, body: UpdateProjectInput) => http.patch<ProjectDetail>(`/projects/${id}/`, body),
   remove: (id: string) => http.delete(`/projects/${id}/`),
   stages: (id: string) => http.get<ProjectStage[]>(`/projects/${id}/stages/`),
-  /** Saves a hand edit of a stage's output as a new version (DESIGN §5). */
-  editStage: (id: string, stage: StageKey, output: Record<string, unknown>) => http.patch<ProjectStage>(`/projects/${id}/stages/${stage}/`, { output }),
 };
