@@ -9,6 +9,7 @@
 //
 // Usage: node scripts/ensure-system.mjs [--check]   (--check: report only, install nothing)
 // Env:   TEST_DATABASE_URL  the PostgreSQL server to check (default below)
+//        CHROMIUM_PATH      use this Chromium instead of Debian's /usr/bin/chromium
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,8 @@ import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-const CHROMIUM = '/usr/bin/chromium';
+// CHROMIUM_PATH (also read by playwright.config.ts) points at another Chromium build, e.g. off Debian.
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const CHECK_ONLY = process.argv.includes('--check');
 
 const log = (msg) => console.log(`[ensure-system] ${msg}`);
@@ -75,7 +77,11 @@ function aptInstall(pkgs) {
 
 function ensureBrowserAndFonts() {
   const missing = [];
-  if (!existsSync(CHROMIUM) || !debInstalled('chromium')) missing.push('chromium');
+  if (process.env.CHROMIUM_PATH) {
+    if (!existsSync(CHROMIUM)) throw new Unmet(`CHROMIUM_PATH=${CHROMIUM} does not exist`);
+  } else if (!existsSync(CHROMIUM) || !debInstalled('chromium')) {
+    missing.push('chromium');
+  }
   if (!debInstalled('fonts-noto-cjk')) missing.push('fonts-noto-cjk');
   if (missing.length) aptInstall(missing);
   if (!existsSync(CHROMIUM)) throw new Unmet(`${CHROMIUM} is still missing after installing chromium`);
