@@ -41,7 +41,7 @@ for (const s of services) {
   }
   s.exited = new Promise((resolve) => s.child.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
   s.exited.then((code) => {
-    console.log(`${s.tag} exited${code ? ` with code ${code}` : ''}`);
+    console.log(stopping ? `${s.tag} stopped` : `${s.tag} exited${code ? ` with code ${code}` : ''}`);
     if (!stopping) {
       exitCode = code || 1; // one half of the studio alone is of no use: stop the other half
       stopAll('SIGTERM');
