@@ -80,9 +80,10 @@ test.describe('first start', () => {
       await expect(page.getByTestId(`stage-tab-${key}`)).toHaveText(STAGES_ZH[i]);
       await expect(page.getByTestId(`stage-status-${key}`)).toContainText('待开始');
     }
-    await page.getByTestId('stage-tab-storyboard').click();
-    await expect(page).toHaveURL(/\/storyboard$/);
-    await expect(page.getByTestId('coming-soon-storyboard')).toContainText('分镜生成即将推出');
+    // A stage not built yet says so (export comes last in the pipeline and in the build order).
+    await page.getByTestId('stage-tab-export').click();
+    await expect(page).toHaveURL(/\/export$/);
+    await expect(page.getByTestId('coming-soon-export')).toContainText('合成导出即将推出');
     await shot(page, 'foundation-05-project-detail');
 
     // The list shows it; opening it from there lands on the same project.
