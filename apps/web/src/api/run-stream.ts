@@ -79,10 +79,10 @@ export function openEventStream<E>(opts: OpenStreamOptions<E>): StreamHandle {
       const timer = setTimeout(done, ms);
       // coming back online is a better moment to retry than any timer
       const onOnline = () => done();
-      window.addEventListener('online', onOnline);
+      globalThis.addEventListener?.('online', onOnline);
       function done() {
         clearTimeout(timer);
-        window.removeEventListener('online', onOnline);
+        globalThis.removeEventListener?.('online', onOnline);
         wake = null;
         resolve();
       }
@@ -147,6 +147,10 @@ export function openEventStream<E>(opts: OpenStreamOptions<E>): StreamHandle {
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       for (;;) {
         const { done, value } = await reader.read();
+        if (closed) {
+          await reader.cancel().catch(() => undefined);
+          return { kind: 'end', end: { reason: 'closed' } };
+        }
         if (done) break;
         armIdle();
         parser.feed(value);
