@@ -143,8 +143,29 @@ function summarize(label: string, ms: StreamMeasure[]) {
   };
 }
 
-export async function runRelayBench(streamCounts = [1, 64, 100, 1000]) {
+/** A fresh database on the PostgreSQL server at `serverUrl`, for the studio's PostgreSQL mode. */
+async function benchDatabase(serverUrl: string) {
+  const { default: postgres } = await import('postgres');
+  const name = `ai_story_bench_${Date.now()}`;
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  await admin.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const a = postgres(serverUrl, { max: 1, onnotice: () => {} });
+      await a.unsafe(`drop database if exists ${name} with (force)`);
+      await a.end();
+    },
+  };
+}
+
+export async function runRelayBench(streamCounts = [1, 64, 100, 1000], db: 'pglite' | 'postgres' = 'pglite') {
+  console.log(`(studio database: ${db})`);
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-bench-'));
+  const pg = db === 'postgres' ? await benchDatabase(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres') : null;
   const upstreamPort = await freePort();
   const studioPort = await freePort();
   const children: ChildProcess[] = [];
@@ -159,6 +180,7 @@ export async function runRelayBench(streamCounts = [1, 64, 100, 1000]) {
     const studio = spawnNode(['apps/server/src/main.ts'], {
       PORT: String(studioPort),
       DATA_DIR: dataDir,
+      ...(pg && { DATABASE_URL: pg.url }),
       ADMIN_EMAIL: 'bench@example.com',
       ADMIN_PASSWORD: 'bench-password',
       LOG_LEVEL: 'warn',
@@ -223,8 +245,9 @@ export async function runRelayBench(streamCounts = [1, 64, 100, 1000]) {
     return { rows, long };
   } finally {
     for (const c of children) c.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 1000));
     rmSync(dataDir, { recursive: true, force: true });
+    await pg?.drop();
   }
 }
 
@@ -239,5 +262,6 @@ function seedWireBytes(tokens: number, textBytes: number) {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const arg = process.argv.indexOf('--streams');
   const counts = arg > 0 ? process.argv[arg + 1].split(',').map(Number) : undefined;
-  await runRelayBench(counts);
+  const dbArg = process.argv.indexOf('--db');
+  await runRelayBench(counts, dbArg > 0 && process.argv[dbArg + 1] === 'postgres' ? 'postgres' : 'pglite');
 }

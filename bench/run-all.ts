@@ -8,4 +8,6 @@ import { runRelayBench } from './relay.bench.ts';
 console.log('\n== LLM client overhead: the simulated upstream read directly vs through streamChat');
 await runLlmClientBench();
 console.log('\n== Relay: the simulated upstream read directly vs the same load through the studio');
-await runRelayBench();
+await runRelayBench([1, 64, 100, 1000], 'pglite');
+console.log('\n== Relay with the studio on PostgreSQL (scale mode)');
+await runRelayBench([1, 64, 100, 1000], 'postgres');

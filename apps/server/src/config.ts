@@ -21,6 +21,7 @@ const Env = z.object({
   OPENAI_MODEL: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   WEB_DIST: z.string().optional(),
+  LOGIN_RATE_LIMIT: z.coerce.number().int().min(1).max(100_000).default(10),
 });
 
 export interface Config {
@@ -71,7 +72,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       : undefined,
     logLevel: e.LOG_LEVEL,
     webDist: path.resolve(e.WEB_DIST ?? path.join(import.meta.dirname, '../../web/dist')),
-    loginRateLimit: 10,
+    loginRateLimit: e.LOGIN_RATE_LIMIT,
     heartbeatMs: 15_000,
     checkpointMs: 1_000,
     ...overrides,

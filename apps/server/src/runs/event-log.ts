@@ -20,6 +20,7 @@ export interface EventLog {
   /** Follows new events; returns the unsubscribe function. */
   subscribe(key: string, subscriber: Subscriber): () => void;
   lastId(key: string): number;
+  subscriberCount(key: string): number;
   isClosed(key: string): boolean;
   /** Drops the log after `delayMs` (finished runs stay replayable from memory for a while). */
   expire(key: string, delayMs: number): void;
@@ -76,6 +77,7 @@ export class InMemoryEventLog implements EventLog {
   }
 
   lastId = (key: string) => (this.logs.get(key)?.nextId ?? 1) - 1;
+  subscriberCount = (key: string) => this.logs.get(key)?.subscribers.size ?? 0;
   isClosed = (key: string) => this.logs.get(key)?.closed ?? false;
 
   expire(key: string, delayMs: number) {

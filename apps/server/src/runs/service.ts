@@ -84,6 +84,12 @@ export class RunService {
 
   activeRun = (runId: string) => this.active.get(runId);
 
+  /** The text a run has sent in events so far (what is still coalescing goes out in the next event). */
+  sentText(runId: string): string {
+    const run = this.active.get(runId);
+    return run ? run.text.slice(0, run.text.length - run.pending.length) : '';
+  }
+
   /** Told when a run has ended and its result is saved (the pipeline moves on from here). */
   onFinished(listener: RunFinishedListener) {
     this.finishedListeners.add(listener);
@@ -354,7 +360,7 @@ export class RunService {
     run.flushTimer = undefined;
     if (!run.pending) return;
     const now = Date.now();
-    this.emit(run, { type: 'token', content: run.pending });
+    this.emitToken(run, run.pending);
     run.pending = '';
     run.lastFlushAt = now;
     if (run.definition.items) this.emitCompletedItems(run, completedItems(run.text, run.definition.items.key));
@@ -507,9 +513,18 @@ export class RunService {
   /** Appends an event to the run's log and the project's log (each numbered on its own). */
   emit(run: ActiveRun, event: { type: string; [k: string]: unknown }, terminal = false) {
     const full = JSON.stringify({ ...event, run_id: run.row.id, stage: run.stage });
-    // In a run's own stream a token needs no run id or stage: the URL says which run it is.
-    this.d.runLog.append(runKey(run.row.id), event.type === 'token' ? JSON.stringify(event) : full, terminal);
+    this.d.runLog.append(runKey(run.row.id), full, terminal);
     this.d.projectLog.append(projectKey(run.row.projectId), full);
+  }
+
+  /**
+   * The hot path: one token event, its content serialised once. In a run's own stream a token needs
+   * no run id or stage (the URL says which run it is); the project stream needs both.
+   */
+  private emitToken(run: ActiveRun, content: string) {
+    const c = JSON.stringify(content);
+    this.d.runLog.append(runKey(run.row.id), `{"type":"token","content":${c}}`);
+    this.d.projectLog.append(projectKey(run.row.projectId), `{"type":"token","content":${c},"run_id":"${run.row.id}","stage":"${run.stage}"}`);
   }
 
   private withLiveText(row: RunRow): Run {

@@ -52,6 +52,11 @@ export function openSse(req: FastifyRequest, reply: FastifyReply, heartbeatMs: n
   return {
     send(event) {
       if (closed) return;
+      // Events sent in the same tick (a token and its progress, a replay) leave in one socket write.
+      if (!res.writableCorked) {
+        res.cork();
+        process.nextTick(() => res.uncork());
+      }
       res.write(`id: ${event.id}\ndata: ${event.json}\n\n`);
       if (res.writableLength > MAX_BUFFERED_BYTES) {
         req.log.warn({ buffered: res.writableLength }, 'dropping a subscriber that cannot keep up');

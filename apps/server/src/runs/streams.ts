@@ -76,23 +76,27 @@ export class RunStreams {
     await this.d.projects.access(user, projectId, 'view');
     const key = projectKey(projectId);
     const after = lastEventId(req);
+    const active = await this.d.repo.activeOfProject(projectId);
+    // From here on everything is synchronous until subscribed, so no event can fall between replay and tail.
     const missed = after !== null ? this.d.projectLog.since(key, after) : null;
     const sse = openSse(req, reply, this.d.heartbeatMs);
     this.guardAccess(sse, user, projectId);
     if (missed) {
       for (const e of missed) sse.send(e);
     } else {
-      // A newcomer (or a client too far behind) gets the current state, numbered at the log's tip.
+      // A newcomer (or a client too far behind) gets the text of the runs in progress, numbered at the log's tip.
       const tip = this.d.projectLog.lastId(key);
-      sse.send({ id: tip, json: JSON.stringify(await this.projectUpdate(projectId)), terminal: false });
-      for (const run of await this.d.repo.activeOfProject(projectId)) {
-        const live = this.d.runs.activeRun(run.id);
+      for (const run of active) {
+        const text = this.d.runs.sentText(run.id);
         sse.send({ id: tip, json: JSON.stringify({ type: 'stage_update', run_id: run.id, stage: run.stage, status: 'running' }), terminal: false });
-        if (live?.text) sse.send({ id: tip, json: JSON.stringify({ type: 'token', run_id: run.id, stage: run.stage, content: live.text }), terminal: false });
+        if (text) sse.send({ id: tip, json: JSON.stringify({ type: 'token', run_id: run.id, stage: run.stage, content: text }), terminal: false });
       }
     }
     const stop = this.d.projectLog.subscribe(key, (e) => sse.send(e));
     sse.onClose(stop);
+    // Project updates are only published while someone listens, so every (re)connection starts
+    // with the current state, appended to the log so its id is in order for everyone.
+    this.d.projectLog.append(key, JSON.stringify(await this.projectUpdate(projectId)));
   }
 
   private guardAccess(sse: SseStream, user: AuthUser, projectId: string) {
@@ -118,6 +122,7 @@ export class RunStreams {
   }
 
   private async publishProjectUpdate(projectId: string) {
+    if (this.d.projectLog.subscriberCount(projectKey(projectId)) === 0) return;
     try {
       if (!(await this.d.projectRepo.findById(projectId))) return;
       this.d.projectLog.append(projectKey(projectId), JSON.stringify(await this.projectUpdate(projectId)));
