@@ -156,4 +156,19 @@ describe(`storyboard and camera stages (${process.env.TEST_DB ?? 'pglite'})`, ()
     expect((await stranger.patch(`/api/v1/storyboards/${id}/`, { narration_text: 'x' })).status).toBe(404);
     expect((await stranger.delete(`/api/v1/storyboards/${id}/`)).status).toBe(404);
   });
+
+  it("serves the seed's storyboard-stream endpoint with the stage input as its body", async () => {
+    const res = await follow(`${studio.url}/api/v1/projects/${projectId}/storyboard-stream/`, {
+      cookie: admin.cookie,
+      method: 'POST',
+      body: { text: '清晨的渔港。老人收起渔网。海鸥掠过桅杆。', shot_count: 3, provider_id: providers.clean },
+    });
+    expect(res.status).toBe(200);
+    expect(res.events[0].data).toMatchObject({ type: 'stage_update', status: 'running' });
+    expect(res.events.some((e) => e.data.type === 'shot')).toBe(true);
+    expect(res.events.at(-1)!.data.type).toBe('done');
+    const bad = await admin.post(`/api/v1/projects/${projectId}/storyboard-stream/`, { text: 'x', min_duration: 9, max_duration: 2 });
+    expect(bad.status).toBe(400);
+    expect(Object.keys(bad.body.error.details.fields)).toContain('input.min_duration');
+  });
 });

@@ -33,12 +33,14 @@ export const runRoutes =
       streams.followProject(currentUser(req), req.params.id, req, reply),
     );
 
-    // The seed's endpoint: start and stream in one response; the first event carries the run id,
-    // so a client that drops it reattaches with GET /runs/{id}/events.
-    app.post('/projects/:id/rewrite-stream', { schema: { params: ProjectParams, body: z.record(z.string(), z.unknown()), response: SSE_RESPONSE } }, async (req, reply) => {
-      const user = currentUser(req);
-      const { provider_id, ...input } = req.body as { provider_id?: string };
-      const run = await runs.start(user, req.params.id, 'rewrite', { input, provider_id: typeof provider_id === 'string' ? provider_id : undefined });
-      return streams.followRun(user, run.id, req, reply);
-    });
+    // The seed's endpoints: start and stream in one response, the body being the stage input itself;
+    // the first event carries the run id, so a client that drops it reattaches with GET /runs/{id}/events.
+    for (const stage of ['rewrite', 'storyboard', 'camera'] as const) {
+      app.post(`/projects/:id/${stage}-stream`, { schema: { params: ProjectParams, body: z.record(z.string(), z.unknown()), response: SSE_RESPONSE } }, async (req, reply) => {
+        const user = currentUser(req);
+        const { provider_id, ...input } = req.body as { provider_id?: unknown };
+        const run = await runs.start(user, req.params.id, stage, { input, provider_id: typeof provider_id === 'string' ? provider_id : undefined });
+        return streams.followRun(user, run.id, req, reply);
+      });
+    }
   };
