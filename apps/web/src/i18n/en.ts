@@ -337,7 +337,7 @@ const en: MessageSchema = {
       cost: 'Cost',
       failures: 'Failures',
       avgTtft: 'Avg. time to first token',
-      today: '{calls} calls · {tokens} tokens',
+      today: '{calls} call · {tokens} tokens | {calls} calls · {tokens} tokens',
       none: 'No calls yet',
       days: 'Last {n} days',
     },
