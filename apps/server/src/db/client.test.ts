@@ -1,0 +1,49 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DataDirLockedError, openDatabase } from './client.ts';
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-lock-'));
+  dirs.push(dir);
+  return dir;
+};
+afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe('the embedded database folder', () => {
+  it('refuses a second studio on a folder another live process holds, and takes over a dead one\'s lock', { timeout: 60_000 }, async () => {
+    const dir = tempDir();
+    // Another live process holds the lock.
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    try {
+      writeFileSync(path.join(dir, 'studio.lock'), String(holder.pid));
+      await expect(openDatabase({ dataDir: dir })).rejects.toThrow(DataDirLockedError);
+      await expect(openDatabase({ dataDir: dir })).rejects.toThrow(/Another AI Story process/);
+    } finally {
+      holder.kill();
+    }
+    await new Promise((r) => holder.once('exit', r));
+    const db = await openDatabase({ dataDir: dir }); // the holder is gone: its lock is stale
+    await db.close();
+  });
+
+  it('sets aside a folder whose first start never finished, and starts fresh', { timeout: 60_000 }, async () => {
+    const dir = tempDir();
+    mkdirSync(path.join(dir, 'pgdata'));
+    writeFileSync(path.join(dir, 'pgdata', 'half-written'), 'x');
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const db = await openDatabase({ dataDir: dir });
+      await db.close();
+    } finally {
+      process.off('warning', onWarning);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+    expect(warnings.join()).toMatch(/never fully initialised/);
+  });
+});
