@@ -14,6 +14,7 @@
  *   is kept when present; else numbered lines (`1. …`, `镜头2:…`, `Shot 3) …`, `#4 …`); else the
  *   sentences of the last user message, as for a storyboard.
  */
+import { MOVEMENT_TYPES, type MovementType } from '@ai-story/contracts';
 import { hash32, rng, splitSentences, storySentences } from './text.ts';
 
 export interface ChatMessage {
@@ -85,18 +86,8 @@ function groupSentences(sentences: string[], seed: number): string[] {
   return groups;
 }
 
-export const MOVEMENT_TYPES = [
-  'static',
-  'zoom_in',
-  'zoom_out',
-  'pan_left',
-  'pan_right',
-  'tilt_up',
-  'tilt_down',
-  'dolly_in',
-  'dolly_out',
-] as const;
-export type MovementType = (typeof MOVEMENT_TYPES)[number];
+// The simulated model answers in the studio's own vocabulary (DESIGN §1).
+export { MOVEMENT_TYPES, type MovementType } from '@ai-story/contracts';
 
 const MOVEMENT_HINTS: [RegExp, MovementType][] = [
   [/特写|close-?up|眼|脸/i, 'zoom_in'],
