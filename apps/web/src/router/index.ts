@@ -29,6 +29,7 @@ export const router = createRouter({
           name: 'project',
           component: () => import('@/features/projects/views/ProjectDetailView.vue'),
         },
+        { path: 'prompts/:setId?', name: 'prompts', component: () => import('@/features/prompts/views/PromptsView.vue'), meta: { title: 'prompts.title' } },
         { path: 'providers', name: 'providers', component: () => import('@/features/providers/views/ProvidersView.vue'), meta: { admin: true, title: 'nav.providers' } },
         { path: 'users', name: 'users', component: () => import('@/features/users/views/UsersView.vue'), meta: { admin: true, title: 'nav.users' } },
         { path: 'account', name: 'account', component: () => import('@/features/auth/views/AccountView.vue'), meta: { title: 'nav.account' } },
