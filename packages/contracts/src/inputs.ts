@@ -1,8 +1,9 @@
 import type { z } from 'zod';
 import type { ChangePasswordBody, CreateTokenBody, CreateUserBody, LoginBody, RegisterBody, SetupBody, UpdateSettingsBody, UpdateUserBody } from './auth.ts';
-import type { CreateProjectBody, UpdateProjectBody } from './projects.ts';
+import type { AddMemberBody, CreateProjectBody, Member, UpdateMemberBody, UpdateProjectBody } from './projects.ts';
 import type { CreateProviderBody, ProviderHealth, ProviderTestResult, ProviderUsage, UpdateProviderBody, UsageDay } from './providers.ts';
 import type { RunError, StartRunBody } from './runs.ts';
+import type { CreateShotBody, StoryboardInput, UpdateMovementBody, UpdateShotBody } from './stages.ts';
 import type { SetupStatus, Settings, CreatedToken } from './auth.ts';
 
 /**
@@ -22,6 +23,12 @@ export type UpdateProjectInput = z.input<typeof UpdateProjectBody>;
 export type CreateProviderInput = z.input<typeof CreateProviderBody>;
 export type UpdateProviderInput = z.input<typeof UpdateProviderBody>;
 export type StartRunInput = z.input<typeof StartRunBody>;
+export type StoryboardRunInput = z.input<typeof StoryboardInput>;
+export type CreateShotInput = z.input<typeof CreateShotBody>;
+export type UpdateShotInput = z.input<typeof UpdateShotBody>;
+export type UpdateMovementInput = z.input<typeof UpdateMovementBody>;
+export type AddMemberInput = z.input<typeof AddMemberBody>;
+export type UpdateMemberInput = z.input<typeof UpdateMemberBody>;
 
 export type SetupStatusResponse = z.infer<typeof SetupStatus>;
 export type SettingsResponse = z.infer<typeof Settings>;
@@ -31,3 +38,4 @@ export type ProviderTestResponse = z.infer<typeof ProviderTestResult>;
 export type ProviderUsageResponse = z.infer<typeof ProviderUsage>;
 export type UsageDayResponse = z.infer<typeof UsageDay>;
 export type RunErrorResponse = z.infer<typeof RunError>;
+export type MemberResponse = z.infer<typeof Member>;
