@@ -93,8 +93,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
-    if (req.method === 'GET' && !req.url.startsWith('/api/') && existsSync(path.join(config.webDist, 'index.html'))) {
-      return reply.type('text/html').sendFile('index.html'); // client-side routes of the SPA
+    // Client-side routes of the SPA get index.html; a missing file (a stale asset name) stays a 404.
+    const pathname = req.url.split('?')[0];
+    if (req.method === 'GET' && !pathname.startsWith('/api/') && !path.extname(pathname) && existsSync(path.join(config.webDist, 'index.html'))) {
+      return reply.type('text/html').sendFile('index.html');
     }
     return reply.code(404).send({ error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}` } });
   });
@@ -127,7 +129,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   );
 
   if (existsSync(config.webDist)) {
-    await app.register(fastifyStatic, { root: config.webDist, wildcard: false, index: 'index.html' });
+    // wildcard: files are looked up per request, so a rebuilt web app is served without a restart.
+    await app.register(fastifyStatic, { root: config.webDist, wildcard: true, index: 'index.html' });
   }
 
   // Stop runs before the server closes its connections, so each saves its text as `interrupted`.

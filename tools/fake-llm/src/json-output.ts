@@ -56,8 +56,19 @@ export interface Shot {
   duration_seconds: number;
 }
 
+/**
+ * The story a storyboard prompt quotes: what follows its last "故事文案：" / "Story:" heading line, as a
+ * real model would tell the instructions from the material; the whole message when there is none.
+ */
+export function storyPart(text: string): string {
+  const heading = /^[ \t]*(?:故事文案|原始文案|文案|story(?: text)?|text)[ \t]*[:：][ \t]*$/gim;
+  let start = -1;
+  for (const m of text.matchAll(heading)) start = m.index + m[0].length;
+  return start >= 0 ? text.slice(start) : text;
+}
+
 export function buildStoryboard(messages: readonly ChatMessage[], seed: number): { shots: Shot[] } {
-  const sentences = splitSentences(lastUserText(messages)).filter((s) => !INSTRUCTION.test(s));
+  const sentences = splitSentences(storyPart(lastUserText(messages))).filter((s) => !INSTRUCTION.test(s));
   const groups = groupSentences(sentences, seed);
   return {
     shots: groups.map((narration, i) => {
