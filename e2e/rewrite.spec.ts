@@ -95,7 +95,7 @@ test('the rewrite streams token by token, survives a reload without duplicating 
   // A second page of the same project joins mid-run: it gets the text so far, then the live tail.
   const second = await newPage({ email: studio.admin!.email, password: studio.admin!.password });
   await second.goto(`/projects/${projectId}/rewrite`);
-  await expect.poll(async () => (await readStream(second)).length, { timeout: 15_000 }).toBeGreaterThan(0);
+  await expect.poll(async () => (await readStream(second)).length, { timeout: 30_000 }).toBeGreaterThan(0);
   const [a, b] = [await readStream(page), await readStream(second)];
   expect(a.startsWith(b) || b.startsWith(a)).toBe(true);
 
