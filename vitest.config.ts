@@ -33,7 +33,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['apps/server/src/**/*.test.ts', 'tools/**/src/**/*.test.ts', 'packages/**/src/**/*.test.ts'],
+          include: ['apps/server/src/**/*.test.ts', 'apps/web/src/**/*.test.ts', 'tools/**/src/**/*.test.ts', 'packages/**/src/**/*.test.ts'],
         },
       },
       {
