@@ -138,6 +138,9 @@ describe(`storyboard and camera stages (${process.env.TEST_DB ?? 'pglite'})`, ()
     expect(after).toHaveLength(before.length);
     const edited = await admin.patch(`/api/v1/camera-movements/${after[0].id}/`, { movement_type: 'tilt_up', params: { intensity: 0.9 } });
     expect(edited.body).toMatchObject({ movement_type: 'tilt_up', params: { intensity: 0.9 } });
+    // Editing the camera's own output does not make the camera stage out of date.
+    const stages = (await admin.get(`/api/v1/projects/${projectId}/stages/`)).body;
+    expect(stages.find((s: { stage_type: string }) => s.stage_type === 'camera').stale).toBe(false);
     expect((await admin.patch(`/api/v1/camera-movements/${after[0].id}/`, { movement_type: 'spin' })).status).toBe(400);
     expect((await admin.patch(`/api/v1/camera-movements/${after[0].id}/`, { params: { intensity: 2 } })).status).toBe(400);
   });

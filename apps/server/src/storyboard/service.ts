@@ -88,7 +88,8 @@ export class StoryboardService {
       ...(patch.movement_type && { movementType: patch.movement_type }),
       ...(patch.params && { params: { ...(row.params as Movement['params']), ...patch.params } }),
     });
-    await this.syncOutputs(row.projectId);
+    // A movement edited by hand is the camera stage's own output changing, not its input: not stale.
+    await this.syncOutputs(row.projectId, { shotsChanged: false });
     return (await movementsOf(this.db, row.projectId)).find((m) => m.id === id)!;
   }
 
@@ -108,14 +109,14 @@ export class StoryboardService {
     }
   }
 
-  /** Keeps the stages' current outputs equal to the tables after a hand edit. */
-  private async syncOutputs(projectId: string) {
+  /** Keeps the stages' current outputs equal to the tables after a hand edit; changed shots make the camera stale. */
+  private async syncOutputs(projectId: string, { shotsChanged = true } = {}) {
     const shots = (await this.repo.shots(projectId)).map(shotOf);
     const storyboard = await this.projectRepo.stage(projectId, 'storyboard');
     if (storyboard?.output || shots.length) await this.projectRepo.updateStage(projectId, 'storyboard', { output: { shots } });
     const camera = await this.projectRepo.stage(projectId, 'camera');
     if (camera?.output) {
-      await this.projectRepo.updateStage(projectId, 'camera', { output: { movements: await movementsOf(this.db, projectId) }, ...(camera.status === 'completed' && { stale: true }) });
+      await this.projectRepo.updateStage(projectId, 'camera', { output: { movements: await movementsOf(this.db, projectId) }, ...(shotsChanged && camera.status === 'completed' && { stale: true }) });
     }
     this.projects.notifyChange(projectId);
   }
