@@ -36,7 +36,12 @@ export default defineConfig({
     __INTLIFY_PROD_DEVTOOLS__: false,
   },
   resolve: {
-    alias: { '@': fileURLToPath(new URL('./src', import.meta.url)) },
+    alias: [
+      { find: '@', replacement: fileURLToPath(new URL('./src', import.meta.url)) },
+      // vuedraggable's package entry is a UMD build carrying its own core-js polyfills (~100 kB);
+      // its ES source is the same component without them.
+      { find: /^vuedraggable$/, replacement: 'vuedraggable/src/vuedraggable.js' },
+    ],
   },
   server: {
     proxy: {
