@@ -114,7 +114,7 @@ test('one click runs every LLM stage in turn, with pause and resume, while a vie
   await expect(page.getByTestId('project-status')).toHaveAttribute('data-status', 'completed', { timeout: 90_000 });
   for (const s of LLM_STAGES) await expect(statusOf(page, s)).toHaveAttribute('data-status', 'completed');
   for (const s of ['image', 'video', 'export']) await expect(statusOf(page, s)).toHaveAttribute('data-status', 'skipped');
-  await expect(statusOf(page, 'image')).toContainText('尚在开发中');
+  await expect(statusOf(page, 'image')).toContainText('即将推出');
   await expect(watcher.getByTestId('project-status')).toHaveAttribute('data-status', 'completed', { timeout: 15_000 });
   await page.screenshot({ path: path.join(SHOTS, 'pipeline-04-completed.png') });
   await owner.stop();

@@ -583,7 +583,7 @@ const en: MessageSchema = {
     reason: 'Reason: {reason}',
     reasons: {
       skippedByUser: 'Skipped by the user',
-      notAvailable: 'This stage is still being built; skipped automatically',
+      notAvailable: 'Coming soon; skipped',
     },
     stageProgress: '{tokens} tokens · {eta} left',
     staleTip: 'Its input changed since; the result may be out of date',

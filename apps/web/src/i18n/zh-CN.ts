@@ -583,7 +583,7 @@ const zhCN = {
     reason: '原因：{reason}',
     reasons: {
       skippedByUser: '由用户跳过',
-      notAvailable: '该阶段尚在开发中，已自动跳过',
+      notAvailable: '即将推出，已自动跳过',
     },
     stageProgress: '{tokens} tokens · 预计剩余 {eta}',
     staleTip: '上游内容已修改，结果可能已过时',
