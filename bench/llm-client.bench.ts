@@ -193,7 +193,7 @@ export async function runLlmClientBench(options: LlmClientBenchOptions = {}): Pr
   }
 }
 
-function printTable(r: LlmClientBenchResult): void {
+export function printTable(r: LlmClientBenchResult): void {
   const { streams, tokens, tps, rounds } = r.options;
   console.log(
     `LLM client CPU: ${streams} concurrent streams × ${tokens} tokens; paced = ${tps} tokens/s per stream, burst = unpaced;\n` +

@@ -2,11 +2,11 @@
  * `npm run bench`: every benchmark, one after the other (numbers, not pass/fail).
  * Machines are shared and noisy: compare the columns of one run, not runs of different days.
  */
-import { runLlmClientBench } from './llm-client.bench.ts';
+import { printTable, runLlmClientBench } from './llm-client.bench.ts';
 import { runRelayBench } from './relay.bench.ts';
 
 console.log('\n== LLM client overhead: the simulated upstream read directly vs through streamChat');
-await runLlmClientBench();
+printTable(await runLlmClientBench());
 console.log('\n== Relay: the simulated upstream read directly vs the same load through the studio');
 await runRelayBench([1, 64, 100, 1000], 'pglite');
 console.log('\n== Relay with the studio on PostgreSQL (scale mode)');
