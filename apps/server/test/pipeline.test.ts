@@ -69,6 +69,7 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
     await owner.post(`/api/v1/projects/${id}/execute/`, {});
     const paused = await owner.post(`/api/v1/projects/${id}/pause/`);
     expect(paused.status).toBe(200);
+    expect(['pausing', 'paused']).toContain(paused.body.pipeline_state);
     await waitFor(async () => (await projectStatus(id)) === 'paused', 'the pause to take hold');
     await new Promise((r) => setTimeout(r, 500));
     const held = await stageStatuses(id);
@@ -76,6 +77,7 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
     expect(held.storyboard).toBe('pending');
     expect((await owner.post(`/api/v1/projects/${id}/resume/`)).status).toBe(200);
     await waitFor(async () => (await projectStatus(id)) === 'completed', 'the resumed pipeline to complete');
+    expect((await owner.get(`/api/v1/projects/${id}/`)).body.pipeline_state).toBe('idle');
   });
 
   it('retries and skips a stage, and marks later stages stale when an earlier one changes', async () => {

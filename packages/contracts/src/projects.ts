@@ -43,6 +43,8 @@ export const Project = z.object({
   description: z.string(),
   style: z.string(),
   status: ProjectStatus,
+  /** The one-click pipeline: `running` goes on to the next stage, `pausing` stops after the current one. */
+  pipeline_state: z.enum(['idle', 'running', 'pausing', 'paused']),
   owner_id: z.string(),
   access: AccessRole,
   /** completed stages / all stages, 0..1 */

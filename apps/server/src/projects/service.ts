@@ -174,6 +174,7 @@ export const toProject = (row: ProjectRow, access: AccessRole, done: number): Pr
   description: row.description,
   style: row.style,
   status: row.status,
+  pipeline_state: row.pipelineState,
   owner_id: row.ownerId,
   access,
   progress: progressOf(done),
