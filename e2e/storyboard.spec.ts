@@ -153,7 +153,7 @@ test('storyboard cards arrive one at a time, a dragged card keeps its place afte
   await page.mouse.up();
   const expected = [before[2], before[0], before[1], ...before.slice(3)];
   await expect.poll(() => cardIds(page)).toEqual(expected);
-  await expect.poll(async () => (await calls.shots(projectId)).map((s) => s.id)).toEqual(expected);
+  await expect.poll(async () => (await calls.shots(projectId)).map((s) => s.id), { timeout: 15_000 }).toEqual(expected);
   await page.reload();
   await expect(savedCards(page)).toHaveCount(saved.length);
   expect(await cardIds(page)).toEqual(expected);
