@@ -2,6 +2,7 @@
 // Makes sure this machine has what the test suite needs beyond node_modules:
 //   - Debian's Chromium at /usr/bin/chromium (Playwright drives it; we never download a browser),
 //   - CJK fonts (zh-CN pages must render real glyphs in screenshots, not boxes),
+//   - the media tools: ffmpeg/ffprobe (renders, probes) and espeak-ng (the offline voice),
 //   - a reachable PostgreSQL server where the current user may create databases (the integration
 //     tests run a second time against it, one database per test file).
 // It installs what is missing with apt when it can (root, or sudo without a password); otherwise it
@@ -87,6 +88,17 @@ function ensureBrowserAndFonts() {
   if (!existsSync(CHROMIUM)) throw new Unmet(`${CHROMIUM} is still missing after installing chromium`);
   const version = spawnSync(CHROMIUM, ['--version'], { encoding: 'utf8' }).stdout?.trim();
   log(`ok: ${version || CHROMIUM}, fonts-noto-cjk`);
+}
+
+// ---------------------------------------------------------------- media tools (DESIGN §9)
+
+function ensureMediaTools() {
+  const missing = [];
+  if (!hasCommand('ffmpeg') || !hasCommand('ffprobe')) missing.push('ffmpeg');
+  if (!hasCommand('espeak-ng')) missing.push('espeak-ng');
+  if (missing.length) aptInstall(missing);
+  const version = spawnSync('ffmpeg', ['-version'], { encoding: 'utf8' }).stdout?.split('\n')[0];
+  log(`ok: ${version || 'ffmpeg'}, espeak-ng`);
 }
 
 // ---------------------------------------------------------------- PostgreSQL
@@ -240,7 +252,7 @@ async function ensurePostgres() {
 
 // ---------------------------------------------------------------- main
 
-for (const step of [ensureBrowserAndFonts, ensurePostgres]) {
+for (const step of [ensureBrowserAndFonts, ensureMediaTools, ensurePostgres]) {
   try {
     await step();
   } catch (err) {
