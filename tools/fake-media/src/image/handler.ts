@@ -212,7 +212,8 @@ export function createFakeImageHandler(options: FakeImageOptions = {}): FakeImag
     if (!size) return error(400, 'invalid_value', `Invalid value for 'size': ${String(body.size)}.`);
     const n = typeof body.n === 'number' ? body.n : 1;
     if (!Number.isInteger(n) || n < 1 || n > 10) return error(400, 'invalid_value', "Invalid value for 'n': must be between 1 and 10.");
-    const b64 = body.response_format === 'b64_json';
+    // gpt-image models always answer base64 and take no response_format; dall-e defaults to URLs.
+    const b64 = body.response_format === 'b64_json' || (typeof body.model === 'string' && body.model.startsWith('gpt-image'));
     const data: ({ url: string } | { b64_json: string })[] = [];
     for (let i = 0; i < n; i++) {
       const png = await pictureFor(prompt, i, 0, size.width, size.height);
