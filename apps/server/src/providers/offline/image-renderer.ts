@@ -83,7 +83,9 @@ export function composeOfflineSvg(req: OfflineImageRequest): string {
   const words = [req.scene, req.narration ?? '', req.prompt ?? ''].join(' ').toLowerCase();
   const rand = mulberry32(seedOf(`${req.scene}\u0000${req.narration ?? ''}\u0000${req.prompt ?? ''}`));
   const { light, elements } = readCues(words, rand);
-  const p = PALETTES[light];
+  const base = PALETTES[light];
+  // Snow lies on the ground: pale, moonlit blue at night.
+  const p: Palette = elements.has('snow') ? { ...base, ground: light === 'night' ? ['#5a6a84', '#2e3850'] : ['#e4eaf1', '#aeb9c6'] } : base;
   const s = Math.min(width, height) / 720; // every size below is designed at 720 px on the short side
   const horizon = Math.round(height * (0.58 + rand() * 0.07));
   const parts: string[] = [];
@@ -157,7 +159,7 @@ function stars(rand: () => number, w: number, horizon: number, s: number): strin
   const count = Math.round((w * horizon) / (9000 * s * s)) + 20;
   for (let i = 0; i < count; i++) {
     const r = (0.6 + rand() * 1.6) * s;
-    out.push(`<circle cx="${f(rand() * w)}" cy="${f(rand() * horizon * 0.9)}" r="${f(r)}" fill="#fff" opacity="${f(0.35 + rand() * 0.6)}"/>`);
+    out.push(`<circle cx="${f(rand() * w)}" cy="${f(rand() * horizon * 0.9)}" r="${f(r)}" fill="#fff" fill-opacity="${f(0.35 + rand() * 0.6)}"/>`);
   }
   return `<g>${out.join('')}</g>`;
 }
@@ -168,8 +170,8 @@ function moon(rand: () => number, w: number, horizon: number, s: number, p: Pale
   const r = 46 * s;
   return `<circle cx="${f(cx)}" cy="${f(cy)}" r="${f(r * 3.2)}" fill="url(#glow)"/>
 <circle cx="${f(cx)}" cy="${f(cy)}" r="${f(r)}" fill="${p.glow}"/>
-<circle cx="${f(cx - r * 0.3)}" cy="${f(cy + r * 0.2)}" r="${f(r * 0.16)}" fill="#000" opacity="0.08"/>
-<circle cx="${f(cx + r * 0.35)}" cy="${f(cy - r * 0.25)}" r="${f(r * 0.1)}" fill="#000" opacity="0.08"/>`;
+<circle cx="${f(cx - r * 0.3)}" cy="${f(cy + r * 0.2)}" r="${f(r * 0.16)}" fill="#000" fill-opacity="0.08"/>
+<circle cx="${f(cx + r * 0.35)}" cy="${f(cy - r * 0.25)}" r="${f(r * 0.1)}" fill="#000" fill-opacity="0.08"/>`;
 }
 
 function sun(rand: () => number, w: number, horizon: number, s: number, p: Palette, light: Light): string {
@@ -179,7 +181,7 @@ function sun(rand: () => number, w: number, horizon: number, s: number, p: Palet
   const r = (low ? 70 : 52) * s;
   const color = light === 'dusk' ? '#ffb066' : light === 'dawn' ? '#fff0b8' : '#fffbe6';
   return `<circle cx="${f(cx)}" cy="${f(cy)}" r="${f(r * 4)}" fill="url(#glow)"/>
-<circle cx="${f(cx)}" cy="${f(cy)}" r="${f(r)}" fill="${color}" opacity="0.95"/>`;
+<circle cx="${f(cx)}" cy="${f(cy)}" r="${f(r)}" fill="${color}" fill-opacity="0.95"/>`;
 }
 
 function mountains(rand: () => number, w: number, horizon: number, s: number, p: Palette): string {
@@ -194,7 +196,7 @@ function mountains(rand: () => number, w: number, horizon: number, s: number, p:
       d += ` L${f(x)} ${f(i % 2 === 0 ? y : y + peak * 0.35)}`;
     }
     d += ` L${w} ${horizon} Z`;
-    out.push(`<path d="${d}" fill="${p.silhouette}" opacity="${layer === 0 ? 0.55 : 0.85}"/>`);
+    out.push(`<path d="${d}" fill="${p.silhouette}" fill-opacity="${layer === 0 ? 0.55 : 0.85}"/>`);
   }
   return out.join('');
 }
@@ -217,13 +219,13 @@ function sea(rand: () => number, w: number, h: number, horizon: number, s: numbe
 function foreground(rand: () => number, w: number, h: number, horizon: number, s: number, p: Palette): string {
   const y0 = horizon + (h - horizon) * (0.35 + rand() * 0.15);
   const y1 = horizon + (h - horizon) * (0.25 + rand() * 0.15);
-  return `<path d="M0 ${f(y0)} Q${f(w * 0.5)} ${f(y1 - 40 * s)} ${w} ${f(y1)} L${w} ${h} L0 ${h} Z" fill="${p.ground[1]}" opacity="0.6"/>`;
+  return `<path d="M0 ${f(y0)} Q${f(w * 0.5)} ${f(y1 - 40 * s)} ${w} ${f(y1)} L${w} ${h} L0 ${h} Z" fill="${p.ground[1]}" fill-opacity="0.6"/>`;
 }
 
 function forest(rand: () => number, w: number, horizon: number, s: number, p: Palette, besideSea: boolean): string {
   const out: string[] = [];
   const from = besideSea ? w * 0.55 : 0;
-  const colors = p === PALETTES.night ? ['#0c1a16', '#07110d'] : ['#1d3b2a', '#12281c'];
+  const colors = p.sky === PALETTES.night.sky ? ['#0c1a16', '#07110d'] : ['#1d3b2a', '#12281c'];
   for (let row = 0; row < 2; row++) {
     const count = Math.round((w - from) / ((row === 0 ? 38 : 52) * s));
     for (let i = 0; i < count; i++) {
@@ -231,7 +233,7 @@ function forest(rand: () => number, w: number, horizon: number, s: number, p: Pa
       const th = (row === 0 ? 90 : 150) * s * (0.7 + rand() * 0.6);
       const tw = th * 0.38;
       const base = horizon + row * 26 * s;
-      out.push(`<path d="M${f(x)} ${f(base - th)} L${f(x + tw / 2)} ${f(base)} L${f(x - tw / 2)} ${f(base)} Z" fill="${colors[row]}" opacity="${row === 0 ? 0.75 : 1}"/>`);
+      out.push(`<path d="M${f(x)} ${f(base - th)} L${f(x + tw / 2)} ${f(base)} L${f(x - tw / 2)} ${f(base)} Z" fill="${colors[row]}" fill-opacity="${row === 0 ? 0.75 : 1}"/>`);
     }
   }
   return `<g>${out.join('')}</g>`;
@@ -249,12 +251,12 @@ function city(rand: () => number, w: number, horizon: number, s: number, p: Pale
     if (lit) {
       for (let wy = horizon - bh + 10 * s; wy < horizon - 12 * s; wy += 16 * s) {
         for (let wx = x + 6 * s; wx < x + bw - 10 * s; wx += 12 * s) {
-          if (rand() < 0.35) out.push(`<rect x="${f(wx)}" y="${f(wy)}" width="${f(5 * s)}" height="${f(7 * s)}" fill="#ffd98a" opacity="${f(0.5 + rand() * 0.5)}"/>`);
+          if (rand() < 0.35) out.push(`<rect x="${f(wx)}" y="${f(wy)}" width="${f(5 * s)}" height="${f(7 * s)}" fill="#ffd98a" fill-opacity="${f(0.5 + rand() * 0.5)}"/>`);
         }
       }
       // Lights mirrored on wet streets or water: soft vertical streaks under the building.
       for (let k = 0; k < 3; k++) {
-        out.push(`<rect x="${f(x + bw * (0.2 + rand() * 0.6))}" y="${horizon + 4}" width="${f(2.5 * s)}" height="${f(bh * (0.2 + rand() * 0.4))}" fill="#ffd98a" opacity="${f(0.12 + rand() * 0.15)}"/>`);
+        out.push(`<rect x="${f(x + bw * (0.2 + rand() * 0.6))}" y="${horizon + 4}" width="${f(2.5 * s)}" height="${f(bh * (0.2 + rand() * 0.4))}" fill="#ffd98a" fill-opacity="${f(0.12 + rand() * 0.15)}"/>`);
       }
     }
     x += bw + rand() * 6 * s;
@@ -268,7 +270,7 @@ function lighthouse(rand: () => number, w: number, horizon: number, s: number, p
   const h = 210 * s;
   const top = baseY - h;
   const beam = light === 'night' || light === 'dusk' || light === 'overcast'
-    ? `<path d="M${f(x)} ${f(top + 12 * s)} L${f(x - w * 0.9)} ${f(top - 80 * s)} L${f(x - w * 0.9)} ${f(top + 90 * s)} Z" fill="${p.glow}" opacity="0.18"/>`
+    ? `<path d="M${f(x)} ${f(top + 12 * s)} L${f(x - w * 0.9)} ${f(top - 80 * s)} L${f(x - w * 0.9)} ${f(top + 90 * s)} Z" fill="${p.glow}" fill-opacity="0.18"/>`
     : '';
   return `${beam}<path d="M${f(x - 60 * s)} ${f(baseY + 14 * s)} Q${f(x)} ${f(baseY - 26 * s)} ${f(x + 70 * s)} ${f(baseY + 14 * s)} Z" fill="${p.silhouette}"/>
 <path d="M${f(x - 16 * s)} ${f(baseY)} L${f(x - 10 * s)} ${f(top + 24 * s)} L${f(x + 10 * s)} ${f(top + 24 * s)} L${f(x + 16 * s)} ${f(baseY)} Z" fill="#e9e4da"/>
@@ -283,10 +285,10 @@ function whale(rand: () => number, w: number, h: number, horizon: number, s: num
   const x = w * (0.2 + rand() * 0.35);
   const y = horizon + (h - horizon) * 0.22;
   const k = 1.1 * s;
-  return `<g transform="translate(${f(x)} ${f(y)}) scale(${f(k)})" fill="${p.silhouette}" opacity="0.85">
+  return `<g transform="translate(${f(x)} ${f(y)}) scale(${f(k)})" fill="${p.silhouette}" fill-opacity="0.85">
 <path d="M-120 10 C-100 -40 40 -50 90 -10 C110 5 120 10 140 -20 L150 -30 L145 0 L160 10 L135 12 C110 30 -60 50 -120 10 Z"/>
-<ellipse cx="0" cy="22" rx="130" ry="8" fill="#fff" opacity="0.12"/>
-<circle cx="-80" cy="-40" r="3" fill="#fff" opacity="0.6"/><circle cx="-86" cy="-58" r="2.4" fill="#fff" opacity="0.5"/><circle cx="-78" cy="-72" r="2" fill="#fff" opacity="0.4"/>
+<ellipse cx="0" cy="22" rx="130" ry="8" fill="#fff" fill-opacity="0.12"/>
+<circle cx="-80" cy="-40" r="3" fill="#fff" fill-opacity="0.6"/><circle cx="-86" cy="-58" r="2.4" fill="#fff" fill-opacity="0.5"/><circle cx="-78" cy="-72" r="2" fill="#fff" fill-opacity="0.4"/>
 </g>`;
 }
 
@@ -328,7 +330,7 @@ function flowers(rand: () => number, w: number, h: number, horizon: number, s: n
   for (let i = 0; i < 40; i++) {
     const x = rand() * w;
     const y = horizon + 20 * s + rand() * (h - horizon) * 0.4;
-    out.push(`<circle cx="${f(x)}" cy="${f(y)}" r="${f((3 + rand() * 4) * s)}" fill="${colors[Math.floor(rand() * colors.length)]}" opacity="0.85"/>`);
+    out.push(`<circle cx="${f(x)}" cy="${f(y)}" r="${f((3 + rand() * 4) * s)}" fill="${colors[Math.floor(rand() * colors.length)]}" fill-opacity="0.85"/>`);
   }
   return `<g>${out.join('')}</g>`;
 }
@@ -361,7 +363,7 @@ function snow(rand: () => number, w: number, h: number, s: number): string {
   const out: string[] = [];
   const count = Math.round((w * h) / (3200 * s * s));
   for (let i = 0; i < count; i++) {
-    out.push(`<circle cx="${f(rand() * w)}" cy="${f(rand() * h)}" r="${f((1.2 + rand() * 2.8) * s)}" fill="#fff" opacity="${f(0.5 + rand() * 0.5)}"/>`);
+    out.push(`<circle cx="${f(rand() * w)}" cy="${f(rand() * h)}" r="${f((1.2 + rand() * 2.8) * s)}" fill="#fff" fill-opacity="${f(0.5 + rand() * 0.5)}"/>`);
   }
   return `<g>${out.join('')}</g>`;
 }
