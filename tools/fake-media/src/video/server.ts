@@ -70,14 +70,16 @@ export async function startFakeVideo(options: FakeVideoOptions = {}): Promise<Fa
     }
 
     if (knobs.latencyMs > 0) await sleep(knobs.latencyMs);
-    if (book.takeHtmlAnswer()) {
+    // Only creates take it, like the other create knobs, so a stray poll cannot use it up.
+    if (req.method === 'POST' && book.takeHtmlAnswer()) {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       return res.end(HTML_PAGE);
     }
     if (await handleKling(req, res, path, book, kling)) return;
     if (await handleSeedance(req, res, path, book, seedanceApiKey, cancelled)) return;
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ error: { code: 'NotFound', message: `${req.method} ${path}` } }));
+    // Outside both APIs a gateway answers, not the vendor: an HTML 404, as nginx would.
+    res.writeHead(404, { 'content-type': 'text/html' });
+    res.end('<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr><center>nginx</center></body></html>');
   };
 
   const server = await listen(handle, port);

@@ -16,7 +16,7 @@ export interface VideoKnobs {
   retryAfterS: number;
   /** The next N create requests answer 500. */
   createServerErrorTimes: number;
-  /** The next N API answers are a 200 HTML page (a gateway or captive portal in the way). */
+  /** The next N create requests get a 200 HTML page (a gateway or captive portal in the way). */
   htmlAnswerTimes: number;
   /** A result URL stops working this long after it was first handed out (vendors sign them). */
   urlTtlMs: number;

@@ -160,7 +160,9 @@ export type PollOutcome<T> = { done: true; result: T } | { done: false; status: 
 export async function pollUntilDone<T>(poll: VendorCall, read: (body: unknown) => PollOutcome<T>, gen: Generation, opts: VideoOptions): Promise<T> {
   const interval = Math.max(1, opts.pollIntervalMs ?? 3_000);
   let failures = 0;
-  let last: string | undefined;
+  // The task exists and waits: say so before the first poll comes back.
+  let last = 'queued/';
+  opts.onStatus?.({ status: 'queued' });
   for (;;) {
     await sleep(interval, gen);
     let body: unknown;

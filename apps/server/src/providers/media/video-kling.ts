@@ -146,7 +146,6 @@ export const klingVideoAdapter: VideoAdapter = {
     const gen = startGeneration(provider.timeout_s, opts.signal);
     const created = dataOf(await createWithRetries(call(provider, 'POST', '/videos/image2video', body), gen));
     if (!created.task_id) throw new MediaProviderError('bad_response', 'Kling created a task without a task_id.', { retryable: false });
-    opts.onStatus?.({ status: 'queued' });
     const poll = call(provider, 'GET', `/videos/image2video/${encodeURIComponent(created.task_id)}`);
     return pollUntilDone(
       poll,

@@ -76,7 +76,6 @@ export const seedanceVideoAdapter: VideoAdapter = {
     const gen = startGeneration(provider.timeout_s, opts.signal);
     const created = (await createWithRetries(call(provider, 'POST', TASKS_PATH, body), gen)) as ArkTask;
     if (typeof created.id !== 'string' || created.id === '') throw new MediaProviderError('bad_response', 'Ark created a task without an id.', { retryable: false });
-    opts.onStatus?.({ status: 'queued' });
     return pollUntilDone(
       call(provider, 'GET', `${TASKS_PATH}/${encodeURIComponent(created.id)}`),
       (answer) => {
