@@ -11,7 +11,7 @@ let dir: string;
 
 async function makeClip(name: string, seconds: number, fps = 24): Promise<string> {
   const file = path.join(dir, name);
-  await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=360x640:rate=${fps}:duration=${seconds}`, '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-y', file]);
+  await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=180x320:rate=${fps}:duration=${seconds}`, '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-y', file]);
   return file;
 }
 
@@ -24,7 +24,7 @@ async function probe(file: string) {
 /** Mean absolute difference between two frames (0 = identical), via ffmpeg's own comparison. */
 async function frameDifference(file: string, t1: number, t2: number): Promise<number> {
   const grab = async (t: number) => {
-    const { stdout } = await run('ffmpeg', ['-v', 'error', '-ss', String(t), '-i', file, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'gray', '-s', '36x64', 'pipe:1'], {
+    const { stdout } = await run('ffmpeg', ['-v', 'error', '-ss', String(t), '-i', file, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'gray', '-s', '18x32', 'pipe:1'], {
       encoding: 'buffer',
     });
     return stdout as unknown as Buffer;
