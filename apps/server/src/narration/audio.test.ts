@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { synthesizeEspeak } from '../providers/offline/espeak.ts';
-import { assembleShotAudio, measureDuration, parseLoudnormJson, type SentenceTiming } from './audio.ts';
+import { assembleShotAudio, measureDuration, parseLoudnormJson, type AssembledAudio, type SentenceTiming } from './audio.ts';
 import { run } from './exec.ts';
 
 // Real espeak-ng and ffmpeg; short sentences without commas so the only long silences in the
@@ -13,11 +13,17 @@ const PAUSE_S = 0.5;
 
 let dir: string;
 let speech: Buffer[];
+/** The three sentences assembled with no locked length (shared: the machine is slow and shared). */
+let free: AssembledAudio;
+let freeFile: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'narration-test-'));
-  speech = await Promise.all(TEXTS.map((text) => synthesizeEspeak({ text })));
-});
+  // Faster speech keeps the files short; the pauses stay long enough to be found by silencedetect.
+  speech = await Promise.all(TEXTS.map((text) => synthesizeEspeak({ text, speed: 1.5 })));
+  freeFile = path.join(dir, 'shot.wav');
+  free = await assembleShotAudio({ sentences: TEXTS.map((text, i) => ({ text, audio: speech[i] })), pauseS: PAUSE_S, out: freeFile });
+}, 60_000);
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
@@ -60,10 +66,10 @@ async function expectStartsAtSpeech(file: string, timings: SentenceTiming[]) {
   expect(leading.every((e) => e > 0.1 || e === 0)).toBe(true);
 }
 
-describe('assembleShotAudio (real espeak-ng + ffmpeg)', () => {
+describe('assembleShotAudio (real espeak-ng + ffmpeg)', { timeout: 60_000 }, () => {
   test('joins Chinese sentences into one 48 kHz mono WAV with measured sentence times that match the speech', async () => {
-    const out = path.join(dir, 'shot.wav');
-    const result = await assembleShotAudio({ sentences: TEXTS.map((text, i) => ({ text, audio: speech[i] })), pauseS: PAUSE_S, out });
+    const out = freeFile;
+    const result = free;
 
     const streams = await probe(out);
     expect(streams).toEqual([{ codec_type: 'audio', codec_name: 'pcm_s16le', sample_rate: '48000', channels: 1 }]);
@@ -83,8 +89,6 @@ describe('assembleShotAudio (real espeak-ng + ffmpeg)', () => {
   });
 
   test('a locked shot length is met within a frame with atempo, and the times still match the speech', async () => {
-    const natural = path.join(dir, 'natural.wav');
-    const free = await assembleShotAudio({ sentences: TEXTS.map((text, i) => ({ text, audio: speech[i] })), pauseS: PAUSE_S, out: natural });
     const target = Math.round(free.duration_s * 0.8 * 100) / 100;
     const out = path.join(dir, 'locked.wav');
     const fitted = await assembleShotAudio({ sentences: TEXTS.map((text, i) => ({ text, audio: speech[i] })), pauseS: PAUSE_S, out, targetDurationS: target });

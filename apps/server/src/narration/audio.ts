@@ -15,9 +15,12 @@ import { defaultTools, run, type MediaTools } from './exec.ts';
  * - `-fflags +bitexact` and no metadata: the same input gives the same bytes, which the
  *   content-addressed media store turns into one file.
  *
- * Loudness: two-pass `loudnorm` (EBU R128, I = -16 LUFS by default, TP -1.5 dB, LRA 11). The first
- * pass only measures a few seconds of PCM — cheap — and the second applies one linear gain, so every
- * shot lands at the same loudness without the pumping of one-pass dynamic mode.
+ * Loudness, two passes (cheap: a few seconds of PCM): `loudnorm`'s EBU R128 meter measures the
+ * integrated loudness, then one linear gain to the target (-16 LUFS by default) and a delay-
+ * compensated peak limiter at -1.5 dBFS (`alimiter ... latency=true`, so sentence times do not move).
+ * Not loudnorm's own second pass: when the peaks forbid a linear gain it falls back to dynamic mode,
+ * which on speech shorter than ~3 s leaves the level where it was (measured: espeak at -44 LUFS came
+ * out at -46). So every shot lands at the same loudness, short or long.
  */
 export const NARRATION_SAMPLE_RATE = 48_000;
 export const NARRATION_MIME = 'audio/wav';
@@ -28,6 +31,7 @@ export const MIN_TEMPO = 0.9;
 
 /** Below this level (dBFS) a sentence's leading/trailing audio counts as silence and is trimmed. */
 const SILENCE_THRESHOLD_DB = -50;
+const TRUE_PEAK_DB = -1.5;
 
 export interface ToolOptions {
   signal?: AbortSignal;
@@ -144,17 +148,16 @@ export async function assembleShotAudio(options: AssembleOptions): Promise<Assem
     const joined = path.join(dir, 'joined.wav');
     await run(ffmpeg, [...FFMPEG_QUIET, '-v', 'error', ...inputs, '-filter_complex', graph, ...PCM_OUT, joined], { signal, timeoutMs: 120_000 });
 
-    // 4. Loudness, two passes.
-    const loudnorm = `loudnorm=I=${loudnessLufs}:TP=-1.5:LRA=11`;
-    const measure = await run(ffmpeg, [...FFMPEG_QUIET, '-v', 'info', '-i', joined, '-af', `${loudnorm}:print_format=json`, '-f', 'null', '-'], { signal, timeoutMs: 120_000 });
-    const m = parseLoudnormJson(measure.stderr);
-    const finalFilter = m && Number.isFinite(Number(m.input_i))
-      ? `${loudnorm}:measured_I=${m.input_i}:measured_TP=${m.input_tp}:measured_LRA=${m.input_lra}:measured_thresh=${m.input_thresh}:offset=${m.target_offset}:linear=true:print_format=none,aresample=${NARRATION_SAMPLE_RATE}`
-      : 'anull'; // -inf (digital silence): nothing to normalise.
+    // 4. Loudness, two passes: measure, then one gain and a peak limiter.
+    const measure = await run(ffmpeg, [...FFMPEG_QUIET, '-v', 'info', '-i', joined, '-af', `loudnorm=I=${loudnessLufs}:TP=${TRUE_PEAK_DB}:LRA=11:print_format=json`, '-f', 'null', '-'], { signal, timeoutMs: 120_000 });
+    const inputI = Number(parseLoudnormJson(measure.stderr)?.input_i);
+    const finalFilter = Number.isFinite(inputI)
+      ? `volume=${(loudnessLufs - inputI).toFixed(2)}dB,alimiter=limit=${10 ** (TRUE_PEAK_DB / 20)}:level=false:latency=true`
+      : 'anull'; // -inf: digital silence, nothing to normalise.
     await run(ffmpeg, [...FFMPEG_QUIET, '-v', 'error', '-i', joined, '-af', finalFilter, ...PCM_OUT, out], { signal, timeoutMs: 120_000 });
 
     const duration_s = await measureDuration(out, options);
-    // Keep every time inside the file (loudnorm may drop a few trailing samples).
+    // Keep every time inside the file (rounding to ms must not pass its end).
     const last = Math.floor(duration_s * 1000) / 1000;
     for (const t of timings) {
       t.end_s = Math.min(t.end_s, last);
