@@ -3,7 +3,7 @@ import { startFakeImage, type FakeImageServer, type ImageRoute } from '@ai-story
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { fetchRemoteMedia, RemoteMediaError } from '../../media/fetch-remote.ts';
 import { imageAdapterFor, type GeneratedImage, type ImageApiFormat, type ImageProviderConfig } from './image-adapter.ts';
-import { MediaProviderError } from './media-provider-error.ts';
+import { MediaProviderError } from './errors.ts';
 
 const KEY = 'sk-image-test-key';
 let fake: FakeImageServer;

@@ -12,7 +12,7 @@ import type { ImageAdapter, ImageProviderConfig } from './image-adapter.ts';
 import { checkWith, MAX_TEST_TIMEOUT_S } from './media-connection-check.ts';
 import { vendorImageSize } from './image-sizes.ts';
 import { callJson, cancelled, trimSlash, type VendorError } from './media-http.ts';
-import { MediaProviderError } from './media-provider-error.ts';
+import { MediaProviderError } from './errors.ts';
 
 /** Polls start quick (small images finish in seconds) and settle at a pace the vendor tolerates. */
 const POLL_SCHEDULE_MS = [250, 500, 1000, 2000, 3000];

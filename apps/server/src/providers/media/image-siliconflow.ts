@@ -8,7 +8,7 @@ import type { GeneratedImage, ImageAdapter, ImageProviderConfig } from './image-
 import { checkWith, MAX_TEST_TIMEOUT_S } from './media-connection-check.ts';
 import { vendorImageSize } from './image-sizes.ts';
 import { callJson, trimSlash, type VendorError } from './media-http.ts';
-import { MediaProviderError } from './media-provider-error.ts';
+import { MediaProviderError } from './errors.ts';
 
 const MAX_BATCH = 4;
 

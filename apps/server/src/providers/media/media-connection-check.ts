@@ -1,4 +1,4 @@
-import { MediaProviderError } from './media-provider-error.ts';
+import { MediaProviderError } from './errors.ts';
 
 export interface ConnectionCheck {
   ok: boolean;

@@ -4,7 +4,7 @@
  * answer classified into a MediaProviderError. Each adapter supplies how its vendor words errors.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MediaProviderError } from './media-provider-error.ts';
+import { MediaProviderError } from './errors.ts';
 
 export interface VendorError {
   message: string;
