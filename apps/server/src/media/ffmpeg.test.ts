@@ -27,8 +27,12 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** A synthetic clip of `seconds` at 360×640 with a tone, encoded to MP4. */
-const testClipArgs = (seconds: number, out: string) => [
+/**
+ * A synthetic clip of `seconds` at 360×640 with a tone, encoded to MP4. `paced` reads the input at its
+ * own rate (-re), so ffmpeg reports progress however fast the machine is.
+ */
+const testClipArgs = (seconds: number, out: string, paced = false) => [
+  ...(paced ? ['-re'] : []),
   ...['-f', 'lavfi', '-i', `testsrc2=s=360x640:r=25:d=${seconds}`, '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:d=${seconds}`],
   ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', '-f', 'mp4', out],
 ];
@@ -47,7 +51,12 @@ describe('runFfmpeg', () => {
     const out = path.join(dir, 'progress.mp4');
     const fractions: number[] = [];
     const before = ffmpegInvocationCount();
-    await renderToFile(out, (tmp) => runFfmpeg(tools, testClipArgs(2, tmp), { durationS: 2, onProgress: (f) => fractions.push(f) }));
+    try {
+      await renderToFile(out, (tmp) => runFfmpeg(tools, testClipArgs(2, tmp, true), { durationS: 2, onProgress: (f) => fractions.push(f) }));
+    } catch (err) {
+      await rm(out, { force: true });
+      throw err;
+    }
     expect(ffmpegInvocationCount()).toBe(before + 1);
     expect(fractions.length).toBeGreaterThanOrEqual(2);
     for (let i = 1; i < fractions.length; i++) expect(fractions[i]).toBeGreaterThan(fractions[i - 1]);
