@@ -89,8 +89,9 @@ describe('composeVideo', () => {
         },
       },
     );
-    expect(result.segments).toEqual({ rendered: 3, reused: 0 });
-    expect([...steps]).toEqual(['segments', 'loudness', 'encode', 'done']);
+    // No cache dir: one pass normalises and composes, no segment files.
+    expect(result).toMatchObject({ segments: { rendered: 0, reused: 0 }, ffmpeg_runs: 2 });
+    expect([...steps]).toEqual(['loudness', 'encode', 'done']);
     expect(monotonic).toBe(true);
     expect(last).toBe(1);
 
@@ -185,6 +186,7 @@ describe('composeVideo', () => {
     // 3 segments + the loudness measurement + the encode.
     expect(invocationCount() - before).toBe(5);
     expect(first.segments).toEqual({ rendered: 3, reused: 0 });
+    const firstBytes = readFileSync(out);
 
     const changed = makeClip(path.join(dir, 'changed.mp4'), { width: 480, height: 480, fps: 30, seconds: 2, color: '0x20A040' });
     const again = invocationCount();
@@ -193,6 +195,7 @@ describe('composeVideo', () => {
     expect(second).toMatchObject({ segments: { rendered: 1, reused: 2 }, ffmpeg_runs: 3 });
     expect(readdirSync(cacheDir).filter((f) => f.endsWith('.mp4'))).toHaveLength(4);
     expectDurationNear((await probe(tools.ffprobe, out)).duration_s, 5);
+    expect(readFileSync(out).equals(firstBytes)).toBe(false);
   });
 
   test.each([

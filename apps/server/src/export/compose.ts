@@ -158,14 +158,18 @@ export async function composeVideo(tools: FfmpegPaths, spec: ComposeSpec, opts: 
   };
 
   try {
-    // Progress: segment seconds weigh half an encoded second (ultrafast, no filters but scaling).
-    const cacheDir = spec.cacheDir ?? path.join(work, 'segments');
-    await mkdir(cacheDir, { recursive: true });
+    // With a cache dir, shots are normalised once into segments and the final pass only composes them;
+    // without one, a single ffmpeg normalises and composes (less work when nothing is reused).
     const settings: SegmentSettings = { width: spec.width, height: spec.height, fps: spec.fps, fit: spec.fit };
-    const keys = await Promise.all(spec.shots.map((s) => segmentKey(s, settings)));
-    const segmentFiles = keys.map((k) => path.join(cacheDir, `${k}.mp4`));
+    let segmentFiles: string[] | null = null;
     const missing: number[] = [];
-    for (let i = 0; i < segmentFiles.length; i++) if (!(await exists(segmentFiles[i]))) missing.push(i);
+    if (spec.cacheDir) {
+      await mkdir(spec.cacheDir, { recursive: true });
+      const keys = await Promise.all(spec.shots.map((s) => segmentKey(s, settings)));
+      segmentFiles = keys.map((k) => path.join(spec.cacheDir!, `${k}.mp4`));
+      for (let i = 0; i < segmentFiles.length; i++) if (!(await exists(segmentFiles[i]))) missing.push(i);
+    }
+    // Progress: a segment second weighs half an encoded second (ultrafast, no filters but scaling).
     const segSeconds = missing.reduce((sum, i) => sum + spec.shots[i].duration_s, 0);
     const units = segSeconds * 0.5 + line.total_s * 0.05 + line.total_s;
     let doneUnits = 0;
@@ -175,7 +179,7 @@ export async function composeVideo(tools: FfmpegPaths, spec: ComposeSpec, opts: 
     for (const i of missing) {
       const shot = spec.shots[i];
       report('segments', 0);
-      await renderSegment(run, shot, settings, segmentFiles[i], (s) => report('segments', Math.min(s, shot.duration_s) * 0.5));
+      await renderSegment(run, shot, settings, segmentFiles![i], (s) => report('segments', Math.min(s, shot.duration_s) * 0.5));
       doneUnits += shot.duration_s * 0.5;
     }
 
@@ -195,7 +199,7 @@ export async function composeVideo(tools: FfmpegPaths, spec: ComposeSpec, opts: 
       doneUnits += line.total_s * 0.05;
     }
 
-    const args = finalArgs(spec, line, segmentFiles, inputs, measured, fonts);
+    const args = finalArgs(spec, line, settings, segmentFiles, inputs, measured, fonts);
     args.push(partial);
     report('encode', 0);
     await run(args, (s) => report('encode', Math.min(s, line.total_s)));
@@ -205,7 +209,7 @@ export async function composeVideo(tools: FfmpegPaths, spec: ComposeSpec, opts: 
     return {
       out: spec.out,
       duration_s: line.total_s,
-      segments: { rendered: missing.length, reused: spec.shots.length - missing.length },
+      segments: { rendered: missing.length, reused: segmentFiles ? spec.shots.length - missing.length : 0 },
       ffmpeg_runs: runs,
       measured_lufs: measured && Number.isFinite(measured.input_i) ? measured.input_i : null,
     };
@@ -238,20 +242,30 @@ async function exists(file: string): Promise<boolean> {
 
 type Run = (args: string[], onOutTime?: (s: number) => void) => Promise<unknown>;
 
-async function renderSegment(run: Run, shot: ComposeShot, s: SegmentSettings, file: string, onOutTime: (s: number) => void): Promise<void> {
+/**
+ * Any clip → exactly `frames` frames at the output size, SAR 1, fps and pixel format. tpad clones the
+ * last frame for as long as a short clip needs; trim cuts a long one.
+ */
+function normaliseChain(shot: ComposeShot, s: SegmentSettings): string {
   const n = frames(shot.duration_s, s.fps);
   const fit =
     (s.fit ?? 'cover') === 'cover'
       ? `scale=${s.width}:${s.height}:force_original_aspect_ratio=increase,crop=${s.width}:${s.height}`
       : `scale=${s.width}:${s.height}:force_original_aspect_ratio=decrease,pad=${s.width}:${s.height}:(ow-iw)/2:(oh-ih)/2:color=black`;
-  // tpad clones the last frame for as long as the shot needs; -frames:v cuts a longer clip.
-  const vf = `${fit},setsar=1,fps=${s.fps},format=yuv420p,tpad=stop_mode=clone:stop_duration=${(n / s.fps + 1).toFixed(3)}`;
+  // fps first: a 60 fps source is halved before it is scaled, not after.
+  return (
+    `setpts=PTS-STARTPTS,fps=${s.fps},${fit},setsar=1,format=yuv420p,` +
+    `tpad=stop_mode=clone:stop_duration=${(n / s.fps + 1).toFixed(3)},trim=end_frame=${n},setpts=PTS-STARTPTS`
+  );
+}
+
+async function renderSegment(run: Run, shot: ComposeShot, s: SegmentSettings, file: string, onOutTime: (s: number) => void): Promise<void> {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp.mp4`;
   try {
     await run(
       [
         '-hide_banner', '-nostdin', '-nostats', '-progress', 'pipe:1', '-y', '-i', shot.clip,
-        '-vf', vf, '-an', '-sn', '-frames:v', String(n),
+        '-vf', normaliseChain(shot, s), '-an', '-sn', '-frames:v', String(frames(shot.duration_s, s.fps)),
         // An intermediate: fast and nearly lossless, the final pass is the one that compresses.
         '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '14', '-pix_fmt', 'yuv420p', '-r', String(s.fps),
         '-f', 'mp4', tmp,
@@ -377,18 +391,24 @@ function parseLoudnorm(stderr: string): LoudnormMeasure | null {
 function finalArgs(
   spec: ComposeSpec,
   line: ShotTimeline,
-  segments: string[],
+  settings: SegmentSettings,
+  segments: string[] | null,
   staged: StagedInputs,
   measured: LoudnormMeasure | null,
   fonts: { dir: string; labelFile: string },
 ): string[] {
   const args = ['-hide_banner', '-nostdin', '-nostats', '-progress', 'pipe:1', '-y'];
-  for (const s of segments) args.push('-i', s);
-  const audio = audioGraph(spec, line, segments.length);
+  // One decoding thread per input: eight frame-threaded 1080p decoders held ~0.5 GB of frames between
+  // them, and xfade only ever reads two inputs at a time.
+  for (const file of segments ?? spec.shots.map((s) => s.clip)) args.push('-threads', '1', '-i', file);
+  const n = spec.shots.length;
+  const audio = audioGraph(spec, line, n);
   args.push(...audio.inputArgs);
   const chains: string[] = [];
-  const n = segments.length;
-  for (let i = 0; i < n; i++) chains.push(`[${i}:v]settb=AVTB,setpts=PTS-STARTPTS[s${i}]`);
+  for (let i = 0; i < n; i++) {
+    const prepare = segments ? 'setpts=PTS-STARTPTS' : normaliseChain(spec.shots[i], settings);
+    chains.push(`[${i}:v]${prepare},settb=AVTB[s${i}]`);
+  }
   let video = '[s0]';
   if (n > 1 && line.transition_s > 0) {
     const kind = spec.transition.kind === 'slide' ? 'slideleft' : 'fade';
@@ -399,7 +419,7 @@ function finalArgs(
       video = out;
     }
   } else if (n > 1) {
-    chains.push(`${segments.map((_, i) => `[s${i}]`).join('')}concat=n=${n}:v=1:a=0[vx]`);
+    chains.push(`${spec.shots.map((_, i) => `[s${i}]`).join('')}concat=n=${n}:v=1:a=0[vx]`);
     video = '[vx]';
   }
   const post: string[] = [];
