@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp, { type Region } from 'sharp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { renderCover } from './cover.ts';
+import { renderCover, titleSvg } from './cover.ts';
 import { makeClip, tools } from './test-media.ts';
 
 let dir: string;
@@ -56,6 +56,15 @@ describe('renderCover', () => {
     expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', W, H]);
     expect(whiteCount(await pixels(out, { left: 0, top: Math.round(H * 0.5), width: W, height: Math.round(H * 0.4) }))).toBeGreaterThan(400);
     expect(readdirSync(dir).filter((f) => f.includes('partial'))).toEqual([]);
+  });
+
+  test('titles wrap between CJK characters but keep Latin words whole, three lines at most, XML escaped', () => {
+    const lines = (svg: string) => [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+    expect(lines(titleSvg('很久很久以前，山里住着一位老木匠 AI Story 2025', W, H))).toEqual(['很久很久以前，山里', '住着一位老木匠 AI', 'Story 2025']);
+    const long = lines(titleSvg('山'.repeat(40), W, H));
+    expect(long).toHaveLength(3);
+    expect(long[2].endsWith('…')).toBe(true);
+    expect(lines(titleSvg('<猫 & 狗>', W, H))).toEqual(['&lt;猫 &amp; 狗&gt;']);
   });
 
   test.each([

@@ -79,22 +79,25 @@ export function titleSvg(title: string, width: number, height: number): string {
   );
 }
 
-/** Wraps by display width: a CJK character is one em, Latin letters and digits about half. */
+/**
+ * Wraps by display width: a CJK character is one em and may break anywhere; a Latin word (about half
+ * an em a letter) moves to the next line whole.
+ */
 function wrap(text: string, emsPerLine: number): string[] {
   const lines: string[] = [];
   let line = '';
   let width = 0;
-  for (const ch of text) {
-    const w = /[\u0000-\u00ff]/.test(ch) ? 0.55 : 1;
+  for (const token of text.match(/[\u0000-\u00ff]+?(?=\s|[^\u0000-\u00ff]|$)\s*|[^\u0000-\u00ff]/g) ?? []) {
+    const w = /^[\u0000-\u00ff]/.test(token) ? token.length * 0.55 : 1;
     if (width + w > emsPerLine && line) {
-      lines.push(line);
+      lines.push(line.trimEnd());
       line = '';
       width = 0;
     }
-    line += ch;
+    line += line ? token : token.trimStart();
     width += w;
   }
-  if (line) lines.push(line);
+  if (line.trim()) lines.push(line.trimEnd());
   if (lines.length > MAX_LINES) {
     lines.length = MAX_LINES;
     lines[MAX_LINES - 1] = `${lines[MAX_LINES - 1].slice(0, -1)}…`;
