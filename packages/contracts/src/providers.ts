@@ -4,6 +4,19 @@ import { StageKey } from './stages.ts';
 
 export const ProviderType = z.enum(['llm', 'text2image', 'image2video', 'tts']);
 export type ProviderType = z.infer<typeof ProviderType>;
+/**
+ * The wire shape of a provider's API, per type (DESIGN §9: chosen, never guessed from the URL). The
+ * first of each list is the default.
+ */
+export const API_FORMATS = {
+  llm: ['openai'],
+  text2image: ['openai', 'siliconflow', 'dashscope'],
+  tts: ['openai_speech', 'edge_tts'],
+  image2video: ['kling', 'seedance'],
+} as const satisfies Record<ProviderType, readonly string[]>;
+export const ApiFormat = z.enum(['openai', 'siliconflow', 'dashscope', 'openai_speech', 'edge_tts', 'kling', 'seedance']);
+export type ApiFormat = z.infer<typeof ApiFormat>;
+
 export const Strategy = z.enum(['round_robin', 'random', 'weighted', 'least_loaded']);
 export type Strategy = z.infer<typeof Strategy>;
 
@@ -24,6 +37,11 @@ const ProviderFieldsBase = z.object({
   rate_limit_rpd: z.number().int().min(0).max(100_000_000).nullable(),
   price_input_per_m: z.number().min(0).max(10_000),
   price_output_per_m: z.number().min(0).max(10_000),
+  api_format: ApiFormat,
+  /** A second secret for key pairs (Kling: the SecretKey beside the AccessKey); write-only like the key. */
+  api_secret: z.string().max(500),
+  /** Media: price per image, per second of video, or per 1,000 characters of speech. */
+  price_per_unit: z.number().min(0).max(10_000),
 });
 const ProviderFields = ProviderFieldsBase.extend({
   provider_type: ProviderType.default('llm'),
@@ -39,6 +57,9 @@ const ProviderFields = ProviderFieldsBase.extend({
   rate_limit_rpd: ProviderFieldsBase.shape.rate_limit_rpd.default(null),
   price_input_per_m: ProviderFieldsBase.shape.price_input_per_m.default(0),
   price_output_per_m: ProviderFieldsBase.shape.price_output_per_m.default(0),
+  api_format: ApiFormat.optional(),
+  api_secret: z.string().max(500).default(''),
+  price_per_unit: ProviderFieldsBase.shape.price_per_unit.default(0),
 });
 export const CreateProviderBody = ProviderFields;
 /** PATCH changes only what it names (no defaults here: zod 4 would fill them in); no `api_key` keeps the stored key. */
@@ -46,8 +67,11 @@ export const UpdateProviderBody = ProviderFieldsBase.partial();
 
 export const ProviderHealth = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string(), tested_at: Timestamp });
 
-export const Provider = ProviderFields.omit({ api_key: true }).extend({
+export const Provider = ProviderFields.omit({ api_key: true, api_secret: true }).extend({
   id: z.string(),
+  api_format: ApiFormat,
+  /** Whether a secret is stored (it is never returned). */
+  has_api_secret: z.boolean(),
   /** The offline demo model answers `builtin:offline-demo` here. */
   api_url: z.string(),
   api_key_hint: z.string(),

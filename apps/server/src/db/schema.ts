@@ -181,6 +181,12 @@ export const modelProviders = pgTable('model_providers', {
   rateLimitRpd: integer('rate_limit_rpd'),
   priceInputPerM: doublePrecision('price_input_per_m').notNull().default(0),
   priceOutputPerM: doublePrecision('price_output_per_m').notNull().default(0),
+  /** The vendor's wire shape (DESIGN §9: chosen, never guessed from the URL). */
+  apiFormat: text('api_format').notNull().default('openai'),
+  /** A second secret for key pairs (Kling signs a JWT from AccessKey + SecretKey), encrypted like the key. */
+  apiSecretEnc: text('api_secret_enc').notNull().default(''),
+  /** Media providers: price per image, per second of video, or per 1,000 characters of speech. */
+  pricePerUnit: doublePrecision('price_per_unit').notNull().default(0),
   isSimulated: boolean('is_simulated').notNull().default(false),
   lastTest: jsonb('last_test'),
   createdAt: createdAt(),

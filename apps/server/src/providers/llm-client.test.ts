@@ -353,7 +353,9 @@ describe('cancellation', () => {
       messages: [{ role: 'user', content: '只要开头' }],
     });
     for await (const _ of stream) break;
-    await closedUpstream(model);
+    const closed = await closedUpstream(model);
+    expect(closed.outcome).toBe('client_closed');
+    expect(closed.chunks_sent).toBeLessThan(500);
   });
 
   test('an already-aborted signal, or one aborted during backoff, ends with cancelled at once', async () => {

@@ -1,4 +1,4 @@
-import type { ModelConfig, Provider, ProviderSummary, ProviderType, StageKey, Strategy } from '@ai-story/contracts';
+import { API_FORMATS, type ApiFormat, type ModelConfig, type Provider, type ProviderSummary, type ProviderType, type StageKey, type Strategy } from '@ai-story/contracts';
 import type { AuthUser } from '../auth/service.ts';
 import type { AuthRepository } from '../auth/repository.ts';
 import type { Config } from '../config.ts';
@@ -24,6 +24,10 @@ export interface ClientProvider {
   is_simulated: boolean;
   price_input_per_m: number;
   price_output_per_m: number;
+  api_format: ApiFormat;
+  /** Decrypted only for the call (Kling's SecretKey); empty when none is stored. */
+  api_secret: string;
+  price_per_unit: number;
 }
 
 type ProviderInput = {
@@ -43,6 +47,9 @@ type ProviderInput = {
   rate_limit_rpd?: number | null;
   price_input_per_m?: number;
   price_output_per_m?: number;
+  api_format?: ApiFormat;
+  api_secret?: string;
+  price_per_unit?: number;
 };
 
 const DEMO_DELETED = 'offline_demo_deleted';
@@ -101,15 +108,21 @@ export class ProviderService {
     return toProvider(row);
   }
 
-  async create(user: AuthUser, input: Required<Omit<ProviderInput, 'rate_limit_rpm' | 'rate_limit_rpd'>> & ProviderInput) {
+  async create(user: AuthUser, input: Required<Omit<ProviderInput, 'rate_limit_rpm' | 'rate_limit_rpd' | 'api_format'>> & ProviderInput) {
     requireAdmin(user);
-    return toProvider(await this.repo.insert({ ...this.toColumns(input) }));
+    const type = (input.provider_type ?? 'llm') as ProviderType;
+    const apiFormat = checkedFormat(type, input.api_format);
+    return toProvider(await this.repo.insert({ ...this.toColumns({ ...input, api_format: apiFormat }) }));
   }
 
   async update(user: AuthUser, id: string, patch: ProviderInput) {
     requireAdmin(user);
-    if (!(await this.repo.find(id))) throw notFound('Provider');
-    return toProvider(await this.repo.update(id, this.toColumns(patch)));
+    const row = await this.repo.find(id);
+    if (!row) throw notFound('Provider');
+    const type = (patch.provider_type ?? row.providerType) as ProviderType;
+    // A type change without a format takes the new type's default; a format must suit the type.
+    const format = patch.api_format ?? (patch.provider_type && patch.provider_type !== row.providerType ? undefined : (row.apiFormat as ApiFormat));
+    return toProvider(await this.repo.update(id, this.toColumns({ ...patch, api_format: checkedFormat(type, format) })));
   }
 
   async remove(user: AuthUser, id: string) {
@@ -200,7 +213,11 @@ export class ProviderService {
     }
     const routing = opts.projectConfig?.[stage] ?? (await this.globalRouting())[stage];
     const byId = new Map(all.map((p) => [p.id, p]));
-    const list = routing?.provider_ids.length ? routing.provider_ids.map((id) => byId.get(id)).filter((p): p is ProviderRow => !!p) : all;
+    const routed = routing?.provider_ids.length ? routing.provider_ids.map((id) => byId.get(id)).filter((p): p is ProviderRow => !!p) : all;
+    // A simulated provider is never chosen automatically once a real one of its type is active (it
+    // stays selectable by hand, labelled): a run named after a real model must carry its text.
+    const real = routed.filter((p) => !p.isSimulated && p.isActive);
+    const list = real.length ? real : routed;
     const strategy: Strategy = routing?.strategy ?? 'round_robin';
     return this.selector.select(list, strategy, `${stage}:${routing ? routing.provider_ids.join(',') : 'all'}`);
   }
@@ -219,6 +236,9 @@ export class ProviderService {
       is_simulated: row.isSimulated,
       price_input_per_m: row.priceInputPerM,
       price_output_per_m: row.priceOutputPerM,
+      api_format: row.apiFormat as ApiFormat,
+      api_secret: row.apiSecretEnc ? this.cipher.decrypt(row.apiSecretEnc) : '',
+      price_per_unit: row.pricePerUnit,
     };
   }
 
@@ -244,8 +264,21 @@ export class ProviderService {
     if (input.rate_limit_rpd !== undefined) c.rateLimitRpd = input.rate_limit_rpd;
     if (input.price_input_per_m !== undefined) c.priceInputPerM = input.price_input_per_m;
     if (input.price_output_per_m !== undefined) c.priceOutputPerM = input.price_output_per_m;
+    if (input.api_format !== undefined) c.apiFormat = input.api_format;
+    if (input.api_secret) c.apiSecretEnc = this.cipher.encrypt(input.api_secret);
+    if (input.price_per_unit !== undefined) c.pricePerUnit = input.price_per_unit;
     return c as typeof import('../db/schema.ts').modelProviders.$inferInsert;
   }
+}
+
+/** The provider's wire shape: the type's default when none is given, refused when it does not suit the type. */
+function checkedFormat(type: ProviderType, format: ApiFormat | undefined): ApiFormat {
+  const allowed: readonly ApiFormat[] = API_FORMATS[type];
+  if (format === undefined) return allowed[0];
+  if (!allowed.includes(format)) {
+    throw new AppError(400, 'validation_error', `api_format: a ${type} provider speaks ${allowed.join(' or ')}`, { fields: { api_format: `One of ${allowed.join(', ')}` } });
+  }
+  return format;
 }
 
 function requireAdmin(user: AuthUser) {
@@ -278,6 +311,9 @@ export const toProvider = (r: ProviderRow): Provider => ({
   rate_limit_rpd: r.rateLimitRpd,
   price_input_per_m: r.priceInputPerM,
   price_output_per_m: r.priceOutputPerM,
+  api_format: r.apiFormat as Provider['api_format'],
+  has_api_secret: r.apiSecretEnc !== '',
+  price_per_unit: r.pricePerUnit,
   is_simulated: r.isSimulated,
   last_test: (r.lastTest as Provider['last_test']) ?? null,
   created_at: r.createdAt.toISOString(),

@@ -83,17 +83,22 @@ export class RunService {
     const existing = await this.d.repo.findActive(projectId, stage);
     if (existing) throw conflict('This stage is already running', { active_run_id: existing.id });
 
+    const local = definition.kind === 'media' ? definition.local : undefined;
+    const localPreferred = !body.provider_id && !!local?.preferred?.(input, ctx);
     const providerType = definition.kind === 'llm' ? 'llm' : definition.providerType;
-    const selection = providerType
-      ? await this.d.providers.candidatesFor(providerType, stage, { providerId: body.provider_id, projectConfig: project.modelConfig as ModelConfig })
-      : { order: [], skipped: [] };
-    if (providerType && selection.order.length === 0) {
+    const selection =
+      providerType && !localPreferred
+        ? await this.d.providers.candidatesFor(providerType, stage, { providerId: body.provider_id, projectConfig: project.modelConfig as ModelConfig })
+        : { order: [], skipped: [] };
+    const runsLocally = !!local && selection.order.length === 0;
+    if (providerType && selection.order.length === 0 && !runsLocally) {
       const why = selection.skipped.map((s) => s.reason).join('; ');
       throw conflict(`No model provider is available for this stage${why ? ` (${why})` : ''}; an admin can add or enable one`);
     }
     const prompt = definition.kind === 'llm' ? await this.renderPrompt(definition, project, stage, input, ctx) : null;
 
     const first = selection.order[0];
+    const label = runsLocally && local ? { name: local.name, modelName: local.model, isSimulated: local.simulated } : first;
     const inserted = await this.d.repo.insertActive({
       projectId,
       stage,
@@ -101,9 +106,9 @@ export class RunService {
       input,
       prompt,
       providerId: first?.id ?? null,
-      providerName: first?.name ?? null,
-      model: first?.modelName ?? null,
-      isSimulated: first?.isSimulated ?? false,
+      providerName: label?.name ?? null,
+      model: label?.modelName ?? null,
+      isSimulated: label?.isSimulated ?? false,
       createdBy: user.id,
       startedAt: new Date(),
     });
@@ -117,7 +122,7 @@ export class RunService {
     const run = new LiveRun(inserted, definition, input, ctx, this.d.publisher, expected);
     this.active.set(inserted.id, run);
     run.emit({ type: 'stage_update', status: 'running' });
-    if (first) run.emit({ type: 'info', message: `Generating with ${first.name} (${first.modelName})${first.isSimulated ? ' — simulated offline demo' : ''}` });
+    if (label) run.emit({ type: 'info', message: `Generating with ${label.name} (${label.modelName})${label.isSimulated ? ' — simulated offline demo' : ''}` });
     await this.d.projects.refreshStatus(projectId);
 
     const candidates = await Promise.all(selection.order.map((p) => this.d.providers.clientProvider(p)));

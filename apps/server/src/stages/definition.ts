@@ -112,6 +112,12 @@ export interface MediaStageDefinition<Input = any, Item extends MediaItem = Medi
   kind: 'media';
   /** The provider type its tasks use, or null when the work is local only. */
   providerType: Exclude<ProviderType, 'llm'> | null;
+  /**
+   * The method that needs no provider (the offline image model, espeak-ng, local camera motion):
+   * used when the input asks for it, or when no provider of the type is available and none was named.
+   * `simulated` labels a stand-in for a model (DESIGN §9); local camera motion is real, not simulated.
+   */
+  local?: { name: string; model: string; simulated: boolean; preferred?(input: Input, ctx: StageContext): boolean };
   /** The event that carries one finished item. */
   itemEvent: MediaItemEventType;
   /** How many shot tasks may run at once. */

@@ -24,6 +24,9 @@ CREATE TABLE "run_items" (
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
+ALTER TABLE "model_providers" ADD COLUMN "api_format" text DEFAULT 'openai' NOT NULL;--> statement-breakpoint
+ALTER TABLE "model_providers" ADD COLUMN "api_secret_enc" text DEFAULT '' NOT NULL;--> statement-breakpoint
+ALTER TABLE "model_providers" ADD COLUMN "price_per_unit" double precision DEFAULT 0 NOT NULL;--> statement-breakpoint
 ALTER TABLE "project_stages" ADD COLUMN "stale_shot_ids" jsonb DEFAULT '[]'::jsonb NOT NULL;--> statement-breakpoint
 ALTER TABLE "projects" ADD COLUMN "aspect_ratio" text DEFAULT '9:16' NOT NULL;--> statement-breakpoint
 ALTER TABLE "projects" ADD COLUMN "resolution" text DEFAULT '720p' NOT NULL;--> statement-breakpoint
@@ -37,7 +40,8 @@ ALTER TABLE "run_items" ADD CONSTRAINT "run_items_run_id_stage_runs_id_fk" FOREI
 CREATE INDEX "media_project_idx" ON "media" USING btree ("project_id");--> statement-breakpoint
 CREATE INDEX "media_sha_idx" ON "media" USING btree ("sha256");--> statement-breakpoint
 CREATE UNIQUE INDEX "run_items_run_seq_uq" ON "run_items" USING btree ("run_id","seq");--> statement-breakpoint
-CREATE INDEX "run_items_shot_idx" ON "run_items" USING btree ("shot_id");--> statement-breakpoint
+CREATE INDEX "run_items_shot_idx" ON "run_items" USING btree ("shot_id");
+--> statement-breakpoint
 -- Existing projects get the narration stage (between image and video), pending; later stages move down one.
 UPDATE "project_stages" SET "position" = "position" + 1 WHERE "stage_type" IN ('video', 'export');--> statement-breakpoint
 INSERT INTO "project_stages" ("project_id", "stage_type", "position")
