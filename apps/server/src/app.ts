@@ -38,6 +38,7 @@ import { MediaRepository } from './media/repository.ts';
 import { mediaRoutes } from './media/routes.ts';
 import { MediaStore } from './media/store.ts';
 import type { StageDefinition } from './stages/definition.ts';
+import { StageSettingsService } from './stages/settings.ts';
 import type { StageKey } from '@ai-story/contracts';
 import { RunStreams } from './runs/streams.ts';
 import { StoryboardRepository } from './storyboard/repository.ts';
@@ -132,7 +133,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await api.register(projectRoutes(projects));
       await api.register(providerRoutes(providers, projects));
       await api.register(promptRoutes(prompts));
-      await api.register(runRoutes(runs, streams));
+      await api.register(runRoutes(runs, streams, new StageSettingsService(projects, projectRepo, runs.definitionOf)));
       await api.register(storyboardRoutes(storyboardService));
       await api.register(pipelineRoutes(pipeline));
       await api.register(mediaRoutes(media, projects));

@@ -76,6 +76,10 @@ export const projects = pgTable(
     fps: integer('fps').notNull().default(25),
     minShotS: doublePrecision('min_shot_s').notNull().default(2),
     maxShotS: doublePrecision('max_shot_s').notNull().default(8),
+    /** Each media stage's own settings (voice, clip method, export options …), keyed by stage, checked by the stage's schema. */
+    stageSettings: jsonb('stage_settings').$type<Record<string, Record<string, unknown>>>().notNull().default(sql`'{}'::jsonb`),
+    /** The story's characters: `[{ name, look, image_media_id? }]` — their look goes into every shot that names them. */
+    characters: jsonb('characters').$type<{ name: string; look: string; image_media_id?: string | null }[]>().notNull().default(sql`'[]'::jsonb`),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -224,6 +228,8 @@ export const storyboardShots = pgTable(
     durationSeconds: doublePrecision('duration_seconds').notNull().default(3),
     speaker: text('speaker'),
     durationLocked: boolean('duration_locked').notNull().default(false),
+    /** Per-shot choices of the media stages (the chosen image, a clip method that overrides the project's …), keyed by stage. */
+    mediaSettings: jsonb('media_settings').$type<Record<string, Record<string, unknown>>>().notNull().default(sql`'{}'::jsonb`),
     createdAt: createdAt(),
   },
   (t) => [index('storyboard_shots_project_idx').on(t.projectId, t.sequenceNumber)],

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { currentUser } from '../auth/guard.ts';
 import { ProjectParams, ProjectStageParams } from '../projects/routes.ts';
+import type { StageSettingsService } from '../stages/settings.ts';
 import type { RunService } from './service.ts';
 import type { RunStreams } from './streams.ts';
 
@@ -15,7 +16,7 @@ const ProjectStreamQuery = ResumeQuery.extend({
 const SSE_RESPONSE = { 200: z.string().describe('text/event-stream: id + data lines, one JSON event each (see RunEvent)') };
 
 export const runRoutes =
-  (runs: RunService, streams: RunStreams): FastifyPluginAsyncZod =>
+  (runs: RunService, streams: RunStreams, settings: StageSettingsService): FastifyPluginAsyncZod =>
   async (app) => {
     app.post('/projects/:id/stages/:stage/runs', { schema: { params: ProjectStageParams, body: StartRunBody, response: { 202: Run } } }, async (req, reply) =>
       reply.code(202).send(await runs.start(currentUser(req), req.params.id, req.params.stage, req.body)),
@@ -25,6 +26,12 @@ export const runRoutes =
     );
     app.patch('/projects/:id/stages/:stage', { schema: { params: ProjectStageParams, body: EditStageOutputBody, response: { 200: Run } } }, (req) =>
       runs.editOutput(currentUser(req), req.params.id, req.params.stage, req.body.output),
+    );
+    app.get('/projects/:id/stages/:stage/settings', { schema: { params: ProjectStageParams, response: { 200: z.record(z.string(), z.unknown()) } } }, (req) =>
+      settings.get(currentUser(req), req.params.id, req.params.stage),
+    );
+    app.patch('/projects/:id/stages/:stage/settings', { schema: { params: ProjectStageParams, body: z.record(z.string(), z.unknown()), response: { 200: z.record(z.string(), z.unknown()) } } }, (req) =>
+      settings.update(currentUser(req), req.params.id, req.params.stage, req.body),
     );
     app.get('/runs/:run_id', { schema: { params: RunParams, response: { 200: Run } } }, (req) => runs.get(currentUser(req), req.params.run_id));
     app.post('/runs/:run_id/cancel', { schema: { params: RunParams, response: { 200: Run } } }, (req) => runs.cancel(currentUser(req), req.params.run_id));

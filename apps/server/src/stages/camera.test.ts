@@ -12,6 +12,7 @@ const shot = (n: number): ShotRow => ({
   durationSeconds: 3,
   speaker: null,
   durationLocked: false,
+  mediaSettings: {},
   createdAt: new Date(),
 });
 const ctx = { shots: [shot(1), shot(2), shot(3)] } as unknown as StageContext;

@@ -51,6 +51,13 @@ interface StageBase<Input, Output> {
   defaultInput(ctx: StageContext): Record<string, unknown>;
   /** Checks the input against the project (throws StageInputError). */
   validate?(input: Input, ctx: StageContext): void;
+  /**
+   * The stage's project-level settings (voice, clip method, export options …), with defaults: kept in
+   * `projects.stage_settings[key]`, edited at `…/stages/{stage}/settings/`, read with `settingsOf`.
+   */
+  settings?: z.ZodObject;
+  /** Per-shot choices (a chosen image, a clip method for this shot …), kept in the shot's `media_settings[key]`. */
+  shotSettings?: z.ZodObject;
   /** Writes the output where the project keeps it, inside the run's final transaction; answers it as saved (with ids). */
   persist(store: StageStore, projectId: string, output: Output): Promise<Output>;
   /**
@@ -133,3 +140,15 @@ export interface MediaStageDefinition<Input = any, Item extends MediaItem = Medi
 }
 
 export type StageDefinition = LlmStageDefinition | MediaStageDefinition;
+
+/** A stage's settings for a project, its defaults filled in (a stored value that no longer parses falls back to them). */
+export function settingsOf<S extends z.ZodObject>(schema: S, project: ProjectRow, stage: StageKey): z.infer<S> {
+  const parsed = schema.safeParse(project.stageSettings?.[stage] ?? {});
+  return parsed.success ? parsed.data : schema.parse({});
+}
+
+/** A shot's own choices for a stage, defaults filled in. */
+export function shotSettingsOf<S extends z.ZodObject>(schema: S, shot: ShotRow, stage: StageKey): z.infer<S> {
+  const parsed = schema.safeParse(shot.mediaSettings?.[stage] ?? {});
+  return parsed.success ? parsed.data : schema.parse({});
+}

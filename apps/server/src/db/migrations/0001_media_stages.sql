@@ -33,8 +33,11 @@ ALTER TABLE "projects" ADD COLUMN "resolution" text DEFAULT '720p' NOT NULL;--> 
 ALTER TABLE "projects" ADD COLUMN "fps" integer DEFAULT 25 NOT NULL;--> statement-breakpoint
 ALTER TABLE "projects" ADD COLUMN "min_shot_s" double precision DEFAULT 2 NOT NULL;--> statement-breakpoint
 ALTER TABLE "projects" ADD COLUMN "max_shot_s" double precision DEFAULT 8 NOT NULL;--> statement-breakpoint
+ALTER TABLE "projects" ADD COLUMN "stage_settings" jsonb DEFAULT '{}'::jsonb NOT NULL;--> statement-breakpoint
+ALTER TABLE "projects" ADD COLUMN "characters" jsonb DEFAULT '[]'::jsonb NOT NULL;--> statement-breakpoint
 ALTER TABLE "storyboard_shots" ADD COLUMN "speaker" text;--> statement-breakpoint
 ALTER TABLE "storyboard_shots" ADD COLUMN "duration_locked" boolean DEFAULT false NOT NULL;--> statement-breakpoint
+ALTER TABLE "storyboard_shots" ADD COLUMN "media_settings" jsonb DEFAULT '{}'::jsonb NOT NULL;--> statement-breakpoint
 ALTER TABLE "media" ADD CONSTRAINT "media_project_id_projects_id_fk" FOREIGN KEY ("project_id") REFERENCES "public"."projects"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "run_items" ADD CONSTRAINT "run_items_run_id_stage_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."stage_runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "media_project_idx" ON "media" USING btree ("project_id");--> statement-breakpoint
