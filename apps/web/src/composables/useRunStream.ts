@@ -1,5 +1,5 @@
 import { RunEvent, isTerminalEvent, type Movement, type Run, type RunErrorResponse, type Shot } from '@ai-story/contracts';
-import { computed, onBeforeUnmount, reactive, ref } from 'vue';
+import { computed, onScopeDispose, reactive, ref } from 'vue';
 import { http, isApiError } from '@/api/client';
 import { openEventStream, type StreamHandle, type StreamState } from '@/api/run-stream';
 
@@ -141,7 +141,8 @@ export function useRunStream(options: UseRunStreamOptions = {}) {
         movements.value = [...movements.value.filter((m) => m.sequence_number !== event.movement.sequence_number), event.movement];
         break;
       case 'done':
-        text.value = event.full_text;
+        // Media stages finish with an output and no text: keep what was written.
+        text.value = event.full_text ?? text.value;
         run.value = event.run;
         if (event.run.usage) {
           progress.tokens = event.run.usage.completion_tokens || progress.tokens;
@@ -233,7 +234,8 @@ export function useRunStream(options: UseRunStreamOptions = {}) {
     phase.value = 'idle';
   }
 
-  onBeforeUnmount(detach);
+  // A component's scope or a test's effectScope alike: leaving it closes the connection.
+  onScopeDispose(detach);
 
   return { runId, text, phase, live, connection, progress, elapsedMs, etaMs, error, info, resetReason, run, shots, movements, attach, detach, clear };
 }
