@@ -8,6 +8,8 @@ export const ErrorCode = z.enum([
   'not_found',
   'conflict',
   'rate_limited',
+  'payload_too_large',
+  'unavailable',
   'internal_error',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Timestamp } from './common.ts';
-import { MAX_TOPIC_CHARS, ProjectStatus, StageKey, StageStatus } from './stages.ts';
+import { AspectRatio, Fps, MAX_TOPIC_CHARS, ProjectStatus, Resolution, StageKey, StageStatus } from './stages.ts';
 
 export const ProjectName = z.string().trim().min(1).max(200);
 
@@ -16,8 +16,17 @@ export const UpdateProjectBody = z
     original_topic: z.string().max(MAX_TOPIC_CHARS),
     description: z.string().max(2_000),
     style: z.string().max(200),
+    aspect_ratio: AspectRatio,
+    resolution: Resolution,
+    fps: Fps,
+    min_shot_s: z.number().min(1).max(60),
+    max_shot_s: z.number().min(1).max(120),
   })
-  .partial();
+  .partial()
+  .refine((b) => b.min_shot_s === undefined || b.max_shot_s === undefined || b.min_shot_s <= b.max_shot_s, {
+    message: 'min_shot_s must not exceed max_shot_s',
+    path: ['min_shot_s'],
+  });
 
 export const MemberRole = z.enum(['viewer', 'editor']);
 export type MemberRole = z.infer<typeof MemberRole>;
@@ -29,6 +38,8 @@ export const ProjectStage = z.object({
   stage_type: StageKey,
   status: StageStatus,
   stale: z.boolean(),
+  /** Shots whose part of this stage's output is out of date (the pipeline redoes only these). */
+  stale_shot_ids: z.array(z.string()),
   status_reason: z.string().nullable(),
   output: z.unknown().nullable(),
   current_run_id: z.string().nullable(),
@@ -49,6 +60,11 @@ export const Project = z.object({
   access: AccessRole,
   /** completed stages / all stages, 0..1 */
   progress: z.number(),
+  aspect_ratio: AspectRatio,
+  resolution: Resolution,
+  fps: Fps,
+  min_shot_s: z.number(),
+  max_shot_s: z.number(),
   created_at: Timestamp,
   updated_at: Timestamp,
 });

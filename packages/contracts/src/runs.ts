@@ -46,7 +46,7 @@ export const StartRunBody = z.object({
   provider_id: z.uuid().optional(),
 });
 
-// ---- SSE events (DESIGN §4) ----
+// ---- SSE events (DESIGN §4, §9) ----
 const base = { run_id: z.string(), stage: StageKey };
 export const StageUpdateEvent = z.object({ type: z.literal('stage_update'), ...base, status: StageStatus.or(RunStatus) });
 export const InfoEvent = z.object({ type: z.literal('info'), ...base, message: z.string() });
@@ -57,22 +57,55 @@ export const TokenEvent = z.object({
   stage: StageKey.optional(),
   content: z.string(),
 });
+/** A step of a media stage as a code with parameters; the web app words it in both languages. */
+export const ProgressStep = z.object({ code: z.string(), params: z.record(z.string(), z.union([z.string(), z.number()])).optional() });
+export type ProgressStep = z.infer<typeof ProgressStep>;
+/** LLM stages count tokens; media stages count finished items (`done` of `total`). */
 export const ProgressEvent = z.object({
   type: z.literal('progress'),
   ...base,
-  tokens: z.number(),
   elapsed_ms: z.number(),
-  tokens_per_s: z.number(),
   eta_ms: z.number().nullable().optional(),
+  tokens: z.number().optional(),
+  tokens_per_s: z.number().optional(),
+  done: z.number().optional(),
+  total: z.number().optional(),
+  percent: z.number().optional(),
+  step: ProgressStep.optional(),
 });
 export const ShotEvent = z.object({ type: z.literal('shot'), ...base, shot: Shot });
 export const MovementEvent = z.object({ type: z.literal('movement'), ...base, movement: Movement });
+
+export const TaskStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cached', 'cancelled']);
+export type TaskStatus = z.infer<typeof TaskStatus>;
+/** One shot's task in a media stage. */
+export const TaskEvent = z.object({
+  type: z.literal('task'),
+  ...base,
+  shot_id: z.string(),
+  status: TaskStatus,
+  percent: z.number().optional(),
+  message: z.string().optional(),
+  /** Place in the render queue while waiting. */
+  position: z.number().optional(),
+});
+/** One finished media item: the stage's own fields beside these. */
+export const MediaItem = z.looseObject({ id: z.string().optional(), shot_id: z.string(), media_id: z.string(), url: z.string() });
+export type MediaItem = z.infer<typeof MediaItem>;
+export const ImageEvent = z.object({ type: z.literal('image'), ...base, shot_id: z.string(), image: MediaItem });
+export const AudioEvent = z.object({ type: z.literal('audio'), ...base, shot_id: z.string(), audio: MediaItem });
+export const ClipEvent = z.object({ type: z.literal('clip'), ...base, shot_id: z.string(), clip: MediaItem });
+/** A media stage's item events, by the event type each stage sends. */
+export const MEDIA_ITEM_EVENTS = ['image', 'audio', 'clip'] as const;
+export type MediaItemEventType = (typeof MEDIA_ITEM_EVENTS)[number];
+
 export const ResetEvent = z.object({ type: z.literal('reset'), ...base, reason: z.string() });
+/** `output` always; `full_text` for text stages only. */
 export const DoneEvent = z.object({
   type: z.literal('done'),
   ...base,
-  full_text: z.string(),
-  output: z.unknown().optional(),
+  full_text: z.string().optional(),
+  output: z.unknown(),
   run: Run,
 });
 export const ErrorEvent = z.object({
@@ -82,13 +115,6 @@ export const ErrorEvent = z.object({
   code: z.string(),
   retryable: z.boolean(),
 });
-export const ProjectUpdateEvent = z.object({
-  type: z.literal('project_update'),
-  project_id: z.string(),
-  status: z.string(),
-  stages: z.array(z.object({ stage_type: StageKey, status: StageStatus, stale: z.boolean(), current_run_id: z.string().nullable() })),
-});
-export const AccessRevokedEvent = z.object({ type: z.literal('access_revoked'), project_id: z.string() });
 
 export const RunEvent = z.discriminatedUnion('type', [
   StageUpdateEvent,
@@ -97,25 +123,37 @@ export const RunEvent = z.discriminatedUnion('type', [
   ProgressEvent,
   ShotEvent,
   MovementEvent,
+  TaskEvent,
+  ImageEvent,
+  AudioEvent,
+  ClipEvent,
   ResetEvent,
   DoneEvent,
   ErrorEvent,
 ]);
 export type RunEvent = z.infer<typeof RunEvent>;
+export type RunEventType = RunEvent['type'];
 
-export const ProjectEvent = z.discriminatedUnion('type', [
-  StageUpdateEvent,
-  InfoEvent,
-  TokenEvent,
-  ProgressEvent,
-  ShotEvent,
-  MovementEvent,
-  ResetEvent,
-  DoneEvent,
-  ErrorEvent,
-  ProjectUpdateEvent,
-  AccessRevokedEvent,
-]);
+export const ProjectUpdateEvent = z.object({
+  type: z.literal('project_update'),
+  project_id: z.string(),
+  status: z.string(),
+  pipeline_state: z.enum(['idle', 'running', 'pausing', 'paused']).optional(),
+  stages: z.array(
+    z.object({
+      stage_type: StageKey,
+      status: StageStatus,
+      stale: z.boolean(),
+      stale_shot_ids: z.array(z.string()).default([]),
+      current_run_id: z.string().nullable(),
+      status_reason: z.string().nullable().optional(),
+    }),
+  ),
+});
+export const AccessRevokedEvent = z.object({ type: z.literal('access_revoked'), project_id: z.string() });
+
+/** The project stream carries every run event of the project, plus its own two. */
+export const ProjectEvent = z.discriminatedUnion('type', [...RunEvent.options, ProjectUpdateEvent, AccessRevokedEvent]);
 export type ProjectEvent = z.infer<typeof ProjectEvent>;
 
 /** Terminal events end a run's stream (DESIGN §4). */

@@ -1,12 +1,13 @@
 import { z } from 'zod';
 
 /** Stage keys in pipeline order (DESIGN §1). */
-export const STAGE_KEYS = ['rewrite', 'storyboard', 'camera', 'image', 'video', 'export'] as const;
+export const STAGE_KEYS = ['rewrite', 'storyboard', 'camera', 'image', 'narration', 'video', 'export'] as const;
 export const StageKey = z.enum(STAGE_KEYS);
 export type StageKey = z.infer<typeof StageKey>;
 
-/** Stages that stream from an LLM (the others are media or local stages, built later). */
+/** Stages that stream from an LLM; the others are media stages (per-shot tasks, DESIGN §9). */
 export const LLM_STAGES = ['rewrite', 'storyboard', 'camera'] as const satisfies readonly StageKey[];
+export const MEDIA_STAGES = ['image', 'narration', 'video', 'export'] as const satisfies readonly StageKey[];
 
 export const StageStatus = z.enum([
   'pending',
@@ -64,8 +65,14 @@ export const Shot = z.object({
   narration_text: z.string(),
   image_prompt: z.string(),
   duration_seconds: z.number().min(0.5).max(120),
+  /** Who speaks the narration (a character's name), when the text is dialogue. */
+  speaker: z.string().max(100).nullable().optional(),
+  /** The user fixed the length by hand: narration is fitted to it instead of setting it. */
+  duration_locked: z.boolean().optional(),
 });
 export type Shot = z.infer<typeof Shot>;
+export const ShotList = z.object({ count: z.number().int(), results: z.array(Shot), total_duration_seconds: z.number() });
+export type ShotList = z.infer<typeof ShotList>;
 
 export const MovementParams = z.object({
   speed: z.enum(['slow', 'medium', 'fast']).or(z.number().min(0).max(1)),
@@ -81,8 +88,34 @@ export const Movement = z.object({
   params: MovementParams,
 });
 export type Movement = z.infer<typeof Movement>;
+export const MovementList = z.object({ count: z.number().int(), results: z.array(Movement) });
+export type MovementList = z.infer<typeof MovementList>;
 
 export const ASPECT_RATIOS = ['9:16', '16:9', '1:1', '4:3', '3:4'] as const;
+export const AspectRatio = z.enum(ASPECT_RATIOS);
+export type AspectRatio = z.infer<typeof AspectRatio>;
+export const Resolution = z.enum(['720p', '1080p']);
+export type Resolution = z.infer<typeof Resolution>;
+export const Fps = z.union([z.literal(24), z.literal(25), z.literal(30)]);
+
+/** A project's media settings (DESIGN §9): every media stage renders to these. */
+export const MediaSettings = z.object({
+  aspect_ratio: AspectRatio,
+  resolution: Resolution,
+  fps: Fps,
+  min_shot_s: z.number().min(1).max(60),
+  max_shot_s: z.number().min(1).max(120),
+});
+export type MediaSettings = z.infer<typeof MediaSettings>;
+export const DEFAULT_MEDIA_SETTINGS: MediaSettings = { aspect_ratio: '9:16', resolution: '720p', fps: 25, min_shot_s: 2, max_shot_s: 8 };
+
+/** Frame size in pixels for an aspect ratio and resolution (720p = the short side is 720). */
+export function frameSize(aspect: AspectRatio, resolution: Resolution): { width: number; height: number } {
+  const short = resolution === '1080p' ? 1080 : 720;
+  const [w, h] = aspect.split(':').map(Number);
+  const even = (n: number) => Math.round(n / 2) * 2;
+  return w >= h ? { width: even((short * w) / h), height: short } : { width: short, height: even((short * h) / w) };
+}
 
 export const StoryboardInput = z
   .object({
@@ -104,6 +137,7 @@ export const CameraInput = z.object({
 export type CameraInput = z.infer<typeof CameraInput>;
 
 const ShotText = z.string().max(5_000);
+const Speaker = z.string().trim().max(100).nullable();
 export const CreateShotBody = z.object({
   scene_description: ShotText.default(''),
   narration_text: ShotText.default(''),
@@ -113,7 +147,7 @@ export const CreateShotBody = z.object({
   sequence_number: z.number().int().min(1).optional(),
 });
 export const UpdateShotBody = z
-  .object({ scene_description: ShotText, narration_text: ShotText, image_prompt: ShotText, duration_seconds: z.number().min(0.5).max(120) })
+  .object({ scene_description: ShotText, narration_text: ShotText, image_prompt: ShotText, duration_seconds: z.number().min(0.5).max(120), speaker: Speaker, duration_locked: z.boolean() })
   .partial()
   .refine((b) => Object.keys(b).length > 0, { message: 'Nothing to update' });
 export const ReorderShotsBody = z.object({ ids: z.array(z.uuid()).min(1).max(500) });

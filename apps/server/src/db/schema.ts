@@ -70,6 +70,12 @@ export const projects = pgTable(
     promptSetId: uuid('prompt_set_id'),
     /** One-click pipeline: `running` goes on to the next stage, `pausing` stops after the current one. */
     pipelineState: text('pipeline_state', { enum: ['idle', 'running', 'pausing', 'paused'] }).notNull().default('idle'),
+    // Media settings (DESIGN §9): every media stage renders to these.
+    aspectRatio: text('aspect_ratio', { enum: ['9:16', '16:9', '1:1', '4:3', '3:4'] }).notNull().default('9:16'),
+    resolution: text('resolution', { enum: ['720p', '1080p'] }).notNull().default('720p'),
+    fps: integer('fps').notNull().default(25),
+    minShotS: doublePrecision('min_shot_s').notNull().default(2),
+    maxShotS: doublePrecision('max_shot_s').notNull().default(8),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -96,6 +102,8 @@ export const projectStages = pgTable(
     position: integer('position').notNull(),
     status: text('status').notNull().default('pending'),
     stale: boolean('stale').notNull().default(false),
+    /** Shots whose part of the output is out of date: the pipeline redoes only these. */
+    staleShotIds: jsonb('stale_shot_ids').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
     statusReason: text('status_reason'),
     output: jsonb('output'),
     currentRunId: uuid('current_run_id'),
@@ -208,9 +216,52 @@ export const storyboardShots = pgTable(
     narrationText: text('narration_text').notNull().default(''),
     imagePrompt: text('image_prompt').notNull().default(''),
     durationSeconds: doublePrecision('duration_seconds').notNull().default(3),
+    speaker: text('speaker'),
+    durationLocked: boolean('duration_locked').notNull().default(false),
     createdAt: createdAt(),
   },
   (t) => [index('storyboard_shots_project_idx').on(t.projectId, t.sequenceNumber)],
+);
+
+/**
+ * Finished items of media runs (an image, a shot's narration, a clip), saved as each finishes: an
+ * interrupted or cancelled run keeps them, and a run whose events left memory replays them from here.
+ * Shots may be deleted later; their items stay in the history (no foreign key to the shot).
+ */
+export const runItems = pgTable(
+  'run_items',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    runId: uuid('run_id').notNull().references(() => stageRuns.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    shotId: uuid('shot_id').notNull(),
+    /** The event type that carried it: image, audio or clip. */
+    kind: text('kind').notNull(),
+    mediaId: uuid('media_id'),
+    item: jsonb('item').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('run_items_run_seq_uq').on(t.runId, t.seq), index('run_items_shot_idx').on(t.shotId)],
+);
+
+/** Stored media files (DESIGN §9): content-addressed under DATA_DIR/media by sha256. */
+export const media = pgTable(
+  'media',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    projectId: uuid('project_id').notNull().references(() => projects.id, { onDelete: 'cascade' }),
+    kind: text('kind').notNull(),
+    mime: text('mime').notNull(),
+    bytes: integer('bytes').notNull(),
+    sha256: text('sha256').notNull(),
+    width: integer('width'),
+    height: integer('height'),
+    durationS: doublePrecision('duration_s'),
+    source: text('source').notNull().default('generated'),
+    createdBy: uuid('created_by'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('media_project_idx').on(t.projectId), index('media_sha_idx').on(t.sha256)],
 );
 
 export const cameraMovements = pgTable('camera_movements', {
@@ -266,4 +317,6 @@ export type UserRow = typeof users.$inferSelect;
 export type ProjectRow = typeof projects.$inferSelect;
 export type StageRow = typeof projectStages.$inferSelect;
 export type RunRow = typeof stageRuns.$inferSelect;
+export type RunItemRow = typeof runItems.$inferSelect;
+export type MediaRow = typeof media.$inferSelect;
 export type ProviderRow = typeof modelProviders.$inferSelect;

@@ -1,4 +1,4 @@
-import { STAGE_KEYS, type AccessRole, type Project, type ProjectDetail, type ProjectStage, type ProjectStatus, type StageKey } from '@ai-story/contracts';
+import { STAGE_KEYS, type AccessRole, type MediaSettings, type Project, type ProjectDetail, type ProjectStage, type ProjectStatus, type StageKey } from '@ai-story/contracts';
 import type { AuthUser } from '../auth/service.ts';
 import type { ProjectRow, StageRow } from '../db/schema.ts';
 import { AppError, forbidden, notFound } from '../errors.ts';
@@ -73,13 +73,25 @@ export class ProjectService {
     return toDetail(project, role, await this.repo.stages(projectId));
   }
 
-  async update(user: AuthUser, projectId: string, patch: { name?: string; original_topic?: string; description?: string; style?: string }) {
-    const { role } = await this.access(user, projectId, 'edit');
+  async update(user: AuthUser, projectId: string, patch: { name?: string; original_topic?: string; description?: string; style?: string } & Partial<MediaSettings>) {
+    const { project, role } = await this.access(user, projectId, 'edit');
+    // A range is checked as it will be saved: one end changed alone must still leave min ≤ max.
+    const min = patch.min_shot_s ?? project.minShotS;
+    const max = patch.max_shot_s ?? project.maxShotS;
+    if (min > max) {
+      const field = patch.min_shot_s !== undefined ? 'min_shot_s' : 'max_shot_s';
+      throw new AppError(400, 'validation_error', `${field}: the shortest shot must not be longer than the longest`, { fields: { [field]: 'min_shot_s must not exceed max_shot_s' } });
+    }
     const updated = await this.repo.update(projectId, {
       ...(patch.name !== undefined && { name: patch.name }),
       ...(patch.original_topic !== undefined && { originalTopic: patch.original_topic }),
       ...(patch.description !== undefined && { description: patch.description }),
       ...(patch.style !== undefined && { style: patch.style }),
+      ...(patch.aspect_ratio !== undefined && { aspectRatio: patch.aspect_ratio }),
+      ...(patch.resolution !== undefined && { resolution: patch.resolution }),
+      ...(patch.fps !== undefined && { fps: patch.fps }),
+      ...(patch.min_shot_s !== undefined && { minShotS: patch.min_shot_s }),
+      ...(patch.max_shot_s !== undefined && { maxShotS: patch.max_shot_s }),
     });
     const stages = await this.repo.stages(projectId);
     this.notifyChange(projectId);
@@ -154,6 +166,14 @@ export function deriveStatus(stages: Pick<StageRow, 'status'>[], pipeline: Proje
   return 'draft';
 }
 
+export const mediaSettingsOf = (row: ProjectRow): MediaSettings => ({
+  aspect_ratio: row.aspectRatio,
+  resolution: row.resolution,
+  fps: row.fps as MediaSettings['fps'],
+  min_shot_s: row.minShotS,
+  max_shot_s: row.maxShotS,
+});
+
 const progressOf = (done: number) => Math.round((done / STAGE_KEYS.length) * 100) / 100;
 
 export const toStage = (row: StageRow): ProjectStage => ({
@@ -161,6 +181,7 @@ export const toStage = (row: StageRow): ProjectStage => ({
   stage_type: row.stageType as StageKey,
   status: row.status as ProjectStage['status'],
   stale: row.stale,
+  stale_shot_ids: row.staleShotIds ?? [],
   status_reason: row.statusReason,
   output: row.output ?? null,
   current_run_id: row.currentRunId,
@@ -178,6 +199,7 @@ export const toProject = (row: ProjectRow, access: AccessRole, done: number): Pr
   owner_id: row.ownerId,
   access,
   progress: progressOf(done),
+  ...mediaSettingsOf(row),
   created_at: row.createdAt.toISOString(),
   updated_at: row.updatedAt.toISOString(),
 });

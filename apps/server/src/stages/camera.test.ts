@@ -10,6 +10,8 @@ const shot = (n: number): ShotRow => ({
   narrationText: `narration ${n}`,
   imagePrompt: '',
   durationSeconds: 3,
+  speaker: null,
+  durationLocked: false,
   createdAt: new Date(),
 });
 const ctx = { shots: [shot(1), shot(2), shot(3)] } as unknown as StageContext;
