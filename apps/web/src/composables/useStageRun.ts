@@ -1,6 +1,7 @@
-import type { ProjectStage, Run } from '@ai-story/contracts';
+import type { ProjectDetail, ProjectStage, Run } from '@ai-story/contracts';
 import { computed, ref, shallowRef, watch } from 'vue';
 import { isApiError } from '@/api/client';
+import { useProjectsStore } from '@/features/projects/projects.store';
 import { runsApi } from '@/features/runs/api';
 import { useRunStream, type RunPhase } from './useRunStream';
 
@@ -174,3 +175,24 @@ export function useStageRun(options: UseStageRunOptions) {
 }
 
 export type StageRun = ReturnType<typeof useStageRun>;
+
+/**
+ * A stage tab's start: its run (useStageRun) for the stage it shows, whether the reader may edit,
+ * and the project read again whenever a run ends (statuses, outputs and staleness change then),
+ * before the tab's own `onFinished`.
+ */
+export function useStageTab(props: { project: ProjectDetail; stage: ProjectStage }, options: Omit<UseStageRunOptions, 'stage'>) {
+  const projects = useProjectsStore();
+  const canEdit = computed(() => props.project.access !== 'viewer');
+  const run = useStageRun({
+    ...options,
+    stage: () => props.stage,
+    onFinished: async (phase, finishedRun) => {
+      await projects.reloadCurrent();
+      await options.onFinished?.(phase, finishedRun);
+    },
+  });
+  return { run, stream: run.stream, canEdit, stage: props.stage.stage_type, projectId: props.project.id, reloadProject: () => projects.reloadCurrent() };
+}
+
+export type StageTab = ReturnType<typeof useStageTab>;
