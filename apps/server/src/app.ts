@@ -32,7 +32,13 @@ import { ProviderService } from './providers/service.ts';
 import { InMemoryEventLog } from './runs/event-log.ts';
 import { RunRepository } from './runs/repository.ts';
 import { runRoutes } from './runs/routes.ts';
+import { RunPublisher } from './runs/publisher.ts';
 import { RunService } from './runs/service.ts';
+import { MediaRepository } from './media/repository.ts';
+import { mediaRoutes } from './media/routes.ts';
+import { MediaStore } from './media/store.ts';
+import type { StageDefinition } from './stages/definition.ts';
+import type { StageKey } from '@ai-story/contracts';
 import { RunStreams } from './runs/streams.ts';
 import { StoryboardRepository } from './storyboard/repository.ts';
 import { storyboardRoutes } from './storyboard/routes.ts';
@@ -43,6 +49,8 @@ export interface BuildOptions {
   database?: Database;
   /** A pino destination stream (tests capture log lines with it). */
   logStream?: NodeJS.WritableStream;
+  /** Stages beside the shipped ones (tests prove the engine with a media stage of their own). */
+  stages?: Partial<Record<StageKey, StageDefinition>>;
 }
 
 export interface Services {
@@ -53,6 +61,7 @@ export interface Services {
   providers: ProviderService;
   prompts: PromptService;
   runs: RunService;
+  media: MediaStore;
 }
 
 declare module 'fastify' {
@@ -84,11 +93,13 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const runLog = new InMemoryEventLog();
   const projectLog = new InMemoryEventLog(5_000);
   const storyboards = new StoryboardRepository(database.db);
-  const runs = new RunService({ db: database.db, repo: runRepo, projects, projectRepo, storyboards, prompts, providers, runLog, projectLog, config, log: app.log });
+  const media = new MediaStore(path.join(config.dataDir, 'media'), new MediaRepository(database.db));
+  const publisher = new RunPublisher(runLog, projectLog);
+  const runs = new RunService({ repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: { media }, config, log: app.log, stages: opts.stages });
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
-  const storyboardService = new StoryboardService(database.db, storyboards, projects, projectRepo, runRepo);
+  const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo);
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, heartbeatMs: config.heartbeatMs });
-  const services: Services = { database, cipher, auth, projects, providers, prompts, runs };
+  const services: Services = { database, cipher, auth, projects, providers, prompts, runs, media };
   app.decorate('services', services);
 
   app.setErrorHandler(errorHandler);
@@ -124,14 +135,15 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await api.register(runRoutes(runs, streams));
       await api.register(storyboardRoutes(storyboardService));
       await api.register(pipelineRoutes(pipeline));
+      await api.register(mediaRoutes(media, projects));
     },
     { prefix: '/api/v1' },
   );
 
-  if (existsSync(config.webDist)) {
-    // wildcard: files are looked up per request, so a rebuilt web app is served without a restart.
-    await app.register(fastifyStatic, { root: config.webDist, wildcard: true, index: 'index.html' });
-  }
+  // wildcard: files are looked up per request, so a rebuilt web app is served without a restart.
+  // Without a built web app the plugin still gives the media route its sendFile (Range, ETag).
+  const hasWeb = existsSync(config.webDist);
+  await app.register(fastifyStatic, { root: hasWeb ? config.webDist : config.dataDir, serve: hasWeb, wildcard: true, index: 'index.html' });
 
   // Stop runs before the server closes its connections, so each saves its text as `interrupted`.
   app.addHook('preClose', async () => {

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../src/app.ts';
+import { buildApp, type BuildOptions } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { openDatabase, type Database } from '../src/db/client.ts';
 
@@ -78,14 +78,19 @@ export interface TestStudio {
 }
 
 /** A real studio on a real port with a fresh database. */
-export async function startStudio(overrides: Partial<Config> = {}, existing?: TestDatabase, logStream?: NodeJS.WritableStream): Promise<TestStudio> {
+export async function startStudio(
+  overrides: Partial<Config> = {},
+  existing?: TestDatabase,
+  logStream?: NodeJS.WritableStream,
+  build: Pick<BuildOptions, 'stages'> = {},
+): Promise<TestStudio> {
   const testDb = existing ?? (await createTestDatabase());
   const database = await testDb.open();
   const config = loadConfig(
     { LOG_LEVEL: logStream ? 'info' : 'silent' },
     { dataDir: testDb.location.dataDir, appSecret: 'test-secret-test-secret-test-secret-0123', loginRateLimit: 1000, ...overrides },
   );
-  const app = await buildApp(config, { database, logStream });
+  const app = await buildApp(config, { database, logStream, ...build });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -159,10 +164,15 @@ export async function createUser(studio: TestStudio, admin: Client, email: strin
   return Object.assign(client, { id: res.body.id as string });
 }
 
-/** Row counts of every table: "nothing changed" checks compare two snapshots. */
+/** A hash and row count of every table of the schema: "nothing changed" checks compare two snapshots. */
 export async function snapshot(database: Database) {
-  const { sql } = await import('drizzle-orm');
-  const tables = ['users', 'sessions', 'api_tokens', 'projects', 'project_stages', 'project_members', 'stage_runs', 'model_providers', 'prompt_sets', 'prompt_templates', 'prompt_template_versions'];
+  const { sql, is } = await import('drizzle-orm');
+  const { PgTable, getTableConfig } = await import('drizzle-orm/pg-core');
+  const schema = await import('../src/db/schema.ts');
+  // Derived from the schema, so a new table is in every snapshot without anyone remembering to add it.
+  const tables = Object.values(schema)
+    .filter((t) => is(t, PgTable))
+    .map((t) => getTableConfig(t as InstanceType<typeof PgTable>).name);
   const out: Record<string, unknown> = {};
   for (const t of tables) {
     const r: any = await database.db.execute(sql.raw(`select md5(coalesce(string_agg(x::text, ',' order by x::text), '')) as h, count(*)::int as n from ${t} x`));

@@ -56,7 +56,7 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
     const res = await owner.post(`/api/v1/projects/${id}/execute/`, {});
     expect(res.status).toBe(202);
     await waitFor(async () => (await projectStatus(id)) === 'completed', 'the pipeline to complete');
-    expect(await stageStatuses(id)).toEqual({ rewrite: 'completed', storyboard: 'completed', camera: 'completed', image: 'skipped', video: 'skipped', export: 'skipped' });
+    expect(await stageStatuses(id)).toEqual({ rewrite: 'completed', storyboard: 'completed', camera: 'completed', image: 'skipped', narration: 'skipped', video: 'skipped', export: 'skipped' });
     const image = (await owner.get(`/api/v1/projects/${id}/stages/`)).body.find((s: any) => s.stage_type === 'image');
     expect(image.status_reason).toMatch(/not available/i);
     expect((await owner.get(`/api/v1/projects/${id}/camera-movements/`)).body.count).toBe((await owner.get(`/api/v1/projects/${id}/storyboards/`)).body.count);

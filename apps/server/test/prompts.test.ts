@@ -3,7 +3,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projects, promptSets, promptTemplates } from '../src/db/schema.ts';
 import { checkTemplate } from '../src/prompts/template-check.ts';
-import { STAGES } from '../src/stages/index.ts';
+import { TEMPLATED_STAGES as STAGES } from '../src/stages/index.ts';
 import { Client, createUser, setupAdmin, snapshot, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
 
 const stageKeys = Object.keys(STAGES) as StageKey[];

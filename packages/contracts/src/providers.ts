@@ -3,6 +3,7 @@ import { Timestamp } from './common.ts';
 import { StageKey } from './stages.ts';
 
 export const ProviderType = z.enum(['llm', 'text2image', 'image2video', 'tts']);
+export type ProviderType = z.infer<typeof ProviderType>;
 export const Strategy = z.enum(['round_robin', 'random', 'weighted', 'least_loaded']);
 export type Strategy = z.infer<typeof Strategy>;
 

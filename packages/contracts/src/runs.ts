@@ -100,12 +100,12 @@ export const MEDIA_ITEM_EVENTS = ['image', 'audio', 'clip'] as const;
 export type MediaItemEventType = (typeof MEDIA_ITEM_EVENTS)[number];
 
 export const ResetEvent = z.object({ type: z.literal('reset'), ...base, reason: z.string() });
-/** `output` always; `full_text` for text stages only. */
+/** The server sends `output` always (null when a stage has none) and `full_text` for text stages only. */
 export const DoneEvent = z.object({
   type: z.literal('done'),
   ...base,
   full_text: z.string().optional(),
-  output: z.unknown(),
+  output: z.unknown().optional(),
   run: Run,
 });
 export const ErrorEvent = z.object({

@@ -67,9 +67,17 @@ export function storyPart(text: string): string {
   return start >= 0 ? text.slice(start) : text;
 }
 
+/** The shot count a storyboard prompt asks for ("恰好 4 个镜头", "exactly 4 shots"), if it asks. */
+function askedShotCount(prompt: string): number | null {
+  const m = /恰好\s*(\d{1,2})\s*个镜头|exactly\s+(\d{1,2})\s+shots/i.exec(prompt);
+  const n = m ? Number(m[1] ?? m[2]) : NaN;
+  return n >= 1 && n <= 60 ? n : null;
+}
+
 export function buildStoryboard(messages: readonly ChatMessage[], seed: number): { shots: Shot[] } {
-  const sentences = splitSentences(storyPart(lastUserText(messages))).filter((s) => !INSTRUCTION.test(s));
-  const groups = groupSentences(sentences, seed);
+  const prompt = lastUserText(messages);
+  const sentences = splitSentences(storyPart(prompt)).filter((s) => !INSTRUCTION.test(s));
+  const groups = groupSentences(sentences, seed, askedShotCount(storyPart(prompt) === prompt ? '' : prompt.slice(0, prompt.length - storyPart(prompt).length)));
   return {
     shots: groups.map((narration, i) => {
       const h = hash32(narration, seed);
@@ -86,13 +94,18 @@ export function buildStoryboard(messages: readonly ChatMessage[], seed: number):
   };
 }
 
-/** 3–8 narration groups: pad a short text with generated sentences, merge a long one evenly. */
-function groupSentences(sentences: string[], seed: number): string[] {
-  const list = sentences.length >= 3 ? sentences : [...sentences, ...storySentences(seed, 3 - sentences.length)];
-  if (list.length <= 8) return list;
+/**
+ * Narration groups: exactly the count asked for when the prompt asks (a model that follows its
+ * instructions), else 3–8. A short text is padded with generated sentences, a long one merged evenly.
+ */
+function groupSentences(sentences: string[], seed: number, asked: number | null): string[] {
+  const min = asked ?? 3;
+  const max = asked ?? 8;
+  const list = sentences.length >= min ? sentences : [...sentences, ...storySentences(seed, min - sentences.length)];
+  if (list.length <= max) return list;
   const groups: string[] = [];
-  for (let g = 0; g < 8; g++) {
-    groups.push(list.slice(Math.floor((g * list.length) / 8), Math.floor(((g + 1) * list.length) / 8)).join(''));
+  for (let g = 0; g < max; g++) {
+    groups.push(list.slice(Math.floor((g * list.length) / max), Math.floor(((g + 1) * list.length) / max)).join(''));
   }
   return groups;
 }

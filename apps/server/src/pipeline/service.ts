@@ -5,7 +5,6 @@ import type { ProjectRepository } from '../projects/repository.ts';
 import type { ProjectService } from '../projects/service.ts';
 import type { RunRepository } from '../runs/repository.ts';
 import type { RunService } from '../runs/service.ts';
-import { STAGES } from '../stages/index.ts';
 
 const DONE = new Set(['completed', 'skipped']);
 
@@ -24,11 +23,14 @@ export class PipelineService {
     private readonly runs: RunService,
     private readonly runRepo: RunRepository,
   ) {
-    runs.onFinished(async ({ projectId, status }) => {
+    runs.onFinished(async ({ runId, projectId, status }) => {
       const project = await this.projectRepo.findById(projectId);
       if (!project || project.pipelineState === 'idle' || project.pipelineState === 'paused') return;
       if (project.pipelineState === 'pausing') return this.settle(projectId, 'paused');
       if (status !== 'completed') return this.settle(projectId, 'idle'); // failed or stopped: the user decides
+      // A media stage where some shots failed: the pipeline waits for the user to retry or go on.
+      const output = (await this.runRepo.find(runId))?.output as { failed_shot_ids?: string[] } | null;
+      if (output?.failed_shot_ids?.length) return this.settle(projectId, 'paused');
       await this.advance(projectId);
     });
   }
@@ -87,7 +89,7 @@ export class PipelineService {
     for (const row of stages) {
       const stage = row.stageType as StageKey;
       if (DONE.has(row.status) && !row.stale) continue;
-      if (!STAGES[stage]) {
+      if (!this.runs.definitionOf(stage)) {
         await this.projectRepo.updateStage(projectId, stage, { status: 'skipped', statusReason: 'Not available yet: this media stage is still being built' });
         continue;
       }

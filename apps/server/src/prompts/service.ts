@@ -11,7 +11,7 @@ import type {
 import type { AuthUser } from '../auth/service.ts';
 import { AppError, conflict, forbidden, invalid, notFound } from '../errors.ts';
 import type { ProjectService } from '../projects/service.ts';
-import { STAGES } from '../stages/index.ts';
+import { TEMPLATED_STAGES } from '../stages/index.ts';
 import type { PromptRepository, PromptSetRow, PromptTemplateRow, PromptTemplateVersionRow, TemplateSeed } from './repository.ts';
 import { checkTemplate, tryTemplate } from './template-check.ts';
 
@@ -24,11 +24,11 @@ export interface StageTemplate {
   version: number | null;
 }
 
-const definitions = () => Object.values(STAGES).filter((d) => d !== undefined);
+const definitions = () => Object.values(TEMPLATED_STAGES).filter((d) => d !== undefined);
 
 /** The variables a stage hands to its template: the stage definition is the one source. */
 function declaredFor(stage: StageKey, stored?: unknown): TemplateVariable[] {
-  return STAGES[stage]?.templateVariables ?? (Array.isArray(stored) ? (stored as TemplateVariable[]) : []);
+  return TEMPLATED_STAGES[stage]?.templateVariables ?? (Array.isArray(stored) ? (stored as TemplateVariable[]) : []);
 }
 
 const shippedTemplates = (): TemplateSeed[] =>
@@ -60,7 +60,7 @@ export class PromptService {
   async templateFor(project: { id: string; promptSetId: string | null }, stage: StageKey): Promise<StageTemplate> {
     const row = await this.repo.templateFor(project.promptSetId, stage);
     if (row) return { content: row.content, template_id: row.id, version: row.version };
-    const definition = STAGES[stage];
+    const definition = TEMPLATED_STAGES[stage];
     if (!definition) throw new Error(`No stage definition for ${stage}`);
     return { content: definition.defaultTemplate, template_id: null, version: null };
   }

@@ -1,4 +1,4 @@
-import type { ModelConfig, Provider, ProviderSummary, StageKey, Strategy } from '@ai-story/contracts';
+import type { ModelConfig, Provider, ProviderSummary, ProviderType, StageKey, Strategy } from '@ai-story/contracts';
 import type { AuthUser } from '../auth/service.ts';
 import type { AuthRepository } from '../auth/repository.ts';
 import type { Config } from '../config.ts';
@@ -189,8 +189,9 @@ export class ProviderService {
    * Providers to try for a stage, in order: an explicit choice, else the project's list, else the
    * global list, else every active LLM provider by priority; the strategy picks the first.
    */
-  async candidatesFor(stage: StageKey, opts: { providerId?: string; projectConfig?: ModelConfig }) {
-    const all = await this.repo.list('llm');
+  /** The providers of a type that may serve a stage, in the order to try them (fail-over follows it). */
+  async candidatesFor(type: ProviderType, stage: StageKey, opts: { providerId?: string; projectConfig?: ModelConfig }) {
+    const all = await this.repo.list(type);
     if (opts.providerId) {
       const chosen = all.find((p) => p.id === opts.providerId);
       if (!chosen) throw new AppError(400, 'validation_error', 'Unknown provider', { fields: { provider_id: 'Unknown provider' } });

@@ -1,7 +1,11 @@
-import type { StageKey } from '@ai-story/contracts';
+import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
 import { and, asc, count, desc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { projectStages, runTextChunks, stageRuns, type RunRow } from '../db/schema.ts';
+import { projectStages, runItems, runTextChunks, stageRuns, type RunRow } from '../db/schema.ts';
+import { StoryboardRepository } from '../storyboard/repository.ts';
+import type { StageStore } from '../stages/definition.ts';
+
+type RunError = { message: string; code: string; retryable: boolean };
 
 const ACTIVE = ['queued', 'running'];
 
@@ -54,6 +58,67 @@ export class RunRepository {
     return { count: n, rows };
   }
 
+  /** One finished item of a media run, saved as it finishes (DESIGN §9). */
+  saveItem = async (values: typeof runItems.$inferInsert) => {
+    await this.db.insert(runItems).values(values);
+  };
+  items = (runId: string) => this.db.select().from(runItems).where(eq(runItems.runId, runId)).orderBy(asc(runItems.seq));
+
+  /**
+   * A run's successful end, in one transaction: the stage persists its output, the run keeps its
+   * text and output, the stage points at it, and the completed stages after it become stale.
+   */
+  completeRun = (
+    run: { id: string; projectId: string; stage: StageKey },
+    values: { text: string; usage: unknown; lastEventId: number },
+    persist: (store: StageStore) => Promise<unknown>,
+  ) =>
+    this.db.transaction(async (tx) => {
+      const store = { storyboards: new StoryboardRepository(tx) };
+      const output = await persist(store);
+      const [row] = await tx
+        .update(stageRuns)
+        .set({ status: 'completed', text: values.text, output, usage: values.usage, finishedAt: new Date(), lastEventId: values.lastEventId })
+        .where(eq(stageRuns.id, run.id))
+        .returning();
+      await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
+      await completeStage(tx, run.projectId, run.stage, run.id, output, store.storyboards.changedShotIds);
+      return row;
+    });
+
+  /** A run that failed or was stopped: its text is kept, the stage says why (if the run is still its current one). */
+  endRun = (
+    run: { id: string; projectId: string; stage: StageKey },
+    values: { status: 'failed' | 'cancelled' | 'interrupted'; text: string; error?: RunError; reason: string; lastEventId: number },
+  ) =>
+    this.db.transaction(async (tx) => {
+      await tx
+        .update(stageRuns)
+        .set({ status: values.status, text: values.text, ...(values.error && { error: values.error }), finishedAt: new Date(), lastEventId: values.lastEventId })
+        .where(eq(stageRuns.id, run.id));
+      await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
+      await tx
+        .update(projectStages)
+        .set({ status: values.status, statusReason: values.reason, updatedAt: new Date() })
+        .where(and(eq(projectStages.projectId, run.projectId), eq(projectStages.stageType, run.stage), eq(projectStages.currentRunId, run.id)));
+    });
+
+  /** A new version from a hand edit or a restore: a completed run of its own, made current. */
+  saveVersion = (
+    values: { projectId: string; stage: StageKey; source: 'edit' | 'restore'; text: string; createdBy: string },
+    persist: (store: StageStore) => Promise<unknown>,
+  ) =>
+    this.db.transaction(async (tx) => {
+      const store = { storyboards: new StoryboardRepository(tx) };
+      const output = await persist(store);
+      const [row] = await tx
+        .insert(stageRuns)
+        .values({ ...values, status: 'completed', input: {}, output, startedAt: new Date(), finishedAt: new Date() })
+        .returning();
+      await completeStage(tx, values.projectId, values.stage, row.id, output, store.storyboards.changedShotIds);
+      return row;
+    });
+
   /** After a crash: runs the dead process left active become `interrupted`, their partial text kept. */
   async interruptOrphans(): Promise<{ id: string; projectId: string; stage: string }[]> {
     return this.db.transaction(async (tx) => {
@@ -77,6 +142,32 @@ export class RunRepository {
     });
   }
 }
+
+/**
+ * Marks the stage completed with this output, and what follows from it out of date: when the change is
+ * known per shot (a storyboard saved in place), the media stages after it get those shots in
+ * `stale_shot_ids` and redo only them; otherwise every completed stage after it becomes stale.
+ */
+async function completeStage(tx: Db, projectId: string, stage: StageKey, runId: string, output: unknown, changedShotIds: Set<string>) {
+  await tx
+    .update(projectStages)
+    .set({ status: 'completed', output, currentRunId: runId, stale: false, staleShotIds: [], statusReason: null, updatedAt: new Date() })
+    .where(and(eq(projectStages.projectId, projectId), eq(projectStages.stageType, stage)));
+  const stages = await tx.select().from(projectStages).where(eq(projectStages.projectId, projectId));
+  const position = stages.find((s) => s.stageType === stage)!.position;
+  const perShot = stage === 'storyboard';
+  for (const later of stages.filter((s) => s.position > position && s.status === 'completed')) {
+    if (perShot && isMediaStage(later.stageType)) {
+      if (!changedShotIds.size) continue;
+      const staleShotIds = [...new Set([...(later.staleShotIds ?? []), ...changedShotIds])];
+      await tx.update(projectStages).set({ staleShotIds, updatedAt: new Date() }).where(eq(projectStages.id, later.id));
+    } else {
+      await tx.update(projectStages).set({ stale: true, updatedAt: new Date() }).where(eq(projectStages.id, later.id));
+    }
+  }
+}
+
+const isMediaStage = (stage: string) => (MEDIA_STAGES as readonly string[]).includes(stage);
 
 function isUniqueViolation(err: unknown): boolean {
   for (let e: any = err; e; e = e.cause) if (e.code === '23505') return true;

@@ -1,4 +1,4 @@
-import { EditStageOutputBody, PageQuery, Run, StartRunBody, paginated } from '@ai-story/contracts';
+import { EditStageOutputBody, PageQuery, Run, STAGE_KEYS, StartRunBody, paginated } from '@ai-story/contracts';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { currentUser } from '../auth/guard.ts';
@@ -8,6 +8,10 @@ import type { RunStreams } from './streams.ts';
 
 const RunParams = z.object({ run_id: z.uuid() });
 const ResumeQuery = z.object({ last_event_id: z.string().max(20).optional() });
+const ProjectStreamQuery = ResumeQuery.extend({
+  /** `0`: leave out token and progress events (a page that follows the run's own stream for them). */
+  tokens: z.enum(['0', '1']).optional(),
+});
 const SSE_RESPONSE = { 200: z.string().describe('text/event-stream: id + data lines, one JSON event each (see RunEvent)') };
 
 export const runRoutes =
@@ -29,13 +33,13 @@ export const runRoutes =
     app.get('/runs/:run_id/events', { schema: { params: RunParams, querystring: ResumeQuery, response: SSE_RESPONSE } }, (req, reply) =>
       streams.followRun(currentUser(req), req.params.run_id, req, reply),
     );
-    app.get('/projects/:id/events', { schema: { params: ProjectParams, querystring: ResumeQuery, response: SSE_RESPONSE } }, (req, reply) =>
-      streams.followProject(currentUser(req), req.params.id, req, reply),
+    app.get('/projects/:id/events', { schema: { params: ProjectParams, querystring: ProjectStreamQuery, response: SSE_RESPONSE } }, (req, reply) =>
+      streams.followProject(currentUser(req), req.params.id, req, reply, { tokens: req.query.tokens !== '0' }),
     );
 
     // The seed's endpoints: start and stream in one response, the body being the stage input itself;
     // the first event carries the run id, so a client that drops it reattaches with GET /runs/{id}/events.
-    for (const stage of ['rewrite', 'storyboard', 'camera'] as const) {
+    for (const stage of STAGE_KEYS) {
       app.post(`/projects/:id/${stage}-stream`, { schema: { params: ProjectParams, body: z.record(z.string(), z.unknown()), response: SSE_RESPONSE } }, async (req, reply) => {
         const user = currentUser(req);
         const { provider_id, ...input } = req.body as { provider_id?: unknown };

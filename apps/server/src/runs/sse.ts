@@ -20,8 +20,11 @@ export function lastEventId(req: FastifyRequest): number | null {
   return Number.isSafeInteger(n) && n >= 0 ? n : null;
 }
 
+/** An event to send; `id: null` for one that has no place in the log (a newcomer's catch-up). */
+export type SseEvent = Omit<LoggedEvent, 'id'> & { id: number | null };
+
 export interface SseStream {
-  send(event: LoggedEvent): void;
+  send(event: SseEvent): void;
   end(): void;
   readonly closed: boolean;
   onClose(listener: () => void): void;
@@ -57,7 +60,7 @@ export function openSse(req: FastifyRequest, reply: FastifyReply, heartbeatMs: n
         res.cork();
         process.nextTick(() => res.uncork());
       }
-      res.write(`id: ${event.id}\ndata: ${event.json}\n\n`);
+      res.write(event.id === null ? `data: ${event.json}\n\n` : `id: ${event.id}\ndata: ${event.json}\n\n`);
       if (res.writableLength > MAX_BUFFERED_BYTES) {
         req.log.warn({ buffered: res.writableLength }, 'dropping a subscriber that cannot keep up');
         res.destroy();

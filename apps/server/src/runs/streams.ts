@@ -1,12 +1,14 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthUser } from '../auth/service.ts';
+import type { StageKey } from '@ai-story/contracts';
 import type { RunRow } from '../db/schema.ts';
 import { notFound } from '../errors.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
 import { toStage, type ProjectService } from '../projects/service.ts';
 import type { EventLog, LoggedEvent } from './event-log.ts';
 import type { RunRepository } from './repository.ts';
-import { projectKey, runKey, toRun, type RunService } from './service.ts';
+import { projectKey, runKey } from './publisher.ts';
+import { toRun, type RunService } from './service.ts';
 import { lastEventId, openSse, type SseStream } from './sse.ts';
 
 interface StreamDeps {
@@ -55,24 +57,38 @@ export class RunStreams {
     sse.onClose(stop);
   }
 
-  /** A run whose events left memory (finished long ago, or before a restart) replays from its row. */
-  private replayFromDatabase(row: RunRow, after: number | null, req: FastifyRequest, reply: FastifyReply) {
+  /**
+   * A run whose events left memory (finished long ago, or before a restart) replays from the database:
+   * its text, its structured items (shots, movements) or media items (images, audio, clips), then its end.
+   */
+  private async replayFromDatabase(row: RunRow, after: number | null, req: FastifyRequest, reply: FastifyReply) {
     const active = row.status === 'running' || row.status === 'queued';
     if (after !== null && row.lastEventId !== null && after >= row.lastEventId) return reply.code(204).send();
+    const mediaItems = await this.d.repo.items(row.id);
     const sse = openSse(req, reply, this.d.heartbeatMs);
     let id = after ?? 0;
     const send = (event: object, terminal = false) => sse.send({ id: ++id, json: JSON.stringify({ ...event, run_id: row.id, stage: row.stage }), terminal });
-    // The client may hold part of the text already: tell it to start over, then send the whole.
+    // The client may hold part of the run already: tell it to start over, then send the whole.
     if (after !== null) send({ type: 'reset', reason: 'Replaying the saved run' });
     if (row.text) send({ type: 'token', content: row.text });
+    const definition = this.d.runs.definitionOf(row.stage as StageKey);
+    if (row.status === 'completed' && definition?.kind === 'llm' && definition.items) {
+      const { key, event } = definition.items;
+      for (const item of (row.output as Record<string, unknown[]> | null)?.[key] ?? []) send({ type: event, [event]: item });
+    }
+    for (const item of mediaItems) send({ type: item.kind, shot_id: item.shotId, [item.kind]: item.item });
     if (active) send({ type: 'stage_update', status: 'interrupted' }, true);
-    else if (row.status === 'completed') send({ type: 'done', full_text: row.text, output: row.output, run: toRun(row) }, true);
+    else if (row.status === 'completed') send({ type: 'done', ...(definition?.kind === 'llm' && { full_text: row.text }), output: row.output, run: toRun(row) }, true);
     else if (row.status === 'failed') send({ type: 'error', ...((row.error as object) ?? { message: 'The generation failed', code: 'failed', retryable: true }) }, true);
     else send({ type: 'stage_update', status: row.status }, true);
     sse.end();
   }
 
-  async followProject(user: AuthUser, projectId: string, req: FastifyRequest, reply: FastifyReply) {
+  /**
+   * One stream for every stage of a project. `tokens: false` leaves out token and progress events
+   * (a page that follows the running run's own stream for those would otherwise get each token twice).
+   */
+  async followProject(user: AuthUser, projectId: string, req: FastifyRequest, reply: FastifyReply, opts: { tokens: boolean } = { tokens: true }) {
     await this.d.projects.access(user, projectId, 'view');
     const key = projectKey(projectId);
     const after = lastEventId(req);
@@ -80,19 +96,26 @@ export class RunStreams {
     // From here on everything is synchronous until subscribed, so no event can fall between replay and tail.
     const missed = after !== null ? this.d.projectLog.since(key, after) : null;
     const sse = openSse(req, reply, this.d.heartbeatMs);
+    const wanted = opts.tokens ? (e: LoggedEvent) => e : (e: LoggedEvent) => (isTokenOrProgress(e.json) ? null : e);
+    const send = (e: LoggedEvent) => {
+      const kept = wanted(e);
+      if (kept) sse.send(kept);
+    };
     this.guardAccess(sse, user, projectId);
     if (missed) {
-      for (const e of missed) sse.send(e);
+      for (const e of missed) send(e);
     } else {
-      // A newcomer (or a client too far behind) gets the text of the runs in progress, numbered at the log's tip.
-      const tip = this.d.projectLog.lastId(key);
+      // A newcomer (or a client too far behind) gets the runs in progress. These catch-up events carry
+      // no id of their own (the log's ids belong to logged events); the project update appended below
+      // gives the client its first id, so the ids it sees strictly increase.
+      if (after !== null) for (const run of active) sse.send({ id: null, json: JSON.stringify({ type: 'reset', run_id: run.id, stage: run.stage, reason: 'Too far behind: starting over' }), terminal: false });
       for (const run of active) {
-        const text = this.d.runs.sentText(run.id);
-        sse.send({ id: tip, json: JSON.stringify({ type: 'stage_update', run_id: run.id, stage: run.stage, status: 'running' }), terminal: false });
-        if (text) sse.send({ id: tip, json: JSON.stringify({ type: 'token', run_id: run.id, stage: run.stage, content: text }), terminal: false });
+        sse.send({ id: null, json: JSON.stringify({ type: 'stage_update', run_id: run.id, stage: run.stage, status: 'running' }), terminal: false });
+        const text = opts.tokens ? this.d.runs.sentText(run.id) : '';
+        if (text) sse.send({ id: null, json: JSON.stringify({ type: 'token', run_id: run.id, stage: run.stage, content: text }), terminal: false });
       }
     }
-    const stop = this.d.projectLog.subscribe(key, (e) => sse.send(e));
+    const stop = this.d.projectLog.subscribe(key, send);
     sse.onClose(stop);
     // Project updates are only published while someone listens, so every (re)connection starts
     // with the current state, appended to the log so its id is in order for everyone.
@@ -103,7 +126,7 @@ export class RunStreams {
     const stop = this.d.projects.onChange(async (changed) => {
       if (changed !== projectId || sse.closed) return;
       if ((await this.d.projects.roleOf(user.id, projectId)) === null) {
-        sse.send({ id: this.d.projectLog.lastId(projectKey(projectId)), json: JSON.stringify({ type: 'access_revoked', project_id: projectId }), terminal: true });
+        sse.send({ id: null, json: JSON.stringify({ type: 'access_revoked', project_id: projectId }), terminal: true });
         sse.end();
       }
     });
@@ -117,7 +140,10 @@ export class RunStreams {
       type: 'project_update',
       project_id: projectId,
       status: project?.status ?? 'draft',
-      stages: stages.map(toStage).map((s) => ({ stage_type: s.stage_type, status: s.status, stale: s.stale, current_run_id: s.current_run_id })),
+      pipeline_state: project?.pipelineState ?? 'idle',
+      stages: stages
+        .map(toStage)
+        .map((s) => ({ stage_type: s.stage_type, status: s.status, stale: s.stale, stale_shot_ids: s.stale_shot_ids, current_run_id: s.current_run_id, status_reason: s.status_reason })),
     };
   }
 
@@ -131,6 +157,8 @@ export class RunStreams {
     }
   }
 }
+
+const isTokenOrProgress = (json: string) => json.startsWith('{"type":"token"') || json.startsWith('{"type":"progress"');
 
 /** For a newcomer: the text so far as one token event (carrying the last merged id, so a resume continues after it). */
 function compactTokens(events: LoggedEvent[]): LoggedEvent[] {

@@ -1,7 +1,5 @@
 import { CameraInput, MOVEMENT_TYPES, type Movement, type MovementType } from '@ai-story/contracts';
-import { eq, sql } from 'drizzle-orm';
-import { cameraMovements, storyboardShots } from '../db/schema.ts';
-import { StageInputError, StageOutputError, type ShotRow, type StageContext, type StageDefinition } from './definition.ts';
+import { StageInputError, StageOutputError, type LlmStageDefinition, type ShotRow, type StageContext } from './definition.ts';
 import { parseJsonOutput } from './json-output.ts';
 
 export const CAMERA_TEMPLATE = `为下面每个分镜镜头设计一个运镜（camera movement）。
@@ -66,7 +64,8 @@ function toMovement(raw: unknown, index: number, shots: ShotRow[], bySequence: b
   return { shot_id: shot.id, sequence_number: shot.sequenceNumber, movement_type: type, params: paramsOf(r.params ?? r) };
 }
 
-export const cameraStage: StageDefinition<CameraInput, { movements: Movement[] }> = {
+export const cameraStage: LlmStageDefinition<CameraInput, { movements: Movement[] }> = {
+  kind: 'llm',
   key: 'camera',
   input: CameraInput,
   defaultInput: () => ({}),
@@ -98,7 +97,6 @@ export const cameraStage: StageDefinition<CameraInput, { movements: Movement[] }
     key: 'movements',
     event: 'movement',
     normalize: (raw, index, input, ctx) => toMovement(raw, index, selectedShots(input, ctx), true),
-    producedBy: (saved, parsed) => saved.movements.filter((m) => parsed.movements.some((p) => p.shot_id === m.shot_id)),
   },
   parseOutput(text, input, ctx) {
     const shots = selectedShots(input, ctx);
@@ -125,24 +123,8 @@ export const cameraStage: StageDefinition<CameraInput, { movements: Movement[] }
     // Extra entries for shots we did not ask about are dropped: every requested shot has its movement.
     return { movements: shots.map((s) => found.get(s.id)!) };
   },
-  async persist(tx, projectId, output) {
-    for (const m of output.movements) {
-      await tx
-        .insert(cameraMovements)
-        .values({ projectId, shotId: m.shot_id!, movementType: m.movement_type, params: m.params })
-        .onConflictDoUpdate({ target: cameraMovements.shotId, set: { movementType: m.movement_type, params: m.params } });
-    }
-    return { movements: await movementsOf(tx, projectId) };
+  async persist(store, projectId, output) {
+    await store.storyboards.upsertMovements(projectId, output.movements);
+    return { movements: await store.storyboards.movementsOf(projectId) };
   },
 };
-
-/** Every movement of the project, in shot order. */
-export async function movementsOf(db: Parameters<StageDefinition['persist']>[0], projectId: string): Promise<Movement[]> {
-  const rows = await db
-    .select({ m: cameraMovements, seq: storyboardShots.sequenceNumber })
-    .from(cameraMovements)
-    .innerJoin(storyboardShots, eq(storyboardShots.id, cameraMovements.shotId))
-    .where(eq(cameraMovements.projectId, projectId))
-    .orderBy(sql`${storyboardShots.sequenceNumber}`);
-  return rows.map(({ m, seq }) => ({ id: m.id, shot_id: m.shotId, sequence_number: seq, movement_type: m.movementType as MovementType, params: m.params as Movement['params'] }));
-}

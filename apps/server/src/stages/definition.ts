@@ -1,7 +1,9 @@
-import type { StageKey } from '@ai-story/contracts';
+import type { MediaItem, MediaItemEventType, ProviderType, StageKey } from '@ai-story/contracts';
 import type { z } from 'zod';
-import type { Db } from '../db/client.ts';
 import type { ProjectRow, StageRow, storyboardShots } from '../db/schema.ts';
+import type { MediaStore } from '../media/store.ts';
+import type { ClientProvider } from '../providers/service.ts';
+import type { StoryboardRepository } from '../storyboard/repository.ts';
 
 export type ShotRow = typeof storyboardShots.$inferSelect;
 
@@ -33,15 +35,34 @@ export interface TemplateVariable {
 /** An output the model produced that cannot be used; the run fails with this message. */
 export class StageOutputError extends Error {}
 
+/** The repositories a stage may write through inside the run's final transaction. */
+export interface StageStore {
+  storyboards: StoryboardRepository;
+}
+
 /**
- * Everything the run engine needs to know of one stage (the seed's open/closed rule: adding a stage
- * means adding one of these, nothing else changes).
+ * What every stage declares (the seed's open/closed rule: adding a stage means adding one definition,
+ * nothing else changes).
  */
-export interface StageDefinition<Input = any, Output = any> {
+interface StageBase<Input, Output> {
   key: StageKey;
   input: z.ZodType<Input>;
   /** Input the caller may leave out, filled from the project (e.g. the rewrite's text from its topic). */
   defaultInput(ctx: StageContext): Record<string, unknown>;
+  /** Checks the input against the project (throws StageInputError). */
+  validate?(input: Input, ctx: StageContext): void;
+  /** Writes the output where the project keeps it, inside the run's final transaction; answers it as saved (with ids). */
+  persist(store: StageStore, projectId: string, output: Output): Promise<Output>;
+  /**
+   * A hand edit of the stage's output (PATCH …/stages/{stage}/): the output to save and its text, or a
+   * StageInputError naming the field. Stages without it are edited through their own endpoints.
+   */
+  editOutput?(edit: Record<string, unknown>, current: Output | null): { output: Output; text: string };
+}
+
+/** An LLM stage: a template rendered to a prompt, a token stream, the text parsed into the output. */
+export interface LlmStageDefinition<Input = any, Output = any> extends StageBase<Input, Output> {
+  kind: 'llm';
   /** Fixed role instructions; the editable part is the template. */
   systemPrompt: string;
   /** The shipped template (Liquid), and the variables it may use, declared for the Prompts page. */
@@ -51,19 +72,58 @@ export interface StageDefinition<Input = any, Output = any> {
   responseFormat?: 'json_object';
   /** Rough size of the answer in tokens, for the time-left estimate. */
   expectedTokens?(input: Input): number;
-  /** Checks the input against the project (throws StageInputError). */
-  validate?(input: Input, ctx: StageContext): void;
   /** Structured stages stream items (`shot`, `movement`) as soon as each is complete. */
   items?: {
     key: string;
     event: 'shot' | 'movement';
     /** A streamed raw item as the event carries it, or null while it cannot be used yet. */
     normalize(raw: unknown, index: number, input: Input, ctx: StageContext): unknown | null;
-    /** The saved items this run produced (the saved output may hold others, e.g. movements of other shots). */
-    producedBy?(saved: Output, parsed: Output): unknown[];
   };
   /** Turns the full text into the stage's output, or throws StageOutputError saying why not. */
   parseOutput(text: string, input: Input, ctx: StageContext): Output;
-  /** Writes the output where the project keeps it, inside the run's final transaction; answers it as saved (with ids). */
-  persist(tx: Db, projectId: string, output: Output): Promise<Output>;
 }
+
+/** What a media stage's shot task may use besides its shot. */
+export interface MediaServices {
+  media: MediaStore;
+  /** Who started the run (media rows record it). */
+  userId: string | null;
+}
+
+/** One shot's task in a media stage. */
+export interface ShotTask<Input> {
+  shot: ShotRow;
+  input: Input;
+  ctx: StageContext;
+  /** Aborted on cancel and shutdown: stop work, kill child processes, leave no half-written file. */
+  signal: AbortSignal;
+  /** The providers to try, in order (empty for stages that work locally). */
+  providers: ClientProvider[];
+  services: MediaServices;
+  /** Reports the task's own progress (0–100) and what it is doing. */
+  progress(percent: number, message?: string): void;
+}
+
+/**
+ * A media stage (DESIGN §9): per-shot tasks run with bounded concurrency, each finished item saved as
+ * it finishes, then an optional finishing step (the final encode).
+ */
+export interface MediaStageDefinition<Input = any, Item extends MediaItem = MediaItem, Output = any> extends StageBase<Input, Output> {
+  kind: 'media';
+  /** The provider type its tasks use, or null when the work is local only. */
+  providerType: Exclude<ProviderType, 'llm'> | null;
+  /** The event that carries one finished item. */
+  itemEvent: MediaItemEventType;
+  /** How many shot tasks may run at once. */
+  concurrency(ctx: StageContext): number;
+  /** The shots this run works on (all, or those the input names). */
+  shots(input: Input, ctx: StageContext): ShotRow[];
+  /** Does one shot's task; answers its finished items (the engine saves and sends each). */
+  runShot(task: ShotTask<Input>): Promise<Item[]>;
+  /** An optional finishing step after every shot (e.g. the final encode); what it answers goes to `output`. */
+  finish?(step: Omit<ShotTask<Input>, 'shot' | 'providers'> & { items: Item[] }): Promise<Record<string, unknown>>;
+  /** The stage's output from this run's items, the shots that failed, and what the finishing step made. */
+  output(items: Item[], failedShotIds: string[], input: Input, ctx: StageContext, finished?: Record<string, unknown>): Output;
+}
+
+export type StageDefinition = LlmStageDefinition | MediaStageDefinition;

@@ -1,12 +1,17 @@
 import type { StageKey } from '@ai-story/contracts';
 import { cameraStage } from './camera.ts';
-import type { StageDefinition } from './definition.ts';
+import type { LlmStageDefinition, StageDefinition } from './definition.ts';
 import { rewriteStage } from './rewrite.ts';
 import { storyboardStage } from './storyboard.ts';
 
-/** The stages the run engine can execute. Image, video and export are media stages still to come. */
-export const STAGES: Partial<Record<StageKey, StageDefinition>> = {
+/** The stages that have a prompt template (the Prompts page edits these). */
+export const TEMPLATED_STAGES: Partial<Record<StageKey, LlmStageDefinition>> = {
   rewrite: rewriteStage,
   storyboard: storyboardStage,
   camera: cameraStage,
+};
+
+/** The stages the run engine can execute; a stage missing here is skipped by the pipeline as not available yet. */
+export const STAGES: Partial<Record<StageKey, StageDefinition>> = {
+  ...TEMPLATED_STAGES,
 };

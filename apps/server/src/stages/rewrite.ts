@@ -1,5 +1,5 @@
 import { RewriteInput, type RewriteOutput } from '@ai-story/contracts';
-import { StageOutputError, type StageDefinition } from './definition.ts';
+import { StageInputError, StageOutputError, type LlmStageDefinition } from './definition.ts';
 
 const STYLE_LABELS: Record<RewriteInput['style'], string> = {
   narrative: '叙事：娓娓道来，有起承转合',
@@ -24,7 +24,8 @@ export const REWRITE_TEMPLATE = `请把下面的原始文案改写成一段适�
 原始文案：
 {{ original_text }}`;
 
-export const rewriteStage: StageDefinition<RewriteInput, RewriteOutput> = {
+export const rewriteStage: LlmStageDefinition<RewriteInput, RewriteOutput> = {
+  kind: 'llm',
   key: 'rewrite',
   input: RewriteInput,
   defaultInput: ({ project }) => ({ original_text: project.originalTopic }),
@@ -50,5 +51,12 @@ export const rewriteStage: StageDefinition<RewriteInput, RewriteOutput> = {
     if (!rewritten) throw new StageOutputError('The model returned an empty text');
     return { original_text: input.original_text, rewritten_text: rewritten };
   },
-  persist: async (_tx, _projectId, output) => output,
+  persist: async (_store, _projectId, output) => output,
+  editOutput(edit, current) {
+    const text = edit.rewritten_text;
+    if (typeof text !== 'string' || !text.trim()) throw new StageInputError('output.rewritten_text', 'Required');
+    if (text.length > 100_000) throw new StageInputError('output.rewritten_text', 'At most 100000 characters');
+    const original = current?.original_text ?? (typeof edit.original_text === 'string' ? edit.original_text : '');
+    return { output: { original_text: original, rewritten_text: text }, text };
+  },
 };

@@ -1,8 +1,7 @@
 import { Shot, StoryboardInput, type RewriteOutput } from '@ai-story/contracts';
-import { asc, eq } from 'drizzle-orm';
 import { z } from 'zod';
-import { storyboardShots } from '../db/schema.ts';
-import { StageOutputError, type StageDefinition } from './definition.ts';
+import type { storyboardShots } from '../db/schema.ts';
+import { StageOutputError, type LlmStageDefinition } from './definition.ts';
 import { parseJsonOutput } from './json-output.ts';
 
 export const STORYBOARD_TEMPLATE = `请把下面的故事文案拆成短视频分镜脚本。
@@ -52,7 +51,8 @@ function toShot(raw: unknown, index: number, input: StoryboardInput): Shot | nul
   };
 }
 
-export const storyboardStage: StageDefinition<StoryboardInput, { shots: Shot[] }> = {
+export const storyboardStage: LlmStageDefinition<StoryboardInput, { shots: Shot[] }> = {
+  kind: 'llm',
   key: 'storyboard',
   input: StoryboardInput,
   defaultInput: ({ project, stages }) => {
@@ -83,22 +83,8 @@ export const storyboardStage: StageDefinition<StoryboardInput, { shots: Shot[] }
     if (shots.length === 0) throw new StageOutputError('The model returned no shots');
     return { shots: shots as Shot[] };
   },
-  async persist(tx, projectId, output) {
-    // The new storyboard replaces the old in one transaction; movements of old shots go with them.
-    await tx.delete(storyboardShots).where(eq(storyboardShots.projectId, projectId));
-    await tx.insert(storyboardShots).values(
-      output.shots.map((s, i) => ({
-        projectId,
-        sequenceNumber: i + 1,
-        sceneDescription: s.scene_description,
-        narrationText: s.narration_text,
-        imagePrompt: s.image_prompt,
-        durationSeconds: s.duration_seconds,
-      })),
-    );
-    const rows = await tx.select().from(storyboardShots).where(eq(storyboardShots.projectId, projectId)).orderBy(asc(storyboardShots.sequenceNumber));
-    return { shots: rows.map(shotOf) };
-  },
+  // The new storyboard goes over the old one in place: shots that still exist keep their ids.
+  persist: async (store, projectId, output) => ({ shots: (await store.storyboards.replaceShots(projectId, output.shots)).map(shotOf) }),
 };
 
 export const shotOf = (r: typeof storyboardShots.$inferSelect): Shot => ({
@@ -108,4 +94,6 @@ export const shotOf = (r: typeof storyboardShots.$inferSelect): Shot => ({
   narration_text: r.narrationText,
   image_prompt: r.imagePrompt,
   duration_seconds: r.durationSeconds,
+  speaker: r.speaker,
+  duration_locked: r.durationLocked,
 });

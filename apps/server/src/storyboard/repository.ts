@@ -1,9 +1,73 @@
-import { and, asc, eq, sql } from 'drizzle-orm';
+import type { Movement, MovementType, Shot } from '@ai-story/contracts';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { cameraMovements, storyboardShots } from '../db/schema.ts';
 
+type ShotFields = Pick<Shot, 'scene_description' | 'narration_text' | 'image_prompt' | 'duration_seconds'> & { speaker?: string | null };
+
 export class StoryboardRepository {
+  /** Shots whose content a storyboard save changed or added (their media downstream is out of date). */
+  readonly changedShotIds = new Set<string>();
+
   constructor(private readonly db: Db) {}
+
+  /**
+   * A new storyboard over the old one, by position (DESIGN §9): shots that still exist keep their ids,
+   * so images, narration and clips stay attached; new ones are added, surplus ones deleted (their
+   * media stays in the history). Shots whose text changed are remembered in `changedShotIds`.
+   */
+  async replaceShots(projectId: string, shots: ShotFields[]) {
+    const existing = await this.shots(projectId);
+    for (const [i, s] of shots.entries()) {
+      const values = {
+        sequenceNumber: i + 1,
+        sceneDescription: s.scene_description,
+        narrationText: s.narration_text,
+        imagePrompt: s.image_prompt,
+        durationSeconds: s.duration_seconds,
+        speaker: s.speaker ?? null,
+      };
+      const old = existing[i];
+      if (!old) {
+        const [row] = await this.db.insert(storyboardShots).values({ ...values, projectId }).returning({ id: storyboardShots.id });
+        this.changedShotIds.add(row.id);
+        continue;
+      }
+      const same =
+        old.sceneDescription === values.sceneDescription &&
+        old.narrationText === values.narrationText &&
+        old.imagePrompt === values.imagePrompt &&
+        old.durationSeconds === values.durationSeconds &&
+        old.sequenceNumber === values.sequenceNumber;
+      if (same) continue;
+      await this.db.update(storyboardShots).set(values).where(eq(storyboardShots.id, old.id));
+      this.changedShotIds.add(old.id);
+    }
+    const surplus = existing.slice(shots.length).map((s) => s.id);
+    if (surplus.length) await this.db.delete(storyboardShots).where(inArray(storyboardShots.id, surplus));
+    return this.shots(projectId);
+  }
+
+  /** Saves one movement per shot (a shot's earlier movement is replaced). */
+  async upsertMovements(projectId: string, movements: Movement[]) {
+    for (const m of movements) {
+      await this.db
+        .insert(cameraMovements)
+        .values({ projectId, shotId: m.shot_id!, movementType: m.movement_type, params: m.params })
+        .onConflictDoUpdate({ target: cameraMovements.shotId, set: { movementType: m.movement_type, params: m.params } });
+    }
+  }
+
+  /** Every movement of the project, in shot order. */
+  async movementsOf(projectId: string): Promise<Movement[]> {
+    const rows = await this.db
+      .select({ m: cameraMovements, seq: storyboardShots.sequenceNumber })
+      .from(cameraMovements)
+      .innerJoin(storyboardShots, eq(storyboardShots.id, cameraMovements.shotId))
+      .where(eq(cameraMovements.projectId, projectId))
+      .orderBy(sql`${storyboardShots.sequenceNumber}`);
+    return rows.map(({ m, seq }) => ({ id: m.id, shot_id: m.shotId, sequence_number: seq, movement_type: m.movementType as MovementType, params: m.params as Movement['params'] }));
+  }
 
   shots = (projectId: string) =>
     this.db.select().from(storyboardShots).where(eq(storyboardShots.projectId, projectId)).orderBy(asc(storyboardShots.sequenceNumber));

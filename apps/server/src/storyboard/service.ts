@@ -1,15 +1,13 @@
 import type { Movement, MovementType, Shot } from '@ai-story/contracts';
 import type { AuthUser } from '../auth/service.ts';
-import type { Db } from '../db/client.ts';
 import { AppError, conflict, notFound } from '../errors.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
 import type { ProjectService } from '../projects/service.ts';
 import type { RunRepository } from '../runs/repository.ts';
-import { movementsOf } from '../stages/camera.ts';
 import { shotOf } from '../stages/storyboard.ts';
 import type { StoryboardRepository } from './repository.ts';
 
-type ShotFields = { scene_description?: string; narration_text?: string; image_prompt?: string; duration_seconds?: number };
+type ShotFields = { scene_description?: string; narration_text?: string; image_prompt?: string; duration_seconds?: number; speaker?: string | null; duration_locked?: boolean };
 
 /**
  * Hand edits of the storyboard and its camera movements. Sequence numbers stay dense (1..n) and
@@ -17,7 +15,6 @@ type ShotFields = { scene_description?: string; narration_text?: string; image_p
  */
 export class StoryboardService {
   constructor(
-    private readonly db: Db,
     private readonly repo: StoryboardRepository,
     private readonly projects: ProjectService,
     private readonly projectRepo: ProjectRepository,
@@ -51,6 +48,9 @@ export class StoryboardService {
       ...(patch.narration_text !== undefined && { narrationText: patch.narration_text }),
       ...(patch.image_prompt !== undefined && { imagePrompt: patch.image_prompt }),
       ...(patch.duration_seconds !== undefined && { durationSeconds: patch.duration_seconds }),
+      ...(patch.speaker !== undefined && { speaker: patch.speaker || null }),
+      // A length set by hand is kept: narration is fitted to it instead of setting it (DESIGN §9).
+      ...((patch.duration_locked !== undefined || patch.duration_seconds !== undefined) && { durationLocked: patch.duration_locked ?? true }),
     });
     await this.syncOutputs(shot.projectId);
     return shotOf(row);
@@ -76,7 +76,7 @@ export class StoryboardService {
 
   async movements(user: AuthUser, projectId: string) {
     await this.projects.access(user, projectId, 'view');
-    const results = await movementsOf(this.db, projectId);
+    const results = await this.repo.movementsOf(projectId);
     return { count: results.length, results };
   }
 
@@ -90,7 +90,7 @@ export class StoryboardService {
     });
     // A movement edited by hand is the camera stage's own output changing, not its input: not stale.
     await this.syncOutputs(row.projectId, { shotsChanged: false });
-    return (await movementsOf(this.db, row.projectId)).find((m) => m.id === id)!;
+    return (await this.repo.movementsOf(row.projectId)).find((m) => m.id === id)!;
   }
 
   private async shotFor(user: AuthUser, shotId: string) {
@@ -116,7 +116,7 @@ export class StoryboardService {
     if (storyboard?.output || shots.length) await this.projectRepo.updateStage(projectId, 'storyboard', { output: { shots } });
     const camera = await this.projectRepo.stage(projectId, 'camera');
     if (camera?.output) {
-      await this.projectRepo.updateStage(projectId, 'camera', { output: { movements: await movementsOf(this.db, projectId) }, ...(shotsChanged && camera.status === 'completed' && { stale: true }) });
+      await this.projectRepo.updateStage(projectId, 'camera', { output: { movements: await this.repo.movementsOf(projectId) }, ...(shotsChanged && camera.status === 'completed' && { stale: true }) });
     }
     this.projects.notifyChange(projectId);
   }

@@ -1,0 +1,187 @@
+import type { MediaItem, ProgressStep, TaskStatus } from '@ai-story/contracts';
+import type { RunRow } from '../db/schema.ts';
+import type { ClientProvider } from '../providers/service.ts';
+import type { StageContext, StageDefinition } from '../stages/definition.ts';
+import { StreamedItems } from '../stages/item-stream.ts';
+import type { RunEventBody, RunPublisher, RunTarget } from './publisher.ts';
+
+/** Tokens closer together than this share one event: fewer bytes, and no delay for a lone token. */
+const COALESCE_MS = 25;
+const PROGRESS_EVERY_MS = 500;
+/** A task's own percent is sent at most this often. */
+const TASK_PERCENT_EVERY_MS = 500;
+
+export type FinalStatus = 'completed' | 'failed' | 'cancelled' | 'interrupted';
+
+/** A piece of a run's text to checkpoint: only what was added since the last one. */
+export interface TextChunk {
+  runId: string;
+  seq: number;
+  offset: number;
+  text: string;
+}
+
+/**
+ * A running run's state (STYLE §13): its text and how it is coalesced into token events, progress,
+ * the structured or media items it has sent, and what is due for the next checkpoint. The run
+ * service decides what happens; this object keeps the moment-to-moment state and emits its events.
+ */
+export class LiveRun {
+  readonly target: RunTarget;
+  readonly abort = new AbortController();
+  /** Why the run was stopped from outside: a user's cancel or the server shutting down. */
+  stopReason?: 'cancelled' | 'interrupted';
+  finalStatus?: FinalStatus;
+  provider?: ClientProvider;
+  finished: Promise<void> = Promise.resolve();
+
+  text = '';
+  private pending = '';
+  tokens = 0;
+  readonly startedAt = Date.now();
+  private lastFlushAt = 0;
+  private lastProgressAt = 0;
+  private flushTimer?: NodeJS.Timeout;
+  private checkpointedLength = 0;
+  private chunkSeq = 0;
+
+  /** Structured LLM stages: items read from the stream so far, and how many went out as events. */
+  private streamed?: StreamedItems;
+  private itemsSent = 0;
+
+  /** Media stages: finished items (saved as each finished), and per-task percent throttling. */
+  readonly mediaItems: MediaItem[] = [];
+  private itemSeq = 0;
+  private readonly lastTaskPercentAt = new Map<string, number>();
+
+  constructor(
+    readonly row: RunRow,
+    readonly definition: StageDefinition,
+    readonly input: unknown,
+    readonly ctx: StageContext,
+    private readonly publisher: RunPublisher,
+    private readonly expectedTokens: number | null,
+  ) {
+    this.target = { runId: row.id, projectId: row.projectId, stage: definition.key };
+    if (definition.kind === 'llm' && definition.items) this.streamed = new StreamedItems(definition.items.key);
+  }
+
+  get id() {
+    return this.row.id;
+  }
+
+  emit(event: RunEventBody, terminal = false) {
+    this.publisher.emit(this.target, event, terminal);
+  }
+
+  // ---- text (LLM stages) ----
+
+  /** The text sent in events so far (what is still coalescing goes out with the next event). */
+  get sentText() {
+    return this.text.slice(0, this.text.length - this.pending.length);
+  }
+
+  onDelta(text: string) {
+    this.text += text;
+    this.pending += text;
+    this.tokens += 1;
+    if (this.flushTimer) return;
+    const wait = COALESCE_MS - (Date.now() - this.lastFlushAt);
+    if (wait <= 0) this.flush();
+    else this.flushTimer = setTimeout(() => this.flush(), wait);
+  }
+
+  flush() {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (!this.pending) return;
+    const now = Date.now();
+    const delta = this.pending;
+    this.publisher.token(this.target, delta);
+    this.pending = '';
+    this.lastFlushAt = now;
+    if (this.streamed) this.sendItems(this.streamed.write(delta));
+    if (now - this.lastProgressAt >= PROGRESS_EVERY_MS) {
+      this.lastProgressAt = now;
+      this.emit(this.tokenProgress(now));
+    }
+  }
+
+  /** After a provider broke mid-answer: clients discard the partial text and follow the restart. */
+  resetText(reason: string) {
+    this.flush();
+    this.text = '';
+    this.tokens = 0;
+    this.itemsSent = 0;
+    this.checkpointedLength = 0;
+    if (this.definition.kind === 'llm' && this.definition.items) this.streamed = new StreamedItems(this.definition.items.key);
+    this.emit({ type: 'reset', reason });
+  }
+
+  /** Sends each structured item (shot, movement) once, as soon as it is complete. */
+  sendItems(raw: unknown[], saved = false) {
+    if (this.definition.kind !== 'llm' || !this.definition.items) return;
+    const items = this.definition.items;
+    while (this.itemsSent < raw.length) {
+      const item = saved ? raw[this.itemsSent] : items.normalize(raw[this.itemsSent], this.itemsSent, this.input, this.ctx);
+      if (item === null) return; // not usable yet or never: the final parse decides
+      this.emit(items.event === 'shot' ? { type: 'shot', shot: item as never } : { type: 'movement', movement: item as never });
+      this.itemsSent++;
+    }
+  }
+
+  private tokenProgress(now: number): RunEventBody {
+    const elapsed = now - this.startedAt;
+    const tokensPerS = elapsed > 0 ? (this.tokens * 1000) / elapsed : 0;
+    const left = this.expectedTokens ? Math.max(0, this.expectedTokens - this.tokens) : null;
+    return {
+      type: 'progress',
+      tokens: this.tokens,
+      elapsed_ms: elapsed,
+      tokens_per_s: Math.round(tokensPerS * 10) / 10,
+      eta_ms: left !== null && tokensPerS > 0 ? Math.round((left / tokensPerS) * 1000) : null,
+    };
+  }
+
+  /** The next checkpoint's piece of text, or null when nothing was added since the last. */
+  takeCheckpoint(): TextChunk | null {
+    if (this.text.length === this.checkpointedLength) return null;
+    // After a reset the text starts over, and so does the checkpointed part.
+    const offset = Math.min(this.checkpointedLength, this.text.length);
+    this.checkpointedLength = this.text.length;
+    return { runId: this.row.id, seq: this.chunkSeq++, offset, text: this.text.slice(offset) };
+  }
+
+  // ---- media stages ----
+
+  task(shotId: string, status: TaskStatus, extra: { percent?: number; message?: string; position?: number } = {}) {
+    if (status === 'running' && extra.percent !== undefined) {
+      // A task's percent is worth a few events a second, not one per ffmpeg progress line.
+      const now = Date.now();
+      if (now - (this.lastTaskPercentAt.get(shotId) ?? 0) < TASK_PERCENT_EVERY_MS) return;
+      this.lastTaskPercentAt.set(shotId, now);
+    }
+    this.emit({ type: 'task', shot_id: shotId, status, ...extra });
+  }
+
+  /** A finished item, given the sequence number it is saved under. */
+  nextItemSeq() {
+    return this.itemSeq++;
+  }
+
+  addItem(item: MediaItem) {
+    this.mediaItems.push(item);
+    const event = this.definition.kind === 'media' ? this.definition.itemEvent : 'image';
+    this.emit({ type: event, shot_id: item.shot_id, [event]: item } as RunEventBody);
+  }
+
+  mediaProgress(done: number, total: number, step?: ProgressStep) {
+    const elapsed = Date.now() - this.startedAt;
+    const eta = done > 0 && done < total ? Math.round((elapsed / done) * (total - done)) : done >= total ? 0 : null;
+    this.emit({ type: 'progress', done, total, percent: total ? Math.round((done / total) * 100) : 100, elapsed_ms: elapsed, eta_ms: eta, ...(step && { step }) });
+  }
+
+  dispose() {
+    clearTimeout(this.flushTimer);
+  }
+}

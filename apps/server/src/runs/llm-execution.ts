@@ -1,0 +1,88 @@
+import type { RunUsage } from '@ai-story/contracts';
+import { LlmError, streamChat, type LlmResult } from '../providers/llm-client.ts';
+import type { ClientProvider, ProviderService } from '../providers/service.ts';
+import { StageOutputError, type LlmStageDefinition } from '../stages/definition.ts';
+import type { Outcome } from './execution.ts';
+import type { LiveRun } from './live-run.ts';
+import type { RunRepository } from './repository.ts';
+
+export interface LlmExecutionDeps {
+  providers: ProviderService;
+  repo: RunRepository;
+}
+
+/**
+ * Streams an LLM stage from the first provider that answers (DESIGN §4): retryable faults fail over
+ * to the next provider; a fault after the first token restarts there with a `reset` event.
+ */
+export async function executeLlm(run: LiveRun, candidates: ClientProvider[], prompt: string, d: LlmExecutionDeps): Promise<Outcome> {
+  const definition = run.definition as LlmStageDefinition;
+  const messages = [
+    { role: 'system' as const, content: definition.systemPrompt },
+    { role: 'user' as const, content: prompt },
+  ];
+  let lastError: Error | undefined;
+  for (let i = 0; i < candidates.length; i++) {
+    const provider = candidates[i];
+    run.provider = provider;
+    if (i > 0) {
+      await d.repo.update(run.id, { providerId: provider.id, providerName: provider.name, model: provider.model_name, isSimulated: provider.is_simulated });
+      run.emit({ type: 'info', message: `Switching to ${provider.name} (${provider.model_name})` });
+    }
+    const endCall = d.providers.selector.begin(provider.id);
+    try {
+      const final = await streamAttempt(run, provider, messages, definition.responseFormat);
+      endCall('ok');
+      run.flush();
+      let output: unknown;
+      try {
+        output = definition.parseOutput(run.text, run.input, run.ctx);
+      } catch (err) {
+        if (err instanceof StageOutputError) return { status: 'failed', error: err, code: 'bad_output' };
+        throw err;
+      }
+      return { status: 'completed', output, usage: await recordUsage(run, provider, final, 'ok', d) };
+    } catch (err) {
+      endCall(err instanceof LlmError && err.code === 'cancelled' ? 'ok' : 'failed');
+      lastError = err as Error;
+      if (run.abort.signal.aborted) break;
+      const e = err instanceof LlmError ? err : undefined;
+      if (e) await recordUsage(run, provider, null, e.code, d);
+      if (!(i + 1 < candidates.length && e?.retryable)) break;
+      // The partial answer came from a provider that broke; clients discard it and follow the restart.
+      if (e.afterFirstToken) run.resetText(`${provider.name} failed mid-answer (${e.message}); restarting on another provider`);
+    }
+  }
+  if (run.abort.signal.aborted) {
+    if (run.provider) await recordUsage(run, run.provider, null, run.stopReason ?? 'cancelled', d);
+    return { status: 'stopped' };
+  }
+  return { status: 'failed', error: lastError ?? new Error('No provider answered') };
+}
+
+/** Streams one attempt from one provider into the run. */
+async function streamAttempt(run: LiveRun, provider: ClientProvider, messages: { role: 'system' | 'user'; content: string }[], responseFormat?: 'json_object') {
+  const stream = streamChat({ provider, messages, response_format: responseFormat, signal: run.abort.signal });
+  for (;;) {
+    const next = await stream.next();
+    if (next.done) return next.value;
+    if (next.value.kind === 'text') run.onDelta(next.value.text);
+  }
+}
+
+async function recordUsage(run: LiveRun, provider: ClientProvider, final: LlmResult | null, outcome: string, d: LlmExecutionDeps): Promise<RunUsage> {
+  const usage = final?.usage ?? { prompt_tokens: 0, completion_tokens: run.tokens, estimated: true };
+  const durationMs = final?.duration_ms ?? Date.now() - run.startedAt;
+  const cost = await d.providers
+    .recordUsage(provider, {
+      runId: run.id,
+      promptTokens: usage.prompt_tokens,
+      completionTokens: usage.completion_tokens,
+      estimated: usage.estimated,
+      ttftMs: final?.ttft_ms ?? null,
+      durationMs,
+      outcome,
+    })
+    .catch(() => 0); // usage is bookkeeping: a failed insert must not fail the run
+  return { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, estimated: usage.estimated, ttft_ms: final?.ttft_ms ?? null, duration_ms: durationMs, cost };
+}

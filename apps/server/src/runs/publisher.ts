@@ -1,0 +1,44 @@
+import type { RunEvent, StageKey } from '@ai-story/contracts';
+import type { EventLog } from './event-log.ts';
+
+export const runKey = (runId: string) => `run:${runId}`;
+export const projectKey = (projectId: string) => `project:${projectId}`;
+
+/** An event as a stage or the engine writes it: the publisher adds the run and stage (STYLE §11). */
+export type RunEventBody = RunEvent extends infer E ? (E extends RunEvent ? Omit<E, 'run_id' | 'stage'> : never) : never;
+
+export interface RunTarget {
+  runId: string;
+  projectId: string;
+  stage: StageKey;
+}
+
+/**
+ * Writes a run's events into its own log and its project's log (each numbered on its own). Typed by
+ * the contracts' union, so a misspelt field is a compile error here, not a warning in a browser.
+ */
+export class RunPublisher {
+  constructor(
+    readonly runLog: EventLog,
+    readonly projectLog: EventLog,
+  ) {}
+
+  emit(target: RunTarget, event: RunEventBody, terminal = false) {
+    const json = JSON.stringify({ ...event, run_id: target.runId, stage: target.stage });
+    this.runLog.append(runKey(target.runId), json, terminal);
+    this.projectLog.append(projectKey(target.projectId), json);
+  }
+
+  /**
+   * The hot path: one token event, its content serialised once. In a run's own stream a token needs
+   * no run id or stage (the URL says which run it is); the project stream needs both.
+   */
+  token(target: RunTarget, content: string) {
+    const c = JSON.stringify(content);
+    this.runLog.append(runKey(target.runId), `{"type":"token","content":${c}}`);
+    this.projectLog.append(projectKey(target.projectId), `{"type":"token","content":${c},"run_id":"${target.runId}","stage":"${target.stage}"}`);
+  }
+
+  lastId = (runId: string) => this.runLog.lastId(runKey(runId));
+  expire = (runId: string, delayMs: number) => this.runLog.expire(runKey(runId), delayMs);
+}
