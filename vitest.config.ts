@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 // Two projects so the suite can run twice without repeating pure logic:
@@ -17,6 +18,8 @@ const root = import.meta.dirname;
 const integrationSetup = path.join(root, 'apps/server/test/global-setup.ts');
 
 export default defineConfig({
+  // The web app's own import alias (apps/web/vite.config.ts), for its unit tests.
+  resolve: { alias: [{ find: '@', replacement: fileURLToPath(new URL('./apps/web/src', import.meta.url)) }] },
   test: {
     root,
     // Forks, not threads: PGlite (WASM) and native addons behave best in their own process.

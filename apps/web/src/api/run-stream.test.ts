@@ -48,6 +48,7 @@ const done = (text: string) => ({
   run_id: 'r1',
   stage: 'rewrite',
   full_text: text,
+  output: { rewritten_text: text },
   run: {
     id: 'r1', project_id: 'p1', stage: 'rewrite', status: 'completed', input: {}, prompt: null, provider: 'demo', provider_id: null,
     model: 'demo', is_simulated: true, output: null, text: '', usage: null, error: null, source: 'ai', created_by: null,

@@ -32,6 +32,8 @@ export interface EventSchema<E> {
 export interface OpenStreamOptions<E> {
   /** API path, e.g. `/runs/{id}/events`. */
   path: string;
+  /** Query parameters sent on every connection (the resume id is added to them). */
+  query?: Record<string, string>;
   schema: EventSchema<E>;
   onEvent: (event: E, id: string | null) => void;
   /** The stream is over after this event: no reconnect. */
@@ -131,7 +133,7 @@ export function openEventStream<E>(opts: OpenStreamOptions<E>): StreamHandle {
 
     try {
       armIdle();
-      const res = await fetch(apiUrl(opts.path, lastEventId ? { last_event_id: lastEventId } : undefined), {
+      const res = await fetch(apiUrl(opts.path, { ...opts.query, ...(lastEventId && { last_event_id: lastEventId }) }), {
         headers: { Accept: 'text/event-stream' },
         credentials: 'include',
         cache: 'no-store',

@@ -1,10 +1,12 @@
 import { ProjectEvent } from '@ai-story/contracts';
-import { onBeforeUnmount, ref, watch, type Ref } from 'vue';
+import { onScopeDispose, ref, watch, type Ref } from 'vue';
 import { openEventStream, type StreamHandle, type StreamState } from '@/api/run-stream';
 
 /**
  * One connection per open project (DESIGN §5: a tab needs one connection, not six): stage statuses,
  * project status and run lifecycle events for every stage. Reconnects for as long as the page is open.
+ * It asks for no `token` or `progress` events (`?tokens=0`): the open stage's run stream carries
+ * those, and a page should receive each token once.
  */
 export function useProjectStream(projectId: Ref<string | null | undefined>, onEvent: (event: ProjectEvent) => void) {
   const state = ref<StreamState | 'idle' | 'unavailable'>('idle');
@@ -23,6 +25,7 @@ export function useProjectStream(projectId: Ref<string | null | undefined>, onEv
     active = token;
     const h = openEventStream({
       path: `/projects/${id}/events`,
+      query: { tokens: '0' },
       schema: ProjectEvent,
       onEvent: (event) => onEvent(event),
       isTerminal: (event) => event.type === 'access_revoked',
@@ -45,7 +48,7 @@ export function useProjectStream(projectId: Ref<string | null | undefined>, onEv
     },
     { immediate: true },
   );
-  onBeforeUnmount(stop);
+  onScopeDispose(stop);
 
   return { state, stop };
 }

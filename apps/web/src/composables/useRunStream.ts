@@ -1,5 +1,5 @@
-import { RunEvent, isTerminalEvent, type Movement, type Run, type RunErrorResponse, type Shot } from '@ai-story/contracts';
-import { computed, onBeforeUnmount, reactive, ref } from 'vue';
+import { RunEvent, isTerminalEvent, type MediaItem, type Movement, type ProgressStep, type Run, type RunErrorResponse, type Shot, type TaskStatus } from '@ai-story/contracts';
+import { computed, onScopeDispose, reactive, ref } from 'vue';
 import { http, isApiError } from '@/api/client';
 import { openEventStream, type StreamHandle, type StreamState } from '@/api/run-stream';
 
@@ -11,7 +11,22 @@ export interface RunProgress {
   tokens_per_s: number;
   elapsed_ms: number;
   eta_ms: number | null;
+  /** Media stages: items finished of all, share done, and what is happening now. */
+  done: number | null;
+  total: number | null;
+  percent: number | null;
+  step: ProgressStep | null;
 }
+
+/** One shot's task in a media stage, as its last `task` event left it. */
+export interface ShotTask {
+  status: TaskStatus;
+  percent: number | null;
+  message: string | null;
+  position: number | null;
+}
+
+const EMPTY_PROGRESS: RunProgress = { tokens: 0, tokens_per_s: 0, elapsed_ms: 0, eta_ms: null, done: null, total: null, percent: null, step: null };
 
 export interface UseRunStreamOptions {
   /** Called once per run when it ends (done, error, stopped), with the run as saved when known. */
@@ -31,13 +46,16 @@ export function useRunStream(options: UseRunStreamOptions = {}) {
   const text = ref('');
   const phase = ref<RunPhase>('idle');
   const connection = ref<StreamState | 'idle'>('idle');
-  const progress = reactive<RunProgress>({ tokens: 0, tokens_per_s: 0, elapsed_ms: 0, eta_ms: null });
+  const progress = reactive<RunProgress>({ ...EMPTY_PROGRESS });
   const error = ref<RunErrorResponse | null>(null);
   const info = ref('');
   const resetReason = ref('');
   const run = ref<Run | null>(null);
   const shots = ref<Shot[]>([]);
   const movements = ref<Movement[]>([]);
+  /** Media stages: each shot's task, and each shot's finished item (image, audio or clip). */
+  const tasks = ref<Record<string, ShotTask>>({});
+  const items = ref<Record<string, MediaItem>>({});
 
   // Progress events come at most twice a second; between them the clock keeps ticking locally.
   const now = ref(Date.now());
@@ -74,7 +92,9 @@ export function useRunStream(options: UseRunStreamOptions = {}) {
     run.value = null;
     shots.value = [];
     movements.value = [];
-    Object.assign(progress, { tokens: 0, tokens_per_s: 0, elapsed_ms: 0, eta_ms: null });
+    tasks.value = {};
+    items.value = {};
+    Object.assign(progress, EMPTY_PROGRESS);
     progressAt = 0;
     startedAt = 0;
     finishedReported = false;
@@ -101,14 +121,20 @@ export function useRunStream(options: UseRunStreamOptions = {}) {
         text.value = '';
         shots.value = [];
         movements.value = [];
+        tasks.value = {};
+        items.value = {};
         resetReason.value = event.reason;
         break;
       case 'progress':
         Object.assign(progress, {
-          tokens: event.tokens,
-          tokens_per_s: event.tokens_per_s,
+          tokens: event.tokens ?? progress.tokens,
+          tokens_per_s: event.tokens_per_s ?? progress.tokens_per_s,
           elapsed_ms: event.elapsed_ms,
           eta_ms: event.eta_ms ?? null,
+          done: event.done ?? progress.done,
+          total: event.total ?? progress.total,
+          percent: event.percent ?? progress.percent,
+          step: event.step ?? progress.step,
         });
         progressAt = Date.now();
         break;
@@ -140,8 +166,24 @@ export function useRunStream(options: UseRunStreamOptions = {}) {
       case 'movement':
         movements.value = [...movements.value.filter((m) => m.sequence_number !== event.movement.sequence_number), event.movement];
         break;
+      case 'task':
+        tasks.value = {
+          ...tasks.value,
+          [event.shot_id]: { status: event.status, percent: event.percent ?? null, message: event.message ?? null, position: event.position ?? null },
+        };
+        break;
+      case 'image':
+        items.value = { ...items.value, [event.shot_id]: event.image };
+        break;
+      case 'audio':
+        items.value = { ...items.value, [event.shot_id]: event.audio };
+        break;
+      case 'clip':
+        items.value = { ...items.value, [event.shot_id]: event.clip };
+        break;
       case 'done':
-        text.value = event.full_text;
+        // Media stages finish with an output and no text: keep what was written.
+        text.value = event.full_text ?? text.value;
         run.value = event.run;
         if (event.run.usage) {
           progress.tokens = event.run.usage.completion_tokens || progress.tokens;
@@ -233,7 +275,8 @@ export function useRunStream(options: UseRunStreamOptions = {}) {
     phase.value = 'idle';
   }
 
-  onBeforeUnmount(detach);
+  // A component's scope or a test's effectScope alike: leaving it closes the connection.
+  onScopeDispose(detach);
 
-  return { runId, text, phase, live, connection, progress, elapsedMs, etaMs, error, info, resetReason, run, shots, movements, attach, detach, clear };
+  return { runId, text, phase, live, connection, progress, elapsedMs, etaMs, error, info, resetReason, run, shots, movements, tasks, items, attach, detach, clear };
 }

@@ -8,7 +8,9 @@ export interface StageProgress {
   tokens_per_s: number;
   elapsed_ms: number;
   eta_ms: number | null;
-  /** Shots or movements streamed so far (structured stages). */
+  /** Media stages: share done, 0..100, when the server counted it. */
+  percent: number | null;
+  /** Shots, movements or media items streamed so far (structured stages). */
   items: number;
 }
 
@@ -31,7 +33,7 @@ export const usePipelineStore = defineStore('pipeline', () => {
   function entry(stage: StageKey, runId: string): StageProgress {
     const current = progress[stage];
     if (current && current.run_id === runId) return current;
-    progress[stage] = { run_id: runId, tokens: 0, tokens_per_s: 0, elapsed_ms: 0, eta_ms: null, items: 0 };
+    progress[stage] = { run_id: runId, tokens: 0, tokens_per_s: 0, elapsed_ms: 0, eta_ms: null, percent: null, items: 0 };
     return progress[stage]!;
   }
 
@@ -43,14 +45,18 @@ export const usePipelineStore = defineStore('pipeline', () => {
         break;
       case 'progress':
         Object.assign(entry(event.stage, event.run_id), {
-          tokens: event.tokens,
-          tokens_per_s: event.tokens_per_s,
+          tokens: event.tokens ?? 0,
+          tokens_per_s: event.tokens_per_s ?? 0,
           elapsed_ms: event.elapsed_ms,
           eta_ms: event.eta_ms ?? null,
+          percent: event.percent ?? null,
         });
         break;
       case 'shot':
       case 'movement':
+      case 'image':
+      case 'audio':
+      case 'clip':
         entry(event.stage, event.run_id).items++;
         break;
       case 'reset':
@@ -64,16 +70,32 @@ export const usePipelineStore = defineStore('pipeline', () => {
         if (event.status !== 'processing') pausing.value = false;
         for (const s of event.stages) if (s.status !== 'running') delete progress[s.stage_type];
         break;
-      default:
+      case 'token':
+      case 'info':
+      case 'task':
+      case 'access_revoked':
         break;
+      default: {
+        const unhandled: never = event;
+        console.warn('[pipeline] unhandled event', unhandled);
+      }
     }
   }
 
-  return { projectId, progress, pausing, reset, applyEvent };
+  /**
+   * Progress as the open tab's own run stream sees it: the project stream leaves progress out (one
+   * stream per tab carries the tokens), so the stepper learns it here for the stage on screen.
+   */
+  function track(stage: StageKey, runId: string, p: Pick<StageProgress, 'tokens' | 'tokens_per_s' | 'elapsed_ms' | 'eta_ms' | 'percent'>) {
+    Object.assign(entry(stage, runId), p);
+  }
+
+  return { projectId, progress, pausing, reset, applyEvent, track };
 });
 
 /** Share of a run done, 0..1, when the server gave an estimate. */
 export function progressShare(p: StageProgress | undefined): number | null {
+  if (p?.percent !== null && p?.percent !== undefined) return Math.min(0.99, p.percent / 100);
   if (!p || p.eta_ms === null || p.elapsed_ms + p.eta_ms <= 0) return null;
   return Math.min(0.99, p.elapsed_ms / (p.elapsed_ms + p.eta_ms));
 }

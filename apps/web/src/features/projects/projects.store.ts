@@ -105,9 +105,12 @@ export const useProjectsStore = defineStore('projects', () => {
         if (event.project_id !== project.id) return;
         const status = event.status as Project['status'];
         project.status = status;
+        if (event.pipeline_state) project.pipeline_state = event.pipeline_state;
         for (const s of event.stages) {
           const stage = project.stages.find((x) => x.stage_type === s.stage_type);
-          if (stage) Object.assign(stage, { status: s.status, stale: s.stale, current_run_id: s.current_run_id });
+          if (!stage) continue;
+          Object.assign(stage, { status: s.status, stale: s.stale, stale_shot_ids: s.stale_shot_ids, current_run_id: s.current_run_id });
+          if (s.status_reason !== undefined) stage.status_reason = s.status_reason;
         }
         const done = project.stages.filter((s) => s.status === 'completed' || s.status === 'skipped').length;
         if (project.stages.length) project.progress = done / project.stages.length;
@@ -136,9 +139,23 @@ export const useProjectsStore = defineStore('projects', () => {
         if (stage) stage.status = 'failed';
         break;
       }
-      default:
-        // tokens, progress, info, shots, movements, resets: the stage tab's own run stream shows them
+      case 'token':
+      case 'progress':
+      case 'info':
+      case 'shot':
+      case 'movement':
+      case 'task':
+      case 'image':
+      case 'audio':
+      case 'clip':
+      case 'reset':
+      case 'access_revoked':
+        // the stage tab's own run stream shows these; the page handles a revoked access
         break;
+      default: {
+        const unhandled: never = event;
+        console.warn('[project] unhandled event', unhandled);
+      }
     }
   }
 

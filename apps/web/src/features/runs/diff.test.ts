@@ -45,5 +45,6 @@ describe('diffText', () => {
     expect(performance.now() - started).toBeLessThan(5_000);
     expect(before(parts)).toBe(a);
     expect(after(parts)).toBe(b);
+    expect(parts.map((p) => p.type)).toEqual(['removed', 'added']);
   });
 });
