@@ -98,7 +98,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const publisher = new RunPublisher(runLog, projectLog);
   const runs = new RunService({ repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: { media }, config, log: app.log, stages: opts.stages });
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
-  const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo);
+  const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, heartbeatMs: config.heartbeatMs });
   const services: Services = { database, cipher, auth, projects, providers, prompts, runs, media };
   app.decorate('services', services);

@@ -69,6 +69,8 @@ export const Shot = z.object({
   speaker: z.string().max(100).nullable().optional(),
   /** The user fixed the length by hand: narration is fitted to it instead of setting it. */
   duration_locked: z.boolean().optional(),
+  /** The media stages' choices for this shot, by stage. */
+  media_settings: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
 });
 export type Shot = z.infer<typeof Shot>;
 export const ShotList = z.object({ count: z.number().int(), results: z.array(Shot), total_duration_seconds: z.number() });
@@ -147,7 +149,16 @@ export const CreateShotBody = z.object({
   sequence_number: z.number().int().min(1).optional(),
 });
 export const UpdateShotBody = z
-  .object({ scene_description: ShotText, narration_text: ShotText, image_prompt: ShotText, duration_seconds: z.number().min(0.5).max(120), speaker: Speaker, duration_locked: z.boolean() })
+  .object({
+    scene_description: ShotText,
+    narration_text: ShotText,
+    image_prompt: ShotText,
+    duration_seconds: z.number().min(0.5).max(120),
+    speaker: Speaker,
+    duration_locked: z.boolean(),
+    /** A media stage's choices for this shot (merged into what is saved; each stage checks its own). */
+    media_settings: z.partialRecord(StageKey, z.record(z.string(), z.unknown())),
+  })
   .partial()
   .refine((b) => Object.keys(b).length > 0, { message: 'Nothing to update' });
 export const ReorderShotsBody = z.object({ ids: z.array(z.uuid()).min(1).max(500) });

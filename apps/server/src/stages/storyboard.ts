@@ -96,4 +96,5 @@ export const shotOf = (r: typeof storyboardShots.$inferSelect): Shot => ({
   duration_seconds: r.durationSeconds,
   speaker: r.speaker,
   duration_locked: r.durationLocked,
+  media_settings: r.mediaSettings ?? {},
 });

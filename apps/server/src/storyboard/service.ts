@@ -1,4 +1,5 @@
-import type { Movement, MovementType, Shot } from '@ai-story/contracts';
+import type { Movement, MovementType, Shot, StageKey } from '@ai-story/contracts';
+import type { StageDefinition } from '../stages/definition.ts';
 import type { AuthUser } from '../auth/service.ts';
 import { AppError, conflict, notFound } from '../errors.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
@@ -7,7 +8,15 @@ import type { RunRepository } from '../runs/repository.ts';
 import { shotOf } from '../stages/storyboard.ts';
 import type { StoryboardRepository } from './repository.ts';
 
-type ShotFields = { scene_description?: string; narration_text?: string; image_prompt?: string; duration_seconds?: number; speaker?: string | null; duration_locked?: boolean };
+type ShotFields = {
+  scene_description?: string;
+  narration_text?: string;
+  image_prompt?: string;
+  duration_seconds?: number;
+  speaker?: string | null;
+  duration_locked?: boolean;
+  media_settings?: Partial<Record<StageKey, Record<string, unknown>>>;
+};
 
 /**
  * Hand edits of the storyboard and its camera movements. Sequence numbers stay dense (1..n) and
@@ -19,6 +28,7 @@ export class StoryboardService {
     private readonly projects: ProjectService,
     private readonly projectRepo: ProjectRepository,
     private readonly runs: RunRepository,
+    private readonly definitionOf: (stage: StageKey) => StageDefinition | undefined,
   ) {}
 
   async list(user: AuthUser, projectId: string) {
@@ -43,7 +53,9 @@ export class StoryboardService {
 
   async update(user: AuthUser, shotId: string, patch: ShotFields): Promise<Shot> {
     const shot = await this.shotFor(user, shotId);
+    const mediaSettings = patch.media_settings && this.mergedMediaSettings(shot.mediaSettings ?? {}, patch.media_settings);
     const row = await this.repo.update(shotId, {
+      ...(mediaSettings && { mediaSettings }),
       ...(patch.scene_description !== undefined && { sceneDescription: patch.scene_description }),
       ...(patch.narration_text !== undefined && { narrationText: patch.narration_text }),
       ...(patch.image_prompt !== undefined && { imagePrompt: patch.image_prompt }),
@@ -91,6 +103,23 @@ export class StoryboardService {
     // A movement edited by hand is the camera stage's own output changing, not its input: not stale.
     await this.syncOutputs(row.projectId, { shotsChanged: false });
     return (await this.repo.movementsOf(row.projectId)).find((m) => m.id === id)!;
+  }
+
+  /** A shot's per-stage choices after a patch, each stage's part checked by that stage's schema. */
+  private mergedMediaSettings(current: Record<string, Record<string, unknown>>, patch: Partial<Record<StageKey, Record<string, unknown>>>) {
+    const merged = { ...current };
+    for (const [stage, values] of Object.entries(patch) as [StageKey, Record<string, unknown>][]) {
+      const schema = this.definitionOf(stage)?.shotSettings;
+      if (!schema) throw new AppError(400, 'validation_error', `media_settings.${stage}: this stage has no per-shot settings`, { fields: { [`media_settings.${stage}`]: 'No per-shot settings' } });
+      const parsed = schema.safeParse({ ...(current[stage] ?? {}), ...values });
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const field = ['media_settings', stage, ...issue.path].join('.');
+        throw new AppError(400, 'validation_error', `${field}: ${issue.message}`, { fields: { [field]: issue.message } });
+      }
+      merged[stage] = parsed.data;
+    }
+    return merged;
   }
 
   private async shotFor(user: AuthUser, shotId: string) {
