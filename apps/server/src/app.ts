@@ -34,6 +34,8 @@ import { RunRepository } from './runs/repository.ts';
 import { runRoutes } from './runs/routes.ts';
 import { RunPublisher } from './runs/publisher.ts';
 import { RunService } from './runs/service.ts';
+import { findMediaTools, killAllMediaProcesses } from './media/ffmpeg.ts';
+import { RenderQueue } from './media/render-queue.ts';
 import { MediaRepository } from './media/repository.ts';
 import { mediaRoutes } from './media/routes.ts';
 import { MediaStore } from './media/store.ts';
@@ -96,7 +98,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const storyboards = new StoryboardRepository(database.db);
   const media = new MediaStore(path.join(config.dataDir, 'media'), new MediaRepository(database.db));
   const publisher = new RunPublisher(runLog, projectLog);
-  const runs = new RunService({ repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: { media }, config, log: app.log, stages: opts.stages });
+  // One queue for the whole studio: local renders of every project share MEDIA_CONCURRENCY slots fairly.
+  const renderQueue = new RenderQueue(config.mediaConcurrency);
+  const mediaTools = findMediaTools(config.mediaTools);
+  if (!mediaTools) app.log.warn('ffmpeg/ffprobe not found: media stages cannot render (apt-get install -y ffmpeg, or set FFMPEG_PATH/FFPROBE_PATH)');
+  const mediaServices = { media, renderQueue, mediaTools, previousItem: (projectId: string, stage: StageKey, key: string) => runRepo.itemByCacheKey(projectId, stage, key) };
+  const runs = new RunService({ repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages });
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, heartbeatMs: config.heartbeatMs });
@@ -149,6 +156,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // Stop runs before the server closes its connections, so each saves its text as `interrupted`.
   app.addHook('preClose', async () => {
     await runs.shutdown();
+    // Runs kill their own children on abort; this catches any left (a render outside a run, a stuck kill).
+    const killed = killAllMediaProcesses();
+    if (killed) app.log.warn({ killed }, 'media processes still running at shutdown were killed');
   });
   app.addHook('onClose', async () => {
     await demo.close();

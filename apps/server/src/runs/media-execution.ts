@@ -43,12 +43,15 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
             providers,
             services: d.services,
             progress: (percent, message) => run.task(shot.id, 'running', { percent, ...(message && { message }) }),
+            waiting: (position) => run.task(shot.id, 'queued', { position }),
           });
           for (const item of items) {
             await d.repo.saveItem({ runId: run.id, seq: run.nextItemSeq(), shotId: shot.id, kind: definition.itemEvent, mediaId: item.media_id, item });
             run.addItem(item);
           }
-          run.task(shot.id, 'succeeded', { percent: 100 });
+          // A stage that reused earlier work (its cache) marks the items `cached`, and the task says so.
+          const cached = items.length > 0 && items.every((i) => i.cached === true);
+          run.task(shot.id, cached ? 'cached' : 'succeeded', { percent: 100 });
         } catch (err) {
           if (signal.aborted) return run.task(shot.id, 'cancelled');
           failed.push({ shotId: shot.id, reason: reasonOf(err) });
@@ -81,5 +84,7 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
     }
   }
   const output = definition.output(run.mediaItems as MediaItem[], failed.map((f) => f.shotId), run.input, run.ctx, finished);
-  return { status: 'completed', output, usage: noUsage(Date.now() - run.startedAt) };
+  // Paid media items carry their `cost` (units × the provider's price_per_unit); the run's usage sums them.
+  const cost = run.mediaItems.reduce((sum: number, i) => sum + (typeof i.cost === 'number' ? i.cost : 0), 0);
+  return { status: 'completed', output, usage: { ...noUsage(Date.now() - run.startedAt), cost } };
 }

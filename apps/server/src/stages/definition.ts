@@ -1,6 +1,8 @@
 import type { MediaItem, MediaItemEventType, ProviderType, StageKey } from '@ai-story/contracts';
 import type { z } from 'zod';
 import type { ProjectRow, StageRow, storyboardShots } from '../db/schema.ts';
+import type { MediaTools } from '../media/ffmpeg.ts';
+import type { RenderQueue } from '../media/render-queue.ts';
 import type { MediaStore } from '../media/store.ts';
 import type { ClientProvider } from '../providers/service.ts';
 import type { StoryboardRepository } from '../storyboard/repository.ts';
@@ -93,6 +95,12 @@ export interface LlmStageDefinition<Input = any, Output = any> extends StageBase
 /** What a media stage's shot task may use besides its shot. */
 export interface MediaServices {
   media: MediaStore;
+  /** The studio's one fair queue for local CPU renders (MEDIA_CONCURRENCY); every local ffmpeg job goes through it. */
+  renderQueue: RenderQueue;
+  /** ffmpeg and ffprobe, or null when they are not installed (media stages then say what is missing). */
+  mediaTools: MediaTools | null;
+  /** The latest item this stage made for the project under `cacheKey` in any earlier run, for reuse. */
+  previousItem(projectId: string, stage: StageKey, cacheKey: string): Promise<Record<string, unknown> | null>;
   /** Who started the run (media rows record it). */
   userId: string | null;
 }
@@ -109,6 +117,8 @@ export interface ShotTask<Input> {
   services: MediaServices;
   /** Reports the task's own progress (0–100) and what it is doing. */
   progress(percent: number, message?: string): void;
+  /** Reports the task's place in the render queue while it waits (1 = next). */
+  waiting(position: number): void;
 }
 
 /**
@@ -134,7 +144,7 @@ export interface MediaStageDefinition<Input = any, Item extends MediaItem = Medi
   /** Does one shot's task; answers its finished items (the engine saves and sends each). */
   runShot(task: ShotTask<Input>): Promise<Item[]>;
   /** An optional finishing step after every shot (e.g. the final encode); what it answers goes to `output`. */
-  finish?(step: Omit<ShotTask<Input>, 'shot' | 'providers'> & { items: Item[] }): Promise<Record<string, unknown>>;
+  finish?(step: Omit<ShotTask<Input>, 'shot' | 'providers' | 'waiting'> & { items: Item[] }): Promise<Record<string, unknown>>;
   /** The stage's output from this run's items, the shots that failed, and what the finishing step made. */
   output(items: Item[], failedShotIds: string[], input: Input, ctx: StageContext, finished?: Record<string, unknown>): Output;
 }

@@ -3,6 +3,7 @@ import { cameraStage } from './camera.ts';
 import type { LlmStageDefinition, StageDefinition } from './definition.ts';
 import { rewriteStage } from './rewrite.ts';
 import { storyboardStage } from './storyboard.ts';
+import { videoStage } from './video.ts';
 
 /** The stages that have a prompt template (the Prompts page edits these). */
 export const TEMPLATED_STAGES: Partial<Record<StageKey, LlmStageDefinition>> = {
@@ -14,4 +15,5 @@ export const TEMPLATED_STAGES: Partial<Record<StageKey, LlmStageDefinition>> = {
 /** The stages the run engine can execute; a stage missing here is skipped by the pipeline as not available yet. */
 export const STAGES: Partial<Record<StageKey, StageDefinition>> = {
   ...TEMPLATED_STAGES,
+  video: videoStage,
 };

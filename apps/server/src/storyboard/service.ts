@@ -65,6 +65,8 @@ export class StoryboardService {
       ...((patch.duration_locked !== undefined || patch.duration_seconds !== undefined) && { durationLocked: patch.duration_locked ?? true }),
     });
     await this.syncOutputs(shot.projectId);
+    // A clip is as long as its shot: a new length makes that shot's clip out of date.
+    if (patch.duration_seconds !== undefined && patch.duration_seconds !== shot.durationSeconds) await this.markClipStale(shot.projectId, shotId);
     return shotOf(row);
   }
 
@@ -102,6 +104,8 @@ export class StoryboardService {
     });
     // A movement edited by hand is the camera stage's own output changing, not its input: not stale.
     await this.syncOutputs(row.projectId, { shotsChanged: false });
+    // …but the shot's clip was rendered with the old movement.
+    await this.markClipStale(row.projectId, row.shotId);
     return (await this.repo.movementsOf(row.projectId)).find((m) => m.id === id)!;
   }
 
@@ -136,6 +140,14 @@ export class StoryboardService {
       const active = await this.runs.findActive(projectId, stage);
       if (active) throw conflict(`Wait for the running ${stage} generation to finish, or stop it first`, { active_run_id: active.id });
     }
+  }
+
+  /** The video stage redoes this shot next time (its other clips stay); only a completed stage has clips to be stale. */
+  private async markClipStale(projectId: string, shotId: string) {
+    const video = await this.projectRepo.stage(projectId, 'video');
+    if (video?.status !== 'completed' || video.staleShotIds?.includes(shotId)) return;
+    await this.projectRepo.updateStage(projectId, 'video', { staleShotIds: [...(video.staleShotIds ?? []), shotId] });
+    this.projects.notifyChange(projectId);
   }
 
   /** Keeps the stages' current outputs equal to the tables after a hand edit; changed shots make the camera stale. */
