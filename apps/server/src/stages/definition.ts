@@ -51,6 +51,8 @@ interface StageBase<Input, Output> {
   input: z.ZodType<Input>;
   /** Input the caller may leave out, filled from the project (e.g. the rewrite's text from its topic). */
   defaultInput(ctx: StageContext): Record<string, unknown>;
+  /** Stages whose output this one cannot do without: when the pipeline finds one skipped, it skips this one too. */
+  needs?: StageKey[];
   /** Checks the input against the project (throws StageInputError). */
   validate?(input: Input, ctx: StageContext): void;
   /**

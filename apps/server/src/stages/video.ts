@@ -261,6 +261,7 @@ export const videoStage: MediaStageDefinition<VideoInput, Clip, VideoOutput> = {
   key: 'video',
   input: VideoInput,
   defaultInput: () => ({}),
+  needs: ['image'],
   settings: VideoSettings,
   shotSettings: VideoShotSettings,
   providerType: 'image2video',
