@@ -13,8 +13,8 @@ export type ClipMethod = z.infer<typeof ClipMethod>;
 export const VideoSettings = z.object({ method: ClipMethod.default('local') });
 export type VideoSettings = z.infer<typeof VideoSettings>;
 
-/** A shot's own choice (`media_settings.video`); unset follows the project. */
-export const VideoShotSettings = z.object({ method: ClipMethod.optional() });
+/** A shot's own choice (`media_settings.video`); unset or null follows the project. */
+export const VideoShotSettings = z.object({ method: ClipMethod.nullable().optional() });
 export type VideoShotSettings = z.infer<typeof VideoShotSettings>;
 
 export const VideoInput = z.object({
