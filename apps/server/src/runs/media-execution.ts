@@ -29,6 +29,14 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
   run.mediaProgress(0, shots.length, { code: 'shots', params: { done: 0, total: shots.length } });
 
   const limit = pLimit(Math.max(1, definition.concurrency(run.ctx)));
+  // Items are saved one after another, so their events go out in the order of their saved sequence
+  // numbers: a replay from the database then shows what a live follower saw.
+  let saving: Promise<unknown> = Promise.resolve();
+  const saveInOrder = (save: () => Promise<void>) => {
+    const next = saving.then(save);
+    saving = next.catch(() => {});
+    return next;
+  };
   await Promise.all(
     shots.map((shot) =>
       limit(async () => {
@@ -44,10 +52,12 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
             services: d.services,
             progress: (percent, message) => run.task(shot.id, 'running', { percent, ...(message && { message }) }),
           });
-          for (const item of items) {
-            await d.repo.saveItem({ runId: run.id, seq: run.nextItemSeq(), shotId: shot.id, kind: definition.itemEvent, mediaId: item.media_id, item });
-            run.addItem(item);
-          }
+          await saveInOrder(async () => {
+            for (const item of items) {
+              await d.repo.saveItem({ runId: run.id, seq: run.nextItemSeq(), shotId: shot.id, kind: definition.itemEvent, mediaId: item.media_id, item });
+              run.addItem(item);
+            }
+          });
           run.task(shot.id, 'succeeded', { percent: 100 });
         } catch (err) {
           if (signal.aborted) return run.task(shot.id, 'cancelled');
