@@ -29,6 +29,14 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
   run.mediaProgress(0, shots.length, { code: 'shots', params: { done: 0, total: shots.length } });
 
   const limit = pLimit(Math.max(1, definition.concurrency(run.ctx)));
+  // Items are saved one after another, so their events go out in the order of their saved sequence
+  // numbers: a replay from the database then shows what a live follower saw.
+  let saving: Promise<unknown> = Promise.resolve();
+  const saveInOrder = (save: () => Promise<void>) => {
+    const next = saving.then(save);
+    saving = next.catch(() => {});
+    return next;
+  };
   await Promise.all(
     shots.map((shot) =>
       limit(async () => {
@@ -45,10 +53,12 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
             progress: (percent, message) => run.task(shot.id, 'running', { percent, ...(message && { message }) }),
             waiting: (position) => run.task(shot.id, 'queued', { position }),
           });
-          for (const item of items) {
-            await d.repo.saveItem({ runId: run.id, seq: run.nextItemSeq(), shotId: shot.id, kind: definition.itemEvent, mediaId: item.media_id, item });
-            run.addItem(item);
-          }
+          await saveInOrder(async () => {
+            for (const item of items) {
+              await d.repo.saveItem({ runId: run.id, seq: run.nextItemSeq(), shotId: shot.id, kind: definition.itemEvent, mediaId: item.media_id, item });
+              run.addItem(item);
+            }
+          });
           // A stage that reused earlier work (its cache) marks the items `cached`, and the task says so.
           const cached = items.length > 0 && items.every((i) => i.cached === true);
           run.task(shot.id, cached ? 'cached' : 'succeeded', { percent: 100 });
