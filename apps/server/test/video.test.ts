@@ -30,7 +30,7 @@ async function filesUnder(dir: string): Promise<string[]> {
   return entries.filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
 }
 
-describe(`the video stage: clips per shot (${process.env.TEST_DB ?? 'pglite'})`, () => {
+describe(`the video stage: clips per shot (${process.env.TEST_DB ?? 'pglite'})`, { timeout: 90_000 }, () => {
   let llmFake: Awaited<ReturnType<typeof startFakeLlm>>;
   let videoFake: FakeVideoServer;
   let studio: TestStudio;
@@ -228,7 +228,7 @@ describe(`the video stage: clips per shot (${process.env.TEST_DB ?? 'pglite'})`,
     expect((await admin.patch(`/api/v1/storyboards/${shots[1].id}/`, { media_settings: { video: { method: 'local' } } })).status).toBe(200);
     const mixed = await followRun(await run(id, 'video', { shot_ids: [shots[1].id] }));
     expect(mixed.events.at(-1)!.data.output.clips.find((c: { shot_id: string }) => c.shot_id === shots[1].id)).toMatchObject({ method: 'local', cost: 0 });
-  }, 90_000);
+  });
 
   it('shutdown during a render kills ffmpeg and marks the run interrupted', async () => {
     const { id } = await projectWithImages('shutdown', [4, 4]);
