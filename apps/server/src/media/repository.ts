@@ -1,4 +1,4 @@
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { media, type MediaRow } from '../db/schema.ts';
 
@@ -20,5 +20,19 @@ export class MediaRepository {
           .as('m'),
       );
     return row ?? { files: 0, bytes: 0 };
+  }
+
+  ofProject = (projectId: string, kind?: string): Promise<MediaRow[]> =>
+    this.db.select().from(media).where(kind ? and(eq(media.projectId, projectId), eq(media.kind, kind)) : eq(media.projectId, projectId));
+
+  /** Deletes rows; answers the sha256s that no row refers to any more (their files may go). */
+  async deleteRows(ids: string[]): Promise<{ sha256: string; mime: string }[]> {
+    if (!ids.length) return [];
+    const removed = await this.db.delete(media).where(inArray(media.id, ids)).returning({ sha256: media.sha256, mime: media.mime });
+    const shas = [...new Set(removed.map((r) => r.sha256))];
+    const still = new Set((await this.db.selectDistinct({ sha256: media.sha256 }).from(media).where(inArray(media.sha256, shas))).map((r) => r.sha256));
+    const orphaned = new Map<string, string>();
+    for (const r of removed) if (!still.has(r.sha256)) orphaned.set(r.sha256, r.mime);
+    return [...orphaned].map(([sha256, mime]) => ({ sha256, mime }));
   }
 }

@@ -81,5 +81,6 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
     }
   }
   const output = definition.output(run.mediaItems as MediaItem[], failed.map((f) => f.shotId), run.input, run.ctx, finished);
-  return { status: 'completed', output, usage: noUsage(Date.now() - run.startedAt) };
+  const durationMs = Date.now() - run.startedAt;
+  return { status: 'completed', output, usage: definition.usage?.(run.mediaItems as MediaItem[], durationMs) ?? noUsage(durationMs) };
 }

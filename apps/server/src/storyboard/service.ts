@@ -65,7 +65,16 @@ export class StoryboardService {
       ...((patch.duration_locked !== undefined || patch.duration_seconds !== undefined) && { durationLocked: patch.duration_locked ?? true }),
     });
     await this.syncOutputs(shot.projectId);
+    // A new image prompt makes that shot's image out of date, not the whole image stage (DESIGN §9).
+    if (patch.image_prompt !== undefined && patch.image_prompt !== shot.imagePrompt) await this.markShotStale(shot.projectId, 'image', shot.id);
     return shotOf(row);
+  }
+
+  private async markShotStale(projectId: string, stage: StageKey, shotId: string) {
+    const row = await this.projectRepo.stage(projectId, stage);
+    if (row?.status !== 'completed' || row.staleShotIds?.includes(shotId)) return;
+    await this.projectRepo.updateStage(projectId, stage, { staleShotIds: [...(row.staleShotIds ?? []), shotId] });
+    this.projects.notifyChange(projectId);
   }
 
   async remove(user: AuthUser, shotId: string) {
