@@ -10,15 +10,8 @@ export class MediaRepository {
 
   /** Bytes a project's media take (files shared by content are counted once). */
   async diskUse(projectId: string): Promise<{ files: number; bytes: number }> {
-    const [row] = await this.db
-      .select({ files: sql<number>`count(distinct ${media.sha256})::int`, bytes: sql<number>`coalesce(sum(distinct_bytes), 0)::float8` })
-      .from(
-        this.db
-          .selectDistinctOn([media.sha256], { sha256: media.sha256, distinct_bytes: media.bytes })
-          .from(media)
-          .where(eq(media.projectId, projectId))
-          .as('m'),
-      );
+    const files = this.db.selectDistinctOn([media.sha256], { sha256: media.sha256, size: sql<number>`${media.bytes}`.as('size') }).from(media).where(eq(media.projectId, projectId)).as('files');
+    const [row] = await this.db.select({ files: sql<number>`count(*)::int`, bytes: sql<number>`coalesce(sum(${files.size}), 0)::float8` }).from(files);
     return row ?? { files: 0, bytes: 0 };
   }
 
