@@ -1,4 +1,5 @@
 import type { MessageSchema } from './zh-CN.ts';
+import imageMessages from '../features/images/messages.ts';
 
 const en: MessageSchema = {
   app: {
@@ -699,6 +700,7 @@ const en: MessageSchema = {
     manage: 'Manage sets',
     empty: 'No template sets yet',
   },
+  image: imageMessages.en,
 };
 
 export default en;

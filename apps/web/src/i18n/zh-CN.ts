@@ -1,3 +1,4 @@
+import imageMessages from '../features/images/messages.ts';
 // Simplified Chinese, the studio's first language. `en.ts` must have exactly these keys (typed).
 // vue-i18n treats `@ { } | $` as syntax: write a literal at-sign as {'@'}.
 const zhCN = {
@@ -699,6 +700,7 @@ const zhCN = {
     manage: '管理模板集',
     empty: '还没有模板集',
   },
+  image: imageMessages.zh,
 };
 
 export default zhCN;
