@@ -39,6 +39,8 @@ import { RenderQueue } from './media/render-queue.ts';
 import { MediaRepository } from './media/repository.ts';
 import { mediaRoutes } from './media/routes.ts';
 import { MediaStore } from './media/store.ts';
+import { imageRoutes } from './images/routes.ts';
+import { ImageService } from './images/service.ts';
 import type { StageDefinition } from './stages/definition.ts';
 import { StageSettingsService } from './stages/settings.ts';
 import type { StageKey } from '@ai-story/contracts';
@@ -96,7 +98,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const runLog = new InMemoryEventLog();
   const projectLog = new InMemoryEventLog(5_000);
   const storyboards = new StoryboardRepository(database.db);
-  const media = new MediaStore(path.join(config.dataDir, 'media'), new MediaRepository(database.db));
+  const mediaRepo = new MediaRepository(database.db);
+  const media = new MediaStore(path.join(config.dataDir, 'media'), mediaRepo);
   const publisher = new RunPublisher(runLog, projectLog);
   // One queue for the whole studio: local renders of every project share MEDIA_CONCURRENCY slots fairly.
   const renderQueue = new RenderQueue(config.mediaConcurrency);
@@ -144,6 +147,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await api.register(storyboardRoutes(storyboardService));
       await api.register(pipelineRoutes(pipeline));
       await api.register(mediaRoutes(media, projects));
+      await api.register(imageRoutes(new ImageService({ projects, projectRepo, storyboards, runs: runRepo, providers, media, mediaRepo })));
     },
     { prefix: '/api/v1' },
   );
@@ -196,7 +200,7 @@ function errorHandler(this: FastifyInstance, err: FastifyError, req: import('fas
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) {
     // Malformed JSON, wrong content type, body too large …: the client's mistake, said plainly.
-    const code = status === 401 ? 'unauthenticated' : status === 403 ? 'forbidden' : status === 404 ? 'not_found' : status === 429 ? 'rate_limited' : 'validation_error';
+    const code = status === 401 ? 'unauthenticated' : status === 403 ? 'forbidden' : status === 404 ? 'not_found' : status === 429 ? 'rate_limited' : status === 413 ? 'payload_too_large' : 'validation_error';
     return reply.code(status).send({ error: { code, message: err.message, details: { fields: { body: err.message } } } });
   }
   req.log.error({ err }, 'unhandled error');

@@ -7,3 +7,4 @@ export * from './runs.ts';
 export * from './inputs.ts';
 export * from './prompts.ts';
 export * from './clips.ts';
+export * from './images.ts';

@@ -94,7 +94,8 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
     }
   }
   const output = definition.output(run.mediaItems as MediaItem[], failed.map((f) => f.shotId), run.input, run.ctx, finished);
-  // Paid media items carry their `cost` (units × the provider's price_per_unit); the run's usage sums them.
+  // Paid media items carry their `cost` (units × the provider's price_per_unit); by default the run's usage sums them.
+  const durationMs = Date.now() - run.startedAt;
   const cost = run.mediaItems.reduce((sum: number, i) => sum + (typeof i.cost === 'number' ? i.cost : 0), 0);
-  return { status: 'completed', output, usage: { ...noUsage(Date.now() - run.startedAt), cost } };
+  return { status: 'completed', output, usage: definition.usage?.(run.mediaItems as MediaItem[], durationMs) ?? { ...noUsage(durationMs), cost } };
 }

@@ -1,4 +1,4 @@
-import type { MediaItem, MediaItemEventType, ProviderType, StageKey } from '@ai-story/contracts';
+import type { MediaItem, MediaItemEventType, ProviderType, RunUsage, StageKey } from '@ai-story/contracts';
 import type { z } from 'zod';
 import type { ProjectRow, StageRow, storyboardShots } from '../db/schema.ts';
 import type { MediaTools } from '../media/ffmpeg.ts';
@@ -147,6 +147,13 @@ export interface MediaStageDefinition<Input = any, Item extends MediaItem = Medi
   runShot(task: ShotTask<Input>): Promise<Item[]>;
   /** An optional finishing step after every shot (e.g. the final encode); what it answers goes to `output`. */
   finish?(step: Omit<ShotTask<Input>, 'shot' | 'providers' | 'waiting'> & { items: Item[] }): Promise<Record<string, unknown>>;
+  /**
+   * Called once the providers are chosen and before the run exists (a paid run's budget check): throws
+   * StageInputError to refuse the run before any vendor is called. `providers` is empty for the local method.
+   */
+  beforeStart?(input: Input, ctx: StageContext, providers: { name: string; pricePerUnit: number; isSimulated: boolean }[]): void;
+  /** The run's usage and cost from its items (default: none). */
+  usage?(items: Item[], durationMs: number): RunUsage;
   /** The stage's output from this run's items, the shots that failed, and what the finishing step made. */
   output(items: Item[], failedShotIds: string[], input: Input, ctx: StageContext, finished?: Record<string, unknown>): Output;
 }

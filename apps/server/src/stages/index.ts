@@ -1,6 +1,7 @@
 import type { StageKey } from '@ai-story/contracts';
 import { cameraStage } from './camera.ts';
 import type { LlmStageDefinition, StageDefinition } from './definition.ts';
+import { imageStage } from './image.ts';
 import { rewriteStage } from './rewrite.ts';
 import { storyboardStage } from './storyboard.ts';
 import { videoStage } from './video.ts';
@@ -15,5 +16,6 @@ export const TEMPLATED_STAGES: Partial<Record<StageKey, LlmStageDefinition>> = {
 /** The stages the run engine can execute; a stage missing here is skipped by the pipeline as not available yet. */
 export const STAGES: Partial<Record<StageKey, StageDefinition>> = {
   ...TEMPLATED_STAGES,
+  image: imageStage,
   video: videoStage,
 };

@@ -1,5 +1,6 @@
 import clipsMessages from '@/features/clips/messages';
 import type { MessageSchema } from './zh-CN.ts';
+import imageMessages from '../features/images/messages.ts';
 
 const en: MessageSchema = {
   app: {
@@ -701,6 +702,7 @@ const en: MessageSchema = {
     manage: 'Manage sets',
     empty: 'No template sets yet',
   },
+  image: imageMessages.en,
 };
 
 export default en;

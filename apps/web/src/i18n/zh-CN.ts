@@ -1,3 +1,4 @@
+import imageMessages from '../features/images/messages.ts';
 // Simplified Chinese, the studio's first language. `en.ts` must have exactly these keys (typed).
 // vue-i18n treats `@ { } | $` as syntax: write a literal at-sign as {'@'}.
 import clipsMessages from '@/features/clips/messages';
@@ -701,6 +702,7 @@ const zhCN = {
     manage: '管理模板集',
     empty: '还没有模板集',
   },
+  image: imageMessages.zh,
 };
 
 export default zhCN;
