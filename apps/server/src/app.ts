@@ -36,6 +36,8 @@ import { RunPublisher } from './runs/publisher.ts';
 import { RunService } from './runs/service.ts';
 import { MediaRepository } from './media/repository.ts';
 import { mediaRoutes } from './media/routes.ts';
+import { narrationRoutes } from './narration/routes.ts';
+import { NarrationService } from './narration/service.ts';
 import { MediaStore } from './media/store.ts';
 import type { StageDefinition } from './stages/definition.ts';
 import { StageSettingsService } from './stages/settings.ts';
@@ -137,6 +139,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await api.register(storyboardRoutes(storyboardService));
       await api.register(pipelineRoutes(pipeline));
       await api.register(mediaRoutes(media, projects));
+      await api.register(narrationRoutes(new NarrationService({ projects, projectRepo, storyboards, storyboardService, providers, runs })));
     },
     { prefix: '/api/v1' },
   );
