@@ -46,6 +46,9 @@ const ofType = (events: ReceivedEvent[], type: string) => events.filter((e) => e
 // A video stage stand-in (the clip stage is built elsewhere): proves which shots' clips a narration run makes stale.
 const testVideoStage = { ...testMediaStage, key: 'video' as const, itemEvent: 'clip' as const };
 
+// Real speech and ffmpeg on a shared 2-core machine: generous bounds, never asserted as timings.
+const SLOW = 180_000;
+
 describe(`the narration stage: speech per shot, sentence timings, shot lengths and subtitles (${process.env.TEST_DB ?? 'pglite'})`, () => {
   let studio: TestStudio;
   let admin: Client;
@@ -57,7 +60,7 @@ describe(`the narration stage: speech per shot, sentence timings, shot lengths a
     admin = await setupAdmin(studio);
     speech = await startFakeSpeech();
     work = await mkdtemp(path.join(tmpdir(), 'narration-test-'));
-  });
+  }, SLOW);
   afterAll(async () => {
     await studio?.close();
     await speech?.close();
@@ -174,7 +177,7 @@ describe(`the narration stage: speech per shot, sentence timings, shot lengths a
     expect([...video.stale_shot_ids].sort()).toEqual([...retimed].sort());
     expect(video.stale_shot_ids).not.toContain(shots[2].id);
     expect((await stageOf(id, 'narration')).status).toBe('completed');
-  });
+  }, SLOW);
 
   it('speaks through an OpenAI-shape speech provider, and one edited sentence calls it once and changes only that shot', async () => {
     const provider = await admin.post('/api/v1/models/providers/', {
@@ -229,7 +232,7 @@ describe(`the narration stage: speech per shot, sentence timings, shot lengths a
     } finally {
       await admin.delete(`/api/v1/models/providers/${provider.body.id}/`);
     }
-  });
+  }, SLOW);
 
   it('writes SRT and ASS that parse back, with lines that fit the frame, join to the narration, and can be edited', async () => {
     const { id, shots } = await newProject('subtitles', 6);
@@ -276,7 +279,7 @@ describe(`the narration stage: speech per shot, sentence timings, shot lengths a
     const outside = subtitles.lines.map((l: { start_s: number; end_s: number }, k: number) => (k === 0 ? { ...l, end_s: l.start_s + 100 } : l));
     expect((await admin.put(`/api/v1/projects/${id}/subtitles/`, { lines: outside })).status).toBe(400);
     expect((await admin.put(`/api/v1/projects/${id}/subtitles/`, { lines: [{ ...subtitles.lines[0], shot_id: shots[0].id.replace(/.$/, '0') }] })).status).toBe(400);
-  });
+  }, SLOW);
 
   it('lists the voices of the method in use and answers a sample of one', async () => {
     const { id } = await newProject('voices', 4);
@@ -295,5 +298,5 @@ describe(`the narration stage: speech per shot, sentence timings, shot lengths a
     const { types, duration } = await probe(file);
     expect(types).toEqual(['audio']);
     expect(duration).toBeGreaterThan(0.3);
-  });
+  }, SLOW);
 });
