@@ -1,4 +1,5 @@
 import type { MessageSchema } from './zh-CN.ts';
+import narrationMessages from '@/features/narration/messages';
 
 const en: MessageSchema = {
   app: {
@@ -507,6 +508,7 @@ const en: MessageSchema = {
       imagePrompt: 'Click to write the prompt for the image model',
     },
   },
+  narration: narrationMessages.en,
   camera: {
     title: 'Camera design',
     hint: 'One camera movement per shot. Adjust each by hand afterwards, or regenerate a single shot.',
