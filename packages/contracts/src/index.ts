@@ -8,3 +8,4 @@ export * from './inputs.ts';
 export * from './prompts.ts';
 export * from './clips.ts';
 export * from './images.ts';
+export * from './narration.ts';

@@ -2,6 +2,7 @@ import type { StageKey } from '@ai-story/contracts';
 import { cameraStage } from './camera.ts';
 import type { LlmStageDefinition, StageDefinition } from './definition.ts';
 import { imageStage } from './image.ts';
+import { narrationStage } from './narration.ts';
 import { rewriteStage } from './rewrite.ts';
 import { storyboardStage } from './storyboard.ts';
 import { videoStage } from './video.ts';
@@ -17,5 +18,6 @@ export const TEMPLATED_STAGES: Partial<Record<StageKey, LlmStageDefinition>> = {
 export const STAGES: Partial<Record<StageKey, StageDefinition>> = {
   ...TEMPLATED_STAGES,
   image: imageStage,
+  narration: narrationStage,
   video: videoStage,
 };

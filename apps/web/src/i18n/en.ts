@@ -1,6 +1,7 @@
 import clipsMessages from '@/features/clips/messages';
 import type { MessageSchema } from './zh-CN.ts';
 import imageMessages from '../features/images/messages.ts';
+import narrationMessages from '@/features/narration/messages';
 
 const en: MessageSchema = {
   app: {
@@ -510,6 +511,7 @@ const en: MessageSchema = {
     },
   },
   video: clipsMessages.en,
+  narration: narrationMessages.en,
   camera: {
     title: 'Camera design',
     hint: 'One camera movement per shot. Adjust each by hand afterwards, or regenerate a single shot.',
