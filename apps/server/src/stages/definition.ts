@@ -139,6 +139,8 @@ export interface MediaStageDefinition<Input = any, Item extends MediaItem = Medi
   local?: { name: string; model: string; simulated: boolean; preferred?(input: Input, ctx: StageContext): boolean };
   /** The event that carries one finished item. */
   itemEvent: MediaItemEventType;
+  /** Renders with ffmpeg: without it a run is refused up front, saying what to install. */
+  usesFfmpeg?: boolean;
   /** How many shot tasks may run at once. */
   concurrency(ctx: StageContext): number;
   /** The shots this run works on (all, or those the input names). */

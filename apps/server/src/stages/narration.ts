@@ -66,6 +66,7 @@ export const narrationStage: MediaStageDefinition<NarrationInput, NarrationItem,
   providerType: 'tts',
   local: { name: 'Offline voice (espeak-ng)', model: 'espeak-ng cmn', simulated: true, preferred: (input) => input.local === true },
   itemEvent: 'audio',
+  usesFfmpeg: true,
   concurrency: () => 2,
 
   validate(input, ctx) {
