@@ -4,7 +4,7 @@ import { ADMIN, Client, createTestDatabase, spawnStudio, startStudio } from './h
 import { follow } from './sse-client.ts';
 
 describe(`crash recovery (${process.env.TEST_DB ?? 'pglite'})`, () => {
-  it('marks a run left running by a killed server as interrupted after restart, with its partial text', { timeout: 120_000 }, async () => {
+  it('marks a run left running by a killed server as interrupted after restart, with its partial text', { timeout: 240_000 }, async () => {
     const fake = await startFakeLlm({ port: 0, host: '127.0.0.1' });
     const testDb = await createTestDatabase();
     const studioProcess = await spawnStudio(testDb);

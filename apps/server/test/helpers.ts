@@ -213,8 +213,13 @@ export async function spawnStudio(testDb: TestDatabase, entry = 'apps/server/src
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 120; i++) {
-    if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
+  // A busy machine can take a while to open a database in a new process; say so if it never answers.
+  const until = Date.now() + 90_000;
+  while (!(await fetch(`${base}/healthz`).then((r) => r.ok, () => false))) {
+    if (child.exitCode !== null || Date.now() > until) {
+      child.kill('SIGKILL');
+      throw new Error(`the studio process (${entry}) did not answer /healthz (exit ${child.exitCode ?? 'none'})`);
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
   return {

@@ -178,7 +178,7 @@ describe(`the engine's media kind of stage, and shots that keep their ids (${pro
 });
 
 describe(`a media run killed with the server (${process.env.TEST_DB ?? 'pglite'})`, () => {
-  it('is interrupted after restart, with the items it had finished kept', { timeout: 120_000 }, async () => {
+  it('is interrupted after restart, with the items it had finished kept', { timeout: 240_000 }, async () => {
     const fake = await startFakeLlm({ port: 0, host: '127.0.0.1' });
     const testDb = await createTestDatabase();
     const studioProcess = await spawnStudio(testDb, 'apps/server/test/fixtures/studio-with-test-stage.ts');
