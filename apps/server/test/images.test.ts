@@ -1,26 +1,14 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:net';
-import path from 'node:path';
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { startFakeImage, type FakeImageServer } from '@ai-story/fake-media/image/index.ts';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, createTestDatabase, createUser, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
+import { ADMIN, Client, createTestDatabase, createUser, setupAdmin, spawnStudio, startStudio, type TestStudio } from './helpers.ts';
 import { follow, type ReceivedEvent } from './sse-client.ts';
 
-const root = path.resolve(import.meta.dirname, '../../..');
 const STORY = '雨夜的城市。老人在街角的小店里修钟表。一个女孩推门进来，手里抱着一只旧钟。老人认出了那只钟。黄昏，两人走到海边。灯塔亮起来。第二天清晨，钟又走了。女孩笑了。';
 const ofType = (events: ReceivedEvent[], type: string) => events.filter((e) => e.data.type === type);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-
 /** Where each vendor shape's base URL sits on the simulated upstream, and a model whose sizes include 720×1280. */
 const SHAPES = [
   { api_format: 'openai', base: (f: FakeImageServer) => `${f.url}/v1`, model: 'doubao-seedream-3-0-t2i' },
@@ -326,32 +314,13 @@ describe(`the image stage (文生图) (${process.env.TEST_DB ?? 'pglite'})`, () 
 });
 
 describe(`an image run killed with the server (${process.env.TEST_DB ?? 'pglite'})`, () => {
-  it('is interrupted after restart, with the images it had finished kept', { timeout: 120_000 }, async () => {
+  it('is interrupted after restart, with the images it had finished kept', { timeout: 240_000 }, async () => {
     const llmFake = await startFakeLlm({ port: 0, host: '127.0.0.1' });
     const slow = await startFakeImage({ defaults: { taskMs: 1_200 } });
     const testDb = await createTestDatabase();
-    const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'apps/server/src/main.ts'], {
-      cwd: root,
-      env: {
-        ...process.env,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        DATA_DIR: testDb.location.dataDir,
-        DATABASE_URL: testDb.location.databaseUrl ?? '',
-        ADMIN_EMAIL: ADMIN.email,
-        ADMIN_PASSWORD: ADMIN.password,
-        APP_SECRET: 'crash-test-secret-crash-test-secret-0123',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    const studioProcess = await spawnStudio(testDb);
     try {
-      const base = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 120; i++) {
-        if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      const base = studioProcess.base;
       const admin = new Client(base);
       expect((await admin.post('/api/v1/auth/login', { email: ADMIN.email, password: ADMIN.password })).status).toBe(200);
       const llm = (await admin.post('/api/v1/models/providers/', { name: 'fake', api_url: llmFake.url, model_name: 'fake-model?ttft=5&tps=2000' })).body.id;
@@ -363,8 +332,7 @@ describe(`an image run killed with the server (${process.env.TEST_DB ?? 'pglite'
       expect(run.status).toBe(202);
       const before = await follow(`${base}/api/v1/runs/${run.body.id}/events`, { cookie: admin.cookie, stopWhen: (e) => ofType(e, 'image').length >= 2, timeoutMs: 30_000 });
       const finished = ofType(before.events, 'image').map((e) => e.data.image.media_id);
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await studioProcess.kill();
 
       const studio: TestStudio = await startStudio({}, testDb);
       try {
@@ -382,7 +350,7 @@ describe(`an image run killed with the server (${process.env.TEST_DB ?? 'pglite'
         await studio.close();
       }
     } finally {
-      child.kill('SIGKILL');
+      await studioProcess.kill();
       await slow.close();
       await llmFake.close();
     }
