@@ -65,7 +65,7 @@ export const CreateProviderBody = ProviderFields;
 /** PATCH changes only what it names (no defaults here: zod 4 would fill them in); no `api_key` keeps the stored key. */
 export const UpdateProviderBody = ProviderFieldsBase.partial();
 
-export const ProviderHealth = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string(), tested_at: Timestamp });
+export const ProviderHealth = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string(), code: z.string().optional(), tested_at: Timestamp });
 
 export const Provider = ProviderFields.omit({ api_key: true, api_secret: true }).extend({
   id: z.string(),
@@ -92,7 +92,8 @@ export const ProviderSummary = z.object({
 });
 export type ProviderSummary = z.infer<typeof ProviderSummary>;
 
-export const ProviderTestResult = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string() });
+/** `code` (media providers): `ok` or why not (`auth`, `rate_limited`, `timeout` …); optional, so older clients are unaffected. */
+export const ProviderTestResult = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string(), code: z.string().optional() });
 
 export const UsageDay = z.object({
   day: z.string(),

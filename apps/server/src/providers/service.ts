@@ -6,6 +6,7 @@ import { keyHint, type Cipher } from '../crypto/cipher.ts';
 import type { ProviderRow } from '../db/schema.ts';
 import { AppError, forbidden, notFound } from '../errors.ts';
 import { testConnection } from './connection-test.ts';
+import { testMediaConnection } from './media/provider-test.ts';
 import { OFFLINE_DEMO_URL, type OfflineDemoUpstream } from './offline-demo.ts';
 import type { ProviderRepository } from './repository.ts';
 import type { ProviderSelector } from './selector.ts';
@@ -138,7 +139,9 @@ export class ProviderService {
     requireAdmin(user);
     const row = await this.repo.find(id);
     if (!row) throw notFound('Provider');
-    const result = await testConnection(await this.clientProvider(row));
+    const type = row.providerType as ProviderType;
+    const client = await this.clientProvider(row);
+    const result = type === 'llm' ? await testConnection(client) : await testMediaConnection(type, client);
     await this.repo.update(id, { lastTest: { ...result, tested_at: new Date().toISOString() } });
     return result;
   }
