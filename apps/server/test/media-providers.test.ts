@@ -84,4 +84,75 @@ describe(`media providers: test button and usage (${TEST_DB})`, () => {
       expect(video.tasks.size).toBe(0);
     });
   });
+
+  describe('media runs count their units and cost on the provider', () => {
+    const SHOTS = ['灯塔亮了。', '女孩笑了，钟又走了。'];
+    const projectWithShots = async (name: string) => {
+      const id = (await admin.post('/api/v1/projects/', { name, original_topic: SHOTS.join('') })).body.id as string;
+      for (const text of SHOTS) expect((await admin.post(`/api/v1/projects/${id}/storyboards/`, { narration_text: text, scene_description: text, duration_seconds: 2 })).status).toBe(201);
+      return id;
+    };
+    const run = async (projectId: string, stage: string, body: Record<string, unknown>) => {
+      const res = await admin.post(`/api/v1/projects/${projectId}/stages/${stage}/runs/`, body);
+      expect(res.status, JSON.stringify(res.body)).toBe(202);
+      const seen = await follow(`${studio.url}/api/v1/runs/${res.body.id}/events`, { cookie: admin.cookie, timeoutMs: 90_000 });
+      const done = seen.events.at(-1)!.data;
+      expect(done.type, JSON.stringify(done)).toBe('done');
+      expect(done.output.failed_shot_ids).toEqual([]);
+      return done;
+    };
+    const usageOf = async (id: string) => {
+      const res = await admin.get(`/api/v1/models/providers/${id}/usage/`);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return res.body;
+    };
+
+    it('an image run on a priced provider: one call per shot, images as units, price × images as cost', async () => {
+      const provider = await create({
+        provider_type: 'text2image',
+        api_format: 'openai',
+        api_url: `${image.url}/v1`,
+        api_key: IMAGE_KEY,
+        model_name: 'doubao-seedream-3-0-t2i',
+        price_per_unit: 0.04,
+      });
+      expect((await usageOf(provider)).totals).toMatchObject({ calls: 0, cost: 0 });
+      const project = await projectWithShots('priced images');
+      const servedBefore = image.stats.served.length;
+      const done = await run(project, 'image', { input: { candidates: 2 }, provider_id: provider });
+      const images = image.stats.served.length - servedBefore;
+      expect(images).toBe(SHOTS.length * 2);
+      expect(done.run.usage.cost).toBeCloseTo(images * 0.04, 9);
+
+      const usage = await usageOf(provider);
+      expect(usage.unit).toBe('images');
+      expect(usage.totals).toMatchObject({ calls: SHOTS.length, units: images, failures: 0 });
+      expect(usage.totals.cost).toBeCloseTo(images * 0.04, 9);
+      expect(usage.days).toHaveLength(1);
+      expect(usage.days[0]).toMatchObject({ calls: SHOTS.length, units: images });
+      expect(usage.days[0].cost).toBeCloseTo(images * 0.04, 9);
+    });
+
+    it('a narration run on a priced speech provider: characters as units, cost per 1,000 characters', async () => {
+      const provider = await create({ provider_type: 'tts', api_format: 'openai_speech', api_url: speech.url, api_key: 'sk-speech-right', model_name: 'tts-1', price_per_unit: 0.015 });
+      const project = await projectWithShots('priced speech');
+      const before = { ...speech.stats };
+      // One call per sentence: the first fails once (500) and is retried — a failure with no units.
+      speech.knobs.serverErrorTimes = 1;
+      const done = await run(project, 'narration', { input: {}, provider_id: provider });
+      const characters = speech.stats.characters - before.characters;
+      const calls = speech.stats.requests - before.requests;
+      expect(characters).toBeGreaterThan(0);
+      expect(calls).toBe(speech.stats.synthesized - before.synthesized + 1);
+
+      const usage = await usageOf(provider);
+      expect(usage.unit).toBe('characters');
+      expect(usage.totals).toMatchObject({ calls, units: characters, failures: 1 });
+      expect(usage.totals.cost).toBeCloseTo((characters * 0.015) / 1000, 9);
+      // The run's own usage and each shot's item carry the same cost.
+      expect(done.run.usage.cost).toBeCloseTo((characters * 0.015) / 1000, 9);
+      const items = done.output.narration as { characters: number; cost: number }[];
+      expect(items.reduce((n, i) => n + i.characters, 0)).toBe(characters);
+    });
+  });
 });

@@ -14,6 +14,12 @@ export const API_FORMATS = {
   tts: ['openai_speech', 'edge_tts'],
   image2video: ['kling', 'seedance'],
 } as const satisfies Record<ProviderType, readonly string[]>;
+/**
+ * What a provider's usage is counted in: tokens for LLMs; for media, the unit `price_per_unit` prices
+ * (an image, a second of video, 1,000 characters of speech — the price is per thousand, the count per character).
+ */
+export const USAGE_UNITS = { llm: 'tokens', text2image: 'images', image2video: 'seconds', tts: 'characters' } as const satisfies Record<ProviderType, string>;
+export type UsageUnit = (typeof USAGE_UNITS)[ProviderType];
 export const ApiFormat = z.enum(['openai', 'siliconflow', 'dashscope', 'openai_speech', 'edge_tts', 'kling', 'seedance']);
 export type ApiFormat = z.infer<typeof ApiFormat>;
 
@@ -100,10 +106,14 @@ export const UsageDay = z.object({
   calls: z.number(),
   prompt_tokens: z.number(),
   completion_tokens: z.number(),
+  /** Media providers: images, seconds of video or characters of speech (see `unit`). */
+  units: z.number().optional(),
   cost: z.number(),
   failures: z.number(),
 });
 export const ProviderUsage = z.object({
+  /** What `units` counts; `tokens` for an LLM provider (which has no `units`). */
+  unit: z.enum(['tokens', 'images', 'seconds', 'characters']).optional(),
   totals: UsageDay.omit({ day: true }).extend({ avg_ttft_ms: z.number().nullable() }),
   days: z.array(UsageDay),
 });
