@@ -28,7 +28,7 @@ import { OfflineDemoUpstream } from './providers/offline-demo.ts';
 import { ProviderRepository } from './providers/repository.ts';
 import { providerRoutes } from './providers/routes.ts';
 import { ProviderSelector } from './providers/selector.ts';
-import { ProviderService } from './providers/service.ts';
+import { ProviderService, type ClientProvider, type MediaUsage } from './providers/service.ts';
 import { InMemoryEventLog } from './runs/event-log.ts';
 import { RunRepository } from './runs/repository.ts';
 import { runRoutes } from './runs/routes.ts';
@@ -107,7 +107,18 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const renderQueue = new RenderQueue(config.mediaConcurrency);
   const mediaTools = findMediaTools(config.mediaTools);
   if (!mediaTools) app.log.warn('ffmpeg/ffprobe not found: media stages cannot render (apt-get install -y ffmpeg, or set FFMPEG_PATH/FFPROBE_PATH)');
-  const mediaServices = { media, renderQueue, mediaTools, previousItem: (projectId: string, stage: StageKey, key: string) => runRepo.itemByCacheKey(projectId, stage, key) };
+  const mediaServices = {
+    media,
+    renderQueue,
+    mediaTools,
+    previousItem: (projectId: string, stage: StageKey, key: string) => runRepo.itemByCacheKey(projectId, stage, key),
+    // Accounting must not fail a shot whose media is already made: a lost usage row is logged instead.
+    recordUsage: (provider: ClientProvider, usage: MediaUsage) =>
+      providers.recordMediaUsage(provider, usage).catch((err: unknown) => {
+        app.log.warn({ err, provider: provider.id }, 'could not record media usage');
+        return 0;
+      }),
+  };
   const runs = new RunService({ repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages });
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);

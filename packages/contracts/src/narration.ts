@@ -66,6 +66,9 @@ export const NarrationItem = z.object({
   /** The shot's subtitle lines (times relative to the shot); `subtitles_edited` when a user changed them. */
   subtitle_lines: z.array(SubtitleLine).optional(),
   subtitles_edited: z.boolean().optional(),
+  /** A speech provider's billed characters for this shot (sentences spoken again, not cached ones), and their cost. */
+  characters: z.number().optional(),
+  cost: z.number().optional(),
 });
 export type NarrationItem = z.infer<typeof NarrationItem>;
 

@@ -14,6 +14,12 @@ export const API_FORMATS = {
   tts: ['openai_speech', 'edge_tts'],
   image2video: ['kling', 'seedance'],
 } as const satisfies Record<ProviderType, readonly string[]>;
+/**
+ * What a provider's usage is counted in: tokens for LLMs; for media, the unit `price_per_unit` prices
+ * (an image, a second of video, 1,000 characters of speech — the price is per thousand, the count per character).
+ */
+export const USAGE_UNITS = { llm: 'tokens', text2image: 'images', image2video: 'seconds', tts: 'characters' } as const satisfies Record<ProviderType, string>;
+export type UsageUnit = (typeof USAGE_UNITS)[ProviderType];
 export const ApiFormat = z.enum(['openai', 'siliconflow', 'dashscope', 'openai_speech', 'edge_tts', 'kling', 'seedance']);
 export type ApiFormat = z.infer<typeof ApiFormat>;
 
@@ -65,7 +71,7 @@ export const CreateProviderBody = ProviderFields;
 /** PATCH changes only what it names (no defaults here: zod 4 would fill them in); no `api_key` keeps the stored key. */
 export const UpdateProviderBody = ProviderFieldsBase.partial();
 
-export const ProviderHealth = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string(), tested_at: Timestamp });
+export const ProviderHealth = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string(), code: z.string().optional(), tested_at: Timestamp });
 
 export const Provider = ProviderFields.omit({ api_key: true, api_secret: true }).extend({
   id: z.string(),
@@ -92,17 +98,22 @@ export const ProviderSummary = z.object({
 });
 export type ProviderSummary = z.infer<typeof ProviderSummary>;
 
-export const ProviderTestResult = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string() });
+/** `code` (media providers): `ok` or why not (`auth`, `rate_limited`, `timeout` …); optional, so older clients are unaffected. */
+export const ProviderTestResult = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string(), code: z.string().optional() });
 
 export const UsageDay = z.object({
   day: z.string(),
   calls: z.number(),
   prompt_tokens: z.number(),
   completion_tokens: z.number(),
+  /** Media providers: images, seconds of video or characters of speech (see `unit`). */
+  units: z.number().optional(),
   cost: z.number(),
   failures: z.number(),
 });
 export const ProviderUsage = z.object({
+  /** What `units` counts; `tokens` for an LLM provider (which has no `units`). */
+  unit: z.enum(['tokens', 'images', 'seconds', 'characters']).optional(),
   totals: UsageDay.omit({ day: true }).extend({ avg_ttft_ms: z.number().nullable() }),
   days: z.array(UsageDay),
 });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Voice } from '@ai-story/contracts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MediaProviderError } from '../providers/media/errors.ts';
+import { MediaProviderError, outcomeOf } from '../providers/media/errors.ts';
 import { EDGE_DEFAULT_VOICE } from '../providers/media/tts-edge.ts';
 import { ttsAdapterFor, type TtsApiFormat, type TtsResult } from '../providers/media/tts-adapter.ts';
 import type { ClientProvider } from '../providers/service.ts';
@@ -75,6 +75,8 @@ const MAX_BACKOFF_MS = 5_000;
 export async function synthesizeSentence(
   providers: ClientProvider[],
   request: { text: string; voice: string; speed: number; signal: AbortSignal },
+  /** Told of every vendor call (retries included), for usage accounting; not called for the offline voice. */
+  onCall?: (provider: ClientProvider, call: { outcome: string; durationMs: number }) => Promise<unknown>,
 ): Promise<TtsResult> {
   if (providers.length === 0) {
     return ttsAdapterFor('espeak').synthesize({ api_format: 'espeak', api_url: '' }, { ...request, format: 'wav' });
@@ -84,13 +86,17 @@ export async function synthesizeSentence(
     const format = p.api_format === 'edge_tts' ? 'edge_tts' : 'openai_speech';
     const adapter = ttsAdapterFor(format);
     for (let attempt = 0; attempt <= RETRIES_PER_PROVIDER; attempt++) {
+      const started = performance.now();
       try {
-        return await adapter.synthesize(
+        const result = await adapter.synthesize(
           { api_format: format, api_url: p.api_url, api_key: p.api_key, model_name: p.model_name, timeout_s: p.timeout_s },
           { ...request, format: 'wav' },
         );
+        await onCall?.(p, { outcome: 'ok', durationMs: performance.now() - started });
+        return result;
       } catch (err) {
         last = err;
+        await onCall?.(p, { outcome: outcomeOf(err, request.signal), durationMs: performance.now() - started });
         if (request.signal.aborted) throw err;
         if (!(err instanceof MediaProviderError) || !err.retryable || attempt === RETRIES_PER_PROVIDER) break;
         await sleep(Math.min(MAX_BACKOFF_MS, err.retryAfterMs ?? 300 * 2 ** attempt), undefined, { signal: request.signal });

@@ -4,6 +4,8 @@ export interface ConnectionTestResult {
   ok: boolean;
   latency_ms: number;
   message: string;
+  /** Media providers: `ok` or a MediaErrorCode (`auth`, `rate_limited` …) for clients that act on it. */
+  code?: string;
 }
 
 /** A test should answer while the admin waits, whatever the provider's own (generous) timeout. */

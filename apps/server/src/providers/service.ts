@@ -1,4 +1,4 @@
-import { API_FORMATS, type ApiFormat, type ModelConfig, type Provider, type ProviderSummary, type ProviderType, type StageKey, type Strategy } from '@ai-story/contracts';
+import { API_FORMATS, USAGE_UNITS, type UsageUnit, type ApiFormat, type ModelConfig, type Provider, type ProviderSummary, type ProviderType, type StageKey, type Strategy } from '@ai-story/contracts';
 import type { AuthUser } from '../auth/service.ts';
 import type { AuthRepository } from '../auth/repository.ts';
 import type { Config } from '../config.ts';
@@ -6,6 +6,7 @@ import { keyHint, type Cipher } from '../crypto/cipher.ts';
 import type { ProviderRow } from '../db/schema.ts';
 import { AppError, forbidden, notFound } from '../errors.ts';
 import { testConnection } from './connection-test.ts';
+import { testMediaConnection } from './media/provider-test.ts';
 import { OFFLINE_DEMO_URL, type OfflineDemoUpstream } from './offline-demo.ts';
 import type { ProviderRepository } from './repository.ts';
 import type { ProviderSelector } from './selector.ts';
@@ -28,6 +29,15 @@ export interface ClientProvider {
   /** Decrypted only for the call (Kling's SecretKey); empty when none is stored. */
   api_secret: string;
   price_per_unit: number;
+}
+
+/** One media vendor call, as MediaServices.recordUsage takes it. `outcome`: `ok`, or the MediaErrorCode of the failure. */
+export interface MediaUsage {
+  units: number;
+  unit: Exclude<UsageUnit, 'tokens'>;
+  durationMs: number;
+  outcome: string;
+  runId?: string | null;
 }
 
 type ProviderInput = {
@@ -138,29 +148,60 @@ export class ProviderService {
     requireAdmin(user);
     const row = await this.repo.find(id);
     if (!row) throw notFound('Provider');
-    const result = await testConnection(await this.clientProvider(row));
+    const type = row.providerType as ProviderType;
+    const client = await this.clientProvider(row);
+    const result = type === 'llm' ? await testConnection(client) : await testMediaConnection(type, client);
     await this.repo.update(id, { lastTest: { ...result, tested_at: new Date().toISOString() } });
     return result;
   }
 
   async usage(user: AuthUser, id: string, days = 30) {
     requireAdmin(user);
-    if (!(await this.repo.find(id))) throw notFound('Provider');
+    const provider = await this.repo.find(id);
+    if (!provider) throw notFound('Provider');
+    const unit = USAGE_UNITS[provider.providerType as ProviderType];
     const since = new Date(Date.now() - days * 24 * 3600_000);
     const rows = await this.repo.usageByDay(id, since);
     const sum = (k: 'calls' | 'prompt_tokens' | 'completion_tokens' | 'cost' | 'failures') => rows.reduce((a, r) => a + Number(r[k]), 0);
     const ttftN = rows.reduce((a, r) => a + Number(r.ttft_n), 0);
+    // Media rows keep their unit count in completion_tokens (see recordMediaUsage); named here for what it is.
+    const media = unit !== 'tokens';
     return {
+      unit,
       totals: {
         calls: sum('calls'),
         prompt_tokens: sum('prompt_tokens'),
         completion_tokens: sum('completion_tokens'),
+        ...(media && { units: sum('completion_tokens') }),
         cost: sum('cost'),
         failures: sum('failures'),
         avg_ttft_ms: ttftN ? rows.reduce((a, r) => a + Number(r.ttft_sum), 0) / ttftN : null,
       },
-      days: rows.map(({ ttft_sum: _s, ttft_n: _n, ...day }) => ({ ...day, cost: Number(day.cost) })),
+      days: rows.map(({ ttft_sum: _s, ttft_n: _n, ...day }) => ({ ...day, ...(media && { units: Number(day.completion_tokens) }), cost: Number(day.cost) })),
     };
+  }
+
+  /**
+   * One media vendor call's usage: the unit count (images, seconds of video, characters of speech) is
+   * kept in `completion_tokens` — a media provider has no tokens, and its type fixes the unit — and the
+   * cost is units × price_per_unit (speech is priced per 1,000 characters). Answers the cost.
+   */
+  async recordMediaUsage(p: ClientProvider, u: MediaUsage) {
+    const perUnit = u.unit === 'characters' ? p.price_per_unit / 1000 : p.price_per_unit;
+    const cost = u.outcome === 'ok' ? u.units * perUnit : 0;
+    await this.repo.insertUsage({
+      providerId: p.id,
+      runId: u.runId ?? undefined,
+      model: p.model_name,
+      promptTokens: 0,
+      completionTokens: Math.round(u.units),
+      estimated: false,
+      ttftMs: null,
+      durationMs: Math.round(u.durationMs),
+      outcome: u.outcome,
+      cost,
+    });
+    return cost;
   }
 
   async recordUsage(p: ClientProvider, u: { runId?: string; promptTokens: number; completionTokens: number; estimated: boolean; ttftMs: number | null; durationMs: number; outcome: string }) {

@@ -33,7 +33,7 @@ export interface RunDeps {
   prompts: PromptService;
   providers: ProviderService;
   publisher: RunPublisher;
-  media: Omit<MediaServices, 'userId'>;
+  media: Omit<MediaServices, 'userId' | 'runId'>;
   config: Config;
   log: FastifyBaseLogger;
   /** The stages the engine runs (tests may add one of their own). */
@@ -248,7 +248,7 @@ export class RunService {
         outcome =
           run.definition.kind === 'llm'
             ? await executeLlm(run, candidates, prompt, { providers: this.d.providers, repo: this.d.repo })
-            : await executeMedia(run, candidates, { repo: this.d.repo, services: { ...this.d.media, userId } });
+            : await executeMedia(run, candidates, { repo: this.d.repo, services: { ...this.d.media, userId, runId: run.id } });
       } catch (err) {
         outcome = run.abort.signal.aborted ? { status: 'stopped' } : { status: 'failed', error: err as Error };
       }

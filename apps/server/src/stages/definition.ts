@@ -4,7 +4,7 @@ import type { ProjectRow, StageRow, storyboardShots } from '../db/schema.ts';
 import type { MediaTools } from '../media/ffmpeg.ts';
 import type { RenderQueue } from '../media/render-queue.ts';
 import type { MediaStore } from '../media/store.ts';
-import type { ClientProvider } from '../providers/service.ts';
+import type { ClientProvider, MediaUsage } from '../providers/service.ts';
 import type { StoryboardRepository } from '../storyboard/repository.ts';
 
 export type ShotRow = typeof storyboardShots.$inferSelect;
@@ -105,6 +105,13 @@ export interface MediaServices {
   previousItem(projectId: string, stage: StageKey, cacheKey: string): Promise<Record<string, unknown> | null>;
   /** Who started the run (media rows record it). */
   userId: string | null;
+  /** The run the tasks belong to (usage rows name it). */
+  runId: string | null;
+  /**
+   * Records one vendor call for the provider's usage and cost (never for the local methods); answers
+   * the cost. A failed call is recorded too, with no units and its error code as `outcome`.
+   */
+  recordUsage(provider: ClientProvider, usage: MediaUsage): Promise<number>;
 }
 
 /** One shot's task in a media stage. */

@@ -15,11 +15,11 @@ import sharp from 'sharp';
 import type { ProjectRow } from '../db/schema.ts';
 import { fetchRemoteMedia, RemoteMediaError } from '../media/fetch-remote.ts';
 import type { MediaStore } from '../media/store.ts';
-import { MediaProviderError } from '../providers/media/errors.ts';
+import { MediaProviderError, outcomeOf } from '../providers/media/errors.ts';
 import { imageAdapterFor } from '../providers/media/image-adapter.ts';
 import { renderOfflineImage } from '../providers/offline/image-renderer.ts';
 import type { ClientProvider } from '../providers/service.ts';
-import { settingsOf, shotSettingsOf, StageInputError, type MediaStageDefinition, type ShotRow, type StageContext } from './definition.ts';
+import { settingsOf, shotSettingsOf, StageInputError, type MediaServices, type MediaStageDefinition, type ShotRow, type StageContext } from './definition.ts';
 
 /** The longer side of a card's thumbnail: sharp enough on a 2× screen, a few kB as WebP. */
 const THUMB_SIDE = 320;
@@ -98,10 +98,19 @@ export function markChosen(images: ImageItem[], chosenByShot: Map<string, string
 }
 
 /** Tries the providers in order; a retryable fault (429, 5xx, timeout) moves on to the next one. */
-async function generateRemote(providers: ClientProvider[], prompt: string, size: { width: number; height: number }, n: number, signal: AbortSignal, onTry: (p: ClientProvider) => void) {
+async function generateRemote(
+  providers: ClientProvider[],
+  prompt: string,
+  size: { width: number; height: number },
+  n: number,
+  signal: AbortSignal,
+  services: Pick<MediaServices, 'recordUsage' | 'runId'>,
+  onTry: (p: ClientProvider) => void,
+) {
   let last: unknown;
   for (const provider of providers) {
     onTry(provider);
+    const started = performance.now();
     try {
       const adapter = imageAdapterFor(provider.api_format);
       const result = await adapter.generate(
@@ -109,9 +118,11 @@ async function generateRemote(providers: ClientProvider[], prompt: string, size:
         { prompt, width: size.width, height: size.height, n },
         { signal },
       );
+      await services.recordUsage(provider, { units: result.usage.images, unit: 'images', durationMs: performance.now() - started, outcome: 'ok', runId: services.runId });
       return { provider, result };
     } catch (err) {
       last = err;
+      await services.recordUsage(provider, { units: 0, unit: 'images', durationMs: performance.now() - started, outcome: outcomeOf(err, signal), runId: services.runId });
       if (signal.aborted) throw err;
       if (!(err instanceof MediaProviderError) || !err.retryable) throw err;
       if (err.retryAfterMs && providers.indexOf(provider) < providers.length - 1) {
@@ -188,7 +199,7 @@ export const imageStage: MediaStageDefinition<ImageInput, ImageItem, ImageOutput
     }
     try {
       progress(5, 'generating');
-      const { provider, result } = await generateRemote(providers, prompt, size, n, signal, (p) => progress(5, `generating with ${p.name}`));
+      const { provider, result } = await generateRemote(providers, prompt, size, n, signal, services, (p) => progress(5, `generating with ${p.name}`));
       progress(70, 'downloading');
       for (const image of result.images) {
         // Vendor URLs expire (OpenAI: 1 h); fetched at once, privately hosted ones only from the provider's own host.

@@ -98,6 +98,8 @@ export const narrationStage: MediaStageDefinition<NarrationInput, NarrationItem,
     for (const item of currentNarration(ctx)?.narration ?? []) for (const s of item.sentences) if (s.cache_key && s.media_id) known.set(s.cache_key, s.media_id);
 
     let spoken = 0;
+    // What the vendor calls of this shot cost (cached sentences cost nothing again).
+    const billed = { characters: 0, cost: 0 };
     const limit = pLimit(SENTENCE_CONCURRENCY);
     const parts = await Promise.all(
       texts.map((text) =>
@@ -110,7 +112,16 @@ export const narrationStage: MediaStageDefinition<NarrationInput, NarrationItem,
             audio = cached.file;
             mediaId = cached.id;
           } else {
-            const result = await synthesizeSentence(providers, { text, voice, speed: settings.speed, signal });
+            // Vendors bill the input's characters (a CJK character is one); a failed call bills nothing.
+            const characters = [...text].length;
+            const result = await synthesizeSentence(providers, { text, voice, speed: settings.speed, signal }, async (provider, call) => {
+              const ok = call.outcome === 'ok';
+              await services.recordUsage(provider, { units: ok ? characters : 0, unit: 'characters', durationMs: call.durationMs, outcome: call.outcome, runId: services.runId });
+              if (ok) {
+                billed.characters += characters;
+                billed.cost += (characters * provider.price_per_unit) / 1000;
+              }
+            });
             const row = await services.media.put(shot.projectId, result.audio, { kind: 'audio', source: `sentence:${method}`, createdBy: services.userId });
             audio = result.audio;
             mediaId = row.id;
@@ -149,6 +160,7 @@ export const narrationStage: MediaStageDefinition<NarrationInput, NarrationItem,
           shot_duration_s: locked ? null : shotLengthFor(assembled.duration_s, settings.pause_s, ctx.project),
           subtitle_lines: subtitleLines(assembled.sentences, subtitleStyleOf(ctx.project, settings)),
           subtitles_edited: false,
+          ...(method !== 'espeak' && { characters: billed.characters, cost: Math.round(billed.cost * 1_000_000) / 1_000_000 }),
         },
       ];
     } finally {

@@ -6,7 +6,7 @@ import { renderCameraMotion, type CameraMovement } from '../media/camera-motion.
 import { fetchRemoteMedia, RemoteMediaError } from '../media/fetch-remote.ts';
 import type { MediaTools } from '../media/ffmpeg.ts';
 import { fitClipDuration } from '../media/fit-duration.ts';
-import { MediaProviderError } from '../providers/media/errors.ts';
+import { MediaProviderError, outcomeOf } from '../providers/media/errors.ts';
 import { videoAdapterFor, type VideoApiFormat } from '../providers/media/video-adapter.ts';
 import type { ClientProvider } from '../providers/service.ts';
 import { settingsOf, shotSettingsOf, StageInputError, type MediaStageDefinition, type ShotRow, type ShotTask, type StageContext } from './definition.ts';
@@ -120,6 +120,9 @@ async function renderWithProvider(
   const { shot, signal, ctx, services } = task;
   const adapter = videoAdapterFor(provider.api_format as VideoApiFormat);
   task.progress(0, 'vendor_queued');
+  const started = performance.now();
+  const usage = (units: number, outcome: string) =>
+    services.recordUsage(provider, { units, unit: 'seconds', durationMs: performance.now() - started, outcome, runId: services.runId });
   const result = await adapter.generate(
     { api_url: provider.api_url, api_key: provider.api_key, api_secret: provider.api_secret || undefined, model_name: provider.model_name, timeout_s: provider.timeout_s },
     {
@@ -134,7 +137,12 @@ async function renderWithProvider(
       signal,
       onStatus: (s) => task.progress(s.status === 'queued' ? 5 : 10 + Math.round((s.percent ?? 0) * 0.7), s.status === 'queued' ? 'vendor_queued' : 'vendor_running'),
     },
-  );
+  ).catch(async (err: unknown) => {
+    await usage(0, outcomeOf(err, signal));
+    throw err;
+  });
+  // The vendor bills the clip once its task succeeded, whatever happens to it here afterwards.
+  await usage(result.usage.seconds, 'ok');
   // Vendor URLs expire (Kling's after 30 days, Ark's after 24 h, the simulator's sooner): fetched at once.
   task.progress(85, 'fetching');
   const { bytes } = await fetchRemoteMedia(result.url, { allowHostOf: provider.api_url, maxBytes: MAX_VENDOR_CLIP_BYTES, signal });

@@ -48,3 +48,9 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
   const date = Date.parse(header);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
+
+/** A failed vendor call as a usage row's `outcome`: its code, `cancelled` when the run was, else `error`. */
+export function outcomeOf(err: unknown, signal?: AbortSignal): string {
+  if (signal?.aborted) return 'cancelled';
+  return err instanceof MediaProviderError ? err.code : 'error';
+}

@@ -1,5 +1,6 @@
 import type { API_FORMATS } from '@ai-story/contracts';
 import { synthesizeEspeak } from '../offline/espeak.ts';
+import type { MediaErrorCode } from './errors.ts';
 import { edgeTtsAdapter } from './tts-edge.ts';
 import { openAiSpeechAdapter } from './tts-openai.ts';
 
@@ -50,6 +51,8 @@ export interface TtsConnectionResult {
   ok: boolean;
   latency_ms: number;
   message: string;
+  /** Set when not ok: the MediaErrorCode of the failure. */
+  code?: MediaErrorCode;
 }
 
 export interface TtsAdapter {

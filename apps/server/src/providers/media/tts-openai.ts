@@ -58,7 +58,7 @@ export async function testOpenAiSpeechConnection(provider: TtsProviderConfig, si
       timeout: 'The provider did not answer in time. Check the API URL and the network.',
       cancelled: 'The test was cancelled.',
     };
-    return { ok: false, latency_ms: latency(), message: words[e.code] ?? `${e.message}${e.vendorMessage ? ` — ${e.vendorMessage}` : ''}` };
+    return { ok: false, latency_ms: latency(), code: e.code, message: words[e.code] ?? `${e.message}${e.vendorMessage ? ` — ${e.vendorMessage}` : ''}` };
   }
 }
 
