@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { AuthUser } from '../auth/service.ts';
 import type { Config } from '../config.ts';
 import type { RunRow } from '../db/schema.ts';
-import { AppError, conflict, notFound } from '../errors.ts';
+import { AppError, conflict, notFound, unavailable } from '../errors.ts';
 import { renderTemplate, TemplateError } from '../prompts/render.ts';
 import type { PromptService } from '../prompts/service.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
@@ -89,11 +89,13 @@ export class RunService {
     const selection =
       providerType && !localPreferred
         ? await this.d.providers.candidatesFor(providerType, stage, { providerId: body.provider_id, projectConfig: project.modelConfig as ModelConfig })
-        : { order: [], skipped: [] };
+        : { order: [], skipped: [], cooling: [] };
     const runsLocally = !!local && selection.order.length === 0;
     if (providerType && selection.order.length === 0 && !runsLocally) {
+      // Only switched-off providers or limits an admin set can leave nothing to try (a cool-down never does).
       const why = selection.skipped.map((s) => s.reason).join('; ');
-      throw conflict(`No model provider is available for this stage${why ? ` (${why})` : ''}; an admin can add or enable one`);
+      const waits = selection.skipped.map((s) => s.retryAfterMs).filter((ms): ms is number => ms !== undefined);
+      throw unavailable(`No model provider is available for this stage${why ? ` (${why})` : ''}; an admin can add or enable one`, waits.length ? Math.min(...waits) / 1000 : 60);
     }
     const prompt = definition.kind === 'llm' ? await this.renderPrompt(definition, project, stage, input, ctx) : null;
 
