@@ -3,6 +3,7 @@ import type { RunRow } from '../db/schema.ts';
 import type { ClientProvider } from '../providers/service.ts';
 import type { StageContext, StageDefinition } from '../stages/definition.ts';
 import { StreamedItems } from '../stages/item-stream.ts';
+import { cleanDeep, cleanDelta } from './well-formed.ts';
 import type { RunEventBody, RunPublisher, RunTarget } from './publisher.ts';
 
 /** Tokens closer together than this share one event: fewer bytes, and no delay for a lone token. */
@@ -37,6 +38,8 @@ export class LiveRun {
 
   text = '';
   private pending = '';
+  /** Half of a surrogate pair waiting for the next delta (never stored or sent alone). */
+  private carry = '';
   tokens = 0;
   readonly startedAt = Date.now();
   private lastFlushAt = 0;
@@ -81,7 +84,10 @@ export class LiveRun {
     return this.text.slice(0, this.text.length - this.pending.length);
   }
 
-  onDelta(text: string) {
+  onDelta(raw: string) {
+    const { text, carry } = cleanDelta(this.carry, raw);
+    this.carry = carry;
+    if (!text) return;
     this.text += text;
     this.pending += text;
     this.tokens += 1;
@@ -111,6 +117,7 @@ export class LiveRun {
   resetText(reason: string) {
     this.flush();
     this.text = '';
+    this.carry = '';
     this.tokens = 0;
     this.itemsSent = 0;
     this.checkpointedLength = 0;
@@ -123,7 +130,7 @@ export class LiveRun {
     if (this.definition.kind !== 'llm' || !this.definition.items) return;
     const items = this.definition.items;
     while (this.itemsSent < raw.length) {
-      const item = saved ? raw[this.itemsSent] : items.normalize(raw[this.itemsSent], this.itemsSent, this.input, this.ctx);
+      const item = saved ? raw[this.itemsSent] : cleanDeep(items.normalize(raw[this.itemsSent], this.itemsSent, this.input, this.ctx));
       if (item === null) return; // not usable yet or never: the final parse decides
       this.emit(items.event === 'shot' ? { type: 'shot', shot: item as never } : { type: 'movement', movement: item as never });
       this.itemsSent++;
