@@ -49,7 +49,10 @@ export const StartRunBody = z.object({
 // ---- SSE events (DESIGN §4, §9) ----
 const base = { run_id: z.string(), stage: StageKey };
 export const StageUpdateEvent = z.object({ type: z.literal('stage_update'), ...base, status: StageStatus.or(RunStatus) });
-export const InfoEvent = z.object({ type: z.literal('info'), ...base, message: z.string() });
+/** Words as a code with parameters, worded by the web app in both languages; `message` stays for API clients. */
+export const Params = z.record(z.string(), z.union([z.string(), z.number()]));
+export type Params = z.infer<typeof Params>;
+export const InfoEvent = z.object({ type: z.literal('info'), ...base, message: z.string(), code: z.string().optional(), params: Params.optional() });
 /** In a run's own stream a token event may carry only `type` and `content`. */
 export const TokenEvent = z.object({
   type: z.literal('token'),

@@ -5,6 +5,7 @@ import { StageOutputError, type LlmStageDefinition } from '../stages/definition.
 import type { Outcome } from './execution.ts';
 import type { LiveRun } from './live-run.ts';
 import type { RunRepository } from './repository.ts';
+import { cleanDeep } from './well-formed.ts';
 
 export interface LlmExecutionDeps {
   providers: ProviderService;
@@ -36,7 +37,8 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
       run.flush();
       let output: unknown;
       try {
-        output = definition.parseOutput(run.text, run.input, run.ctx);
+        // A JSON escape may still carry half an emoji (`"\ud83d"`): the parsed output is cleaned too.
+        output = cleanDeep(definition.parseOutput(run.text, run.input, run.ctx, (note) => run.emit({ type: 'info', ...note })));
       } catch (err) {
         if (err instanceof StageOutputError) return { status: 'failed', error: err, code: 'bad_output' };
         throw err;
