@@ -150,6 +150,8 @@ export const ProjectUpdateEvent = z.object({
       stale_shot_ids: z.array(z.string()).default([]),
       current_run_id: z.string().nullable(),
       status_reason: z.string().nullable().optional(),
+      status_reason_code: z.string().nullable().optional(),
+      status_reason_params: z.record(z.string(), z.string()).optional(),
     }),
   ),
 });

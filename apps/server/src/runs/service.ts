@@ -8,6 +8,7 @@ import { renderTemplate, TemplateError } from '../prompts/render.ts';
 import type { PromptService } from '../prompts/service.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
 import type { ProjectService } from '../projects/service.ts';
+import { REASONS } from '../projects/status-reasons.ts';
 import { LlmError } from '../providers/llm-client.ts';
 import type { ClientProvider, ProviderService } from '../providers/service.ts';
 import { StageInputError, StageOutputError, type MediaServices, type StageContext, type StageDefinition } from '../stages/definition.ts';
@@ -295,7 +296,7 @@ export class RunService {
       {
         status,
         text: run.text,
-        reason: status === 'cancelled' ? 'Stopped by the user' : 'The server stopped during the run',
+        reason: status === 'cancelled' ? REASONS.stopped_by_user : REASONS.server_stopped,
         lastEventId: this.d.publisher.lastId(run.id) + 1,
       },
     );

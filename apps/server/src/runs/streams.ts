@@ -143,7 +143,7 @@ export class RunStreams {
       pipeline_state: project?.pipelineState ?? 'idle',
       stages: stages
         .map(toStage)
-        .map((s) => ({ stage_type: s.stage_type, status: s.status, stale: s.stale, stale_shot_ids: s.stale_shot_ids, current_run_id: s.current_run_id, status_reason: s.status_reason })),
+        .map((s) => ({ stage_type: s.stage_type, status: s.status, stale: s.stale, stale_shot_ids: s.stale_shot_ids, current_run_id: s.current_run_id, status_reason: s.status_reason, status_reason_code: s.status_reason_code, status_reason_params: s.status_reason_params })),
     };
   }
 
