@@ -59,6 +59,8 @@ export const TokenEvent = z.object({
   run_id: z.string().optional(),
   stage: StageKey.optional(),
   content: z.string(),
+  /** Only with `?compat=seed`: the text so far, as the seed's client expects. */
+  full_text: z.string().optional(),
 });
 /** A step of a media stage as a code with parameters; the web app words it in both languages. */
 export const ProgressStep = z.object({ code: z.string(), params: z.record(z.string(), z.union([z.string(), z.number()])).optional() });
