@@ -22,6 +22,17 @@ export interface TextChunk {
   text: string;
 }
 
+/** Below these a measured speed is mostly the wait for the first token: no estimate yet (估算中). */
+const ETA_MIN_TOKENS = 20;
+const ETA_MIN_MS = 1500;
+
+/** Time left from the speed so far, or null until the speed means something. */
+export function etaMs(tokens: number, elapsedMs: number, expectedTokens: number | null): number | null {
+  if (!expectedTokens || tokens < ETA_MIN_TOKENS || elapsedMs < ETA_MIN_MS) return null;
+  const left = Math.max(0, expectedTokens - tokens);
+  return Math.round((left / tokens) * elapsedMs);
+}
+
 /**
  * A running run's state (STYLE §13): its text and how it is coalesced into token events, progress,
  * the structured or media items it has sent, and what is due for the next checkpoint. The run
@@ -140,13 +151,12 @@ export class LiveRun {
   private tokenProgress(now: number): RunEventBody {
     const elapsed = now - this.startedAt;
     const tokensPerS = elapsed > 0 ? (this.tokens * 1000) / elapsed : 0;
-    const left = this.expectedTokens ? Math.max(0, this.expectedTokens - this.tokens) : null;
     return {
       type: 'progress',
       tokens: this.tokens,
       elapsed_ms: elapsed,
       tokens_per_s: Math.round(tokensPerS * 10) / 10,
-      eta_ms: left !== null && tokensPerS > 0 ? Math.round((left / tokensPerS) * 1000) : null,
+      eta_ms: etaMs(this.tokens, elapsed, this.expectedTokens),
     };
   }
 

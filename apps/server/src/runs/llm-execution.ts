@@ -28,7 +28,7 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
     run.provider = provider;
     if (i > 0) {
       await d.repo.update(run.id, { providerId: provider.id, providerName: provider.name, model: provider.model_name, isSimulated: provider.is_simulated });
-      run.emit({ type: 'info', message: `Switching to ${provider.name} (${provider.model_name})` });
+      run.emit({ type: 'info', code: 'switching', params: { provider: provider.name, model: provider.model_name }, message: `Switching to ${provider.name} (${provider.model_name})` });
     }
     const endCall = d.providers.selector.begin(provider.id);
     try {

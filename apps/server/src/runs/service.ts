@@ -125,7 +125,14 @@ export class RunService {
     const run = new LiveRun(inserted, definition, input, ctx, this.d.publisher, expected);
     this.active.set(inserted.id, run);
     run.emit({ type: 'stage_update', status: 'running' });
-    if (label) run.emit({ type: 'info', message: `Generating with ${label.name} (${label.modelName})${label.isSimulated ? ' — simulated offline demo' : ''}` });
+    if (label) {
+      run.emit({
+        type: 'info',
+        code: label.isSimulated ? 'generating_simulated' : 'generating',
+        params: { provider: label.name, model: label.modelName },
+        message: `Generating with ${label.name} (${label.modelName})${label.isSimulated ? ' — simulated offline demo' : ''}`,
+      });
+    }
     await this.d.projects.refreshStatus(projectId);
 
     const candidates = await Promise.all(selection.order.map((p) => this.d.providers.clientProvider(p)));
