@@ -42,8 +42,8 @@ export const ProjectStage = z.object({
   stale_shot_ids: z.array(z.string()),
   status_reason: z.string().nullable(),
   /** The reason as a code with parameters (worded by the web app); `run_failed` carries the failure's own words as `detail`. */
-  status_reason_code: z.string().nullable(),
-  status_reason_params: z.record(z.string(), z.string()),
+  status_reason_code: z.string().nullable().optional(),
+  status_reason_params: z.record(z.string(), z.string()).optional(),
   output: z.unknown().nullable(),
   current_run_id: z.string().nullable(),
   updated_at: Timestamp,
@@ -64,7 +64,7 @@ export const Project = z.object({
   /** stages with a current result / all stages, 0..1 (skipped and out-of-date stages are not done) */
   progress: z.number(),
   /** Stages whose result is out of date (需更新), in pipeline order. */
-  stale_stages: z.array(StageKey),
+  stale_stages: z.array(StageKey).optional(),
   aspect_ratio: AspectRatio,
   resolution: Resolution,
   fps: Fps,
