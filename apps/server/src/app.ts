@@ -194,6 +194,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
 function errorHandler(this: FastifyInstance, err: FastifyError, req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) {
   if (err instanceof AppError) {
+    if (err.code === 'unavailable' && typeof err.details?.retry_after_s === 'number') reply.header('retry-after', String(err.details.retry_after_s));
     return reply.code(err.status).send({ error: { code: err.code, message: err.message, ...(err.details && { details: err.details }) } });
   }
   if (hasZodFastifySchemaValidationErrors(err)) {

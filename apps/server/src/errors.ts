@@ -18,3 +18,6 @@ export const unauthenticated = (message = 'Sign in first') => new AppError(401, 
 export const conflict = (message: string, details?: Record<string, unknown>) => new AppError(409, 'conflict', message, details);
 export const invalid = (field: string, message: string) =>
   new AppError(400, 'validation_error', `${field}: ${message}`, { fields: { [field]: message } });
+/** Nothing can serve the request now (503): `retryAfterS` becomes the `Retry-After` header. */
+export const unavailable = (message: string, retryAfterS: number) =>
+  new AppError(503, 'unavailable', message, { retry_after_s: Math.max(1, Math.ceil(retryAfterS)) });

@@ -48,10 +48,10 @@ describe(`media providers: test button and usage (${TEST_DB})`, () => {
     it('text2image (OpenAI shape): the right key passes, a wrong one is refused in words', async () => {
       const base = { provider_type: 'text2image', api_format: 'openai', api_url: `${image.url}/v1`, model_name: 'dall-e-3' };
       const good = await test(await create({ ...base, api_key: IMAGE_KEY }));
-      expect(good).toMatchObject({ ok: true, code: 'ok' });
+      expect(good).toMatchObject({ ok: true, code: 'media_ok' });
       expect(good.latency_ms).toBeGreaterThanOrEqual(0);
       const bad = await test(await create({ ...base, api_key: 'sk-image-wrong' }));
-      expect(bad).toMatchObject({ ok: false, code: 'auth' });
+      expect(bad).toMatchObject({ ok: false, code: 'key_rejected' });
       expect(bad.message).toMatch(/key|auth|401/i);
       expect(image.stats.requests.models).toBe(2);
       expect(imageCreates(image)).toBe(0);
@@ -60,9 +60,9 @@ describe(`media providers: test button and usage (${TEST_DB})`, () => {
 
     it('tts (OpenAI speech): the right key passes, a wrong one is refused in words', async () => {
       const base = { provider_type: 'tts', api_format: 'openai_speech', api_url: speech.url, model_name: 'tts-1' };
-      expect(await test(await create({ ...base, api_key: 'sk-speech-right' }))).toMatchObject({ ok: true, code: 'ok' });
+      expect(await test(await create({ ...base, api_key: 'sk-speech-right' }))).toMatchObject({ ok: true, code: 'media_ok' });
       const bad = await test(await create({ ...base, api_key: 'sk-speech-wrong' }));
-      expect(bad).toMatchObject({ ok: false, code: 'auth' });
+      expect(bad).toMatchObject({ ok: false, code: 'key_rejected' });
       expect(bad.message).toMatch(/API key was rejected/);
       expect(speech.stats.requests).toBe(2);
       expect(speech.stats.synthesized).toBe(0);
@@ -71,14 +71,14 @@ describe(`media providers: test button and usage (${TEST_DB})`, () => {
 
     it('image2video (Kling, AccessKey + SecretKey): the right pair passes, a wrong secret is refused in words', async () => {
       const base = { provider_type: 'image2video', api_format: 'kling', api_url: video.url, model_name: 'kling-v1', api_key: 'ak-right' };
-      expect(await test(await create({ ...base, api_secret: 'sk-right' }))).toMatchObject({ ok: true, code: 'ok' });
+      expect(await test(await create({ ...base, api_secret: 'sk-right' }))).toMatchObject({ ok: true, code: 'media_ok' });
       const bad = await test(await create({ ...base, api_secret: 'sk-wrong' }));
-      expect(bad).toMatchObject({ ok: false, code: 'auth' });
+      expect(bad).toMatchObject({ ok: false, code: 'key_rejected' });
       expect(bad.message).toMatch(/auth|key|secret|401|signature/i);
       // A provider with no secret stored is told so before any request.
       const requestsBefore = video.stats.requests;
       const missing = await test(await create(base));
-      expect(missing).toMatchObject({ ok: false, code: 'auth' });
+      expect(missing).toMatchObject({ ok: false, code: 'key_rejected' });
       expect(video.stats.requests).toBe(requestsBefore);
       expect(video.stats.creates).toBe(0);
       expect(video.tasks.size).toBe(0);

@@ -41,6 +41,9 @@ export const ProjectStage = z.object({
   /** Shots whose part of this stage's output is out of date (the pipeline redoes only these). */
   stale_shot_ids: z.array(z.string()),
   status_reason: z.string().nullable(),
+  /** The reason as a code with parameters (worded by the web app); `run_failed` carries the failure's own words as `detail`. */
+  status_reason_code: z.string().nullable().optional(),
+  status_reason_params: z.record(z.string(), z.string()).optional(),
   output: z.unknown().nullable(),
   current_run_id: z.string().nullable(),
   updated_at: Timestamp,
@@ -58,8 +61,10 @@ export const Project = z.object({
   pipeline_state: z.enum(['idle', 'running', 'pausing', 'paused']),
   owner_id: z.string(),
   access: AccessRole,
-  /** completed stages / all stages, 0..1 */
+  /** stages with a current result / all stages, 0..1 (skipped and out-of-date stages are not done) */
   progress: z.number(),
+  /** Stages whose result is out of date (需更新), in pipeline order. */
+  stale_stages: z.array(StageKey).optional(),
   aspect_ratio: AspectRatio,
   resolution: Resolution,
   fps: Fps,

@@ -71,7 +71,9 @@ export const CreateProviderBody = ProviderFields;
 /** PATCH changes only what it names (no defaults here: zod 4 would fill them in); no `api_key` keeps the stored key. */
 export const UpdateProviderBody = ProviderFieldsBase.partial();
 
-export const ProviderHealth = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string(), code: z.string().optional(), tested_at: Timestamp });
+/** A test's outcome: `message` in English for API clients, `code` + `params` worded by the web app (older results have no code). */
+const TestOutcome = { ok: z.boolean(), latency_ms: z.number(), message: z.string(), code: z.string().optional(), params: z.record(z.string(), z.union([z.string(), z.number()])).optional() };
+export const ProviderHealth = z.object({ ...TestOutcome, tested_at: Timestamp });
 
 export const Provider = ProviderFields.omit({ api_key: true, api_secret: true }).extend({
   id: z.string(),
@@ -98,8 +100,7 @@ export const ProviderSummary = z.object({
 });
 export type ProviderSummary = z.infer<typeof ProviderSummary>;
 
-/** `code` (media providers): `ok` or why not (`auth`, `rate_limited`, `timeout` …); optional, so older clients are unaffected. */
-export const ProviderTestResult = z.object({ ok: z.boolean(), latency_ms: z.number(), message: z.string(), code: z.string().optional() });
+export const ProviderTestResult = z.object(TestOutcome);
 
 export const UsageDay = z.object({
   day: z.string(),

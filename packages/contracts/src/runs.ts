@@ -49,13 +49,18 @@ export const StartRunBody = z.object({
 // ---- SSE events (DESIGN §4, §9) ----
 const base = { run_id: z.string(), stage: StageKey };
 export const StageUpdateEvent = z.object({ type: z.literal('stage_update'), ...base, status: StageStatus.or(RunStatus) });
-export const InfoEvent = z.object({ type: z.literal('info'), ...base, message: z.string() });
+/** Words as a code with parameters, worded by the web app in both languages; `message` stays for API clients. */
+export const Params = z.record(z.string(), z.union([z.string(), z.number()]));
+export type Params = z.infer<typeof Params>;
+export const InfoEvent = z.object({ type: z.literal('info'), ...base, message: z.string(), code: z.string().optional(), params: Params.optional() });
 /** In a run's own stream a token event may carry only `type` and `content`. */
 export const TokenEvent = z.object({
   type: z.literal('token'),
   run_id: z.string().optional(),
   stage: StageKey.optional(),
   content: z.string(),
+  /** Only with `?compat=seed`: the text so far, as the seed's client expects. */
+  full_text: z.string().optional(),
 });
 /** A step of a media stage as a code with parameters; the web app words it in both languages. */
 export const ProgressStep = z.object({ code: z.string(), params: z.record(z.string(), z.union([z.string(), z.number()])).optional() });
@@ -147,6 +152,8 @@ export const ProjectUpdateEvent = z.object({
       stale_shot_ids: z.array(z.string()).default([]),
       current_run_id: z.string().nullable(),
       status_reason: z.string().nullable().optional(),
+      status_reason_code: z.string().nullable().optional(),
+      status_reason_params: z.record(z.string(), z.string()).optional(),
     }),
   ),
 });

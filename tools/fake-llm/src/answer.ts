@@ -2,9 +2,9 @@
  * What the simulated model answers to a request: the same function serves the HTTP handler and the
  * tests (`expectedText`), so a test knows the exact output without a second implementation.
  */
-import { buildJsonAnswer, contentText, lastUserText, renderJson, type ChatMessage, type JsonVariant } from './json-output.ts';
+import { buildJsonAnswer, contentText, lastUserText, renderJson, storyPart, type ChatMessage, type JsonVariant } from './json-output.ts';
 import { DEFAULT_KNOBS, mergeKnobs, resolveKnobs, type HeaderBag, type KnobInput, type Knobs } from './knobs.ts';
-import { hash32, reasoningTokens, storyTokens, tokenize, type Token } from './text.ts';
+import { hash32, reasoningTokens, splitSentences, storyTokens, tokenize, topicWords, type Token } from './text.ts';
 
 /** The parts of an OpenAI chat completion request the simulated model looks at. */
 export interface ChatRequest {
@@ -62,7 +62,10 @@ export function planAnswer(req: ChatRequest, defaults: Knobs, headers?: HeaderBa
     const value = buildJsonAnswer(req.messages, seed, () => joinTokens(storyTokens(seed, knobs.tokens)));
     content = tokenize(renderJson(value, variant, seed));
   } else {
-    content = storyTokens(seed, knobs.tokens);
+    // The story is about the words of the text it was given (what follows a "原始文案：" heading).
+    const material = storyPart(lastUserText(req.messages));
+    const words = topicWords(material);
+    content = storyTokens(seed, knobs.tokens, words, words.length ? splitSentences(material).slice(0, 2).filter((s) => s.length <= 120) : []);
   }
   let finish_reason: Answer['finish_reason'] = 'stop';
   const limit = req.max_completion_tokens ?? req.max_tokens;

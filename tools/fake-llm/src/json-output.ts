@@ -15,7 +15,7 @@
  *   sentences of the last user message, as for a storyboard.
  */
 import { MOVEMENT_TYPES, type MovementType } from '@ai-story/contracts';
-import { hash32, rng, splitSentences, storySentences } from './text.ts';
+import { hash32, rng, splitSentences, storySentences, topicWords } from './text.ts';
 
 export interface ChatMessage {
   role: string;
@@ -38,6 +38,7 @@ export function lastUserText(messages: readonly ChatMessage[]): string {
   return '';
 }
 
+const graphemes = new Intl.Segmenter('zh', { granularity: 'grapheme' });
 const INSTRUCTION = /分镜|storyboard|json|输出|output|格式|format|运镜|camera/i;
 const SHOT_SIZES = [
   ['远景', 'wide shot'],
@@ -77,12 +78,13 @@ function askedShotCount(prompt: string): number | null {
 export function buildStoryboard(messages: readonly ChatMessage[], seed: number): { shots: Shot[] } {
   const prompt = lastUserText(messages);
   const sentences = splitSentences(storyPart(prompt)).filter((s) => !INSTRUCTION.test(s));
-  const groups = groupSentences(sentences, seed, askedShotCount(storyPart(prompt) === prompt ? '' : prompt.slice(0, prompt.length - storyPart(prompt).length)));
+  const groups = groupSentences(sentences, seed, topicWords(storyPart(prompt)), askedShotCount(storyPart(prompt) === prompt ? '' : prompt.slice(0, prompt.length - storyPart(prompt).length)));
   return {
     shots: groups.map((narration, i) => {
       const h = hash32(narration, seed);
       const [sizeZh, sizeEn] = SHOT_SIZES[h % SHOT_SIZES.length];
-      const gist = narration.replace(/[\s,。!?!?,;;:“”"……、]+/g, ' ').trim().slice(0, 24);
+      // Cut by grapheme, never inside an emoji (a cut surrogate pair is a broken character downstream).
+      const gist = [...graphemes.segment(narration.replace(/[\s,。!?!?,;;:“”"……、]+/g, ' ').trim())].slice(0, 24).map((g) => g.segment).join('');
       return {
         sequence_number: i + 1,
         scene_description: `${sizeZh}:${gist}`,
@@ -98,10 +100,10 @@ export function buildStoryboard(messages: readonly ChatMessage[], seed: number):
  * Narration groups: exactly the count asked for when the prompt asks (a model that follows its
  * instructions), else 3–8. A short text is padded with generated sentences, a long one merged evenly.
  */
-function groupSentences(sentences: string[], seed: number, asked: number | null): string[] {
+function groupSentences(sentences: string[], seed: number, words: string[], asked: number | null): string[] {
   const min = asked ?? 3;
   const max = asked ?? 8;
-  const list = sentences.length >= min ? sentences : [...sentences, ...storySentences(seed, min - sentences.length)];
+  const list = sentences.length >= min ? sentences : [...sentences, ...storySentences(seed, min - sentences.length, words)];
   if (list.length <= max) return list;
   const groups: string[] = [];
   for (let g = 0; g < max; g++) {

@@ -148,8 +148,38 @@ const THINKING = phrases([
   '好的,开始写。',
 ]);
 
-/** `n` story tokens for this seed: a title, then sentences grouped in paragraphs. */
-export function storyTokens(seed: number, n: number): Token[] {
+const wordSegmenter = new Intl.Segmenter('zh', { granularity: 'word' });
+/** Words that carry no story (function words, and the words of the studio's own instructions). */
+const STOP_WORDS = new Set(
+  '我们 你们 他们 她们 它们 一个 一只 一头 一位 这个 那个 这些 那些 因为 所以 但是 然后 自己 没有 什么 已经 可以 就是 还是 如果 虽然 不是 我的 你的 他的 她的 时候 一起 故事 文案 改写 风格 要求 原始 旁白 短视频 开头 句子 观众 发现 点亮 回到 看到 看见 找到 带着 带回 回家 离开 来到 走到 想起 听见 开始 成为 变成 遇到 决定 寻找 帮助 迷路 知道 觉得 the and with for from that this into over about story'.split(' '),
+);
+
+/**
+ * The words a story is about (names, places, objects), in order of first appearance: what the simulated
+ * model writes its answer from, so a newcomer's first run tells their own story.
+ */
+export function topicWords(text: string, max = 12): string[] {
+  const seen = new Set<string>();
+  for (const { segment, isWordLike } of wordSegmenter.segment(text)) {
+    if (!isWordLike) continue;
+    const w = segment.trim();
+    const han = HAN.test(w);
+    if ((han && [...w].length < 2) || (!han && !/^\p{L}{3,}$/u.test(w)) || STOP_WORDS.has(w.toLowerCase())) continue;
+    seen.add(w);
+    if (seen.size >= max) break;
+  }
+  return [...seen];
+}
+
+/** A word as it sits in a Chinese sentence: Latin words get spaces around them. */
+const inline = (w: string) => (HAN.test(w) ? w : ` ${w} `);
+
+/**
+ * `n` story tokens for this seed: a title, then sentences grouped in paragraphs. With `words` (the
+ * topic's), every sentence is about them; without, the built-in cast tells a story of its own.
+ */
+export function storyTokens(seed: number, n: number, words: readonly string[] = [], lead: readonly string[] = []): Token[] {
+  if (words.length) return topicStoryTokens(seed, n, words, lead);
   const r = rng(seed);
   const out: Token[] = [...TITLE_OPEN, ...pick(r, TITLES), ...TITLE_CLOSE];
   let inParagraph = 0;
@@ -161,6 +191,34 @@ export function storyTokens(seed: number, n: number): Token[] {
     if (r() < 0.6) out.push(...COMMA, ...pick(r, TAILS));
     if (r() < 0.15) out.push(...pick(r, SPRINKLES));
     out.push(...pick(r, ENDS));
+    if (++inParagraph >= 2 + Math.floor(r() * 3)) {
+      out.push(...PARAGRAPH);
+      inParagraph = 0;
+    }
+  }
+  out.length = n;
+  return out;
+}
+
+function topicStoryTokens(seed: number, n: number, words: readonly string[], lead: readonly string[]): Token[] {
+  const r = rng(seed);
+  const title = words.length > 1 ? `${words[0]}与${words[1]}` : words[0];
+  const out: Token[] = [...TITLE_OPEN, ...tokenize(title.trim()), ...TITLE_CLOSE];
+  // A rewrite keeps the core of its material: the text's own first sentences open the story.
+  if (lead.length) out.push(...tokenize(lead.join('')), ...PARAGRAPH);
+  let inParagraph = 0;
+  // Each sentence's subject walks the topic's words in order, so all of them appear early on.
+  for (let i = 0; out.length < n; i++) {
+    const subject = words[i % words.length];
+    const object = words.length > 1 ? words[(i + 1 + Math.floor(r() * (words.length - 1))) % words.length] : pick(r, OBJECTS).map((t) => t.text).join('');
+    let sentence = '';
+    if (r() < 0.4) sentence += pick(r, PLACES).map((t) => t.text).join('') + ',';
+    sentence += inline(subject);
+    if (r() < 0.6) sentence += pick(r, ADVERBS).map((t) => t.text).join('');
+    sentence += pick(r, VERBS).map((t) => t.text).join('') + inline(object);
+    if (r() < 0.6) sentence += ',' + pick(r, TAILS).map((t) => t.text).join('');
+    if (r() < 0.15) sentence += pick(r, SPRINKLES)[0].text;
+    out.push(...tokenize(sentence.replace(/ +/g, ' ').replace(/ ([,,])/g, '$1')), ...pick(r, ENDS));
     if (++inParagraph >= 2 + Math.floor(r() * 3)) {
       out.push(...PARAGRAPH);
       inParagraph = 0;
@@ -183,9 +241,9 @@ export function reasoningTokens(seed: number, n: number): Token[] {
   return out;
 }
 
-/** Plain story sentences (for padding a storyboard whose input is too short). */
-export function storySentences(seed: number, count: number): string[] {
-  const text = storyTokens(seed, 40 * count + 20)
+/** Plain story sentences (for padding a storyboard whose input is too short), about `words` when given. */
+export function storySentences(seed: number, count: number, words: readonly string[] = []): string[] {
+  const text = storyTokens(seed, 40 * count + 20, words)
     .slice(TITLE_OPEN.length + 6)
     .map((t) => t.text)
     .join('');

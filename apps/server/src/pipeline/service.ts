@@ -5,6 +5,7 @@ import type { ProjectRepository } from '../projects/repository.ts';
 import type { ProjectService } from '../projects/service.ts';
 import type { RunRepository } from '../runs/repository.ts';
 import type { RunService } from '../runs/service.ts';
+import { REASONS } from '../projects/status-reasons.ts';
 
 const DONE = new Set(['completed', 'skipped']);
 
@@ -78,7 +79,7 @@ export class PipelineService {
     await this.projects.access(user, projectId, 'edit');
     const active = await this.runRepo.findActive(projectId, stage);
     if (active) throw conflict('Stop the running generation before skipping this stage', { active_run_id: active.id });
-    await this.projectRepo.updateStage(projectId, stage, { status: 'skipped', statusReason: 'Skipped by the user', stale: false });
+    await this.projectRepo.updateStage(projectId, stage, { status: 'skipped', statusReason: REASONS.skipped_by_user, stale: false });
     await this.projects.refreshStatus(projectId);
     return this.projects.get(user, projectId);
   }
@@ -92,7 +93,7 @@ export class PipelineService {
       if (DONE.has(row.status) && !row.stale) continue;
       const definition = this.runs.definitionOf(stage);
       if (!definition) {
-        await this.projectRepo.updateStage(projectId, stage, { status: 'skipped', statusReason: 'Not available yet: this media stage is still being built' });
+        await this.projectRepo.updateStage(projectId, stage, { status: 'skipped', statusReason: REASONS.stage_not_built });
         skipped.add(stage);
         continue;
       }

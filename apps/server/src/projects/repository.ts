@@ -25,10 +25,12 @@ export class ProjectRepository {
       or(eq(projects.ownerId, userId), inArray(projects.id, memberOf)),
       search ? ilike(projects.name, `%${search.replace(/[\\%_]/g, (c) => '\\' + c)}%`) : undefined,
     );
-    const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and s.status in ('completed','skipped'))`;
+    // The same rules as isDone and stale_stages in the service: skipped or out-of-date stages are not done.
+    const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and s.status = 'completed' and s.output is not null and not s.stale and jsonb_array_length(s.stale_shot_ids) = 0)`;
+    const stale = sql<StageKey[]>`(select coalesce(json_agg(s.stage_type order by s.position), '[]'::json) from ${projectStages} s where s.project_id = ${projects.id} and (s.stale or jsonb_array_length(s.stale_shot_ids) > 0))`;
     const [rows, [{ n }]] = await Promise.all([
       this.db
-        .select({ project: projects, role: projectMembers.role, done })
+        .select({ project: projects, role: projectMembers.role, done, stale })
         .from(projects)
         .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, userId)))
         .where(where)

@@ -3,6 +3,7 @@ import type { AuthUser } from '../auth/service.ts';
 import type { ProjectRow, StageRow } from '../db/schema.ts';
 import { AppError, forbidden, notFound } from '../errors.ts';
 import type { ProjectRepository } from './repository.ts';
+import { reasonCode } from './status-reasons.ts';
 
 export type Need = 'view' | 'edit' | 'own';
 const RANK: Record<AccessRole, number> = { viewer: 0, editor: 1, owner: 2 };
@@ -64,7 +65,7 @@ export class ProjectService {
     const { count, rows } = await this.repo.listVisible(user.id, page, pageSize, search);
     return {
       count,
-      results: rows.map((r) => toProject(r.project, r.project.ownerId === user.id ? 'owner' : (r.role ?? 'viewer'), r.done)),
+      results: rows.map((r) => toProject(r.project, r.project.ownerId === user.id ? 'owner' : (r.role ?? 'viewer'), r.done, r.stale ?? [])),
     };
   }
 
@@ -157,12 +158,22 @@ export class ProjectService {
   }
 }
 
-export function deriveStatus(stages: Pick<StageRow, 'status'>[], pipeline: ProjectRow['pipelineState']): ProjectStatus {
+type StatusFields = Pick<StageRow, 'status' | 'stale' | 'staleShotIds' | 'output'>;
+
+/** A stage whose result is current: completed, with an output, nothing of it out of date. Skipped is not done. */
+export const isDone = (s: StatusFields) => s.status === 'completed' && s.output != null && !s.stale && !(s.staleShotIds ?? []).length;
+
+/**
+ * A project is complete only when its last stage (the export) has a current result: a pipeline that
+ * skipped stages, or whose later stages went out of date, is not finished, whatever came before.
+ */
+export function deriveStatus(stages: StatusFields[], pipeline: ProjectRow['pipelineState']): ProjectStatus {
   const statuses = stages.map((s) => s.status);
   if (statuses.includes('running') || pipeline === 'running' || pipeline === 'pausing') return 'processing';
   if (pipeline === 'paused') return 'paused';
   if (statuses.some((s) => s === 'failed' || s === 'interrupted')) return 'failed';
-  if (statuses.length > 0 && statuses.every((s) => s === 'completed' || s === 'skipped')) return 'completed';
+  const last = stages.at(-1);
+  if (last && isDone(last)) return 'completed';
   return 'draft';
 }
 
@@ -183,12 +194,14 @@ export const toStage = (row: StageRow): ProjectStage => ({
   stale: row.stale,
   stale_shot_ids: row.staleShotIds ?? [],
   status_reason: row.statusReason,
+  status_reason_code: reasonCode(row.statusReason).code,
+  status_reason_params: reasonCode(row.statusReason).params,
   output: row.output ?? null,
   current_run_id: row.currentRunId,
   updated_at: row.updatedAt.toISOString(),
 });
 
-export const toProject = (row: ProjectRow, access: AccessRole, done: number): Project => ({
+export const toProject = (row: ProjectRow, access: AccessRole, done: number, staleStages: StageKey[]): Project => ({
   id: row.id,
   name: row.name,
   original_topic: row.originalTopic,
@@ -199,12 +212,18 @@ export const toProject = (row: ProjectRow, access: AccessRole, done: number): Pr
   owner_id: row.ownerId,
   access,
   progress: progressOf(done),
+  stale_stages: staleStages,
   ...mediaSettingsOf(row),
   created_at: row.createdAt.toISOString(),
   updated_at: row.updatedAt.toISOString(),
 });
 
 export const toDetail = (row: ProjectRow, access: AccessRole, stages: StageRow[]): ProjectDetail => ({
-  ...toProject(row, access, stages.filter((s) => s.status === 'completed' || s.status === 'skipped').length),
+  ...toProject(
+    row,
+    access,
+    stages.filter(isDone).length,
+    stages.filter((s) => s.stale || (s.staleShotIds ?? []).length > 0).map((s) => s.stageType as StageKey),
+  ),
   stages: stages.map(toStage),
 });

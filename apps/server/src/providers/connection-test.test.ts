@@ -26,6 +26,7 @@ describe('testConnection', () => {
     expect(r.ok).toBe(true);
     expect(r.latency_ms).toBeGreaterThanOrEqual(45);
     expect(r.message).toMatch(/^Connected: model "fake-model\?ttft=50&tps=1000" started answering in \d+ ms\.$/);
+    expect(r).toMatchObject({ code: 'connected', params: { model: 'fake-model?ttft=50&tps=1000', ms: r.latency_ms } });
   });
 
   test('it stops at the first token instead of waiting for the whole answer', async () => {
@@ -36,15 +37,16 @@ describe('testConnection', () => {
   });
 
   test.each([
-    ['a wrong key', 'fake-model?quirk=bad_key', /API key was rejected \(HTTP 401\)/],
-    ['an unknown model', 'fake-model?quirk=model_not_found', /does not offer the model "fake-model\?quirk=model_not_found"/],
-    ['a web page instead of an API', 'fake-model?quirk=not_openai', /not like an OpenAI-compatible API \(it sent a web page\).*\/v1/],
-    ['a rate limit', 'fake-model?quirk=http_429&retry_after=7', /rate limiting it \(HTTP 429\); retry in 7 s/],
-    ['a server error', 'fake-model?quirk=http_503', /server error \(HTTP 503\)/],
-  ])('%s is explained in words', async (_what, model, message) => {
+    ['a wrong key', 'fake-model?quirk=bad_key', /API key was rejected \(HTTP 401\)/, { code: 'key_rejected' }],
+    ['an unknown model', 'fake-model?quirk=model_not_found', /does not offer the model "fake-model\?quirk=model_not_found"/, { code: 'model_not_found', params: { model: 'fake-model?quirk=model_not_found' } }],
+    ['a web page instead of an API', 'fake-model?quirk=not_openai', /not like an OpenAI-compatible API \(it sent a web page\).*\/v1/, { code: 'not_openai', params: { what: 'html' } }],
+    ['a rate limit', 'fake-model?quirk=http_429&retry_after=7', /rate limiting it \(HTTP 429\); retry in 7 s/, { code: 'rate_limited', params: { seconds: 7 } }],
+    ['a server error', 'fake-model?quirk=http_503', /server error \(HTTP 503\)/, { code: 'server_error', params: { status: 503 } }],
+  ])('%s is explained in words and as a code with parameters', async (_what, model, message, coded) => {
     const r = await testConnection(provider(model));
     expect(r.ok).toBe(false);
     expect(r.message).toMatch(message);
+    expect(r).toMatchObject(coded);
     expect(r.message).not.toContain(KEY);
   });
 
@@ -62,6 +64,7 @@ describe('testConnection', () => {
     const r = await testConnection(provider('fake-model', { api_url: `http://127.0.0.1:${port}/v1` }));
     expect(r.ok).toBe(false);
     expect(r.message).toMatch(/Nothing is listening at 127\.0\.0\.1:\d+ \(connection refused\)/);
+    expect(r).toMatchObject({ code: 'connection_refused', params: { host: `127.0.0.1:${port}` } });
   });
 
   test('a host that does not exist: the name could not be found', async () => {

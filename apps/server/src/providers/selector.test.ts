@@ -57,6 +57,7 @@ describe('ProviderSelector', () => {
     const sel = s.select([provider('off', { isActive: false }), provider('a'), provider('b')], 'round_robin');
     expect(sel.order.map((p) => p.id)).toEqual(['a', 'b']);
     expect(sel.skipped).toEqual([{ id: 'off', reason: 'inactive' }]);
+    expect(sel.cooling).toEqual([]);
   });
 
   it('skips a provider over its requests-per-minute limit until the minute has passed', () => {
@@ -68,6 +69,7 @@ describe('ProviderSelector', () => {
     const sel = s.select([limited, provider('b')], 'round_robin');
     expect(sel.order.map((p) => p.id)).toEqual(['b']);
     expect(sel.skipped[0].reason).toMatch(/per minute/);
+    expect(sel.skipped[0].retryAfterMs).toBe(60_000);
     now += 61_000;
     expect(s.select([limited], 'round_robin').order.map((p) => p.id)).toEqual(['a']);
   });
@@ -84,7 +86,7 @@ describe('ProviderSelector', () => {
     expect(s.select([provider('a', { rateLimitRpd: 3 })], 'random').order).toHaveLength(1);
   });
 
-  it('cools a provider down after repeated failures, and a success clears the count', () => {
+  it('puts a cooling provider last instead of refusing it, and still offers it when it is the only one', () => {
     let now = 0;
     const s = new ProviderSelector({ now: () => now, failureThreshold: 3, cooldownMs: 30_000 });
     s.begin('a')('failed');
@@ -95,9 +97,13 @@ describe('ProviderSelector', () => {
     expect(s.select([provider('a')], 'round_robin').order).toHaveLength(1);
     s.begin('a')('failed');
     const sel = s.select([provider('a'), provider('b')], 'round_robin');
-    expect(sel.order.map((p) => p.id)).toEqual(['b']);
-    expect(sel.skipped[0].reason).toMatch(/cooling down/);
+    expect(sel.order.map((p) => p.id)).toEqual(['b', 'a']);
+    expect(sel.skipped).toEqual([]);
+    expect(sel.cooling[0].reason).toMatch(/cooling down/);
+    const alone = s.select([provider('a')], 'round_robin');
+    expect(alone.order.map((p) => p.id)).toEqual(['a']);
+    expect(alone.cooling).toHaveLength(1);
     now += 30_001;
-    expect(s.select([provider('a')], 'round_robin').order).toHaveLength(1);
+    expect(s.select([provider('a')], 'round_robin').cooling).toEqual([]);
   });
 });

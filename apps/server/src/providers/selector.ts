@@ -21,8 +21,10 @@ export interface SelectorOptions {
 export interface Selection<T> {
   /** Providers to try in order: the strategy's choice first, then the rest as fail-over. */
   order: T[];
-  /** Why a provider was left out (inactive, rate limit, cool-down). */
-  skipped: { id: string; reason: string }[];
+  /** Why a provider was left out (inactive, over its rate limit). */
+  skipped: { id: string; reason: string; retryAfterMs?: number }[];
+  /** Providers put last because they failed repeatedly: still tried, never refused (a cool-down is a hint, not a lock). */
+  cooling: { id: string; reason: string }[];
 }
 
 const MINUTE = 60_000;
@@ -51,14 +53,35 @@ export class ProviderSelector {
 
   select<T extends Candidate>(candidates: T[], strategy: Strategy, key = 'default'): Selection<T> {
     const skipped: Selection<T>['skipped'] = [];
-    const usable = candidates.filter((c) => {
-      const reason = this.unusableReason(c);
-      if (reason) skipped.push({ id: c.id, reason });
-      return !reason;
-    });
-    if (usable.length === 0) return { order: [], skipped };
+    const cooling: Selection<T>['cooling'] = [];
+    const usable: T[] = [];
+    const cooled: { c: T; until: number }[] = [];
+    const now = this.now();
+    for (const c of candidates) {
+      const limit = this.unusableReason(c);
+      if (limit) {
+        skipped.push({ id: c.id, ...limit });
+        continue;
+      }
+      const until = this.coolingUntil(c.id, now);
+      if (until === null) {
+        usable.push(c);
+      } else {
+        cooled.push({ c, until });
+        cooling.push({ id: c.id, reason: `cooling down for ${Math.ceil((until - now) / 1000)} s after repeated failures` });
+      }
+    }
+    // Three faults in a row (a cut stream, a 429, a 500) say little about the next call: a provider
+    // that is cooling down goes after the healthy ones, soonest-recovered first, but is still tried.
+    const fallback = cooled.sort((a, b) => a.until - b.until).map((x) => x.c);
+    if (usable.length === 0) return { order: fallback, skipped, cooling };
     const first = this.pick(usable, strategy, key);
-    return { order: [first, ...usable.filter((c) => c !== first)], skipped };
+    return { order: [first, ...usable.filter((c) => c !== first), ...fallback], skipped, cooling };
+  }
+
+  private coolingUntil(id: string, now: number): number | null {
+    const failure = this.failures.get(id);
+    return failure && failure.until > now ? failure.until : null;
   }
 
   private pick<T extends Candidate>(usable: T[], strategy: Strategy, key: string): T {
@@ -91,14 +114,18 @@ export class ProviderSelector {
     }
   }
 
-  unusableReason(c: Candidate): string | null {
-    if (!c.isActive) return 'inactive';
+  /** Why a provider must not be called now (switched off, or over a limit its admin set), and when it may be again. */
+  unusableReason(c: Candidate): { reason: string; retryAfterMs?: number } | null {
+    if (!c.isActive) return { reason: 'inactive' };
     const now = this.now();
-    const failure = this.failures.get(c.id);
-    if (failure && failure.until > now) return `cooling down for ${Math.ceil((failure.until - now) / 1000)} s after repeated failures`;
     const times = this.window(c.id, now);
-    if (c.rateLimitRpm && times.filter((t) => t > now - MINUTE).length >= c.rateLimitRpm) return `over its limit of ${c.rateLimitRpm} requests per minute`;
-    if (c.rateLimitRpd && times.length >= c.rateLimitRpd) return `over its limit of ${c.rateLimitRpd} requests per day`;
+    const lastMinute = times.filter((t) => t > now - MINUTE);
+    if (c.rateLimitRpm && lastMinute.length >= c.rateLimitRpm) {
+      return { reason: `over its limit of ${c.rateLimitRpm} requests per minute`, retryAfterMs: lastMinute[lastMinute.length - c.rateLimitRpm] + MINUTE - now };
+    }
+    if (c.rateLimitRpd && times.length >= c.rateLimitRpd) {
+      return { reason: `over its limit of ${c.rateLimitRpd} requests per day`, retryAfterMs: times[times.length - c.rateLimitRpd] + DAY - now };
+    }
     return null;
   }
 

@@ -250,7 +250,7 @@ export class ProviderService {
       const chosen = all.find((p) => p.id === opts.providerId);
       if (!chosen) throw new AppError(400, 'validation_error', 'Unknown provider', { fields: { provider_id: 'Unknown provider' } });
       if (!chosen.isActive) throw new AppError(400, 'validation_error', 'This provider is switched off', { fields: { provider_id: 'Inactive provider' } });
-      return { order: [chosen], skipped: [] as { id: string; reason: string }[] };
+      return { order: [chosen], skipped: [] as { id: string; reason: string; retryAfterMs?: number }[], cooling: [] as { id: string; reason: string }[] };
     }
     const routing = opts.projectConfig?.[stage] ?? (await this.globalRouting())[stage];
     const byId = new Map(all.map((p) => [p.id, p]));

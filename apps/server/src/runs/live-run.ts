@@ -3,6 +3,7 @@ import type { RunRow } from '../db/schema.ts';
 import type { ClientProvider } from '../providers/service.ts';
 import type { StageContext, StageDefinition } from '../stages/definition.ts';
 import { StreamedItems } from '../stages/item-stream.ts';
+import { cleanDeep, cleanDelta } from './well-formed.ts';
 import type { RunEventBody, RunPublisher, RunTarget } from './publisher.ts';
 
 /** Tokens closer together than this share one event: fewer bytes, and no delay for a lone token. */
@@ -21,6 +22,17 @@ export interface TextChunk {
   text: string;
 }
 
+/** Below these a measured speed is mostly the wait for the first token: no estimate yet (估算中). */
+const ETA_MIN_TOKENS = 20;
+const ETA_MIN_MS = 1500;
+
+/** Time left from the speed so far, or null until the speed means something. */
+export function etaMs(tokens: number, elapsedMs: number, expectedTokens: number | null): number | null {
+  if (!expectedTokens || tokens < ETA_MIN_TOKENS || elapsedMs < ETA_MIN_MS) return null;
+  const left = Math.max(0, expectedTokens - tokens);
+  return Math.round((left / tokens) * elapsedMs);
+}
+
 /**
  * A running run's state (STYLE §13): its text and how it is coalesced into token events, progress,
  * the structured or media items it has sent, and what is due for the next checkpoint. The run
@@ -37,6 +49,8 @@ export class LiveRun {
 
   text = '';
   private pending = '';
+  /** Half of a surrogate pair waiting for the next delta (never stored or sent alone). */
+  private carry = '';
   tokens = 0;
   readonly startedAt = Date.now();
   private lastFlushAt = 0;
@@ -81,7 +95,10 @@ export class LiveRun {
     return this.text.slice(0, this.text.length - this.pending.length);
   }
 
-  onDelta(text: string) {
+  onDelta(raw: string) {
+    const { text, carry } = cleanDelta(this.carry, raw);
+    this.carry = carry;
+    if (!text) return;
     this.text += text;
     this.pending += text;
     this.tokens += 1;
@@ -111,6 +128,7 @@ export class LiveRun {
   resetText(reason: string) {
     this.flush();
     this.text = '';
+    this.carry = '';
     this.tokens = 0;
     this.itemsSent = 0;
     this.checkpointedLength = 0;
@@ -123,7 +141,7 @@ export class LiveRun {
     if (this.definition.kind !== 'llm' || !this.definition.items) return;
     const items = this.definition.items;
     while (this.itemsSent < raw.length) {
-      const item = saved ? raw[this.itemsSent] : items.normalize(raw[this.itemsSent], this.itemsSent, this.input, this.ctx);
+      const item = saved ? raw[this.itemsSent] : cleanDeep(items.normalize(raw[this.itemsSent], this.itemsSent, this.input, this.ctx));
       if (item === null) return; // not usable yet or never: the final parse decides
       this.emit(items.event === 'shot' ? { type: 'shot', shot: item as never } : { type: 'movement', movement: item as never });
       this.itemsSent++;
@@ -133,13 +151,12 @@ export class LiveRun {
   private tokenProgress(now: number): RunEventBody {
     const elapsed = now - this.startedAt;
     const tokensPerS = elapsed > 0 ? (this.tokens * 1000) / elapsed : 0;
-    const left = this.expectedTokens ? Math.max(0, this.expectedTokens - this.tokens) : null;
     return {
       type: 'progress',
       tokens: this.tokens,
       elapsed_ms: elapsed,
       tokens_per_s: Math.round(tokensPerS * 10) / 10,
-      eta_ms: left !== null && tokensPerS > 0 ? Math.round((left / tokensPerS) * 1000) : null,
+      eta_ms: etaMs(this.tokens, elapsed, this.expectedTokens),
     };
   }
 

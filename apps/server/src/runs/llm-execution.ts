@@ -5,6 +5,7 @@ import { StageOutputError, type LlmStageDefinition } from '../stages/definition.
 import type { Outcome } from './execution.ts';
 import type { LiveRun } from './live-run.ts';
 import type { RunRepository } from './repository.ts';
+import { cleanDeep } from './well-formed.ts';
 
 export interface LlmExecutionDeps {
   providers: ProviderService;
@@ -27,7 +28,7 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
     run.provider = provider;
     if (i > 0) {
       await d.repo.update(run.id, { providerId: provider.id, providerName: provider.name, model: provider.model_name, isSimulated: provider.is_simulated });
-      run.emit({ type: 'info', message: `Switching to ${provider.name} (${provider.model_name})` });
+      run.emit({ type: 'info', code: 'switching', params: { provider: provider.name, model: provider.model_name }, message: `Switching to ${provider.name} (${provider.model_name})` });
     }
     const endCall = d.providers.selector.begin(provider.id);
     try {
@@ -36,7 +37,8 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
       run.flush();
       let output: unknown;
       try {
-        output = definition.parseOutput(run.text, run.input, run.ctx);
+        // A JSON escape may still carry half an emoji (`"\ud83d"`): the parsed output is cleaned too.
+        output = cleanDeep(definition.parseOutput(run.text, run.input, run.ctx, (note) => run.emit({ type: 'info', ...note })));
       } catch (err) {
         if (err instanceof StageOutputError) return { status: 'failed', error: err, code: 'bad_output' };
         throw err;

@@ -2,6 +2,7 @@ import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
 import { and, asc, count, desc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { projectStages, runItems, runTextChunks, stageRuns, type RunRow } from '../db/schema.ts';
+import { REASONS } from '../projects/status-reasons.ts';
 import { StoryboardRepository } from '../storyboard/repository.ts';
 import type { StageStore } from '../stages/definition.ts';
 
@@ -145,7 +146,7 @@ export class RunRepository {
       if (orphans.length) {
         await tx
           .update(projectStages)
-          .set({ status: 'interrupted', statusReason: 'The server stopped during the run', updatedAt: new Date() })
+          .set({ status: 'interrupted', statusReason: REASONS.server_stopped, updatedAt: new Date() })
           .where(and(inArray(projectStages.currentRunId, orphans.map((o) => o.id)), eq(projectStages.status, 'running')));
       }
       return orphans;

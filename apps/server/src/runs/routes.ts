@@ -8,7 +8,11 @@ import type { RunService } from './service.ts';
 import type { RunStreams } from './streams.ts';
 
 const RunParams = z.object({ run_id: z.uuid() });
-const ResumeQuery = z.object({ last_event_id: z.string().max(20).optional() });
+const ResumeQuery = z.object({
+  last_event_id: z.string().max(20).optional(),
+  /** `seed`: every token event also carries `full_text`, the text so far (the seed's client reads it). */
+  compat: z.enum(['seed']).optional(),
+});
 const ProjectStreamQuery = ResumeQuery.extend({
   /** `0`: leave out token and progress events (a page that follows the run's own stream for them). */
   tokens: z.enum(['0', '1']).optional(),
@@ -47,7 +51,7 @@ export const runRoutes =
     // The seed's endpoints: start and stream in one response, the body being the stage input itself;
     // the first event carries the run id, so a client that drops it reattaches with GET /runs/{id}/events.
     for (const stage of STAGE_KEYS) {
-      app.post(`/projects/:id/${stage}-stream`, { schema: { params: ProjectParams, body: z.record(z.string(), z.unknown()), response: SSE_RESPONSE } }, async (req, reply) => {
+      app.post(`/projects/:id/${stage}-stream`, { schema: { params: ProjectParams, querystring: ResumeQuery.pick({ compat: true }), body: z.record(z.string(), z.unknown()), response: SSE_RESPONSE } }, async (req, reply) => {
         const user = currentUser(req);
         const { provider_id, ...input } = req.body as { provider_id?: unknown };
         const run = await runs.start(user, req.params.id, stage, { input, provider_id: typeof provider_id === 'string' ? provider_id : undefined });

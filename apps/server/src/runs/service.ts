@@ -3,11 +3,12 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { AuthUser } from '../auth/service.ts';
 import type { Config } from '../config.ts';
 import type { RunRow } from '../db/schema.ts';
-import { AppError, conflict, notFound } from '../errors.ts';
+import { AppError, conflict, notFound, unavailable } from '../errors.ts';
 import { renderTemplate, TemplateError } from '../prompts/render.ts';
 import type { PromptService } from '../prompts/service.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
 import type { ProjectService } from '../projects/service.ts';
+import { REASONS } from '../projects/status-reasons.ts';
 import { LlmError } from '../providers/llm-client.ts';
 import type { ClientProvider, ProviderService } from '../providers/service.ts';
 import { StageInputError, StageOutputError, type MediaServices, type StageContext, type StageDefinition } from '../stages/definition.ts';
@@ -93,11 +94,13 @@ export class RunService {
     const selection =
       providerType && !localPreferred
         ? await this.d.providers.candidatesFor(providerType, stage, { providerId: body.provider_id, projectConfig: project.modelConfig as ModelConfig })
-        : { order: [], skipped: [] };
+        : { order: [], skipped: [], cooling: [] };
     const runsLocally = !!local && selection.order.length === 0;
     if (providerType && selection.order.length === 0 && !runsLocally) {
+      // Only switched-off providers or limits an admin set can leave nothing to try (a cool-down never does).
       const why = selection.skipped.map((s) => s.reason).join('; ');
-      throw conflict(`No model provider is available for this stage${why ? ` (${why})` : ''}; an admin can add or enable one`);
+      const waits = selection.skipped.map((s) => s.retryAfterMs).filter((ms): ms is number => ms !== undefined);
+      throw unavailable(`No model provider is available for this stage${why ? ` (${why})` : ''}; an admin can add or enable one`, waits.length ? Math.min(...waits) / 1000 : 60);
     }
     if (definition.kind === 'media' && definition.beforeStart) {
       try {
@@ -134,7 +137,14 @@ export class RunService {
     const run = new LiveRun(inserted, definition, input, ctx, this.d.publisher, expected);
     this.active.set(inserted.id, run);
     run.emit({ type: 'stage_update', status: 'running' });
-    if (label) run.emit({ type: 'info', message: `Generating with ${label.name} (${label.modelName})${label.isSimulated ? ' — simulated offline demo' : ''}` });
+    if (label) {
+      run.emit({
+        type: 'info',
+        code: label.isSimulated ? 'generating_simulated' : 'generating',
+        params: { provider: label.name, model: label.modelName },
+        message: `Generating with ${label.name} (${label.modelName})${label.isSimulated ? ' — simulated offline demo' : ''}`,
+      });
+    }
     await this.d.projects.refreshStatus(projectId);
 
     const candidates = await Promise.all(selection.order.map((p) => this.d.providers.clientProvider(p)));
@@ -305,7 +315,7 @@ export class RunService {
       {
         status,
         text: run.text,
-        reason: status === 'cancelled' ? 'Stopped by the user' : 'The server stopped during the run',
+        reason: status === 'cancelled' ? REASONS.stopped_by_user : REASONS.server_stopped,
         lastEventId: this.d.publisher.lastId(run.id) + 1,
       },
     );

@@ -45,7 +45,7 @@ export class RunStreams {
     const terminalSeen = after !== null && this.d.runLog.isClosed(key) && after >= this.d.runLog.lastId(key);
     if (terminalSeen) return reply.code(204).send();
 
-    const sse = openSse(req, reply, this.d.heartbeatMs);
+    const sse = withSeedCompat(req, openSse(req, reply, this.d.heartbeatMs));
     this.guardAccess(sse, user, row.projectId);
     const replay = after === null ? compactTokens(logged) : logged;
     for (const e of replay) sse.send(e);
@@ -65,7 +65,7 @@ export class RunStreams {
     const active = row.status === 'running' || row.status === 'queued';
     if (after !== null && row.lastEventId !== null && after >= row.lastEventId) return reply.code(204).send();
     const mediaItems = await this.d.repo.items(row.id);
-    const sse = openSse(req, reply, this.d.heartbeatMs);
+    const sse = withSeedCompat(req, openSse(req, reply, this.d.heartbeatMs));
     let id = after ?? 0;
     const send = (event: object, terminal = false) => sse.send({ id: ++id, json: JSON.stringify({ ...event, run_id: row.id, stage: row.stage }), terminal });
     // The client may hold part of the run already: tell it to start over, then send the whole.
@@ -143,7 +143,7 @@ export class RunStreams {
       pipeline_state: project?.pipelineState ?? 'idle',
       stages: stages
         .map(toStage)
-        .map((s) => ({ stage_type: s.stage_type, status: s.status, stale: s.stale, stale_shot_ids: s.stale_shot_ids, current_run_id: s.current_run_id, status_reason: s.status_reason })),
+        .map((s) => ({ stage_type: s.stage_type, status: s.status, stale: s.stale, stale_shot_ids: s.stale_shot_ids, current_run_id: s.current_run_id, status_reason: s.status_reason, status_reason_code: s.status_reason_code, status_reason_params: s.status_reason_params })),
     };
   }
 
@@ -156,6 +156,28 @@ export class RunStreams {
       // The project may be deleted mid-way; nothing to publish then.
     }
   }
+}
+
+/**
+ * `?compat=seed`: the seed's Vue client reads `full_text` from every token event, so this one response
+ * adds the text so far to each (O(n²) bytes — only on request); everyone else keeps the deltas.
+ */
+function withSeedCompat(req: FastifyRequest, sse: SseStream): SseStream {
+  if ((req.query as { compat?: string } | undefined)?.compat !== 'seed') return sse;
+  let text = '';
+  return {
+    ...sse,
+    get closed() {
+      return sse.closed;
+    },
+    send(event) {
+      if (event.json.startsWith('{"type":"reset"')) text = '';
+      if (!event.json.startsWith('{"type":"token"')) return sse.send(event);
+      const token = JSON.parse(event.json) as { content: string };
+      text += token.content;
+      sse.send({ ...event, json: JSON.stringify({ ...token, full_text: text }) });
+    },
+  };
 }
 
 const isTokenOrProgress = (json: string) => json.startsWith('{"type":"token"') || json.startsWith('{"type":"progress"');

@@ -34,6 +34,13 @@ export interface TemplateVariable {
   sample: unknown;
 }
 
+/** Something a stage changed in a model's output, said as a code with parameters (and in English for API clients). */
+export interface StageNote {
+  code: string;
+  params?: Record<string, string | number>;
+  message: string;
+}
+
 /** An output the model produced that cannot be used; the run fails with this message. */
 export class StageOutputError extends Error {}
 
@@ -90,8 +97,11 @@ export interface LlmStageDefinition<Input = any, Output = any> extends StageBase
     /** A streamed raw item as the event carries it, or null while it cannot be used yet. */
     normalize(raw: unknown, index: number, input: Input, ctx: StageContext): unknown | null;
   };
-  /** Turns the full text into the stage's output, or throws StageOutputError saying why not. */
-  parseOutput(text: string, input: Input, ctx: StageContext): Output;
+  /**
+   * Turns the full text into the stage's output, or throws StageOutputError saying why not. `note`
+   * tells the user what was adjusted on the way (an `info` event).
+   */
+  parseOutput(text: string, input: Input, ctx: StageContext, note?: (note: StageNote) => void): Output;
 }
 
 /** What a media stage's shot task may use besides its shot. */

@@ -1,7 +1,7 @@
 import { Shot, StoryboardInput, type RewriteOutput } from '@ai-story/contracts';
 import { z } from 'zod';
 import type { storyboardShots } from '../db/schema.ts';
-import { StageOutputError, type LlmStageDefinition } from './definition.ts';
+import { StageOutputError, type LlmStageDefinition, type StageContext, type StageNote } from './definition.ts';
 import { parseJsonOutput } from './json-output.ts';
 
 export const STORYBOARD_TEMPLATE = `请把下面的故事文案拆成短视频分镜脚本。
@@ -36,14 +36,18 @@ const RawShot = z
   })
   .passthrough();
 
-function toShot(raw: unknown, index: number, input: StoryboardInput): Shot | null {
+/** The project's shot-length range is the one source of truth (DESIGN §9), whatever a run's input says. */
+const rangeOf = (input: StoryboardInput, ctx?: StageContext) => ({ min: ctx?.project.minShotS ?? input.min_duration, max: ctx?.project.maxShotS ?? input.max_duration });
+
+function toShot(raw: unknown, index: number, input: StoryboardInput, ctx?: StageContext): Shot | null {
   const r = RawShot.safeParse(raw);
   if (!r.success) return null;
   const v = r.data;
   const scene = v.scene_description ?? v.scene ?? '';
   const narration = v.narration_text ?? v.narration ?? '';
   if (!scene.trim() && !narration.trim()) return null;
-  const duration = v.duration_seconds ?? v.duration ?? (input.min_duration + input.max_duration) / 2;
+  const { min, max } = rangeOf(input, ctx);
+  const duration = v.duration_seconds ?? v.duration ?? (min + max) / 2;
   return {
     sequence_number: index + 1,
     scene_description: scene.trim(),
@@ -72,19 +76,24 @@ export const storyboardStage: LlmStageDefinition<StoryboardInput, { shots: Shot[
     { name: 'aspect_ratio', type: 'string', description: '画幅 / aspect ratio', sample: '9:16' },
     { name: 'visual_style', type: 'string', description: '视觉风格 / visual style for image prompts', sample: '电影感，写实' },
   ],
-  variables: (input) => ({ ...input, shot_count: input.shot_count ?? null }),
+  variables: (input, ctx) => {
+    const { min, max } = rangeOf(input, ctx);
+    return { ...input, min_duration: min, max_duration: max, shot_count: input.shot_count ?? null };
+  },
   responseFormat: 'json_object',
   expectedTokens: (input) => Math.min(6000, 120 * (input.shot_count ?? 8)),
-  items: { key: 'shots', event: 'shot', normalize: (raw, index, input) => toShot(raw, index, input) },
-  parseOutput(text, input) {
+  items: { key: 'shots', event: 'shot', normalize: (raw, index, input, ctx) => toShot(raw, index, input, ctx) },
+  parseOutput(text, input, ctx, note) {
     const value = parseJsonOutput(text) as { shots?: unknown };
     const list = Array.isArray(value) ? value : value?.shots;
     if (!Array.isArray(list)) throw new StageOutputError('The model\'s JSON has no "shots" list');
-    const shots = list.map((raw, i) => toShot(raw, i, input));
+    const shots = list.map((raw, i) => toShot(raw, i, input, ctx));
     const bad = shots.findIndex((s) => s === null);
     if (bad >= 0) throw new StageOutputError(`Shot ${bad + 1} has neither a scene description nor narration`);
     if (shots.length === 0) throw new StageOutputError('The model returned no shots');
-    return { shots: shots as Shot[] };
+    const fitted = fitShots(shots as Shot[], { count: input.shot_count, ...rangeOf(input, ctx) });
+    for (const n of fitted.notes) note?.(n);
+    return { shots: fitted.shots };
   },
   // The new storyboard goes over the old one in place: shots that still exist keep their ids.
   persist: async (store, projectId, output) => ({ shots: (await store.storyboards.replaceShots(projectId, output.shots)).map(shotOf) }),
@@ -101,3 +110,44 @@ export const shotOf = (r: typeof storyboardShots.$inferSelect): Shot => ({
   duration_locked: r.durationLocked,
   media_settings: r.mediaSettings ?? {},
 });
+
+/**
+ * What a model answered, made to fit what was asked: exactly `count` shots when a count was asked (a
+ * surplus is merged into its neighbours, evenly; a shortfall is only reported — inventing story is not
+ * ours to do), every length within [min, max]. Each change is reported as a note.
+ */
+export function fitShots(shots: Shot[], ask: { count?: number; min: number; max: number }): { shots: Shot[]; notes: StageNote[] } {
+  const notes: StageNote[] = [];
+  let list = shots;
+  if (ask.count !== undefined && list.length > ask.count) {
+    const n = ask.count;
+    const from = list.length;
+    list = Array.from({ length: n }, (_, g) => mergeShots(list.slice(Math.floor((g * from) / n), Math.floor(((g + 1) * from) / n))));
+    notes.push({ code: 'shots_merged', params: { asked: n, received: from }, message: `The model made ${from} shots for the ${n} asked; neighbouring shots were merged to keep ${n}.` });
+  } else if (ask.count !== undefined && list.length < ask.count) {
+    notes.push({ code: 'shots_fewer', params: { asked: ask.count, received: list.length }, message: `The model made only ${list.length} of the ${ask.count} shots asked.` });
+  }
+  const adjusted: number[] = [];
+  list = list.map((shot, i) => {
+    const duration = Math.min(ask.max, Math.max(ask.min, shot.duration_seconds));
+    if (duration !== shot.duration_seconds) adjusted.push(i + 1);
+    return { ...shot, sequence_number: i + 1, duration_seconds: duration };
+  });
+  if (adjusted.length) {
+    const shotsList = adjusted.join(', ');
+    notes.push({ code: 'shot_lengths_adjusted', params: { shots: shotsList, min: ask.min, max: ask.max }, message: `Shot lengths outside ${ask.min}–${ask.max} s were adjusted (shots ${shotsList}).` });
+  }
+  return { shots: list, notes };
+}
+
+function mergeShots(group: Shot[]): Shot {
+  if (group.length === 1) return group[0];
+  const join = (k: 'scene_description' | 'narration_text', sep: string) => group.map((s) => s[k]).filter(Boolean).join(sep);
+  return {
+    ...group[0],
+    scene_description: join('scene_description', '；'),
+    narration_text: join('narration_text', ''),
+    image_prompt: group[0].image_prompt,
+    duration_seconds: group.reduce((sum, s) => sum + s.duration_seconds, 0),
+  };
+}

@@ -49,6 +49,8 @@ export function useRunStream(options: UseRunStreamOptions = {}) {
   const progress = reactive<RunProgress>({ ...EMPTY_PROGRESS });
   const error = ref<RunErrorResponse | null>(null);
   const info = ref('');
+  /** Every `info` event of the run (which model, fail-over, what a stage adjusted), in order. */
+  const infos = ref<{ message: string; code?: string; params?: Record<string, string | number> }[]>([]);
   const resetReason = ref('');
   const run = ref<Run | null>(null);
   const shots = ref<Shot[]>([]);
@@ -88,6 +90,7 @@ export function useRunStream(options: UseRunStreamOptions = {}) {
     text.value = '';
     error.value = null;
     info.value = '';
+    infos.value = [];
     resetReason.value = '';
     run.value = null;
     shots.value = [];
@@ -159,6 +162,8 @@ export function useRunStream(options: UseRunStreamOptions = {}) {
         break;
       case 'info':
         info.value = event.message;
+        // A replay after a reconnect repeats what was already said: keep each note once.
+        if (!infos.value.some((i) => i.message === event.message)) infos.value = [...infos.value, { message: event.message, code: event.code, params: event.params }];
         break;
       case 'shot':
         shots.value = [...shots.value.filter((s) => s.sequence_number !== event.shot.sequence_number), event.shot];
@@ -278,5 +283,5 @@ export function useRunStream(options: UseRunStreamOptions = {}) {
   // A component's scope or a test's effectScope alike: leaving it closes the connection.
   onScopeDispose(detach);
 
-  return { runId, text, phase, live, connection, progress, elapsedMs, etaMs, error, info, resetReason, run, shots, movements, tasks, items, attach, detach, clear };
+  return { runId, text, phase, live, connection, progress, elapsedMs, etaMs, error, info, infos, resetReason, run, shots, movements, tasks, items, attach, detach, clear };
 }

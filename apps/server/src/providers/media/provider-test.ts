@@ -17,19 +17,29 @@ export async function testMediaConnection(type: Exclude<ProviderType, 'llm'>, p:
     switch (type) {
       case 'text2image': {
         const check = await imageAdapterFor(p.api_format).testConnection({ api_url: p.api_url, api_key: p.api_key, model_name: p.model_name, timeout_s: p.timeout_s });
-        return { ok: check.ok, latency_ms: latency(), message: check.message, code: check.code };
+        return said(check.ok, latency(), check.message, check.code);
       }
       case 'tts': {
         const r = await ttsAdapterFor(p.api_format as TtsApiFormat).testConnection({ api_format: p.api_format as TtsApiFormat, api_url: p.api_url, api_key: p.api_key, model_name: p.model_name, timeout_s: p.timeout_s });
-        return { ok: r.ok, latency_ms: r.latency_ms, message: r.message, code: r.code ?? (r.ok ? 'ok' : undefined) };
+        return said(r.ok, r.latency_ms, r.message, r.code);
       }
       case 'image2video': {
         const r = await videoAdapterFor(p.api_format as VideoApiFormat).testConnection({ api_url: p.api_url, api_key: p.api_key, api_secret: p.api_secret || undefined, model_name: p.model_name, timeout_s: p.timeout_s });
-        return { ok: r.ok, latency_ms: r.latency_ms, message: r.message, code: r.code ?? (r.ok ? 'ok' : undefined) };
+        return said(r.ok, r.latency_ms, r.message, r.code);
       }
     }
   } catch (e) {
     // An adapter that throws instead of answering (an unknown format, a bug) still gets words.
-    return { ok: false, latency_ms: latency(), message: `The test failed unexpectedly: ${(e as Error).message}`, code: 'upstream' };
+    return { ok: false, latency_ms: latency(), message: `The test failed unexpectedly: ${(e as Error).message}`, code: 'unexpected', params: {} };
   }
+}
+
+/**
+ * An adapter's answer as a test result the web app words: the shared codes where they mean the same
+ * (a rejected key, rate limiting), `media_ok` for a key that works; other codes fall back to the message.
+ */
+function said(ok: boolean, latencyMs: number, message: string, code?: string): ConnectionTestResult {
+  const shared: Record<string, string> = { ok: 'media_ok', auth: 'key_rejected', rate_limited: 'rate_limited' };
+  const resolved = code ?? (ok ? 'ok' : 'upstream');
+  return { ok, latency_ms: latencyMs, message, code: shared[resolved] ?? resolved, params: {} };
 }

@@ -111,8 +111,11 @@ export const useProjectsStore = defineStore('projects', () => {
           if (!stage) continue;
           Object.assign(stage, { status: s.status, stale: s.stale, stale_shot_ids: s.stale_shot_ids, current_run_id: s.current_run_id });
           if (s.status_reason !== undefined) stage.status_reason = s.status_reason;
+          if (s.status_reason_code !== undefined) Object.assign(stage, { status_reason_code: s.status_reason_code, status_reason_params: s.status_reason_params ?? {} });
         }
-        const done = project.stages.filter((s) => s.status === 'completed' || s.status === 'skipped').length;
+        // As the server counts: only a current result is done (skipped and out-of-date stages are not).
+        const done = project.stages.filter((s) => s.status === 'completed' && s.output != null && !s.stale && !s.stale_shot_ids.length).length;
+        project.stale_stages = project.stages.filter((s) => s.stale || s.stale_shot_ids.length > 0).map((s) => s.stage_type);
         if (project.stages.length) project.progress = done / project.stages.length;
         break;
       }
