@@ -6,3 +6,4 @@ export * from './providers.ts';
 export * from './runs.ts';
 export * from './inputs.ts';
 export * from './prompts.ts';
+export * from './export.ts';

@@ -48,7 +48,9 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
             await d.repo.saveItem({ runId: run.id, seq: run.nextItemSeq(), shotId: shot.id, kind: definition.itemEvent, mediaId: item.media_id, item });
             run.addItem(item);
           }
-          run.task(shot.id, 'succeeded', { percent: 100 });
+          // A task whose every item was already there (an export's cached segment) did no work.
+          const cached = items.length > 0 && items.every((i) => (i as { cached?: unknown }).cached === true);
+          run.task(shot.id, cached ? 'cached' : 'succeeded', { percent: 100 });
         } catch (err) {
           if (signal.aborted) return run.task(shot.id, 'cancelled');
           failed.push({ shotId: shot.id, reason: reasonOf(err) });
@@ -73,7 +75,8 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
         ctx: run.ctx,
         signal,
         services: d.services,
-        progress: (percent) => run.mediaProgress(shots.length, shots.length, { code: 'finishing', params: { percent } }),
+        // The finishing step's own percent and step code (e.g. the export's 'compose', 'cover', 'draft').
+        progress: (percent, step) => run.finishProgress(shots.length, percent, step ?? 'finishing'),
       });
     } catch (err) {
       if (signal.aborted) return { status: 'stopped' };
