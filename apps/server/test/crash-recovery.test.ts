@@ -1,47 +1,15 @@
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import path from 'node:path';
 import { expectedText, startFakeLlm } from '@ai-story/fake-llm';
 import { describe, expect, it } from 'vitest';
-import { ADMIN, Client, createTestDatabase, startStudio } from './helpers.ts';
+import { ADMIN, Client, createTestDatabase, spawnStudio, startStudio } from './helpers.ts';
 import { follow } from './sse-client.ts';
-
-const root = path.resolve(import.meta.dirname, '../../..');
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 
 describe(`crash recovery (${process.env.TEST_DB ?? 'pglite'})`, () => {
   it('marks a run left running by a killed server as interrupted after restart, with its partial text', { timeout: 120_000 }, async () => {
     const fake = await startFakeLlm({ port: 0, host: '127.0.0.1' });
     const testDb = await createTestDatabase();
-    const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'apps/server/src/main.ts'], {
-      cwd: root,
-      env: {
-        ...process.env,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        DATA_DIR: testDb.location.dataDir,
-        DATABASE_URL: testDb.location.databaseUrl ?? '',
-        ADMIN_EMAIL: ADMIN.email,
-        ADMIN_PASSWORD: ADMIN.password,
-        APP_SECRET: 'crash-test-secret-crash-test-secret-0123',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    const studioProcess = await spawnStudio(testDb);
     try {
-      const base = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 120; i++) {
-        if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      const base = studioProcess.base;
       const admin = new Client(base);
       expect((await admin.post('/api/v1/auth/login', { email: ADMIN.email, password: ADMIN.password })).status).toBe(200);
       const provider = await admin.post('/api/v1/models/providers/', { name: 'slow', api_url: fake.url, model_name: 'fake-model?ttft=10&tps=30&tokens=2000' });
@@ -51,8 +19,7 @@ describe(`crash recovery (${process.env.TEST_DB ?? 'pglite'})`, () => {
       // Watch long enough for at least one checkpoint (at most one a second) to reach the database.
       const watched = await follow(`${base}/api/v1/runs/${run.body.id}/events`, { cookie: admin.cookie, stopWhen: () => false, timeoutMs: 2_600 }).catch(() => null);
       void watched;
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await studioProcess.kill();
 
       const studio = await startStudio({}, testDb);
       try {
@@ -78,7 +45,7 @@ describe(`crash recovery (${process.env.TEST_DB ?? 'pglite'})`, () => {
         await studio.close();
       }
     } finally {
-      child.kill('SIGKILL');
+      await studioProcess.kill();
       await fake.close();
     }
   });

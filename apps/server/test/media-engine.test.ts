@@ -1,22 +1,10 @@
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import path from 'node:path';
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testMediaStage } from './fixtures/test-media-stage.ts';
-import { ADMIN, Client, createTestDatabase, createUser, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
+import { ADMIN, Client, createTestDatabase, createUser, setupAdmin, spawnStudio, startStudio, type TestStudio } from './helpers.ts';
 import { follow, type ReceivedEvent } from './sse-client.ts';
 
-const root = path.resolve(import.meta.dirname, '../../..');
 const STORY = '雨夜。一只橘猫在街角发抖。小女孩撑着红伞走来。她蹲下，把猫抱进怀里。第二天，阳光照进窗台。';
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 
 const ofType = (events: ReceivedEvent[], type: string) => events.filter((e) => e.data.type === type);
 
@@ -193,28 +181,9 @@ describe(`a media run killed with the server (${process.env.TEST_DB ?? 'pglite'}
   it('is interrupted after restart, with the items it had finished kept', { timeout: 120_000 }, async () => {
     const fake = await startFakeLlm({ port: 0, host: '127.0.0.1' });
     const testDb = await createTestDatabase();
-    const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'apps/server/test/fixtures/studio-with-test-stage.ts'], {
-      cwd: root,
-      env: {
-        ...process.env,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        DATA_DIR: testDb.location.dataDir,
-        DATABASE_URL: testDb.location.databaseUrl ?? '',
-        ADMIN_EMAIL: ADMIN.email,
-        ADMIN_PASSWORD: ADMIN.password,
-        APP_SECRET: 'crash-test-secret-crash-test-secret-0123',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    const studioProcess = await spawnStudio(testDb, 'apps/server/test/fixtures/studio-with-test-stage.ts');
     try {
-      const base = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 120; i++) {
-        if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      const base = studioProcess.base;
       const admin = new Client(base);
       expect((await admin.post('/api/v1/auth/login', { email: ADMIN.email, password: ADMIN.password })).status).toBe(200);
       const llm = (await admin.post('/api/v1/models/providers/', { name: 'fake', api_url: fake.url, model_name: 'fake-model?ttft=5&tps=400' })).body.id;
@@ -225,8 +194,7 @@ describe(`a media run killed with the server (${process.env.TEST_DB ?? 'pglite'}
       expect(run.status).toBe(202);
       const before = await follow(`${base}/api/v1/runs/${run.body.id}/events`, { cookie: admin.cookie, stopWhen: (e) => ofType(e, 'image').length >= 2 });
       const finished = ofType(before.events, 'image').map((e) => e.data.image.media_id);
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await studioProcess.kill();
 
       const studio = await startStudio({}, testDb, undefined, { stages: { image: testMediaStage } });
       try {
@@ -245,7 +213,7 @@ describe(`a media run killed with the server (${process.env.TEST_DB ?? 'pglite'}
         await studio.close();
       }
     } finally {
-      child.kill('SIGKILL');
+      await studioProcess.kill();
       await fake.close();
     }
   });

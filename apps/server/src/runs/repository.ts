@@ -73,18 +73,17 @@ export class RunRepository {
     values: { text: string; usage: unknown; lastEventId: number },
     persist: (store: StageStore) => Promise<unknown>,
   ) =>
-    this.db.transaction(async (tx) => {
-      const store = { storyboards: new StoryboardRepository(tx) };
-      const output = await persist(store);
-      const [row] = await tx
-        .update(stageRuns)
-        .set({ status: 'completed', text: values.text, output, usage: values.usage, finishedAt: new Date(), lastEventId: values.lastEventId })
-        .where(eq(stageRuns.id, run.id))
-        .returning();
-      await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
-      await completeStage(tx, run.projectId, run.stage, run.id, output, store.storyboards.changedShotIds);
-      return row;
-    });
+    this.db.transaction((tx) =>
+      makeCurrent(tx, run, persist, async (output) => {
+        const [row] = await tx
+          .update(stageRuns)
+          .set({ status: 'completed', text: values.text, output, usage: values.usage, finishedAt: new Date(), lastEventId: values.lastEventId })
+          .where(eq(stageRuns.id, run.id))
+          .returning();
+        await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
+        return row;
+      }),
+    );
 
   /** A run that failed or was stopped: its text is kept, the stage says why (if the run is still its current one). */
   endRun = (
@@ -108,16 +107,15 @@ export class RunRepository {
     values: { projectId: string; stage: StageKey; source: 'edit' | 'restore'; text: string; createdBy: string },
     persist: (store: StageStore) => Promise<unknown>,
   ) =>
-    this.db.transaction(async (tx) => {
-      const store = { storyboards: new StoryboardRepository(tx) };
-      const output = await persist(store);
-      const [row] = await tx
-        .insert(stageRuns)
-        .values({ ...values, status: 'completed', input: {}, output, startedAt: new Date(), finishedAt: new Date() })
-        .returning();
-      await completeStage(tx, values.projectId, values.stage, row.id, output, store.storyboards.changedShotIds);
-      return row;
-    });
+    this.db.transaction((tx) =>
+      makeCurrent(tx, values, persist, async (output) => {
+        const [row] = await tx
+          .insert(stageRuns)
+          .values({ ...values, status: 'completed', input: {}, output, startedAt: new Date(), finishedAt: new Date() })
+          .returning();
+        return row;
+      }),
+    );
 
   /** After a crash: runs the dead process left active become `interrupted`, their partial text kept. */
   async interruptOrphans(): Promise<{ id: string; projectId: string; stage: string }[]> {
@@ -141,6 +139,18 @@ export class RunRepository {
       return orphans;
     });
   }
+}
+
+/**
+ * Inside a transaction: the stage persists its output through its repositories, `save` writes the run
+ * that carries it, and the stage is completed with it (what follows it becoming out of date).
+ */
+async function makeCurrent(tx: Db, run: { projectId: string; stage: StageKey }, persist: (store: StageStore) => Promise<unknown>, save: (output: unknown) => Promise<RunRow>) {
+  const store = { storyboards: new StoryboardRepository(tx) };
+  const output = await persist(store);
+  const row = await save(output);
+  await completeStage(tx, run.projectId, run.stage, row.id, output, store.storyboards.changedShotIds);
+  return row;
 }
 
 /**
