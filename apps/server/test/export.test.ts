@@ -62,6 +62,40 @@ describe(`the export stage over real clips and narration (${process.env.TEST_DB 
     rmSync(tmp, { recursive: true, force: true });
   });
 
+  it('previews the timeline the export renders, before any export, and takes background music checked by its bytes', async () => {
+    const preview = (await admin.get(`/api/v1/projects/${projectId}/export/preview/`)).body;
+    expect(preview).toMatchObject({ width: 720, height: 1280, fps: 25 });
+    expect(preview.shots.map((s: any) => s.shot_id)).toEqual(shots.map((s) => s.id));
+    expect(preview.shots.every((s: any) => s.clip_url && s.narration_url)).toBe(true);
+    // Default fade of 0.4 s: each shot starts 0.4 s before the previous one ends.
+    expect(preview.shots.map((s: any) => s.start_s)).toEqual([0, CLIP_S - 0.4, 2 * (CLIP_S - 0.4)].map((x) => Math.round(x * FPS) / FPS));
+    expect(preview.total_s).toBeCloseTo(3 * CLIP_S - 0.8, 5);
+    expect(preview.lines.length).toBeGreaterThanOrEqual(3);
+    expect(preview.label).toBe('AI 生成');
+
+    // A hand edit of one line shows in the preview; an empty edit removes the line.
+    const key = preview.lines[0].key;
+    await admin.patch(`/api/v1/projects/${projectId}/stages/export/settings/`, { subtitle_edits: { [key]: '雨夜的街角' } });
+    const edited = (await admin.get(`/api/v1/projects/${projectId}/export/preview/`)).body;
+    expect(edited.lines[0]).toMatchObject({ key, text: '雨夜的街角', edited: true });
+    await admin.patch(`/api/v1/projects/${projectId}/stages/export/settings/`, { subtitle_edits: {} });
+
+    const upload = (body: Buffer, type = 'application/octet-stream') =>
+      fetch(`${studio.url}/api/v1/projects/${projectId}/stages/export/music/`, { method: 'POST', headers: { cookie: admin.cookie, 'content-type': type }, body: new Uint8Array(body) });
+    const tone = path.join(tmp, 'music.m4a');
+    spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=330:duration=2', '-c:a', 'aac', tone]);
+    const ok = await upload(readFileSync(tone), 'audio/mp4');
+    expect(ok.status).toBe(201);
+    const music = await ok.json();
+    expect(music.mime).toMatch(/^audio\//);
+    const png = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4500000000049454e44ae426082', 'hex');
+    expect((await upload(png, 'audio/mpeg')).status).toBe(400);
+    expect((await upload(Buffer.alloc(20 * 1024 * 1024 + 1))).status).toBe(413);
+    const set = await admin.patch(`/api/v1/projects/${projectId}/stages/export/settings/`, { music_media_id: music.media_id, music_volume: 0.3 });
+    expect(set.body).toMatchObject({ music_media_id: music.media_id, music_duck: true });
+    expect((await admin.patch(`/api/v1/projects/${projectId}/stages/export/settings/`, { transition: 'wipe' })).status).toBe(400);
+  });
+
   let first: { id: string; output: any };
 
   it('exports one H.264 + AAC MP4 of the right length with a soft subtitle track, the AIGC metadata, cover, SRT/ASS, narration and a 剪映 draft', async () => {
@@ -82,6 +116,8 @@ describe(`the export stage over real clips and narration (${process.env.TEST_DB 
     expect(steps.at(-1)).toMatchObject({ percent: 100, eta_ms: 0 });
 
     const video = await download(out.video.url, 'video.mp4');
+    const named = await fetch(`${studio.url}${out.video.url}?download=1&name=${encodeURIComponent('雨夜的猫')}`, { headers: { cookie: admin.cookie } });
+    expect(named.headers.get('content-disposition')).toContain(`filename*=UTF-8''${encodeURIComponent('雨夜的猫.mp4')}`);
     expect(video.type).toBe('video/mp4');
     expect(video.disposition).toMatch(/attachment/);
     const info = ffprobe(video.file);
