@@ -1,3 +1,4 @@
+import exportMessages from '@/features/export/messages';
 import type { MessageSchema } from './zh-CN.ts';
 
 const en: MessageSchema = {
@@ -507,6 +508,7 @@ const en: MessageSchema = {
       imagePrompt: 'Click to write the prompt for the image model',
     },
   },
+  export: exportMessages.en,
   camera: {
     title: 'Camera design',
     hint: 'One camera movement per shot. Adjust each by hand afterwards, or regenerate a single shot.',

@@ -1,3 +1,4 @@
+import exportMessages from '@/features/export/messages';
 // Simplified Chinese, the studio's first language. `en.ts` must have exactly these keys (typed).
 // vue-i18n treats `@ { } | $` as syntax: write a literal at-sign as {'@'}.
 const zhCN = {
@@ -507,6 +508,7 @@ const zhCN = {
       imagePrompt: '点击填写给文生图模型的提示词',
     },
   },
+  export: exportMessages.zh,
   camera: {
     title: '运镜设计',
     hint: '为每个镜头生成一个运镜。生成后可以逐个调整，或只重新生成某一个镜头。',
