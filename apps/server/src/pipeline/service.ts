@@ -89,7 +89,9 @@ export class PipelineService {
     for (const row of stages) {
       const stage = row.stageType as StageKey;
       if (DONE.has(row.status) && !row.stale) continue;
-      if (!this.runs.definitionOf(stage)) {
+      const definition = this.runs.definitionOf(stage);
+      const needs = definition?.kind === 'media' ? definition.needsAnyOf : undefined;
+      if (!definition || (needs && !needs.some((s) => this.runs.definitionOf(s)))) {
         await this.projectRepo.updateStage(projectId, stage, { status: 'skipped', statusReason: 'Not available yet: this media stage is still being built' });
         continue;
       }

@@ -58,6 +58,7 @@ export const exportStage: MediaStageDefinition<ExportInput, ExportSegmentItem, E
   providerType: null,
   local: { name: 'Local export (ffmpeg)', model: 'ffmpeg', simulated: false },
   itemEvent: 'clip',
+  needsAnyOf: ['image', 'video'],
   // Two cores in the reference machine: one segment each.
   concurrency: () => 2,
   validate(_input, ctx) {
