@@ -125,6 +125,7 @@ describe(`the export stage over real clips and narration (${process.env.TEST_DB 
     const video = await download(out.video.url, 'video.mp4');
     const named = await fetch(`${studio.url}${out.video.url}?download=1&name=${encodeURIComponent('雨夜的猫')}`, { headers: { cookie: admin.cookie } });
     expect(named.headers.get('content-disposition')).toContain(`filename*=UTF-8''${encodeURIComponent('雨夜的猫.mp4')}`);
+    await named.arrayBuffer(); // an unread body keeps the connection busy and the studio from closing
     expect(video.type).toBe('video/mp4');
     expect(video.disposition).toMatch(/attachment/);
     const info = ffprobe(video.file);
@@ -227,6 +228,8 @@ describe(`the export stage over real clips and narration (${process.env.TEST_DB 
     expect(await mediaCount()).toBe(count);
     const after = (await admin.get(`/api/v1/projects/${projectId}/stages/`)).body.find((s: any) => s.stage_type === 'export');
     expect(after.output.video.media_id).toBe(previous.output.video.media_id);
-    expect((await fetch(`${studio.url}${after.output.video.url}`, { headers: { cookie: admin.cookie } })).status).toBe(200);
+    const kept = await fetch(`${studio.url}${after.output.video.url}`, { headers: { cookie: admin.cookie } });
+    expect(kept.status).toBe(200);
+    expect((await kept.arrayBuffer()).byteLength).toBe(previous.output.video.size_bytes);
   }, 180_000);
 });
