@@ -11,3 +11,5 @@ console.log('\n== Relay: the simulated upstream read directly vs the same load t
 await runRelayBench([1, 64, 100, 1000], 'pglite');
 console.log('\n== Relay with the studio on PostgreSQL (scale mode)');
 await runRelayBench([1, 64, 100, 1000], 'postgres');
+console.log('\n== Images: the offline model, and the studio CPU per vendor image');
+await import('./images.bench.ts');

@@ -56,6 +56,8 @@ export interface StudioOptions {
   env?: Record<string, string>;
   /** Keep DATA_DIR after stop (also: E2E_KEEP_DATA=1). */
   keepData?: boolean;
+  /** Another server entry beside main.ts, relative to the repository (e.g. a studio with a test-only stage). */
+  entry?: string;
 }
 
 const running = new Set<ChildProcess>();
@@ -100,7 +102,7 @@ export async function startStudio(options: StudioOptions = {}): Promise<Studio> 
     const port = await freePort();
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-e2e-'));
     try {
-      return await launch({ port, dataDir, dist, withAdmin, keepData, env: options.env ?? {} });
+      return await launch({ port, dataDir, dist, withAdmin, keepData, env: options.env ?? {}, entry: options.entry });
     } catch (err) {
       rmSync(dataDir, { recursive: true, force: true });
       if (attempt < 3 && /EADDRINUSE/.test(String((err as Error).message))) continue;
@@ -116,6 +118,7 @@ async function launch(o: {
   withAdmin: boolean;
   keepData: boolean;
   env: Record<string, string>;
+  entry?: string;
 }): Promise<Studio> {
   const baseURL = `http://127.0.0.1:${o.port}`;
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -136,7 +139,7 @@ async function launch(o: {
     ...o.env,
   });
 
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER_ENTRY], {
+  const child = spawn(process.execPath, ['--import', 'tsx', o.entry ? path.join(ROOT, o.entry) : SERVER_ENTRY], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

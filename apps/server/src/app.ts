@@ -35,9 +35,13 @@ import { RunRepository } from './runs/repository.ts';
 import { runRoutes } from './runs/routes.ts';
 import { RunPublisher } from './runs/publisher.ts';
 import { RunService } from './runs/service.ts';
+import { findMediaTools, killAllMediaProcesses } from './media/ffmpeg.ts';
+import { RenderQueue } from './media/render-queue.ts';
 import { MediaRepository } from './media/repository.ts';
 import { mediaRoutes } from './media/routes.ts';
 import { MediaStore } from './media/store.ts';
+import { imageRoutes } from './images/routes.ts';
+import { ImageService } from './images/service.ts';
 import type { StageDefinition } from './stages/definition.ts';
 import { StageSettingsService } from './stages/settings.ts';
 import type { StageKey } from '@ai-story/contracts';
@@ -95,9 +99,15 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const runLog = new InMemoryEventLog();
   const projectLog = new InMemoryEventLog(5_000);
   const storyboards = new StoryboardRepository(database.db);
-  const media = new MediaStore(path.join(config.dataDir, 'media'), new MediaRepository(database.db));
+  const mediaRepo = new MediaRepository(database.db);
+  const media = new MediaStore(path.join(config.dataDir, 'media'), mediaRepo);
   const publisher = new RunPublisher(runLog, projectLog);
-  const runs = new RunService({ repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: { media }, config, log: app.log, stages: opts.stages });
+  // One queue for the whole studio: local renders of every project share MEDIA_CONCURRENCY slots fairly.
+  const renderQueue = new RenderQueue(config.mediaConcurrency);
+  const mediaTools = findMediaTools(config.mediaTools);
+  if (!mediaTools) app.log.warn('ffmpeg/ffprobe not found: media stages cannot render (apt-get install -y ffmpeg, or set FFMPEG_PATH/FFPROBE_PATH)');
+  const mediaServices = { media, renderQueue, mediaTools, previousItem: (projectId: string, stage: StageKey, key: string) => runRepo.itemByCacheKey(projectId, stage, key) };
+  const runs = new RunService({ repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages });
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, heartbeatMs: config.heartbeatMs });
@@ -139,6 +149,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await api.register(pipelineRoutes(pipeline));
       await api.register(mediaRoutes(media, projects));
       await api.register(exportRoutes({ projects, projectRepo, storyboards, media }));
+      await api.register(imageRoutes(new ImageService({ projects, projectRepo, storyboards, runs: runRepo, providers, media, mediaRepo })));
     },
     { prefix: '/api/v1' },
   );
@@ -151,6 +162,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // Stop runs before the server closes its connections, so each saves its text as `interrupted`.
   app.addHook('preClose', async () => {
     await runs.shutdown();
+    // Runs kill their own children on abort; this catches any left (a render outside a run, a stuck kill).
+    const killed = killAllMediaProcesses();
+    if (killed) app.log.warn({ killed }, 'media processes still running at shutdown were killed');
   });
   app.addHook('onClose', async () => {
     await demo.close();
@@ -188,7 +202,7 @@ function errorHandler(this: FastifyInstance, err: FastifyError, req: import('fas
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) {
     // Malformed JSON, wrong content type, body too large …: the client's mistake, said plainly.
-    const code = status === 401 ? 'unauthenticated' : status === 403 ? 'forbidden' : status === 404 ? 'not_found' : status === 429 ? 'rate_limited' : 'validation_error';
+    const code = status === 401 ? 'unauthenticated' : status === 403 ? 'forbidden' : status === 404 ? 'not_found' : status === 429 ? 'rate_limited' : status === 413 ? 'payload_too_large' : 'validation_error';
     return reply.code(status).send({ error: { code, message: err.message, details: { fields: { body: err.message } } } });
   }
   req.log.error({ err }, 'unhandled error');

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -22,6 +23,11 @@ const Env = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   WEB_DIST: z.string().optional(),
   LOGIN_RATE_LIMIT: z.coerce.number().int().min(1).max(100_000).default(10),
+  FFMPEG_PATH: z.string().min(1).optional(),
+  FFPROBE_PATH: z.string().min(1).optional(),
+  /** Local CPU renders at once; one core is left to the API so it keeps answering while clips render. */
+  MEDIA_CONCURRENCY: z.coerce.number({ error: 'must be a whole number from 1 to 64' }).int('must be a whole number from 1 to 64').min(1, 'must be a whole number from 1 to 64').max(64, 'must be a whole number from 1 to 64').optional(),
+  PATH: z.string().optional(),
 });
 
 export interface Config {
@@ -41,6 +47,10 @@ export interface Config {
   heartbeatMs: number;
   /** Upper bound between run checkpoints (DESIGN §4: at most once a second). */
   checkpointMs: number;
+  /** Where ffmpeg/ffprobe are looked for (explicit paths first, then PATH). */
+  mediaTools: { FFMPEG_PATH?: string; FFPROBE_PATH?: string; PATH?: string };
+  /** Local renders in parallel, studio-wide (DESIGN §7: cores − 1, at least 1). */
+  mediaConcurrency: number;
 }
 
 export class ConfigError extends Error {}
@@ -57,6 +67,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const e = parsed.data;
   if ((e.ADMIN_EMAIL && !e.ADMIN_PASSWORD) || (!e.ADMIN_EMAIL && e.ADMIN_PASSWORD)) {
     throw new ConfigError('Invalid ADMIN_EMAIL/ADMIN_PASSWORD: set both or neither');
+  }
+  for (const name of ['FFMPEG_PATH', 'FFPROBE_PATH'] as const) {
+    // A typo here must not silently fall back to another binary on PATH.
+    if (e[name] && !isExecutable(e[name])) throw new ConfigError(`Invalid ${name}: ${e[name]} is not an executable file`);
   }
   const dataDir = path.resolve(overrides.dataDir ?? e.DATA_DIR);
   return {
@@ -75,8 +89,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     loginRateLimit: e.LOGIN_RATE_LIMIT,
     heartbeatMs: 15_000,
     checkpointMs: 1_000,
+    mediaTools: { FFMPEG_PATH: e.FFMPEG_PATH, FFPROBE_PATH: e.FFPROBE_PATH, PATH: e.PATH },
+    mediaConcurrency: e.MEDIA_CONCURRENCY ?? Math.max(1, availableParallelism() - 1),
     ...overrides,
   };
+}
+
+function isExecutable(file: string) {
+  try {
+    accessSync(file, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The generated secret lives in DATA_DIR with mode 600, created once. */

@@ -7,3 +7,5 @@ export * from './runs.ts';
 export * from './inputs.ts';
 export * from './prompts.ts';
 export * from './export.ts';
+export * from './clips.ts';
+export * from './images.ts';

@@ -77,6 +77,22 @@ export class MediaStore {
 
   find = (id: string) => this.repo.find(id);
 
+  /**
+   * Removes rows, and the files no row refers to any more (content-addressed: the same bytes may be
+   * another row's, in this project or another). Answers what was freed.
+   */
+  async remove(rows: MediaRow[]): Promise<{ removedRows: number; removedFiles: number; freedBytes: number }> {
+    const orphaned = await this.repo.deleteRows(rows.map((r) => r.id));
+    let freedBytes = 0;
+    for (const f of orphaned) {
+      const file = path.join(this.root, this.relativePath(f.sha256, f.mime));
+      const size = await stat(file).then((s) => s.size, () => 0);
+      await unlink(file).catch(() => {});
+      freedBytes += size;
+    }
+    return { removedRows: rows.length, removedFiles: orphaned.length, freedBytes };
+  }
+
   /** Where a row's file lives, relative to the store's root (never outside it: the name is a hash). */
   relativePath(sha256: string, mime: string) {
     return path.join(sha256.slice(0, 2), `${sha256}.${EXTENSIONS[mime] ?? 'bin'}`);

@@ -86,6 +86,7 @@ export class PipelineService {
   /** Starts the next stage that is not done; stages not built yet are skipped with the reason shown. */
   private async advance(projectId: string) {
     const stages = await this.projectRepo.stages(projectId);
+    const skipped = new Set(stages.filter((s) => s.status === 'skipped').map((s) => s.stageType));
     for (const row of stages) {
       const stage = row.stageType as StageKey;
       if (DONE.has(row.status) && !row.stale) continue;
@@ -93,6 +94,13 @@ export class PipelineService {
       const needs = definition?.kind === 'media' ? definition.needsAnyOf : undefined;
       if (!definition || (needs && !needs.some((s) => this.runs.definitionOf(s)))) {
         await this.projectRepo.updateStage(projectId, stage, { status: 'skipped', statusReason: 'Not available yet: this media stage is still being built' });
+        skipped.add(stage);
+        continue;
+      }
+      const missing = definition.needs?.find((need) => skipped.has(need));
+      if (missing) {
+        await this.projectRepo.updateStage(projectId, stage, { status: 'skipped', statusReason: `Skipped: it needs the ${missing} stage, which was skipped` });
+        skipped.add(stage);
         continue;
       }
       const user = this.startedBy.get(projectId) ?? (await this.ownerOf(projectId));

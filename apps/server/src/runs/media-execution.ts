@@ -29,6 +29,14 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
   run.mediaProgress(0, shots.length, { code: 'shots', params: { done: 0, total: shots.length } });
 
   const limit = pLimit(Math.max(1, definition.concurrency(run.ctx)));
+  // Items are saved one after another, so their events go out in the order of their saved sequence
+  // numbers: a replay from the database then shows what a live follower saw.
+  let saving: Promise<unknown> = Promise.resolve();
+  const saveInOrder = (save: () => Promise<void>) => {
+    const next = saving.then(save);
+    saving = next.catch(() => {});
+    return next;
+  };
   await Promise.all(
     shots.map((shot) =>
       limit(async () => {
@@ -43,13 +51,16 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
             providers,
             services: d.services,
             progress: (percent, message) => run.task(shot.id, 'running', { percent, ...(message && { message }) }),
+            waiting: (position) => run.task(shot.id, 'queued', { position }),
           });
-          for (const item of items) {
-            await d.repo.saveItem({ runId: run.id, seq: run.nextItemSeq(), shotId: shot.id, kind: definition.itemEvent, mediaId: item.media_id, item });
-            run.addItem(item);
-          }
-          // A task whose every item was already there (an export's cached segment) did no work.
-          const cached = items.length > 0 && items.every((i) => (i as { cached?: unknown }).cached === true);
+          await saveInOrder(async () => {
+            for (const item of items) {
+              await d.repo.saveItem({ runId: run.id, seq: run.nextItemSeq(), shotId: shot.id, kind: definition.itemEvent, mediaId: item.media_id, item });
+              run.addItem(item);
+            }
+          });
+          // A stage that reused earlier work (its cache) marks the items `cached`, and the task says so.
+          const cached = items.length > 0 && items.every((i) => i.cached === true);
           run.task(shot.id, cached ? 'cached' : 'succeeded', { percent: 100 });
         } catch (err) {
           if (signal.aborted) return run.task(shot.id, 'cancelled');
@@ -84,5 +95,8 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
     }
   }
   const output = definition.output(run.mediaItems as MediaItem[], failed.map((f) => f.shotId), run.input, run.ctx, finished);
-  return { status: 'completed', output, usage: noUsage(Date.now() - run.startedAt) };
+  // Paid media items carry their `cost` (units × the provider's price_per_unit); by default the run's usage sums them.
+  const durationMs = Date.now() - run.startedAt;
+  const cost = run.mediaItems.reduce((sum: number, i) => sum + (typeof i.cost === 'number' ? i.cost : 0), 0);
+  return { status: 'completed', output, usage: definition.usage?.(run.mediaItems as MediaItem[], durationMs) ?? { ...noUsage(durationMs), cost } };
 }

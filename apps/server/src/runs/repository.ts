@@ -1,5 +1,5 @@
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
-import { and, asc, count, desc, eq, inArray } from 'drizzle-orm';
+import { and, asc, count, desc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { projectStages, runItems, runTextChunks, stageRuns, type RunRow } from '../db/schema.ts';
 import { StoryboardRepository } from '../storyboard/repository.ts';
@@ -63,6 +63,18 @@ export class RunRepository {
     await this.db.insert(runItems).values(values);
   };
   items = (runId: string) => this.db.select().from(runItems).where(eq(runItems.runId, runId)).orderBy(asc(runItems.seq));
+
+  /** The newest item a stage made in this project under `cacheKey` (its hash of inputs), in any earlier run. */
+  async itemByCacheKey(projectId: string, stage: StageKey, cacheKey: string): Promise<Record<string, unknown> | null> {
+    const [row] = await this.db
+      .select({ item: runItems.item })
+      .from(runItems)
+      .innerJoin(stageRuns, eq(stageRuns.id, runItems.runId))
+      .where(and(eq(stageRuns.projectId, projectId), eq(stageRuns.stage, stage), sql`${runItems.item}->>'cache_key' = ${cacheKey}`))
+      .orderBy(desc(runItems.createdAt))
+      .limit(1);
+    return (row?.item as Record<string, unknown> | undefined) ?? null;
+  }
 
   /**
    * A run's successful end, in one transaction: the stage persists its output, the run keeps its

@@ -95,6 +95,14 @@ export class RunService {
       const why = selection.skipped.map((s) => s.reason).join('; ');
       throw conflict(`No model provider is available for this stage${why ? ` (${why})` : ''}; an admin can add or enable one`);
     }
+    if (definition.kind === 'media' && definition.beforeStart) {
+      try {
+        definition.beforeStart(input, ctx, runsLocally ? [] : selection.order);
+      } catch (err) {
+        if (err instanceof StageInputError) throw new AppError(400, 'validation_error', err.message, { fields: { [err.field]: err.message } });
+        throw err;
+      }
+    }
     const prompt = definition.kind === 'llm' ? await this.renderPrompt(definition, project, stage, input, ctx) : null;
 
     const first = selection.order[0];

@@ -1,6 +1,8 @@
-import type { MediaItem, MediaItemEventType, ProviderType, StageKey } from '@ai-story/contracts';
+import type { MediaItem, MediaItemEventType, ProviderType, RunUsage, StageKey } from '@ai-story/contracts';
 import type { z } from 'zod';
 import type { ProjectRow, StageRow, storyboardShots } from '../db/schema.ts';
+import type { MediaTools } from '../media/ffmpeg.ts';
+import type { RenderQueue } from '../media/render-queue.ts';
 import type { MediaStore } from '../media/store.ts';
 import type { ClientProvider } from '../providers/service.ts';
 import type { StoryboardRepository } from '../storyboard/repository.ts';
@@ -49,6 +51,8 @@ interface StageBase<Input, Output> {
   input: z.ZodType<Input>;
   /** Input the caller may leave out, filled from the project (e.g. the rewrite's text from its topic). */
   defaultInput(ctx: StageContext): Record<string, unknown>;
+  /** Stages whose output this one cannot do without: when the pipeline finds one skipped, it skips this one too. */
+  needs?: StageKey[];
   /** Checks the input against the project (throws StageInputError). */
   validate?(input: Input, ctx: StageContext): void;
   /**
@@ -93,6 +97,12 @@ export interface LlmStageDefinition<Input = any, Output = any> extends StageBase
 /** What a media stage's shot task may use besides its shot. */
 export interface MediaServices {
   media: MediaStore;
+  /** The studio's one fair queue for local CPU renders (MEDIA_CONCURRENCY); every local ffmpeg job goes through it. */
+  renderQueue: RenderQueue;
+  /** ffmpeg and ffprobe, or null when they are not installed (media stages then say what is missing). */
+  mediaTools: MediaTools | null;
+  /** The latest item this stage made for the project under `cacheKey` in any earlier run, for reuse. */
+  previousItem(projectId: string, stage: StageKey, cacheKey: string): Promise<Record<string, unknown> | null>;
   /** Who started the run (media rows record it). */
   userId: string | null;
 }
@@ -109,6 +119,8 @@ export interface ShotTask<Input> {
   services: MediaServices;
   /** Reports the task's own progress (0–100) and what it is doing. */
   progress(percent: number, message?: string): void;
+  /** Reports the task's place in the render queue while it waits (1 = next). */
+  waiting(position: number): void;
 }
 
 /**
@@ -139,7 +151,14 @@ export interface MediaStageDefinition<Input = any, Item extends MediaItem = Medi
    * An optional finishing step after every shot (e.g. the final encode); what it answers goes to `output`.
    * Its `progress(percent, step)` reports the step's own percent and a step code the web app words.
    */
-  finish?(step: Omit<ShotTask<Input>, 'shot' | 'providers'> & { items: Item[] }): Promise<Record<string, unknown>>;
+  finish?(step: Omit<ShotTask<Input>, 'shot' | 'providers' | 'waiting'> & { items: Item[] }): Promise<Record<string, unknown>>;
+  /**
+   * Called once the providers are chosen and before the run exists (a paid run's budget check): throws
+   * StageInputError to refuse the run before any vendor is called. `providers` is empty for the local method.
+   */
+  beforeStart?(input: Input, ctx: StageContext, providers: { name: string; pricePerUnit: number; isSimulated: boolean }[]): void;
+  /** The run's usage and cost from its items (default: none). */
+  usage?(items: Item[], durationMs: number): RunUsage;
   /** The stage's output from this run's items, the shots that failed, and what the finishing step made. */
   output(items: Item[], failedShotIds: string[], input: Input, ctx: StageContext, finished?: Record<string, unknown>): Output;
 }

@@ -2,8 +2,10 @@ import type { StageKey } from '@ai-story/contracts';
 import { cameraStage } from './camera.ts';
 import { exportStage } from './export.ts';
 import type { LlmStageDefinition, StageDefinition } from './definition.ts';
+import { imageStage } from './image.ts';
 import { rewriteStage } from './rewrite.ts';
 import { storyboardStage } from './storyboard.ts';
+import { videoStage } from './video.ts';
 
 /** The stages that have a prompt template (the Prompts page edits these). */
 export const TEMPLATED_STAGES: Partial<Record<StageKey, LlmStageDefinition>> = {
@@ -16,4 +18,6 @@ export const TEMPLATED_STAGES: Partial<Record<StageKey, LlmStageDefinition>> = {
 export const STAGES: Partial<Record<StageKey, StageDefinition>> = {
   ...TEMPLATED_STAGES,
   export: exportStage,
+  image: imageStage,
+  video: videoStage,
 };

@@ -65,7 +65,18 @@ export class StoryboardService {
       ...((patch.duration_locked !== undefined || patch.duration_seconds !== undefined) && { durationLocked: patch.duration_locked ?? true }),
     });
     await this.syncOutputs(shot.projectId);
+    // A new image prompt makes that shot's image out of date, and a new length its clip (a clip is as
+    // long as its shot) — that shot only, not the whole stage (DESIGN §9).
+    if (patch.image_prompt !== undefined && patch.image_prompt !== shot.imagePrompt) await this.markShotStale(shot.projectId, 'image', shot.id);
+    if (patch.duration_seconds !== undefined && patch.duration_seconds !== shot.durationSeconds) await this.markShotStale(shot.projectId, 'video', shot.id);
     return shotOf(row);
+  }
+
+  private async markShotStale(projectId: string, stage: StageKey, shotId: string) {
+    const row = await this.projectRepo.stage(projectId, stage);
+    if (row?.status !== 'completed' || row.staleShotIds?.includes(shotId)) return;
+    await this.projectRepo.updateStage(projectId, stage, { staleShotIds: [...(row.staleShotIds ?? []), shotId] });
+    this.projects.notifyChange(projectId);
   }
 
   async remove(user: AuthUser, shotId: string) {
@@ -102,6 +113,8 @@ export class StoryboardService {
     });
     // A movement edited by hand is the camera stage's own output changing, not its input: not stale.
     await this.syncOutputs(row.projectId, { shotsChanged: false });
+    // …but the shot's clip was rendered with the old movement.
+    await this.markShotStale(row.projectId, 'video', row.shotId);
     return (await this.repo.movementsOf(row.projectId)).find((m) => m.id === id)!;
   }
 
@@ -138,6 +151,7 @@ export class StoryboardService {
     }
   }
 
+  /** The video stage redoes this shot next time (its other clips stay); only a completed stage has clips to be stale. */
   /** Keeps the stages' current outputs equal to the tables after a hand edit; changed shots make the camera stale. */
   private async syncOutputs(projectId: string, { shotsChanged = true } = {}) {
     const shots = (await this.repo.shots(projectId)).map(shotOf);

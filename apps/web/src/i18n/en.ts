@@ -1,5 +1,7 @@
 import exportMessages from '@/features/export/messages';
+import clipsMessages from '@/features/clips/messages';
 import type { MessageSchema } from './zh-CN.ts';
+import imageMessages from '../features/images/messages.ts';
 
 const en: MessageSchema = {
   app: {
@@ -509,6 +511,7 @@ const en: MessageSchema = {
     },
   },
   export: exportMessages.en,
+  video: clipsMessages.en,
   camera: {
     title: 'Camera design',
     hint: 'One camera movement per shot. Adjust each by hand afterwards, or regenerate a single shot.',
@@ -701,6 +704,7 @@ const en: MessageSchema = {
     manage: 'Manage sets',
     empty: 'No template sets yet',
   },
+  image: imageMessages.en,
 };
 
 export default en;

@@ -1,6 +1,8 @@
 import exportMessages from '@/features/export/messages';
+import imageMessages from '../features/images/messages.ts';
 // Simplified Chinese, the studio's first language. `en.ts` must have exactly these keys (typed).
 // vue-i18n treats `@ { } | $` as syntax: write a literal at-sign as {'@'}.
+import clipsMessages from '@/features/clips/messages';
 const zhCN = {
   app: {
     name: 'AI Story',
@@ -509,6 +511,7 @@ const zhCN = {
     },
   },
   export: exportMessages.zh,
+  video: clipsMessages.zh,
   camera: {
     title: '运镜设计',
     hint: '为每个镜头生成一个运镜。生成后可以逐个调整，或只重新生成某一个镜头。',
@@ -701,6 +704,7 @@ const zhCN = {
     manage: '管理模板集',
     empty: '还没有模板集',
   },
+  image: imageMessages.zh,
 };
 
 export default zhCN;

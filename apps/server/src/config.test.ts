@@ -1,0 +1,23 @@
+import { availableParallelism } from 'node:os';
+import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from './config.ts';
+
+const base = { APP_SECRET: 'x'.repeat(32) };
+
+describe('media settings in the configuration', () => {
+  test('MEDIA_CONCURRENCY defaults to cores − 1, at least 1, and takes a given whole number', () => {
+    expect(loadConfig(base).mediaConcurrency).toBe(Math.max(1, availableParallelism() - 1));
+    expect(loadConfig({ ...base, MEDIA_CONCURRENCY: '3' }).mediaConcurrency).toBe(3);
+  });
+
+  test.each(['0', '-2', '1.5', 'lots', '65'])('MEDIA_CONCURRENCY=%s stops start-up naming the variable', (value) => {
+    expect(() => loadConfig({ ...base, MEDIA_CONCURRENCY: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...base, MEDIA_CONCURRENCY: value })).toThrow(/^Invalid MEDIA_CONCURRENCY: /);
+  });
+
+  test('an FFMPEG_PATH or FFPROBE_PATH that is not an executable stops start-up naming it', () => {
+    expect(() => loadConfig({ ...base, FFMPEG_PATH: '/nonexistent/ffmpeg' })).toThrow(/^Invalid FFMPEG_PATH: /);
+    expect(() => loadConfig({ ...base, FFPROBE_PATH: '/nonexistent/ffprobe' })).toThrow(/^Invalid FFPROBE_PATH: /);
+    expect(loadConfig({ ...base, FFMPEG_PATH: '/usr/bin/ffmpeg' }).mediaTools.FFMPEG_PATH).toBe('/usr/bin/ffmpeg');
+  });
+});

@@ -1,0 +1,75 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Page } from '@playwright/test';
+import sharp from 'sharp';
+import { startFakeLlm, type FakeLlmServer } from '@ai-story/fake-llm';
+import { expect, signIn, test } from './fixtures';
+
+test.use({ locale: 'zh-CN' });
+test.describe.configure({ timeout: 240_000 });
+
+const SHOTS = path.join(import.meta.dirname, 'screenshots');
+mkdirSync(SHOTS, { recursive: true });
+
+let upstream: FakeLlmServer;
+test.beforeAll(async () => {
+  upstream = await startFakeLlm();
+});
+test.afterAll(async () => {
+  await upstream?.close();
+});
+
+const TOPIC = '雨夜的城市，老人在街角修钟表。一个女孩推门进来。黄昏，两人走到海边。灯塔亮起来。第二天清晨，森林里的小屋飘着炊烟。夜里，满天星星。';
+
+/** Cards with at least one picture in them. */
+const filledCards = (page: Page) =>
+  page.locator('[data-testid^="image-card-"]').evaluateAll((cards) => cards.filter((c) => c.querySelector('[data-testid^="image-thumb-"] img')).length);
+
+test('generate every shot offline: thumbnails fill the cards one by one and survive a reload mid-run; pick a candidate; upload an image', async ({ page, context, studio }) => {
+  await signIn(context, studio);
+  const headers = { origin: studio.baseURL };
+  const project = (await (await page.request.post('/api/v1/projects/', { data: { name: '钟表匠', original_topic: TOPIC }, headers })).json()).id as string;
+  const llm = (await (await page.request.post('/api/v1/models/providers/', { data: { name: `分镜-${Date.now().toString(36)}`, api_url: upstream.url, api_key: 'sk-e2e', model_name: 'fake-model?tps=2000' }, headers })).json()).id;
+  const board = await (await page.request.post(`/api/v1/projects/${project}/stages/storyboard/runs/`, { data: { input: { shot_count: 8 }, provider_id: llm }, headers })).json();
+  await expect.poll(async () => (await (await page.request.get(`/api/v1/runs/${board.id}/`)).json()).status, { timeout: 60_000 }).toBe('completed');
+  // Four candidates per shot: 32 offline pictures, long enough to watch the cards fill and to reload mid-run.
+  expect((await page.request.patch(`/api/v1/projects/${project}/stages/image/settings/`, { data: { candidates: 4 }, headers })).status()).toBe(200);
+
+  await page.goto(`/projects/${project}/image`);
+  await expect(page.getByTestId('image-card-8')).toBeVisible();
+  await expect(page.getByTestId('image-estimate')).toContainText('32');
+  await page.screenshot({ path: path.join(SHOTS, 'images-before.png'), fullPage: true });
+  await page.getByTestId('image-generate').click();
+
+  // Cards fill one at a time: some filled while others are still waiting.
+  await expect.poll(async () => { const n = await filledCards(page); return n > 0 && n < 8; }, { timeout: 60_000, intervals: [100] }).toBe(true);
+  await expect(page.getByTestId('image-count')).toContainText('/ 8 张');
+  const before = await filledCards(page);
+  await page.screenshot({ path: path.join(SHOTS, 'images-running.png'), fullPage: true });
+
+  // A reload mid-run keeps what was made and follows the rest.
+  await page.reload();
+  await expect.poll(() => filledCards(page), { timeout: 30_000 }).toBeGreaterThanOrEqual(before);
+  await expect.poll(() => filledCards(page), { timeout: 120_000 }).toBe(8);
+  await expect(page.getByTestId('image-phase')).toHaveAttribute('data-phase', 'completed', { timeout: 60_000 });
+  await expect(page.getByTestId('image-thumb-1')).toHaveCount(4);
+  await page.screenshot({ path: path.join(SHOTS, 'images-done.png'), fullPage: true });
+
+  // Pick the second candidate of shot 1: it becomes the one in use, no new version.
+  await page.getByTestId('image-card-1').getByTestId('image-pick-1').first().click();
+  await expect.poll(async () => {
+    const stage = (await (await page.request.get(`/api/v1/projects/${project}/stages/`)).json()).find((s: { stage_type: string }) => s.stage_type === 'image');
+    return stage.output.images.filter((i: { shot_id: string; chosen: boolean }) => i.chosen).length;
+  }).toBe(8);
+  const thumbs1 = page.getByTestId('image-card-1').getByTestId('image-thumb-1');
+  await expect(thumbs1.nth(1)).toHaveClass(/chosen/);
+  await expect(thumbs1.nth(0)).not.toHaveClass(/chosen/);
+
+  // Upload a PNG named .jpg to shot 2: a fifth picture, picked.
+  const png = await sharp({ create: { width: 72, height: 128, channels: 3, background: '#c0392b' } }).png().toBuffer();
+  await page.getByTestId('image-upload-2').setInputFiles({ name: 'mine.jpg', mimeType: 'image/jpeg', buffer: png });
+  const thumbs2 = page.getByTestId('image-card-2').getByTestId('image-thumb-2');
+  await expect(thumbs2).toHaveCount(5);
+  await expect(thumbs2.nth(4)).toHaveClass(/chosen/);
+  await page.screenshot({ path: path.join(SHOTS, 'images-picked.png'), fullPage: true });
+});
