@@ -106,12 +106,14 @@ test('the preview plays the whole video before any export: the clock advances, s
  * video stages in the build: until they are, the pipeline skips the export and so does this test.
  */
 test('one click turns a topic into an MP4 that plays in the page, with its downloads', async ({ page, context, studio }) => {
+  // Every stage for real at 720p on a shared 2-core machine: minutes, not seconds.
+  test.setTimeout(900_000);
   await signIn(context, studio);
   const id = await newProject(page, studio.baseURL, '一键成片：雨夜的猫');
   await page.goto(`/projects/${id}/export`);
   await page.getByTestId('pipeline-execute').click();
   const exportStatus = page.getByTestId('stage-status-export');
-  await expect(exportStatus).toHaveAttribute('data-status', /^(completed|skipped|failed)$/, { timeout: 280_000 });
+  await expect(exportStatus).toHaveAttribute('data-status', /^(completed|skipped|failed)$/, { timeout: 840_000 });
   // A build without the picture stages skips the export (and says so): nothing to test here yet.
   test.skip((await exportStatus.getAttribute('data-status')) === 'skipped', 'the image, narration and video stages are not in this build yet');
   await expect(exportStatus).toHaveAttribute('data-status', 'completed');
