@@ -126,7 +126,10 @@ test('one click turns a topic into an MP4 that plays in the page, with its downl
   await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime), { timeout: 10_000 }).toBeGreaterThan(0.3);
   await page.screenshot({ path: path.join(SHOTS, 'export-03-finished.png'), fullPage: true });
   const types: Record<string, RegExp> = { mp4: /^video\/mp4/, srt: /subrip/, ass: /ssa/, cover: /^image\/jpeg/, narration: /^(audio|video)\/mp4/, draft: /^application\/zip/ };
-  for (const [key, type] of Object.entries(types)) {
+  // Subtitles and the narration track come with the narration stage; without it the export has neither.
+  const narrated = (await page.getByTestId('stage-status-narration').getAttribute('data-status')) === 'completed';
+  for (const key of ['srt', 'ass', 'narration']) await expect(page.getByTestId(`export-download-${key}`)).toHaveCount(narrated ? 1 : 0);
+  for (const [key, type] of Object.entries(types).filter(([k]) => narrated || !['srt', 'ass', 'narration'].includes(k))) {
     const href = await page.getByTestId(`export-download-${key}`).getAttribute('href');
     const res = await page.request.get(href!);
     expect(res.status(), key).toBe(200);
