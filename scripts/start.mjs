@@ -34,6 +34,27 @@ if (builtAt < sourcesAt) {
   run('npm', ['run', 'build', '-w', '@ai-story/web']);
 }
 
+// The media stages need Debian's ffmpeg and espeak-ng (DESIGN §9). Installed when this is root with
+// apt; otherwise the one command is printed and the studio starts anyway (the LLM stages work, and the
+// media tabs say what is missing).
+const hasCommand = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const missingMedia = [
+  ...(!hasCommand('ffmpeg') || !hasCommand('ffprobe') ? ['ffmpeg'] : []),
+  ...(!hasCommand('espeak-ng') ? ['espeak-ng'] : []),
+];
+if (missingMedia.length) {
+  const canApt = process.getuid?.() === 0 && hasCommand('apt-get');
+  if (canApt) {
+    console.log(`[start] installing ${missingMedia.join(' ')} for the media stages (apt-get)…`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const update = spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
+    const install = update.status === 0 && spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...missingMedia], { stdio: 'inherit', env });
+    if (!install || install.status !== 0) console.warn(`[start] could not install ${missingMedia.join(' ')}; the media stages will say what is missing`);
+  } else {
+    console.warn(`[start] the media stages need: sudo apt-get install -y --no-install-recommends ${missingMedia.join(' ')}`);
+  }
+}
+
 const server = spawn(process.execPath, ['--import', 'tsx', 'apps/server/src/main.ts'], { cwd: root, stdio: 'inherit' });
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.kill(signal));
 server.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -39,6 +39,8 @@ import { findMediaTools, killAllMediaProcesses } from './media/ffmpeg.ts';
 import { RenderQueue } from './media/render-queue.ts';
 import { MediaRepository } from './media/repository.ts';
 import { mediaRoutes } from './media/routes.ts';
+import { narrationRoutes } from './narration/routes.ts';
+import { NarrationService } from './narration/service.ts';
 import { MediaStore } from './media/store.ts';
 import { imageRoutes } from './images/routes.ts';
 import { ImageService } from './images/service.ts';
@@ -150,6 +152,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await api.register(mediaRoutes(media, projects));
       await api.register(exportRoutes({ projects, projectRepo, storyboards, media }));
       await api.register(imageRoutes(new ImageService({ projects, projectRepo, storyboards, runs: runRepo, providers, media, mediaRepo })));
+      await api.register(narrationRoutes(new NarrationService({ projects, projectRepo, storyboards, storyboardService, providers, runs })));
     },
     { prefix: '/api/v1' },
   );

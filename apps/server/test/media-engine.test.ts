@@ -218,3 +218,28 @@ describe(`a media run killed with the server (${process.env.TEST_DB ?? 'pglite'}
     }
   });
 });
+
+describe(`a studio without ffmpeg (${process.env.TEST_DB ?? 'pglite'})`, () => {
+  it('refuses a rendering stage up front with 503, saying what to install, and still runs the LLM stages', async () => {
+    const fake = await startFakeLlm({ port: 0, host: '127.0.0.1' });
+    const studio = await startStudio({ mediaTools: { FFMPEG_PATH: '/nonexistent/ffmpeg', FFPROBE_PATH: '/nonexistent/ffprobe' } });
+    try {
+      const admin = await setupAdmin(studio);
+      const llm = (await admin.post('/api/v1/models/providers/', { name: 'fake', api_url: fake.url, model_name: 'fake-model?ttft=5&tps=400' })).body.id;
+      const id = (await admin.post('/api/v1/projects/', { name: 'no ffmpeg', original_topic: STORY })).body.id;
+      const board = await admin.post(`/api/v1/projects/${id}/stages/storyboard/runs/`, { input: { shot_count: 2 }, provider_id: llm });
+      expect(board.status).toBe(202);
+      await follow(`${studio.url}/api/v1/runs/${board.body.id}/events`, { cookie: admin.cookie });
+      for (const stage of ['narration', 'video']) {
+        const res = await admin.post(`/api/v1/projects/${id}/stages/${stage}/runs/`, { input: {} });
+        expect(res.status).toBe(503);
+        expect(res.body.error).toMatchObject({ code: 'unavailable', details: { missing: 'ffmpeg' } });
+        expect(res.body.error.message).toMatch(/apt-get install -y ffmpeg/);
+      }
+      expect((await admin.get(`/api/v1/projects/${id}/stages/narration/runs/`)).body.count).toBe(0);
+    } finally {
+      await studio.close();
+      await fake.close();
+    }
+  });
+});

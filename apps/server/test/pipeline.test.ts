@@ -17,7 +17,8 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
   const stageStatuses = async (projectId: string, who: Client = owner) =>
     Object.fromEntries((await who.get(`/api/v1/projects/${projectId}/stages/`)).body.map((s: any) => [s.stage_type, s.status]));
 
-  const waitFor = async (check: () => Promise<boolean>, what: string, ms = 30_000) => {
+  // The pipeline now speaks every shot (the narration stage, offline voice): minutes on a busy machine at worst.
+  const waitFor = async (check: () => Promise<boolean>, what: string, ms = 150_000) => {
     const until = Date.now() + ms;
     while (Date.now() < until) {
       if (await check()) return;
@@ -48,22 +49,27 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
   const newProject = async () => {
     const id = (await owner.post('/api/v1/projects/', { name: 'pipeline', original_topic: '老街的修表匠。他修好了最后一只表。孩子们围在门口。夕阳照在玻璃柜上。' })).body.id as string;
     await owner.put(`/api/v1/projects/${id}/model-config/`, { rewrite: { provider_ids: [fast], strategy: 'round_robin' }, storyboard: { provider_ids: [fast], strategy: 'round_robin' }, camera: { provider_ids: [fast], strategy: 'round_robin' } });
+    // Short shots (a real project setting): the media stages render little, so a whole pipeline stays quick.
+    await owner.patch(`/api/v1/projects/${id}/`, { min_shot_s: 1, max_shot_s: 2 });
     return id;
   };
 
-  it('executes rewrite → storyboard → camera → image with one call and ends completed, the stages not built yet skipped with a reason', async () => {
+  it('executes every stage with one call and ends completed, offline methods making the media, the stages not built yet skipped with a reason', async () => {
     const id = await newProject();
     const res = await owner.post(`/api/v1/projects/${id}/execute/`, {});
     expect(res.status).toBe(202);
     await waitFor(async () => (await projectStatus(id)) === 'completed', 'the pipeline to complete');
-    expect(await stageStatuses(id)).toEqual({ rewrite: 'completed', storyboard: 'completed', camera: 'completed', image: 'completed', narration: 'skipped', video: 'skipped', export: 'skipped' });
+    expect(await stageStatuses(id)).toEqual({ rewrite: 'completed', storyboard: 'completed', camera: 'completed', image: 'completed', narration: 'completed', video: 'completed', export: 'skipped' });
     const stages = (await owner.get(`/api/v1/projects/${id}/stages/`)).body;
-    // No image provider here: the offline model drew one picture per shot.
-    expect(stages.find((s: any) => s.stage_type === 'image').output.images).toHaveLength((await owner.get(`/api/v1/projects/${id}/storyboards/`)).body.count);
-    expect(stages.find((s: any) => s.stage_type === 'narration').status_reason).toMatch(/not available/i);
+    const shotCount = (await owner.get(`/api/v1/projects/${id}/storyboards/`)).body.count;
+    // No media provider here: the offline image model, espeak-ng and local camera motion made the media.
+    expect(stages.find((s: any) => s.stage_type === 'image').output.images).toHaveLength(shotCount);
+    expect(stages.find((s: any) => s.stage_type === 'narration').output.narration).toHaveLength(shotCount);
+    expect(stages.find((s: any) => s.stage_type === 'video').output.clips).toHaveLength(shotCount);
+    expect(stages.find((s: any) => s.stage_type === 'export').status_reason).toMatch(/not available/i);
     expect((await owner.get(`/api/v1/projects/${id}/camera-movements/`)).body.count).toBe((await owner.get(`/api/v1/projects/${id}/storyboards/`)).body.count);
     expect((await owner.get('/api/v1/projects/')).body.results.find((p: any) => p.id === id).progress).toBe(1);
-  });
+  }, 180_000);
 
   it('holds a pause between stages, then resumes to the end', async () => {
     const id = await newProject();
@@ -80,7 +86,7 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
     expect((await owner.post(`/api/v1/projects/${id}/resume/`)).status).toBe(200);
     await waitFor(async () => (await projectStatus(id)) === 'completed', 'the resumed pipeline to complete');
     expect((await owner.get(`/api/v1/projects/${id}/`)).body.pipeline_state).toBe('idle');
-  });
+  }, 180_000);
 
   it('retries and skips a stage, and marks later stages stale when an earlier one changes', async () => {
     const id = await newProject();
@@ -95,7 +101,7 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
     const skipped = await owner.post(`/api/v1/projects/${id}/stages/camera/skip/`);
     expect(skipped.body.stages.find((s: any) => s.stage_type === 'camera').status).toBe('skipped');
     expect((await owner.post(`/api/v1/projects/${id}/stages/nonsense/skip/`)).status).toBe(404);
-  });
+  }, 180_000);
 
   it('fails over to the next provider when one fails before the first token, and the run shows who answered', async () => {
     const broken = (await admin.post('/api/v1/models/providers/', { name: 'broken', api_url: fake.url, model_name: 'fake-model?quirk=http_500', timeout_s: 2 })).body.id;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SubtitleLine } from './narration.ts';
 
 /** Safe-area presets of vertical platforms (where their overlays leave room for subtitles). */
 export const SAFE_AREA_PRESETS = ['douyin', 'kuaishou', 'bilibili', 'youtube_shorts', 'none'] as const;
@@ -38,8 +39,6 @@ export const ExportInput = z.object({
 });
 export type ExportInput = z.infer<typeof ExportInput>;
 
-export const SubtitleLine = z.object({ text: z.string(), start_s: z.number(), end_s: z.number() });
-export type SubtitleLine = z.infer<typeof SubtitleLine>;
 
 export const ExportOutput = z.object({
   video: z.object({ media_id: z.string(), url: z.string(), duration_s: z.number(), width: z.number(), height: z.number(), size_bytes: z.number() }),

@@ -9,3 +9,4 @@ export * from './prompts.ts';
 export * from './export.ts';
 export * from './clips.ts';
 export * from './images.ts';
+export * from './narration.ts';

@@ -71,7 +71,7 @@ export function planExport(ctx: StageContext, settings: ExportSettings): Planned
     let lines: SubtitleLine[] = [];
     if (voice) {
       // Lines the narration stage keeps (hand-edited there) win over lines cut from its sentences.
-      const kept = list(voice.subtitles);
+      const kept = list(voice.subtitle_lines);
       const sentences = list(voice.sentences).flatMap((s) =>
         typeof s.text === 'string' && typeof s.start_s === 'number' && typeof s.end_s === 'number' ? [{ text: s.text, start_s: s.start_s, end_s: s.end_s }] : [],
       );

@@ -91,8 +91,7 @@ export class PipelineService {
       const stage = row.stageType as StageKey;
       if (DONE.has(row.status) && !row.stale) continue;
       const definition = this.runs.definitionOf(stage);
-      const needs = definition?.kind === 'media' ? definition.needsAnyOf : undefined;
-      if (!definition || (needs && !needs.some((s) => this.runs.definitionOf(s)))) {
+      if (!definition) {
         await this.projectRepo.updateStage(projectId, stage, { status: 'skipped', statusReason: 'Not available yet: this media stage is still being built' });
         skipped.add(stage);
         continue;

@@ -167,7 +167,8 @@ async function makeCurrent(tx: Db, run: { projectId: string; stage: StageKey }, 
 
 /**
  * Marks the stage completed with this output, and what follows from it out of date: when the change is
- * known per shot (a storyboard saved in place), the media stages after it get those shots in
+ * known per shot (a storyboard saved in place, shots retimed by their narration), the stages that
+ * depend on it per shot get those shots in
  * `stale_shot_ids` and redo only them; otherwise every completed stage after it becomes stale.
  */
 async function completeStage(tx: Db, projectId: string, stage: StageKey, runId: string, output: unknown, changedShotIds: Set<string>) {
@@ -177,9 +178,9 @@ async function completeStage(tx: Db, projectId: string, stage: StageKey, runId: 
     .where(and(eq(projectStages.projectId, projectId), eq(projectStages.stageType, stage)));
   const stages = await tx.select().from(projectStages).where(eq(projectStages.projectId, projectId));
   const position = stages.find((s) => s.stageType === stage)!.position;
-  const perShot = stage === 'storyboard';
+  const perShot = PER_SHOT_DEPENDENTS[stage] ?? [];
   for (const later of stages.filter((s) => s.position > position && s.status === 'completed')) {
-    if (perShot && isMediaStage(later.stageType)) {
+    if (perShot.includes(later.stageType as StageKey)) {
       if (!changedShotIds.size) continue;
       const staleShotIds = [...new Set([...(later.staleShotIds ?? []), ...changedShotIds])];
       await tx.update(projectStages).set({ staleShotIds, updatedAt: new Date() }).where(eq(projectStages.id, later.id));
@@ -189,7 +190,13 @@ async function completeStage(tx: Db, projectId: string, stage: StageKey, runId: 
   }
 }
 
-const isMediaStage = (stage: string) => (MEDIA_STAGES as readonly string[]).includes(stage);
+/**
+ * Later stages that a stage's save makes out of date shot by shot (the others become stale as a
+ * whole): a storyboard save changes shots' content, which every media stage redoes per shot; a
+ * narration save changes shots' lengths, which only their clips depend on (the export mixes the
+ * narration itself, so it is stale whenever the narration changes).
+ */
+const PER_SHOT_DEPENDENTS: Partial<Record<StageKey, readonly StageKey[]>> = { storyboard: MEDIA_STAGES, narration: ['video'] };
 
 function isUniqueViolation(err: unknown): boolean {
   for (let e: any = err; e; e = e.cause) if (e.code === '23505') return true;

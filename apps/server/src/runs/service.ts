@@ -77,6 +77,10 @@ export class RunService {
     if (!definition) {
       throw new AppError(400, 'validation_error', `The ${stage} stage is not available yet`, { fields: { stage: 'Not available yet' } });
     }
+    // A missing tool is the server's problem, said before anything about the input.
+    if (definition.kind === 'media' && definition.usesFfmpeg && !this.d.media.mediaTools) {
+      throw new AppError(503, 'unavailable', 'ffmpeg is not installed on the server: an admin runs apt-get install -y ffmpeg (or sets FFMPEG_PATH and FFPROBE_PATH)', { missing: 'ffmpeg' });
+    }
     const ctx: StageContext = { project, stages: await this.d.projectRepo.stages(projectId), shots: await this.d.storyboards.shots(projectId) };
     const input = parseInput(definition, ctx, body.input);
 

@@ -58,7 +58,7 @@ export const exportStage: MediaStageDefinition<ExportInput, ExportSegmentItem, E
   providerType: null,
   local: { name: 'Local export (ffmpeg)', model: 'ffmpeg', simulated: false },
   itemEvent: 'clip',
-  needsAnyOf: ['image', 'video'],
+  usesFfmpeg: true,
   // Two cores in the reference machine: one segment each.
   concurrency: () => 2,
   validate(_input, ctx) {
@@ -74,7 +74,7 @@ export const exportStage: MediaStageDefinition<ExportInput, ExportSegmentItem, E
     const picture = plan.picture!;
     const { width, height, fps } = frameOf(ctx);
     const segment = await renderShotSegment(
-      tools(),
+      services.mediaTools ?? tools(),
       { clip: await fileOf(services.media, picture.media_id, picture.kind), duration_s: plan.duration_s },
       { width, height, fps } satisfies SegmentSettings,
       cacheDirOf(services.media, ctx.project.id),
@@ -106,7 +106,7 @@ export const exportStage: MediaStageDefinition<ExportInput, ExportSegmentItem, E
 type Progress = (percent: number, step?: string) => void;
 
 async function finishExport(items: ExportSegmentItem[], ctx: StageContext, signal: AbortSignal, services: MediaServices, progress: Progress) {
-  const ffmpeg = tools();
+  const ffmpeg = services.mediaTools ?? tools();
   const settings = settingsFor(ctx);
   const { width, height, fps } = frameOf(ctx);
   const done = new Set(items.map((i) => i.shot_id));

@@ -3,6 +3,7 @@ import { cameraStage } from './camera.ts';
 import { exportStage } from './export.ts';
 import type { LlmStageDefinition, StageDefinition } from './definition.ts';
 import { imageStage } from './image.ts';
+import { narrationStage } from './narration.ts';
 import { rewriteStage } from './rewrite.ts';
 import { storyboardStage } from './storyboard.ts';
 import { videoStage } from './video.ts';
@@ -19,5 +20,6 @@ export const STAGES: Partial<Record<StageKey, StageDefinition>> = {
   ...TEMPLATED_STAGES,
   export: exportStage,
   image: imageStage,
+  narration: narrationStage,
   video: videoStage,
 };

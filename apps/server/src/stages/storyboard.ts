@@ -31,6 +31,8 @@ const RawShot = z
     prompt: z.string().optional(),
     duration_seconds: z.coerce.number().optional(),
     duration: z.coerce.number().optional(),
+    /** Who speaks the line when the narration is dialogue (a character's name). */
+    speaker: z.string().nullish(),
   })
   .passthrough();
 
@@ -48,6 +50,7 @@ function toShot(raw: unknown, index: number, input: StoryboardInput): Shot | nul
     narration_text: narration.trim(),
     image_prompt: (v.image_prompt ?? v.prompt ?? '').trim(),
     duration_seconds: Math.min(120, Math.max(0.5, Number.isFinite(duration) ? duration : 3)),
+    ...(v.speaker?.trim() && { speaker: v.speaker.trim().slice(0, 100) }),
   };
 }
 

@@ -273,6 +273,7 @@ export const videoStage: MediaStageDefinition<VideoInput, Clip, VideoOutput> = {
     preferred: (input, ctx) => !shotsOf(input, ctx).some((shot) => methodOf(ctx, shot) === 'ai'),
   },
   itemEvent: 'clip',
+  usesFfmpeg: true,
   concurrency: (ctx) => Math.max(1, Math.min(MAX_TASKS, ctx.shots.length)),
   validate(input, ctx) {
     if (ctx.shots.length === 0) throw new StageInputError('input', 'Generate the storyboard first');

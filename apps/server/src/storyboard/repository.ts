@@ -6,7 +6,7 @@ import { cameraMovements, storyboardShots } from '../db/schema.ts';
 type ShotFields = Pick<Shot, 'scene_description' | 'narration_text' | 'image_prompt' | 'duration_seconds'> & { speaker?: string | null };
 
 export class StoryboardRepository {
-  /** Shots whose content a storyboard save changed or added (their media downstream is out of date). */
+  /** Shots whose content (a storyboard save) or length (a narration save) changed: their media downstream is out of date. */
   readonly changedShotIds = new Set<string>();
 
   constructor(private readonly db: Db) {}
@@ -38,6 +38,7 @@ export class StoryboardRepository {
         old.narrationText === values.narrationText &&
         old.imagePrompt === values.imagePrompt &&
         old.durationSeconds === values.durationSeconds &&
+        old.speaker === values.speaker &&
         old.sequenceNumber === values.sequenceNumber;
       if (same) continue;
       await this.db.update(storyboardShots).set(values).where(eq(storyboardShots.id, old.id));
@@ -46,6 +47,20 @@ export class StoryboardRepository {
     const surplus = existing.slice(shots.length).map((s) => s.id);
     if (surplus.length) await this.db.delete(storyboardShots).where(inArray(storyboardShots.id, surplus));
     return this.shots(projectId);
+  }
+
+  /**
+   * Shot lengths set from their narration (DESIGN §9). A shot the user locked keeps its length; a
+   * shot whose length changes is remembered in `changedShotIds` (its clip must be rendered again).
+   */
+  async setNarratedDurations(projectId: string, lengths: { shotId: string; seconds: number }[]) {
+    const shots = new Map((await this.shots(projectId)).map((s) => [s.id, s]));
+    for (const { shotId, seconds } of lengths) {
+      const shot = shots.get(shotId);
+      if (!shot || shot.durationLocked || Math.abs(shot.durationSeconds - seconds) < 0.001) continue;
+      await this.db.update(storyboardShots).set({ durationSeconds: seconds }).where(eq(storyboardShots.id, shotId));
+      this.changedShotIds.add(shotId);
+    }
   }
 
   /** Saves one movement per shot (a shot's earlier movement is replaced). */

@@ -2,6 +2,7 @@ import exportMessages from '@/features/export/messages';
 import clipsMessages from '@/features/clips/messages';
 import type { MessageSchema } from './zh-CN.ts';
 import imageMessages from '../features/images/messages.ts';
+import narrationMessages from '@/features/narration/messages';
 
 const en: MessageSchema = {
   app: {
@@ -512,6 +513,7 @@ const en: MessageSchema = {
   },
   export: exportMessages.en,
   video: clipsMessages.en,
+  narration: narrationMessages.en,
   camera: {
     title: 'Camera design',
     hint: 'One camera movement per shot. Adjust each by hand afterwards, or regenerate a single shot.',

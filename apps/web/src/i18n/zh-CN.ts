@@ -3,6 +3,7 @@ import imageMessages from '../features/images/messages.ts';
 // Simplified Chinese, the studio's first language. `en.ts` must have exactly these keys (typed).
 // vue-i18n treats `@ { } | $` as syntax: write a literal at-sign as {'@'}.
 import clipsMessages from '@/features/clips/messages';
+import narrationMessages from '@/features/narration/messages';
 const zhCN = {
   app: {
     name: 'AI Story',
@@ -512,6 +513,7 @@ const zhCN = {
   },
   export: exportMessages.zh,
   video: clipsMessages.zh,
+  narration: narrationMessages.zh,
   camera: {
     title: '运镜设计',
     hint: '为每个镜头生成一个运镜。生成后可以逐个调整，或只重新生成某一个镜头。',

@@ -1,3 +1,4 @@
+import type { API_FORMATS } from '@ai-story/contracts';
 import { synthesizeEspeak } from '../offline/espeak.ts';
 import { edgeTtsAdapter } from './tts-edge.ts';
 import { openAiSpeechAdapter } from './tts-openai.ts';
@@ -7,9 +8,10 @@ import { openAiSpeechAdapter } from './tts-openai.ts';
  * (DESIGN §9: never guessed from the URL).
  * - `openai_speech`: POST /audio/speech — OpenAI, SiliconFlow (CosyVoice) and compatible servers;
  * - `edge_tts`: Edge's read-aloud WebSocket (unofficial, version-pinned, off by default);
- * - `espeak`: the local espeak-ng voice — simulated, labelled so by `simulated: true`.
+ * - `espeak`: the local espeak-ng voice — simulated, labelled so by `simulated: true`. It is the
+ *   narration stage's local method, never a provider's format (the others follow API_FORMATS.tts).
  */
-export type TtsApiFormat = 'openai_speech' | 'edge_tts' | 'espeak';
+export type TtsApiFormat = (typeof API_FORMATS)['tts'][number] | 'espeak';
 
 export interface TtsProviderConfig {
   api_format: TtsApiFormat;
