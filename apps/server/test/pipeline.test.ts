@@ -54,19 +54,20 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
     return id;
   };
 
-  it('executes every stage with one call and ends completed, offline methods making the media, the stages not built yet skipped with a reason', async () => {
+  it('executes every stage with one call and ends completed, offline methods making the media and the export putting them together', async () => {
     const id = await newProject();
     const res = await owner.post(`/api/v1/projects/${id}/execute/`, {});
     expect(res.status).toBe(202);
     await waitFor(async () => (await projectStatus(id)) === 'completed', 'the pipeline to complete');
-    expect(await stageStatuses(id)).toEqual({ rewrite: 'completed', storyboard: 'completed', camera: 'completed', image: 'completed', narration: 'completed', video: 'completed', export: 'skipped' });
+    expect(await stageStatuses(id)).toEqual({ rewrite: 'completed', storyboard: 'completed', camera: 'completed', image: 'completed', narration: 'completed', video: 'completed', export: 'completed' });
     const stages = (await owner.get(`/api/v1/projects/${id}/stages/`)).body;
     const shotCount = (await owner.get(`/api/v1/projects/${id}/storyboards/`)).body.count;
     // No media provider here: the offline image model, espeak-ng and local camera motion made the media.
     expect(stages.find((s: any) => s.stage_type === 'image').output.images).toHaveLength(shotCount);
     expect(stages.find((s: any) => s.stage_type === 'narration').output.narration).toHaveLength(shotCount);
     expect(stages.find((s: any) => s.stage_type === 'video').output.clips).toHaveLength(shotCount);
-    expect(stages.find((s: any) => s.stage_type === 'export').status_reason).toMatch(/not available/i);
+    // The export put them together: one MP4 of every shot.
+    expect(stages.find((s: any) => s.stage_type === 'export').output).toMatchObject({ video: { url: expect.stringMatching(/^\/api\/v1\/media\//) }, failed_shot_ids: [] });
     expect((await owner.get(`/api/v1/projects/${id}/camera-movements/`)).body.count).toBe((await owner.get(`/api/v1/projects/${id}/storyboards/`)).body.count);
     expect((await owner.get('/api/v1/projects/')).body.results.find((p: any) => p.id === id).progress).toBe(1);
   }, 180_000);
