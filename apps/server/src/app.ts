@@ -15,6 +15,7 @@ import type { Config } from './config.ts';
 import { Cipher } from './crypto/cipher.ts';
 import { openDatabase, type Database } from './db/client.ts';
 import { AppError } from './errors.ts';
+import { exportRoutes } from './export/routes.ts';
 import { loggerOptions } from './logger.ts';
 import { pipelineRoutes } from './pipeline/routes.ts';
 import { PipelineService } from './pipeline/service.ts';
@@ -160,6 +161,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await api.register(storyboardRoutes(storyboardService));
       await api.register(pipelineRoutes(pipeline));
       await api.register(mediaRoutes(media, projects));
+      await api.register(exportRoutes({ projects, projectRepo, storyboards, media }));
       await api.register(imageRoutes(new ImageService({ projects, projectRepo, storyboards, runs: runRepo, providers, media, mediaRepo })));
       await api.register(narrationRoutes(new NarrationService({ projects, projectRepo, storyboards, storyboardService, providers, runs })));
     },

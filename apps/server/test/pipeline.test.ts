@@ -59,24 +59,23 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
     return id;
   };
 
-  it('executes every stage with one call, offline methods making the media; a stage not built yet is skipped with a reason and leaves the project not completed', async () => {
+  it('executes every stage with one call and ends completed, offline methods making the media and the export putting them together', async () => {
     const id = await newProject();
     const res = await owner.post(`/api/v1/projects/${id}/execute/`, {});
     expect(res.status).toBe(202);
-    await waitFor(() => pipelineEnded(id), 'the pipeline to end');
-    // A project is complete only when its last stage has a result.
-    expect(await projectStatus(id)).toBe('draft');
-    expect(await stageStatuses(id)).toEqual({ rewrite: 'completed', storyboard: 'completed', camera: 'completed', image: 'completed', narration: 'completed', video: 'completed', export: 'skipped' });
+    await waitFor(async () => (await projectStatus(id)) === 'completed', 'the pipeline to complete');
+    expect(await stageStatuses(id)).toEqual({ rewrite: 'completed', storyboard: 'completed', camera: 'completed', image: 'completed', narration: 'completed', video: 'completed', export: 'completed' });
     const stages = (await owner.get(`/api/v1/projects/${id}/stages/`)).body;
     const shotCount = (await owner.get(`/api/v1/projects/${id}/storyboards/`)).body.count;
     // No media provider here: the offline image model, espeak-ng and local camera motion made the media.
     expect(stages.find((s: any) => s.stage_type === 'image').output.images).toHaveLength(shotCount);
     expect(stages.find((s: any) => s.stage_type === 'narration').output.narration).toHaveLength(shotCount);
     expect(stages.find((s: any) => s.stage_type === 'video').output.clips).toHaveLength(shotCount);
-    expect(stages.find((s: any) => s.stage_type === 'export').status_reason).toMatch(/not available/i);
+    // The export put them together: one MP4 of every shot.
+    expect(stages.find((s: any) => s.stage_type === 'export').output).toMatchObject({ video: { url: expect.stringMatching(/^\/api\/v1\/media\//) }, failed_shot_ids: [] });
     expect((await owner.get(`/api/v1/projects/${id}/camera-movements/`)).body.count).toBe((await owner.get(`/api/v1/projects/${id}/storyboards/`)).body.count);
-    expect((await owner.get('/api/v1/projects/')).body.results.find((p: any) => p.id === id).progress).toBe(0.86);
-  }, 180_000);
+    expect((await owner.get('/api/v1/projects/')).body.results.find((p: any) => p.id === id).progress).toBe(1);
+  }, 240_000);
 
   it('holds a pause between stages, then resumes to the end', async () => {
     const id = await newProject();

@@ -6,6 +6,7 @@ export * from './providers.ts';
 export * from './runs.ts';
 export * from './inputs.ts';
 export * from './prompts.ts';
+export * from './export.ts';
 export * from './clips.ts';
 export * from './images.ts';
 export * from './narration.ts';

@@ -144,6 +144,27 @@ export function shotTimeline(spec: Pick<ComposeSpec, 'shots' | 'transition' | 'f
   return { starts_s: starts.map((f) => f / fps), transition_s: overlap / fps, total_s: totalFrames / fps };
 }
 
+/**
+ * One shot's normalised segment in `cacheDir` (what composeVideo reuses): rendered unless a segment with
+ * the same key is already there. Lets an export render shots as separate tasks before the final pass.
+ */
+export async function renderShotSegment(
+  tools: FfmpegPaths,
+  shot: Pick<ComposeShot, 'clip' | 'duration_s'>,
+  settings: SegmentSettings,
+  cacheDir: string,
+  opts: { signal?: AbortSignal; onProgress?: (fraction: number) => void; force?: boolean } = {},
+): Promise<{ file: string; key: string; cached: boolean }> {
+  await mkdir(cacheDir, { recursive: true });
+  const key = await segmentKey(shot, settings);
+  const file = path.join(cacheDir, `${key}.mp4`);
+  if (!opts.force && (await exists(file))) return { file, key, cached: true };
+  const timeoutMs = 120_000 + 10_000 * shot.duration_s;
+  const run: Run = (args, onOutTime) => runMediaTool(tools.ffmpeg, args, { signal: opts.signal, timeoutMs, onOutTime });
+  await renderSegment(run, shot, settings, file, (s) => opts.onProgress?.(Math.min(1, s / shot.duration_s)));
+  return { file, key, cached: false };
+}
+
 export async function composeVideo(tools: FfmpegPaths, spec: ComposeSpec, opts: ComposeOptions = {}): Promise<ComposeResult> {
   validate(spec);
   const fonts = spec.fonts ?? DEFAULT_FONTS;

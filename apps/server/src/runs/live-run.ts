@@ -192,6 +192,24 @@ export class LiveRun {
     this.emit({ type: event, shot_id: item.shot_id, [event]: item } as RunEventBody);
   }
 
+  /**
+   * Progress inside a media stage's finishing step: its own percent, and a time left measured from the
+   * step's start (the shot tasks before it say nothing about how long an encode takes).
+   */
+  finishProgress(total: number, percent: number, code: string) {
+    const now = Date.now();
+    this.finishStartedAt ??= now;
+    const p = Math.max(0, Math.min(100, Math.round(percent)));
+    if (p === this.lastFinish.percent && code === this.lastFinish.code) return;
+    this.lastFinish = { percent: p, code };
+    const spent = now - this.finishStartedAt;
+    const eta = p >= 100 ? 0 : p > 0 ? Math.round((spent / p) * (100 - p)) : null;
+    this.emit({ type: 'progress', done: total, total, percent: p, elapsed_ms: now - this.startedAt, eta_ms: eta, step: { code, params: { percent: p } } });
+  }
+
+  private finishStartedAt: number | undefined;
+  private lastFinish = { percent: -1, code: '' };
+
   mediaProgress(done: number, total: number, step?: ProgressStep) {
     const elapsed = Date.now() - this.startedAt;
     const eta = done > 0 && done < total ? Math.round((elapsed / done) * (total - done)) : done >= total ? 0 : null;

@@ -86,7 +86,8 @@ export async function executeMedia(run: LiveRun, providers: ClientProvider[], d:
         ctx: run.ctx,
         signal,
         services: d.services,
-        progress: (percent) => run.mediaProgress(shots.length, shots.length, { code: 'finishing', params: { percent } }),
+        // The finishing step's own percent and step code (e.g. the export's 'compose', 'cover', 'draft').
+        progress: (percent, step) => run.finishProgress(shots.length, percent, step ?? 'finishing'),
       });
     } catch (err) {
       if (signal.aborted) return { status: 'stopped' };

@@ -164,7 +164,10 @@ export interface MediaStageDefinition<Input = any, Item extends MediaItem = Medi
   shots(input: Input, ctx: StageContext): ShotRow[];
   /** Does one shot's task; answers its finished items (the engine saves and sends each). */
   runShot(task: ShotTask<Input>): Promise<Item[]>;
-  /** An optional finishing step after every shot (e.g. the final encode); what it answers goes to `output`. */
+  /**
+   * An optional finishing step after every shot (e.g. the final encode); what it answers goes to `output`.
+   * Its `progress(percent, step)` reports the step's own percent and a step code the web app words.
+   */
   finish?(step: Omit<ShotTask<Input>, 'shot' | 'providers' | 'waiting'> & { items: Item[] }): Promise<Record<string, unknown>>;
   /**
    * Called once the providers are chosen and before the run exists (a paid run's budget check): throws

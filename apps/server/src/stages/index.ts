@@ -1,5 +1,6 @@
 import type { StageKey } from '@ai-story/contracts';
 import { cameraStage } from './camera.ts';
+import { exportStage } from './export.ts';
 import type { LlmStageDefinition, StageDefinition } from './definition.ts';
 import { imageStage } from './image.ts';
 import { narrationStage } from './narration.ts';
@@ -17,6 +18,7 @@ export const TEMPLATED_STAGES: Partial<Record<StageKey, LlmStageDefinition>> = {
 /** The stages the run engine can execute; a stage missing here is skipped by the pipeline as not available yet. */
 export const STAGES: Partial<Record<StageKey, StageDefinition>> = {
   ...TEMPLATED_STAGES,
+  export: exportStage,
   image: imageStage,
   narration: narrationStage,
   video: videoStage,

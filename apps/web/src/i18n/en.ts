@@ -1,3 +1,4 @@
+import exportMessages from '@/features/export/messages';
 import clipsMessages from '@/features/clips/messages';
 import type { MessageSchema } from './zh-CN.ts';
 import imageMessages from '../features/images/messages.ts';
@@ -570,6 +571,7 @@ const en: MessageSchema = {
       imagePrompt: 'Click to write the prompt for the image model',
     },
   },
+  export: exportMessages.en,
   video: clipsMessages.en,
   narration: narrationMessages.en,
   camera: {

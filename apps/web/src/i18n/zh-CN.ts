@@ -1,3 +1,4 @@
+import exportMessages from '@/features/export/messages';
 import imageMessages from '../features/images/messages.ts';
 // Simplified Chinese, the studio's first language. `en.ts` must have exactly these keys (typed).
 // vue-i18n treats `@ { } | $` as syntax: write a literal at-sign as {'@'}.
@@ -570,6 +571,7 @@ const zhCN = {
       imagePrompt: '点击填写给文生图模型的提示词',
     },
   },
+  export: exportMessages.zh,
   video: clipsMessages.zh,
   narration: narrationMessages.zh,
   camera: {
