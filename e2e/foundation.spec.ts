@@ -72,7 +72,7 @@ test.describe('first start', () => {
     await shot(page, 'foundation-04-create-dialog');
     await page.getByTestId('project-dialog-submit').click();
 
-    // Creating opens the project: its name, status and the six stages.
+    // Creating opens the project: its name, status and the seven stages.
     await expect(page).toHaveURL(/\/projects\/[0-9a-f-]{36}/);
     await expect(page.getByTestId('project-title')).toHaveText('三分钟讲清黑洞');
     await expect(page.getByTestId('project-detail').getByTestId('project-status')).toHaveText('草稿');
@@ -80,10 +80,11 @@ test.describe('first start', () => {
       await expect(page.getByTestId(`stage-tab-${key}`)).toHaveText(STAGES_ZH[i]);
       await expect(page.getByTestId(`stage-status-${key}`)).toContainText('待开始');
     }
-    // A stage not built yet says so (export comes last in the pipeline and in the build order).
+    // Every stage has its tab now: the last one, the export, opens on its settings.
     await page.getByTestId('stage-tab-export').click();
     await expect(page).toHaveURL(/\/export$/);
-    await expect(page.getByTestId('coming-soon-export')).toContainText('合成导出即将推出');
+    await expect(page.getByTestId('export-subtitle-mode')).toBeVisible();
+    await expect(page.getByTestId('coming-soon-export')).toHaveCount(0);
     await shot(page, 'foundation-05-project-detail');
 
     // The list shows it; opening it from there lands on the same project.

@@ -30,6 +30,8 @@ export const mediaRoutes =
       reply.header('x-content-type-options', 'nosniff');
       const ext = store.relativePath(row.sha256, row.mime).split('.').pop()!;
       if (req.query.download === '1') reply.header('content-disposition', attachment(req.query.name ?? row.id, ext));
-      return reply.sendFile(store.relativePath(row.sha256, row.mime), store.root, { cacheControl: false, etag: true, lastModified: false });
+      // The type is the one found in the bytes when stored (an extension lookup does not know .ass, say).
+      reply.header('content-type', row.mime);
+      return reply.sendFile(store.relativePath(row.sha256, row.mime), store.root, { cacheControl: false, contentType: false, etag: true, lastModified: false });
     });
   };

@@ -46,7 +46,7 @@ export class MediaStore {
 
   async put(projectId: string, bytes: Buffer, meta: MediaMeta): Promise<MediaRow> {
     const detected = await fileTypeFromBuffer(bytes);
-    const mime = detected?.mime ?? meta.mime ?? 'application/octet-stream';
+    const mime = canonicalMime(detected?.mime ?? meta.mime ?? 'application/octet-stream');
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const relative = this.relativePath(sha256, mime);
     const file = path.join(this.root, relative);
@@ -101,6 +101,9 @@ export class MediaStore {
   fileOf = (row: MediaRow) => path.join(this.root, this.relativePath(row.sha256, row.mime));
   urlOf = (id: string) => `/api/v1/media/${id}`;
 }
+
+/** file-type says `audio/x-m4a` for AAC in MP4; browsers and players know the registered `audio/mp4`. */
+const canonicalMime = (mime: string) => (mime === 'audio/x-m4a' ? 'audio/mp4' : mime);
 
 const exists = (file: string) =>
   stat(file).then(
