@@ -101,10 +101,7 @@ test('the preview plays the whole video before any export: the clock advances, s
   }
 });
 
-/**
- * From a topic to a playable MP4 offline, with one click (Run all). Needs the image, narration and
- * video stages in the build: until they are, the pipeline skips the export and so does this test.
- */
+/** From a topic to a playable MP4 offline, with one click (Run all): every stage runs for real. */
 test('one click turns a topic into an MP4 that plays in the page, with its downloads', async ({ page, context, studio }) => {
   // Every stage for real at 720p on a shared 2-core machine: minutes, not seconds.
   test.setTimeout(900_000);
@@ -114,8 +111,6 @@ test('one click turns a topic into an MP4 that plays in the page, with its downl
   await page.getByTestId('pipeline-execute').click();
   const exportStatus = page.getByTestId('stage-status-export');
   await expect(exportStatus).toHaveAttribute('data-status', /^(completed|skipped|failed)$/, { timeout: 840_000 });
-  // A build without the picture stages skips the export (and says so): nothing to test here yet.
-  test.skip((await exportStatus.getAttribute('data-status')) === 'skipped', 'the image, narration and video stages are not in this build yet');
   await expect(exportStatus).toHaveAttribute('data-status', 'completed');
   await expect(page.getByTestId('export-result')).toBeVisible();
   const video = page.getByTestId('export-video');
@@ -126,10 +121,9 @@ test('one click turns a topic into an MP4 that plays in the page, with its downl
   await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime), { timeout: 10_000 }).toBeGreaterThan(0.3);
   await page.screenshot({ path: path.join(SHOTS, 'export-03-finished.png'), fullPage: true });
   const types: Record<string, RegExp> = { mp4: /^video\/mp4/, srt: /subrip/, ass: /ssa/, cover: /^image\/jpeg/, narration: /^(audio|video)\/mp4/, draft: /^application\/zip/ };
-  // Subtitles and the narration track come with the narration stage; without it the export has neither.
-  const narrated = (await page.getByTestId('stage-status-narration').getAttribute('data-status')) === 'completed';
-  for (const key of ['srt', 'ass', 'narration']) await expect(page.getByTestId(`export-download-${key}`)).toHaveCount(narrated ? 1 : 0);
-  for (const [key, type] of Object.entries(types).filter(([k]) => narrated || !['srt', 'ass', 'narration'].includes(k))) {
+  // The narration stage ran, so subtitles and the narration track are among the downloads.
+  await expect(page.getByTestId('stage-status-narration')).toHaveAttribute('data-status', 'completed');
+  for (const [key, type] of Object.entries(types)) {
     const href = await page.getByTestId(`export-download-${key}`).getAttribute('href');
     const res = await page.request.get(href!);
     expect(res.status(), key).toBe(200);
