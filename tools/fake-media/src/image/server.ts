@@ -1,5 +1,4 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listen } from '../http-kit.ts';
 import { createFakeImageHandler, type FakeImageHandler, type FakeImageOptions, type FakeImageStats } from './handler.ts';
 
 export interface StartFakeImageOptions extends FakeImageOptions {
@@ -21,26 +20,13 @@ export interface FakeImageServer {
 export async function startFakeImage(options: StartFakeImageOptions = {}): Promise<FakeImageServer> {
   const { port = 0, host = '127.0.0.1', ...handlerOptions } = options;
   const handler = createFakeImageHandler(handlerOptions);
-  const server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => handler(req, res));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const hostPart = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  handler.origin = `http://${hostPart}:${address.port}`;
+  const server = await listen(handler, port, host);
+  handler.origin = server.url;
   return {
-    url: handler.origin,
-    port: address.port,
+    url: server.url,
+    port: server.port,
     stats: handler.stats,
     handler,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: server.close,
   };
 }
