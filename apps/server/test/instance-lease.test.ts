@@ -1,8 +1,10 @@
 import { startFakeLlm, type FakeLlmServer } from '@ai-story/fake-llm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, createTestDatabase, spawnStudio, startStudio, startStudioProcess, TEST_DB, type TestDatabase } from './helpers.ts';
+import { openDatabase } from '../src/db/client.ts';
+import { ADMIN, Client, createTestDatabase, setupAdmin, spawnStudio, startStudio, startStudioProcess, TEST_DB, type TestDatabase } from './helpers.ts';
 import { follow, terminal } from './sse-client.ts';
+import { startTcpProxy } from './tcp-proxy.ts';
 
 // Short, so the expiry test does not wait long; a live studio renews it every third of it.
 const LEASE_S = '20';
@@ -96,6 +98,49 @@ describe.skipIf(TEST_DB !== 'postgres')('one studio per PostgreSQL database (Pos
     } finally {
       await a.kill();
       await b?.kill();
+      await testDb.destroy();
+    }
+  });
+
+  it('a studio cut off past its lease, whose runs another studio recovered, stops them when it is back instead of running them twice', { timeout: 180_000 }, async () => {
+    const testDb = await createTestDatabase();
+    const direct = new URL(testDb.location.databaseUrl!);
+    const proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
+    const viaProxy = new URL(direct);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const a = await startStudio({ instanceLeaseMs: 3_000 }, { ...testDb, open: () => openDatabase({ dataDir: testDb.location.dataDir, databaseUrl: viaProxy.toString() }) });
+    let b: Awaited<ReturnType<typeof startStudio>> | undefined;
+    try {
+      const admin = await setupAdmin(a);
+      const provider = await admin.post('/api/v1/models/providers/', { name: 'slow', api_url: fake.url, model_name: 'fake-model?ttft=10&tps=20&tokens=3000' });
+      const project = await admin.post('/api/v1/projects/', { name: 'takeover', original_topic: '两个守门人' });
+      const runId = (await admin.post(`/api/v1/projects/${project.body.id}/stages/rewrite/runs/`, { input: {}, provider_id: provider.body.id })).body.id;
+      const url = `${a.url}/api/v1/runs/${runId}/events`;
+      const following = follow(url, { cookie: admin.cookie, timeoutMs: 150_000 });
+      await follow(url, { cookie: admin.cookie, stopWhen: (events) => events.some((e) => e.data.type === 'token') });
+
+      await proxy.cut();
+      const leaseOver = async () => inDatabase(testDb, async (sql) => (await sql`select count(*)::int as n from instances where expires_at > now()`)[0].n === 0);
+      for (const until = Date.now() + 60_000; !(await leaseOver()); await new Promise((r) => setTimeout(r, 250))) {
+        if (Date.now() > until) throw new Error('the cut-off studio\'s lease never expired');
+      }
+      b = await startStudio({}, testDb); // takes the expired lease over and recovers the run
+      expect(await runStatus(testDb, runId)).toBe('interrupted');
+      await proxy.restore();
+
+      // Back online, the first studio finds its lease gone and ends the run for its clients, writing nothing over it.
+      const seen = await following;
+      expect(seen.events.filter(terminal).map((e) => e.data)).toEqual([expect.objectContaining({ type: 'stage_update', status: 'interrupted' })]);
+      expect(a.app.services.runs.activeCount).toBe(0);
+      const row = await inDatabase(testDb, async (sql) => (await sql`select status, finished_at from stage_runs where id = ${runId}`)[0]);
+      expect(row.status).toBe('interrupted');
+      const leases = await inDatabase(testDb, (sql) => sql`select pid from instances`);
+      expect(leases.length).toBe(1); // only the new studio's
+    } finally {
+      await a.close({ keepDatabase: true });
+      await b?.close({ keepDatabase: true });
+      await proxy.close();
       await testDb.destroy();
     }
   });
