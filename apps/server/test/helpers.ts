@@ -222,6 +222,8 @@ export async function startStudioProcess(testDb: TestDatabase, opts: StudioProce
       ADMIN_PASSWORD: ADMIN.password,
       APP_SECRET: 'crash-test-secret-crash-test-secret-0123',
       LOG_LEVEL: 'warn',
+      // Short, since these studios get killed: the next one waits for it to run out (leasesExpired).
+      INSTANCE_LEASE_S: '3',
       ...opts.env,
     },
     stdio: ['ignore', 'inherit', 'pipe'],
@@ -260,6 +262,24 @@ export async function startStudioProcess(testDb: TestDatabase, opts: StudioProce
       },
     },
   };
+}
+
+/**
+ * Resolves once no studio holds a live lease on the database (PostgreSQL): after a kill -9 the next
+ * studio may start only then, as it would for an operator. The embedded database has its folder lock instead.
+ */
+export async function leasesExpired(testDb: TestDatabase, timeoutMs = 120_000) {
+  if (!testDb.location.databaseUrl) return;
+  const { default: postgres } = await import('postgres');
+  const sql = postgres(testDb.location.databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    for (const until = Date.now() + timeoutMs; (await sql`select count(*)::int as n from instances where expires_at > now()`)[0].n > 0; ) {
+      if (Date.now() > until) throw new Error('a studio lease never expired');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await sql.end();
+  }
 }
 
 /** A studio in a process of its own (kill -9 tests), answering /healthz before this resolves. */

@@ -2,7 +2,7 @@ import { startFakeLlm, type FakeLlmServer } from '@ai-story/fake-llm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/client.ts';
-import { ADMIN, Client, createTestDatabase, setupAdmin, spawnStudio, startStudio, startStudioProcess, TEST_DB, type TestDatabase } from './helpers.ts';
+import { ADMIN, Client, createTestDatabase, leasesExpired, setupAdmin, spawnStudio, startStudio, startStudioProcess, TEST_DB, type TestDatabase } from './helpers.ts';
 import { follow, terminal } from './sse-client.ts';
 import { startTcpProxy } from './tcp-proxy.ts';
 
@@ -78,12 +78,7 @@ describe.skipIf(TEST_DB !== 'postgres')('one studio per PostgreSQL database (Pos
       await expect(startStudio({}, testDb)).rejects.toThrow(`Another AI Story studio (pid ${a.child.pid} `);
       expect(await runStatus(testDb, runId)).toBe('running');
 
-      const leaseOver = async () => inDatabase(testDb, async (sql) => (await sql`select count(*)::int as n from instances where expires_at > now()`)[0].n === 0);
-      const until = Date.now() + 120_000;
-      while (!(await leaseOver())) {
-        if (Date.now() > until) throw new Error('the killed studio\'s lease never expired');
-        await new Promise((r) => setTimeout(r, 500));
-      }
+      await leasesExpired(testDb);
       expect(await runStatus(testDb, runId)).toBe('running'); // expiry alone changes nothing; the next start does
 
       b = await spawnStudio(testDb, { env: { INSTANCE_LEASE_S: LEASE_S } });
@@ -121,10 +116,7 @@ describe.skipIf(TEST_DB !== 'postgres')('one studio per PostgreSQL database (Pos
       await follow(url, { cookie: admin.cookie, stopWhen: (events) => events.some((e) => e.data.type === 'token') });
 
       await proxy.cut();
-      const leaseOver = async () => inDatabase(testDb, async (sql) => (await sql`select count(*)::int as n from instances where expires_at > now()`)[0].n === 0);
-      for (const until = Date.now() + 60_000; !(await leaseOver()); await new Promise((r) => setTimeout(r, 250))) {
-        if (Date.now() > until) throw new Error('the cut-off studio\'s lease never expired');
-      }
+      await leasesExpired(testDb);
       b = await startStudio({}, testDb); // takes the expired lease over and recovers the run
       expect(await runStatus(testDb, runId)).toBe('interrupted');
       await proxy.restore();
