@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DataDirLockedError, lockRecord, openDatabase, processStartTime } from './client.ts';
+import { DataDirLockedError, isConnectionError, lockRecord, openDatabase, processStartTime } from './client.ts';
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -59,5 +59,18 @@ describe('the embedded database folder', () => {
     }
     await new Promise((r) => setTimeout(r, 10));
     expect(warnings.join()).toMatch(/never fully initialised/);
+  });
+});
+
+describe('telling an unreachable database from a failed statement', () => {
+  it.each([
+    [{ code: 'ECONNREFUSED' }, true],
+    [{ message: 'Failed query', cause: { code: 'CONNECTION_CLOSED' } }, true],
+    [{ code: '57P01' }, true], // admin_shutdown: the server is restarting
+    [{ code: '08006' }, true], // connection_failure
+    [{ code: '23505' }, false], // a unique violation is the statement's own fault
+    [new Error('syntax error'), false],
+  ])('%j → %s', (err, unreachable) => {
+    expect(isConnectionError(err)).toBe(unreachable);
   });
 });
