@@ -3,7 +3,7 @@ import { startFakeLlm } from '@ai-story/fake-llm';
 import { startFakeImage, type FakeImageServer } from '@ai-story/fake-media/image/index.ts';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, createTestDatabase, createUser, setupAdmin, spawnStudio, startStudio, type TestStudio } from './helpers.ts';
+import { ADMIN, Client, createTestDatabase, createUser, leasesExpired, setupAdmin, spawnStudio, startStudio, type TestStudio } from './helpers.ts';
 import { follow, type ReceivedEvent } from './sse-client.ts';
 
 const STORY = '雨夜的城市。老人在街角的小店里修钟表。一个女孩推门进来，手里抱着一只旧钟。老人认出了那只钟。黄昏，两人走到海边。灯塔亮起来。第二天清晨，钟又走了。女孩笑了。';
@@ -333,6 +333,7 @@ describe(`an image run killed with the server (${process.env.TEST_DB ?? 'pglite'
       const before = await follow(`${base}/api/v1/runs/${run.body.id}/events`, { cookie: admin.cookie, stopWhen: (e) => ofType(e, 'image').length >= 2, timeoutMs: 30_000 });
       const finished = ofType(before.events, 'image').map((e) => e.data.image.media_id);
       await studioProcess.kill();
+      await leasesExpired(testDb);
 
       const studio: TestStudio = await startStudio({}, testDb);
       try {
