@@ -18,6 +18,9 @@
  *   (`output.code`, `output.message`); an unknown id is `UNKNOWN`, not 404.
  *
  * Also `GET /v1/models` (OpenAI and SiliconFlow list models there; adapters use it to check a key).
+ * Every accepted create request is kept in `stats.created` with the reference picture it carried
+ * (SiliconFlow `image`, DashScope `input.ref_img`: a URL or a base64 data URI, whose bytes must be an
+ * image), so a test can check what the studio sent.
  * Images are served at `/files/{token}.png` on this server until their URL expires (knob url_ttl_ms).
  */
 import { createHash, randomUUID } from 'node:crypto';
