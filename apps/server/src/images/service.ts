@@ -129,7 +129,7 @@ export class ImageService {
     const story = shots.map((s) => `${s.sequenceNumber}. ${s.sceneDescription} ${s.narrationText}`).join('\n') || project.originalTopic;
     if (!story.trim()) throw new AppError(400, 'validation_error', 'Write the story or the storyboard first', { fields: { story: 'Empty' } });
     const { order } = await this.d.providers.candidatesFor('llm', 'storyboard', { projectConfig: project.modelConfig as ModelConfig });
-    if (!order[0]) return { characters: namesFrom(shots), method: 'names', message: 'No language model is set up; these are names the storyboard repeats — describe their look' };
+    if (!order[0]) return { characters: namesFrom(shots), method: 'names', message: 'No language model is available; these are names the storyboard repeats — describe their look' };
     const provider = await this.d.providers.clientProvider(order[0]);
     let text = '';
     try {
