@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,10 +22,20 @@ export interface TestDatabase {
 }
 
 /**
+ * What an older studio left behind: its database migrated only up to (and including) the migration
+ * `upTo`, with `seed` run on it. Opening the test database then migrates the rest, as an upgrade does.
+ */
+export interface OlderDatabase {
+  upTo: string;
+  /** Writes the older version's rows (raw SQL: today's schema has columns the older one lacks). */
+  seed(database: Database): Promise<void>;
+}
+
+/**
  * A fresh database per test file. PGlite costs seconds to initialise, so one migrated folder is made
  * once per migration set and copied (DESIGN §2); PostgreSQL gets a database of its own on the server.
  */
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(older?: OlderDatabase): Promise<TestDatabase> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-test-'));
   if (TEST_DB === 'postgres') {
     const { default: postgres } = await import('postgres');
@@ -35,6 +45,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     await admin.end();
     const url = new URL(SERVER_URL);
     url.pathname = `/${name}`;
+    if (older) await prepareOlder({ dataDir, databaseUrl: url.toString() }, older);
     return {
       location: { dataDir, databaseUrl: url.toString() },
       open: () => openDatabase({ dataDir, databaseUrl: url.toString() }),
@@ -46,12 +57,35 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       },
     };
   }
-  cpSync(await pgliteTemplate(), dataDir, { recursive: true });
+  if (older) await prepareOlder({ dataDir }, older);
+  else cpSync(await pgliteTemplate(), dataDir, { recursive: true });
   return {
     location: { dataDir },
     open: () => openDatabase({ dataDir }),
     destroy: async () => rmSync(dataDir, { recursive: true, force: true }),
   };
+}
+
+async function prepareOlder(location: { dataDir: string; databaseUrl?: string }, older: OlderDatabase) {
+  // The history up to `upTo`: its SQL files and a journal that ends there.
+  const journal = JSON.parse(readFileSync(path.join(MIGRATIONS, 'meta/_journal.json'), 'utf8')) as { entries: { tag: string }[] };
+  const last = journal.entries.findIndex((e) => e.tag === older.upTo);
+  if (last < 0) throw new Error(`No migration ${older.upTo}`);
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'ai-story-migrations-'));
+  try {
+    mkdirSync(path.join(folder, 'meta'));
+    const entries = journal.entries.slice(0, last + 1);
+    writeFileSync(path.join(folder, 'meta/_journal.json'), JSON.stringify({ ...journal, entries }));
+    for (const e of entries) cpSync(path.join(MIGRATIONS, `${e.tag}.sql`), path.join(folder, `${e.tag}.sql`));
+    const database = await openDatabase({ ...location, migrationsFolder: folder });
+    try {
+      await older.seed(database);
+    } finally {
+      await database.close();
+    }
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
 }
 
 async function pgliteTemplate(): Promise<string> {

@@ -26,18 +26,26 @@ function countingLogger(stats: { writes: number }): DrizzleLogger {
   return { logQuery: (query) => void (WRITE.test(query) && stats.writes++) };
 }
 
-export async function openDatabase(opts: { dataDir: string; databaseUrl?: string }): Promise<Database> {
-  return opts.databaseUrl ? openPostgres(opts.databaseUrl) : openPglite(opts.dataDir);
+export interface OpenOptions {
+  dataDir: string;
+  databaseUrl?: string;
+  /** Another migration history than the studio's own (tests build an older version's schema with a part of it). */
+  migrationsFolder?: string;
 }
 
-async function openPostgres(url: string): Promise<Database> {
+export async function openDatabase(opts: OpenOptions): Promise<Database> {
+  const migrations = opts.migrationsFolder ?? MIGRATIONS;
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl, migrations) : openPglite(opts.dataDir, migrations);
+}
+
+async function openPostgres(url: string, migrations: string): Promise<Database> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
   const stats = { writes: 0 };
   const sql = postgres(url, { max: 10, onnotice: () => {} });
   const db = drizzle(sql, { schema, logger: countingLogger(stats) });
-  await migrate(db, { migrationsFolder: MIGRATIONS });
+  await migrate(db, { migrationsFolder: migrations });
   const leaseSql = postgres(url, { max: 1, onnotice: () => {} });
   return {
     db: db as unknown as Db,
@@ -54,7 +62,7 @@ async function openPostgres(url: string): Promise<Database> {
  * PGlite holds its folder alone: two processes on one folder lose data silently (DESIGN §2),
  * so a lock file guards it, and a folder whose first start never finished is set aside.
  */
-async function openPglite(dataDir: string): Promise<Database> {
+async function openPglite(dataDir: string, migrations: string): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   const { migrate } = await import('drizzle-orm/pglite/migrator');
@@ -71,7 +79,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     const client = await PGlite.create(pgdata);
     const stats = { writes: 0 };
     const db = drizzle(client, { schema, logger: countingLogger(stats) });
-    await migrate(db, { migrationsFolder: MIGRATIONS });
+    await migrate(db, { migrationsFolder: migrations });
     if (!existsSync(ready)) writeFileSync(ready, new Date().toISOString() + '\n');
     return {
       db: db as unknown as Db,
