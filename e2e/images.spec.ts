@@ -39,12 +39,29 @@ test('generate every shot offline: thumbnails fill the cards one by one and surv
   await expect(page.getByTestId('image-card-8')).toBeVisible();
   await expect(page.getByTestId('image-estimate')).toContainText('32');
   await page.screenshot({ path: path.join(SHOTS, 'images-before.png'), fullPage: true });
+  // Every count of filled cards the page ever shows, recorded in the page itself: polling from here
+  // can miss a fast run's middle, the page's own DOM changes cannot.
+  await page.evaluate(() => {
+    const counts = new Set<number>();
+    const overall = new Set<string>();
+    const count = () => [...document.querySelectorAll('[data-testid^="image-card-"]')].filter((c) => c.querySelector('[data-testid^="image-thumb-"] img')).length;
+    new MutationObserver(() => {
+      counts.add(count());
+      overall.add(document.querySelector('[data-testid="image-count"]')?.textContent?.trim() ?? '');
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    Object.assign(window, { filledCounts: counts, overallCounts: overall });
+  });
   await page.getByTestId('image-generate').click();
 
-  // Cards fill one at a time: some filled while others are still waiting.
-  await expect.poll(async () => { const n = await filledCards(page); return n > 0 && n < 8; }, { timeout: 60_000, intervals: [100] }).toBe(true);
-  await expect(page.getByTestId('image-count')).toContainText('/ 8 张');
+  // Cards fill one at a time: the page showed some filled while others were still waiting.
+  await expect.poll(() => filledCards(page), { timeout: 60_000, intervals: [100] }).toBeGreaterThan(0);
   const before = await filledCards(page);
+  const seen = await page.evaluate(() => {
+    const w = window as unknown as { filledCounts: Set<number>; overallCounts: Set<string> };
+    return { cards: [...w.filledCounts], overall: [...w.overallCounts] };
+  });
+  expect(seen.cards.filter((n) => n > 0 && n < 8).length, `cards filled: ${seen.cards.join(', ')}`).toBeGreaterThan(0);
+  expect(seen.overall.some((text) => /\d+\s*\/\s*8 张/.test(text)), `overall: ${seen.overall.join(' | ')}`).toBe(true);
   await page.screenshot({ path: path.join(SHOTS, 'images-running.png'), fullPage: true });
 
   // A reload mid-run keeps what was made and follows the rest.
