@@ -22,6 +22,7 @@ import { PipelineService } from './pipeline/service.ts';
 import { ProjectRepository } from './projects/repository.ts';
 import { projectRoutes } from './projects/routes.ts';
 import { ProjectService } from './projects/service.ts';
+import { TemplateRenderer } from './prompts/render-pool.ts';
 import { PromptRepository } from './prompts/repository.ts';
 import { promptRoutes } from './prompts/routes.ts';
 import { PromptService } from './prompts/service.ts';
@@ -68,6 +69,7 @@ export interface Services {
   projects: ProjectService;
   providers: ProviderService;
   prompts: PromptService;
+  renderer: TemplateRenderer;
   runs: RunService;
   media: MediaStore;
 }
@@ -94,7 +96,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const auth = new AuthService(authRepo);
   const projectRepo = new ProjectRepository(database.db);
   const projects = new ProjectService(projectRepo);
-  const prompts = new PromptService(new PromptRepository(database.db), projects);
+  const renderer = new TemplateRenderer();
+  const prompts = new PromptService(new PromptRepository(database.db), projects, renderer);
   const demo = new OfflineDemoUpstream();
   const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, new ProviderSelector());
   const runRepo = new RunRepository(database.db);
@@ -124,7 +127,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, heartbeatMs: config.heartbeatMs });
-  const services: Services = { database, cipher, auth, projects, providers, prompts, runs, media };
+  const services: Services = { database, cipher, auth, projects, providers, prompts, renderer, runs, media };
   app.decorate('services', services);
 
   app.setErrorHandler(errorHandler);
@@ -156,7 +159,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await api.register(authRoutes(auth, { loginRateLimit: config.loginRateLimit }));
       await api.register(projectRoutes(projects));
       await api.register(providerRoutes(providers, projects));
-      await api.register(promptRoutes(prompts));
+      await api.register(promptRoutes(prompts, { testRateLimit: config.templateTestRateLimit }));
       await api.register(runRoutes(runs, streams, new StageSettingsService(projects, projectRepo, runs.definitionOf)));
       await api.register(storyboardRoutes(storyboardService));
       await api.register(pipelineRoutes(pipeline));
@@ -182,6 +185,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   });
   app.addHook('onClose', async () => {
     await demo.close();
+    await renderer.close();
     if (!opts.database) await database.close();
   });
 

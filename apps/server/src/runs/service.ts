@@ -4,7 +4,6 @@ import type { AuthUser } from '../auth/service.ts';
 import type { Config } from '../config.ts';
 import type { RunRow } from '../db/schema.ts';
 import { AppError, conflict, notFound, unavailable } from '../errors.ts';
-import { renderTemplate, TemplateError } from '../prompts/render.ts';
 import type { PromptService } from '../prompts/service.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
 import type { ProjectService } from '../projects/service.ts';
@@ -110,7 +109,8 @@ export class RunService {
         throw err;
       }
     }
-    const prompt = definition.kind === 'llm' ? await this.renderPrompt(definition, project, stage, input, ctx) : null;
+    // The project's template set (or the default set) decides the words; the exact prompt is kept on the run.
+    const prompt = definition.kind === 'llm' ? await this.d.prompts.renderFor(project, stage, definition.variables(input, ctx)) : null;
 
     const first = selection.order[0];
     const label = runsLocally && local ? { name: local.name, modelName: local.model, isSimulated: local.simulated } : first;
@@ -321,17 +321,6 @@ export class RunService {
     );
     run.finalStatus = status;
     run.emit({ type: 'stage_update', status }, true);
-  }
-
-  private async renderPrompt(definition: Extract<StageDefinition, { kind: 'llm' }>, project: StageContext['project'], stage: StageKey, input: unknown, ctx: StageContext) {
-    try {
-      // The project's template set (or the default set) decides the words; the exact prompt is kept on the run.
-      const template = await this.d.prompts.templateFor(project, stage);
-      return await renderTemplate(template.content, definition.variables(input, ctx));
-    } catch (err) {
-      if (err instanceof TemplateError) throw new AppError(400, 'validation_error', err.message, { fields: { template: err.message } });
-      throw err;
-    }
   }
 
   private withLiveText(row: RunRow): Run {
