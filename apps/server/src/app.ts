@@ -102,7 +102,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, new ProviderSelector());
   const runRepo = new RunRepository(database.db);
   const runLog = new InMemoryEventLog();
-  const projectLog = new InMemoryEventLog(5_000);
+  // A project's log is dropped when idle and may be made again: its ids start from the clock (event-log.ts).
+  const projectLog = new InMemoryEventLog({ maxEventsPerLog: 5_000, firstId: Date.now });
   const storyboards = new StoryboardRepository(database.db);
   const mediaRepo = new MediaRepository(database.db);
   const media = new MediaStore(path.join(config.dataDir, 'media'), mediaRepo);

@@ -17,11 +17,8 @@ import type { Outcome } from './execution.ts';
 import { LiveRun, type FinalStatus } from './live-run.ts';
 import { executeLlm } from './llm-execution.ts';
 import { executeMedia } from './media-execution.ts';
-import type { RunPublisher } from './publisher.ts';
+import { KEEP_IN_MEMORY_MS, type RunPublisher } from './publisher.ts';
 import type { RunRepository } from './repository.ts';
-
-/** Finished runs stay replayable from memory this long; later the database serves them. */
-const KEEP_FINISHED_MS = 5 * 60_000;
 
 export type RunFinishedListener = (run: { runId: string; projectId: string; stage: StageKey; status: FinalStatus }) => unknown;
 
@@ -268,7 +265,7 @@ export class RunService {
     } finally {
       run.dispose();
       this.active.delete(run.id);
-      this.d.publisher.expire(run.id, KEEP_FINISHED_MS);
+      this.d.publisher.expire(run.target, KEEP_IN_MEMORY_MS);
       await this.d.projects.refreshStatus(run.row.projectId).catch(() => {});
       const finished = { runId: run.id, projectId: run.row.projectId, stage: run.definition.key, status: run.finalStatus ?? 'failed' };
       for (const l of this.finishedListeners) void Promise.resolve(l(finished)).catch((err) => this.d.log.error({ err }, 'run listener failed'));
