@@ -17,8 +17,9 @@ export interface RenderLimits {
   queue: number;
 }
 
-// liquidjs stops a render itself after 1 s (render.ts); the hard limit catches what it cannot: a single
-// step that never returns to its checks. 64 MB holds any sane prompt and stops `(1..9999999)` ranges.
+// liquidjs stops a render itself after 1 s (render.ts), but it looks at the clock only between the nodes
+// it renders: `{% for i in (1..9999999) %}{% endfor %}` never looks. The hard limit ends such a render.
+// liquidjs also counts the strings and ranges a template builds; the heap limit bounds what it does not.
 const DEFAULT_LIMITS: RenderLimits = { timeMs: 3_000, heapMb: 64, threads: Math.min(2, availableParallelism()), queue: 64 };
 
 // The server runs TypeScript through tsx, but a worker thread starts with a bare loader (and under
@@ -96,6 +97,8 @@ export class TemplateRenderer {
       idleTimeout: 60_000,
       resourceLimits: { maxOldGenerationSizeMb: this.limits.heapMb, maxYoungGenerationSizeMb: Math.max(1, Math.floor(this.limits.heapMb / 8)) },
     });
+    // A worker that dies between renders is replaced by the pool; no render waits for it.
+    this.pool.on('error', () => {});
     // The clock starts when a worker begins the render, not while it waits in the queue behind others.
     this.pool.on('message', (message: { renderStarted?: number }) => {
       const render = message?.renderStarted !== undefined ? this.running.get(message.renderStarted) : undefined;
