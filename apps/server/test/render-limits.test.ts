@@ -97,5 +97,5 @@ describe(`a template render cannot stall the studio (${TEST_DB})`, () => {
     const run = await carol.post(`/api/v1/projects/${projectId}/stages/rewrite/runs/`, { input: {} });
     expect(run.status, JSON.stringify(run.body)).toBe(202);
     expect(run.body.prompt).toContain('一只猫在雨夜里寻找回家的路');
-  });
+  }, 120_000);
 });

@@ -165,7 +165,7 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     const late = await events(run.id, { lastEventId: BEYOND_THE_TIP });
     expect(late.events[0].data.type).toBe('reset');
     expect(late.text).toBe(expectedFor(run));
-  });
+   }, 90_000);
 
   it('catches up a project stream client whose Last-Event-ID is beyond the project log: a reset per active run, its text so far, then the tail', async () => {
     const projectId = await newProject();
@@ -187,7 +187,7 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     expect(resumed.events.some((e) => e.data.type === 'reset')).toBe(false);
     expect(resumed.events[0].id).toBeGreaterThan(lastId);
     await admin.post(`/api/v1/runs/${run.id}/cancel/`);
-  });
+   }, 90_000);
 
   it('finishes and saves a run whose client disconnected mid-run', async () => {
     const projectId = await newProject();

@@ -59,7 +59,7 @@ describe('the render workers', () => {
     } finally {
       await pool.close();
     }
-  });
+  }, 120_000); // each ended worker is replaced by a new one, which takes seconds on a busy machine
 
   it('end a worker whose render passes the hard time limit, counted from when the render began', async () => {
     const pool = new TemplateRenderer({ threads: 1, timeMs: 50 });
@@ -75,5 +75,5 @@ describe('the render workers', () => {
     } finally {
       await pool.close();
     }
-  });
+  }, 120_000);
 });
