@@ -112,9 +112,9 @@ export class RunStreams {
     if (missed) {
       for (const e of missed) send(e);
     } else {
-      // A newcomer (or a client too far behind) gets the runs in progress. These catch-up events carry
-      // no id of their own (the log's ids belong to logged events); the project update appended below
-      // gives the client its first id, so the ids it sees strictly increase.
+      // A newcomer (or a client too far behind, or past the tip) gets the runs in progress. These
+      // catch-up events carry no id of their own (the log's ids belong to logged events); the project
+      // update appended below gives the client its first id, so the ids it sees from here increase.
       if (after !== null) for (const run of active) sse.send({ id: null, json: JSON.stringify({ type: 'reset', run_id: run.id, stage: run.stage, reason: STARTING_OVER }), terminal: false });
       for (const run of active) {
         sse.send({ id: null, json: JSON.stringify({ type: 'stage_update', run_id: run.id, stage: run.stage, status: 'running' }), terminal: false });
