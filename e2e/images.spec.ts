@@ -73,3 +73,46 @@ test('generate every shot offline: thumbnails fill the cards one by one and surv
   await expect(thumbs2.nth(4)).toHaveClass(/chosen/);
   await page.screenshot({ path: path.join(SHOTS, 'images-picked.png'), fullPage: true });
 });
+
+test('a character gets a picture from the project\'s images or an upload, and loses it again', async ({ page, context, studio }) => {
+  await signIn(context, studio);
+  const headers = { origin: studio.baseURL };
+  const project = (await (await page.request.post('/api/v1/projects/', { data: { name: '定妆照', original_topic: TOPIC }, headers })).json()).id as string;
+  const llm = (await (await page.request.post('/api/v1/models/providers/', { data: { name: `角色-${Date.now().toString(36)}`, api_url: upstream.url, api_key: 'sk-e2e', model_name: 'fake-model?tps=2000' }, headers })).json()).id;
+  const board = await (await page.request.post(`/api/v1/projects/${project}/stages/storyboard/runs/`, { data: { input: { shot_count: 3 }, provider_id: llm }, headers })).json();
+  await expect.poll(async () => (await (await page.request.get(`/api/v1/runs/${board.id}/`)).json()).status, { timeout: 60_000 }).toBe('completed');
+  const images = await (await page.request.post(`/api/v1/projects/${project}/stages/image/runs/`, { data: { input: {} }, headers })).json();
+  await expect.poll(async () => (await (await page.request.get(`/api/v1/runs/${images.id}/`)).json()).status, { timeout: 120_000 }).toBe('completed');
+  const characters = async () => (await (await page.request.get(`/api/v1/projects/${project}/characters/`)).json()).characters as { name: string; look: string; image_media_id?: string | null }[];
+
+  await page.goto(`/projects/${project}/image`);
+  await expect(page.getByTestId('image-card-3')).toBeVisible();
+  // The model proposes the story's people with their looks.
+  await page.getByTestId('image-suggest').click();
+  const rows = page.getByTestId('image-character');
+  await expect(rows.first().locator('input').first()).toHaveValue('老人');
+  await expect(rows.first().locator('input').nth(1)).not.toHaveValue('');
+
+  // Pick one of the project's images as 老人's picture: saved at once, shown in the row.
+  await rows.first().getByTestId('image-character-picture').click();
+  const picks = page.getByTestId('image-character-pick').filter({ visible: true });
+  await expect(picks).toHaveCount(3);
+  await picks.first().click();
+  const chosen = (await (await page.request.get(`/api/v1/projects/${project}/stages/`)).json()).find((s: { stage_type: string }) => s.stage_type === 'image').output.images.filter((i: { chosen: boolean }) => i.chosen).map((i: { media_id: string }) => i.media_id);
+  await expect.poll(async () => (await characters()).find((c) => c.name === '老人')?.image_media_id).toBe(chosen[0]);
+  await expect(rows.first().getByTestId('image-character-picture').locator('img')).toHaveAttribute('src', `/api/v1/media/${chosen[0]}`);
+  await page.screenshot({ path: path.join(SHOTS, 'images-character-picture.png'), fullPage: true });
+
+  // Remove it, then upload one of the creator's own.
+  await page.getByTestId('image-character-picture-clear').filter({ visible: true }).click();
+  await expect.poll(async () => (await characters()).find((c) => c.name === '老人')?.image_media_id ?? null).toBeNull();
+  await expect(rows.first().getByTestId('image-character-picture').locator('img')).toHaveCount(0);
+  const png = await sharp({ create: { width: 80, height: 80, channels: 3, background: '#2e86c1' } }).png().toBuffer();
+  await rows.first().getByTestId('image-character-picture').click();
+  await page.getByTestId('image-character-upload').first().setInputFiles({ name: 'laoren.png', mimeType: 'image/png', buffer: png });
+  await expect.poll(async () => (await characters()).find((c) => c.name === '老人')?.image_media_id ?? null).not.toBeNull();
+  const uploaded = (await characters()).find((c) => c.name === '老人')!.image_media_id!;
+  expect(chosen).not.toContain(uploaded);
+  expect(Buffer.from(await (await page.request.get(`/api/v1/media/${uploaded}`)).body())).toEqual(png);
+  await expect(rows.first().getByTestId('image-character-picture').locator('img')).toHaveAttribute('src', `/api/v1/media/${uploaded}`);
+});

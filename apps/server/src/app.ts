@@ -14,6 +14,8 @@ import { AuthService } from './auth/service.ts';
 import type { Config } from './config.ts';
 import { Cipher } from './crypto/cipher.ts';
 import { openDatabase, type Database } from './db/client.ts';
+import { InstanceLease } from './instances/lease.ts';
+import { InstanceRepository } from './instances/repository.ts';
 import { AppError } from './errors.ts';
 import { exportRoutes } from './export/routes.ts';
 import { loggerOptions } from './logger.ts';
@@ -60,6 +62,11 @@ export interface BuildOptions {
   logStream?: NodeJS.WritableStream;
   /** Stages beside the shipped ones (tests prove the engine with a media stage of their own). */
   stages?: Partial<Record<StageKey, StageDefinition>>;
+  /**
+   * Called when another studio took this instance's database lease over (after it expired in a long
+   * outage); this instance's runs are already stopped. main.ts exits: the process must not go on.
+   */
+  onLeaseLost?: () => void;
 }
 
 export interface Services {
@@ -90,6 +97,19 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+
+  // First of all, before any run is touched: this instance's lease (a second studio stops here).
+  let lease: InstanceLease;
+  try {
+    lease = await InstanceLease.acquire(new InstanceRepository(database.leaseDb), {
+      mode: database.kind === 'pglite' ? 'sole' : config.redisUrl ? 'shared' : 'single',
+      leaseMs: config.instanceLeaseMs,
+      log: app.log,
+    });
+  } catch (err) {
+    if (!opts.database) await database.close();
+    throw err;
+  }
 
   const cipher = new Cipher(config.appSecret);
   const authRepo = new AuthRepository(database.db);
@@ -124,7 +144,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         return 0;
       }),
   };
-  const runs = new RunService({ repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages });
+  const runs = new RunService({ instanceId: lease.id, repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages });
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, heartbeatMs: config.heartbeatMs });
@@ -185,6 +205,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     if (killed) app.log.warn({ killed }, 'media processes still running at shutdown were killed');
   });
   app.addHook('onClose', async () => {
+    await lease.release();
     await demo.close();
     await renderer.close();
     if (!opts.database) await database.close();
@@ -195,6 +216,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await prompts.ensureShipped();
   const interrupted = await runs.recoverOrphans();
   runs.startCheckpoints();
+  // The embedded database is held by its folder lock: no one else can read a lease there, so no heartbeat.
+  if (database.kind === 'postgres') {
+    lease.startHeartbeat(() => {
+      void runs.shutdown().finally(() => opts.onLeaseLost?.());
+    });
+  }
   if (interrupted) app.log.warn({ interrupted }, 'runs left running by a previous process were marked interrupted');
   return app;
 }

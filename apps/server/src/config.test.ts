@@ -21,3 +21,14 @@ describe('media settings in the configuration', () => {
     expect(loadConfig({ ...base, FFMPEG_PATH: '/usr/bin/ffmpeg' }).mediaTools.FFMPEG_PATH).toBe('/usr/bin/ffmpeg');
   });
 });
+
+describe('the instance lease in the configuration', () => {
+  test('INSTANCE_LEASE_S defaults to 30 s and takes seconds, fractions included', () => {
+    expect(loadConfig(base).instanceLeaseMs).toBe(30_000);
+    expect(loadConfig({ ...base, INSTANCE_LEASE_S: '2.5' }).instanceLeaseMs).toBe(2_500);
+  });
+
+  test.each(['0', '-1', 'soon', '3601'])('INSTANCE_LEASE_S=%s stops start-up naming the variable', (value) => {
+    expect(() => loadConfig({ ...base, INSTANCE_LEASE_S: value })).toThrow(/^Invalid INSTANCE_LEASE_S: /);
+  });
+});

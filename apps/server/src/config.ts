@@ -27,6 +27,8 @@ const Env = z.object({
   FFPROBE_PATH: z.string().min(1).optional(),
   /** Local CPU renders at once; one core is left to the API so it keeps answering while clips render. */
   MEDIA_CONCURRENCY: z.coerce.number({ error: 'must be a whole number from 1 to 64' }).int('must be a whole number from 1 to 64').min(1, 'must be a whole number from 1 to 64').max(64, 'must be a whole number from 1 to 64').optional(),
+  /** How long a studio's database lease lasts without a heartbeat (PostgreSQL mode); renewed three times as often. */
+  INSTANCE_LEASE_S: z.coerce.number({ error: 'must be a number of seconds from 1 to 3600' }).min(1, 'must be a number of seconds from 1 to 3600').max(3600, 'must be a number of seconds from 1 to 3600').default(30),
   PATH: z.string().optional(),
 });
 
@@ -53,6 +55,8 @@ export interface Config {
   mediaTools: { FFMPEG_PATH?: string; FFPROBE_PATH?: string; PATH?: string };
   /** Local renders in parallel, studio-wide (DESIGN §7: cores − 1, at least 1). */
   mediaConcurrency: number;
+  /** Lifetime of this instance's database lease without a heartbeat (instances/lease.ts). */
+  instanceLeaseMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -94,6 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     checkpointMs: 1_000,
     mediaTools: { FFMPEG_PATH: e.FFMPEG_PATH, FFPROBE_PATH: e.FFPROBE_PATH, PATH: e.PATH },
     mediaConcurrency: e.MEDIA_CONCURRENCY ?? Math.max(1, availableParallelism() - 1),
+    instanceLeaseMs: Math.round(e.INSTANCE_LEASE_S * 1000),
     ...overrides,
   };
 }

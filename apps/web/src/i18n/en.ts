@@ -197,10 +197,6 @@ const en: MessageSchema = {
     notFound: 'This project does not exist, or you have no access to it.',
     live: 'Live',
     offline: 'Connection lost, reconnecting…',
-    comingSoon: {
-      title: '{stage} is coming soon',
-      description: 'We are still polishing this stage. When it ships, the results of the earlier stages become its input.',
-    },
     staleHint: 'An earlier stage changed; this result may be out of date.',
   },
   account: {
@@ -439,6 +435,7 @@ const en: MessageSchema = {
       eta: 'Remaining',
       estimating: 'Estimating…',
       chars: 'Characters',
+      items: 'Shots done',
     },
     state: {
       idle: 'Not generated yet',

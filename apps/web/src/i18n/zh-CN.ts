@@ -197,10 +197,6 @@ const zhCN = {
     notFound: '项目不存在，或你没有访问权限。',
     live: '实时同步中',
     offline: '连接已断开，正在重连…',
-    comingSoon: {
-      title: '{stage}即将推出',
-      description: '这个阶段正在打磨中。完成前面的阶段后，你的结果会自动成为它的输入。',
-    },
     staleHint: '上游内容已修改，这个阶段的结果可能已过时。',
   },
   account: {
@@ -439,6 +435,7 @@ const zhCN = {
       eta: '预计剩余',
       estimating: '估算中',
       chars: '字数',
+      items: '已完成镜头',
     },
     state: {
       idle: '尚未生成',
