@@ -24,6 +24,7 @@ import { PipelineService } from './pipeline/service.ts';
 import { ProjectRepository } from './projects/repository.ts';
 import { projectRoutes } from './projects/routes.ts';
 import { ProjectService } from './projects/service.ts';
+import { TemplateRenderer } from './prompts/render-pool.ts';
 import { PromptRepository } from './prompts/repository.ts';
 import { promptRoutes } from './prompts/routes.ts';
 import { PromptService } from './prompts/service.ts';
@@ -75,6 +76,7 @@ export interface Services {
   projects: ProjectService;
   providers: ProviderService;
   prompts: PromptService;
+  renderer: TemplateRenderer;
   runs: RunService;
   media: MediaStore;
 }
@@ -114,12 +116,14 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const auth = new AuthService(authRepo);
   const projectRepo = new ProjectRepository(database.db);
   const projects = new ProjectService(projectRepo);
-  const prompts = new PromptService(new PromptRepository(database.db), projects);
+  const renderer = new TemplateRenderer();
+  const prompts = new PromptService(new PromptRepository(database.db), projects, renderer);
   const demo = new OfflineDemoUpstream();
   const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, new ProviderSelector());
   const runRepo = new RunRepository(database.db);
   const runLog = new InMemoryEventLog();
-  const projectLog = new InMemoryEventLog(5_000);
+  // A project's log is dropped when idle and may be made again: its ids start from the clock (event-log.ts).
+  const projectLog = new InMemoryEventLog({ maxEventsPerLog: 5_000, firstId: Date.now });
   const storyboards = new StoryboardRepository(database.db);
   const mediaRepo = new MediaRepository(database.db);
   const media = new MediaStore(path.join(config.dataDir, 'media'), mediaRepo);
@@ -144,7 +148,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, heartbeatMs: config.heartbeatMs });
-  const services: Services = { database, cipher, auth, projects, providers, prompts, runs, media };
+  const services: Services = { database, cipher, auth, projects, providers, prompts, renderer, runs, media };
   app.decorate('services', services);
 
   app.setErrorHandler(errorHandler);
@@ -176,7 +180,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await api.register(authRoutes(auth, { loginRateLimit: config.loginRateLimit }));
       await api.register(projectRoutes(projects));
       await api.register(providerRoutes(providers, projects));
-      await api.register(promptRoutes(prompts));
+      await api.register(promptRoutes(prompts, { testRateLimit: config.templateTestRateLimit }));
       await api.register(runRoutes(runs, streams, new StageSettingsService(projects, projectRepo, runs.definitionOf)));
       await api.register(storyboardRoutes(storyboardService));
       await api.register(pipelineRoutes(pipeline));
@@ -203,6 +207,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   app.addHook('onClose', async () => {
     await lease.release();
     await demo.close();
+    await renderer.close();
     if (!opts.database) await database.close();
   });
 

@@ -45,6 +45,8 @@ export interface Config {
   webDist: string;
   /** Login attempts allowed per IP and minute. */
   loginRateLimit: number;
+  /** Template test renders allowed per user and minute (each may cost a render worker up to its limits). */
+  templateTestRateLimit: number;
   /** Milliseconds between heartbeats on SSE streams. */
   heartbeatMs: number;
   /** Upper bound between run checkpoints (DESIGN §4: at most once a second). */
@@ -91,6 +93,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel: e.LOG_LEVEL,
     webDist: path.resolve(e.WEB_DIST ?? path.join(import.meta.dirname, '../../web/dist')),
     loginRateLimit: e.LOGIN_RATE_LIMIT,
+    templateTestRateLimit: 30,
     heartbeatMs: 15_000,
     checkpointMs: 1_000,
     mediaTools: { FFMPEG_PATH: e.FFMPEG_PATH, FFPROBE_PATH: e.FFPROBE_PATH, PATH: e.PATH },

@@ -5,7 +5,6 @@ import type { Config } from '../config.ts';
 import { isConnectionError } from '../db/client.ts';
 import type { RunRow } from '../db/schema.ts';
 import { AppError, conflict, notFound, unavailable } from '../errors.ts';
-import { renderTemplate, TemplateError } from '../prompts/render.ts';
 import type { PromptService } from '../prompts/service.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
 import type { ProjectService } from '../projects/service.ts';
@@ -19,11 +18,8 @@ import type { Outcome } from './execution.ts';
 import { LiveRun, type FinalStatus } from './live-run.ts';
 import { executeLlm } from './llm-execution.ts';
 import { executeMedia } from './media-execution.ts';
-import type { RunPublisher } from './publisher.ts';
+import { KEEP_IN_MEMORY_MS, type RunPublisher } from './publisher.ts';
 import type { RunRepository } from './repository.ts';
-
-/** Finished runs stay replayable from memory this long; later the database serves them. */
-const KEEP_FINISHED_MS = 5 * 60_000;
 
 export type RunFinishedListener = (run: { runId: string; projectId: string; stage: StageKey; status: FinalStatus }) => unknown;
 
@@ -115,7 +111,8 @@ export class RunService {
         throw err;
       }
     }
-    const prompt = definition.kind === 'llm' ? await this.renderPrompt(definition, project, stage, input, ctx) : null;
+    // The project's template set (or the default set) decides the words; the exact prompt is kept on the run.
+    const prompt = definition.kind === 'llm' ? await this.d.prompts.renderFor(project, stage, definition.variables(input, ctx)) : null;
 
     const first = selection.order[0];
     const label = runsLocally && local ? { name: local.name, modelName: local.model, isSimulated: local.simulated } : first;
@@ -303,7 +300,7 @@ export class RunService {
     } finally {
       run.dispose();
       this.active.delete(run.id);
-      this.d.publisher.expire(run.id, KEEP_FINISHED_MS);
+      this.d.publisher.expire(run.target, KEEP_IN_MEMORY_MS);
       await this.d.projects.refreshStatus(run.row.projectId).catch(() => {});
       const finished = { runId: run.id, projectId: run.row.projectId, stage: run.definition.key, status: run.finalStatus ?? 'failed' };
       for (const l of this.finishedListeners) void Promise.resolve(l(finished)).catch((err) => this.d.log.error({ err }, 'run listener failed'));
@@ -390,17 +387,6 @@ export class RunService {
         this.d.log.warn({ err }, 'the database is unreachable; saving the end of the run again shortly');
         await new Promise((r) => setTimeout(r, wait));
       }
-    }
-  }
-
-  private async renderPrompt(definition: Extract<StageDefinition, { kind: 'llm' }>, project: StageContext['project'], stage: StageKey, input: unknown, ctx: StageContext) {
-    try {
-      // The project's template set (or the default set) decides the words; the exact prompt is kept on the run.
-      const template = await this.d.prompts.templateFor(project, stage);
-      return await renderTemplate(template.content, definition.variables(input, ctx));
-    } catch (err) {
-      if (err instanceof TemplateError) throw new AppError(400, 'validation_error', err.message, { fields: { template: err.message } });
-      throw err;
     }
   }
 
