@@ -33,6 +33,7 @@ import { ProviderService, type ClientProvider, type MediaUsage } from './provide
 import { InMemoryEventLog } from './runs/event-log.ts';
 import { validatorCompiler } from './request-validation.ts';
 import { RunRepository } from './runs/repository.ts';
+import { registerSecurityHeaders } from './security-headers.ts';
 import { runRoutes } from './runs/routes.ts';
 import { RunPublisher } from './runs/publisher.ts';
 import { RunService } from './runs/service.ts';
@@ -138,6 +139,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     return reply.code(404).send({ error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}` } });
   });
 
+  await registerSecurityHeaders(app);
   await app.register(fastifyCookie);
   await app.register(fastifyRateLimit, {
     global: false,
