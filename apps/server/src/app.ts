@@ -5,7 +5,7 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler } from 'fastify-type-provider-zod';
 import { registerAuthGuard } from './auth/guard.ts';
 import { AuthRepository } from './auth/repository.ts';
@@ -61,6 +61,8 @@ export interface BuildOptions {
   logStream?: NodeJS.WritableStream;
   /** Stages beside the shipped ones (tests prove the engine with a media stage of their own). */
   stages?: Partial<Record<StageKey, StageDefinition>>;
+  /** Sees every route as it is added, with its schemas (tests walk the route table). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export interface Services {
@@ -88,6 +90,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     bodyLimit: 1024 * 1024,
   });
+  if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
