@@ -36,7 +36,7 @@ export function withoutBoundValues(err: unknown, depth = 0): unknown {
   const copy: Record<string, unknown> = Object.create(Object.getPrototypeOf(err));
   for (const [key, value] of Object.entries(err)) if (!BOUND_VALUE_FIELDS.has(key)) copy[key] = value;
   Object.defineProperty(copy, 'message', { value: message, enumerable: false });
-  Object.defineProperty(copy, 'stack', { value: err.stack?.replace(err.message, message), enumerable: false });
+  Object.defineProperty(copy, 'stack', { value: err.stack?.replace(err.message, () => message), enumerable: false });
   if (err.cause !== undefined) Object.defineProperty(copy, 'cause', { value: withoutBoundValues(err.cause, depth + 1), enumerable: false });
   return copy;
 }

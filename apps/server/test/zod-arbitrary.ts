@@ -81,7 +81,7 @@ function validFor(schema: z.core.$ZodType, opts: ArbitraryOptions, depth: number
     case 'string':
       return stringFor(d, opts);
     case 'number':
-      return numberFor(d, false);
+      return numberFor(d);
     case 'bigint':
       return fc.bigInt({ min: -(2n ** 40n), max: 2n ** 40n });
     case 'boolean':
@@ -158,12 +158,10 @@ function stringFor(d: Def, opts: ArbitraryOptions): fc.Arbitrary<string> {
   const min = checks.find((c) => c.check === 'min_length')?.minimum ?? checks.find((c) => c.check === 'length_equals')?.length ?? 0;
   const max = checks.find((c) => c.check === 'max_length')?.maximum ?? checks.find((c) => c.check === 'length_equals')?.length ?? min + 40;
   let valid: fc.Arbitrary<string>;
-  if (d.coerce) valid = fc.oneof(fc.integer({ min: -5, max: 500 }).map(String), fc.string({ maxLength: 8 }));
-  else if (format === 'uuid' || format === 'guid') valid = fc.uuid({ version: 4 });
+  if (format === 'uuid' || format === 'guid') valid = fc.uuid({ version: 4 });
   else if (format === 'email') valid = fc.emailAddress();
   else if (format === 'url') valid = fc.webUrl();
   else if (format === 'datetime') valid = fc.date({ noInvalidDate: true }).map((t) => t.toISOString());
-  else if (pattern && format === 'regex') valid = fc.stringMatching(pattern);
   else if (pattern) valid = fc.stringMatching(pattern);
   else valid = fc.string({ unit: 'grapheme', minLength: min, maxLength: Math.min(max, min + 40) });
   // Text at the edge of its limits, in more than ASCII.
@@ -171,7 +169,7 @@ function stringFor(d: Def, opts: ArbitraryOptions): fc.Arbitrary<string> {
   return opts.hostile ? fc.oneof({ weight: 5, arbitrary: valid }, { weight: 1, arbitrary: edges }) : valid;
 }
 
-function numberFor(d: Def, _coerce: boolean): fc.Arbitrary<unknown> {
+function numberFor(d: Def): fc.Arbitrary<unknown> {
   const checks = checksOf(d);
   const int = checks.some((c) => c.check === 'number_format' && /int/.test(c.format)) || d.format === 'safeint';
   const lower = checks.find((c) => c.check === 'greater_than');
