@@ -5,8 +5,8 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import Fastify, { type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler } from 'fastify-type-provider-zod';
 import { registerAuthGuard } from './auth/guard.ts';
 import { AuthRepository } from './auth/repository.ts';
 import { authRoutes } from './auth/routes.ts';
@@ -34,7 +34,9 @@ import { providerRoutes } from './providers/routes.ts';
 import { ProviderSelector } from './providers/selector.ts';
 import { ProviderService, type ClientProvider, type MediaUsage } from './providers/service.ts';
 import { InMemoryEventLog } from './runs/event-log.ts';
+import { validatorCompiler } from './request-validation.ts';
 import { RunRepository } from './runs/repository.ts';
+import { registerSecurityHeaders } from './security-headers.ts';
 import { runRoutes } from './runs/routes.ts';
 import { RunPublisher } from './runs/publisher.ts';
 import { RunService } from './runs/service.ts';
@@ -67,6 +69,8 @@ export interface BuildOptions {
    * outage); this instance's runs are already stopped. main.ts exits: the process must not go on.
    */
   onLeaseLost?: () => void;
+  /** Sees every route as it is added, with its schemas (tests walk the route table). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export interface Services {
@@ -95,6 +99,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     bodyLimit: 1024 * 1024,
   });
+  if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -161,6 +166,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     return reply.code(404).send({ error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}` } });
   });
 
+  await registerSecurityHeaders(app);
   await app.register(fastifyCookie);
   await app.register(fastifyRateLimit, {
     global: false,

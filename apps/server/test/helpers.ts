@@ -118,7 +118,7 @@ export async function startStudio(
   overrides: Partial<Config> = {},
   existing?: TestDatabase,
   logStream?: NodeJS.WritableStream,
-  build: Pick<BuildOptions, 'stages'> = {},
+  build: Pick<BuildOptions, 'stages' | 'onRoute'> = {},
 ): Promise<TestStudio> {
   const testDb = existing ?? (await createTestDatabase());
   const database = await testDb.open();

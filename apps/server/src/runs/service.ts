@@ -1,4 +1,5 @@
 import type { ModelConfig, Run, StageKey } from '@ai-story/contracts';
+import { DrizzleQueryError } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AuthUser } from '../auth/service.ts';
 import type { Config } from '../config.ts';
@@ -329,7 +330,8 @@ export class RunService {
     run.flush();
     const e = err instanceof LlmError ? err : undefined;
     const error = {
-      message: err instanceof Error ? err.message : 'The generation failed',
+      // A failed query's message lists its bound values: it is logged (without them), never shown.
+      message: err instanceof DrizzleQueryError ? 'Saving the result failed; the error was logged' : err instanceof Error ? err.message : 'The generation failed',
       code: code ?? e?.code ?? 'internal_error',
       retryable: e?.retryable ?? false,
     };
