@@ -21,3 +21,19 @@ describe('media settings in the configuration', () => {
     expect(loadConfig({ ...base, FFMPEG_PATH: '/usr/bin/ffmpeg' }).mediaTools.FFMPEG_PATH).toBe('/usr/bin/ffmpeg');
   });
 });
+
+describe('TRUST_PROXY', () => {
+  test.each([
+    [undefined, false],
+    ['true', true],
+    ['false', false],
+    ['10.0.0.1', ['10.0.0.1']],
+    ['127.0.0.1, 10.0.0.0/8,::1', ['127.0.0.1', '10.0.0.0/8', '::1']],
+  ])('TRUST_PROXY=%s is trustProxy %j', (value, expected) => {
+    expect(loadConfig({ ...base, TRUST_PROXY: value }).trustProxy).toEqual(expected);
+  });
+
+  test.each(['yes', 'nginx', '1', '10.0.0.0/33', '1.2.3.4/8/1'])('TRUST_PROXY=%s stops start-up naming the variable', (value) => {
+    expect(() => loadConfig({ ...base, TRUST_PROXY: value })).toThrow(/^Invalid TRUST_PROXY: /);
+  });
+});

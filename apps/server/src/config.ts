@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -28,7 +29,28 @@ const Env = z.object({
   /** Local CPU renders at once; one core is left to the API so it keeps answering while clips render. */
   MEDIA_CONCURRENCY: z.coerce.number({ error: 'must be a whole number from 1 to 64' }).int('must be a whole number from 1 to 64').min(1, 'must be a whole number from 1 to 64').max(64, 'must be a whole number from 1 to 64').optional(),
   PATH: z.string().optional(),
+  TRUST_PROXY: z
+    .string()
+    .trim()
+    .refine((v) => parseTrustProxy(v) !== undefined, 'must be true, false, or a comma-separated list of proxy addresses (CIDR allowed)')
+    .optional(),
 });
+
+/**
+ * TRUST_PROXY as Fastify's `trustProxy` takes it: `true` (whoever connects is the proxy), `false`, or
+ * the proxies' addresses. Only with it are X-Forwarded-For / -Proto believed (the client's address, https).
+ */
+export function parseTrustProxy(value: string): boolean | string[] | undefined {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  const addresses = value.split(',').map((a) => a.trim());
+  const isAddress = (a: string) => {
+    const [ip, bits, ...rest] = a.split('/');
+    if (rest.length || isIP(ip) === 0) return false;
+    return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (isIP(ip) === 4 ? 32 : 128));
+  };
+  return addresses.every(isAddress) ? addresses : undefined;
+}
 
 export interface Config {
   port: number;
@@ -51,6 +73,8 @@ export interface Config {
   mediaTools: { FFMPEG_PATH?: string; FFPROBE_PATH?: string; PATH?: string };
   /** Local renders in parallel, studio-wide (DESIGN §7: cores − 1, at least 1). */
   mediaConcurrency: number;
+  /** Fastify's trustProxy (TRUST_PROXY): which forwarded headers to believe; false = none. */
+  trustProxy: boolean | string[];
 }
 
 export class ConfigError extends Error {}
@@ -91,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     checkpointMs: 1_000,
     mediaTools: { FFMPEG_PATH: e.FFMPEG_PATH, FFPROBE_PATH: e.FFPROBE_PATH, PATH: e.PATH },
     mediaConcurrency: e.MEDIA_CONCURRENCY ?? Math.max(1, availableParallelism() - 1),
+    trustProxy: e.TRUST_PROXY ? parseTrustProxy(e.TRUST_PROXY)! : false,
     ...overrides,
   };
 }
