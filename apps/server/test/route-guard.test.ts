@@ -1,13 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RouteEntry } from '../src/auth/guard.ts';
-import { Client, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
-
-/** A concrete path for a route pattern: every parameter filled with a well-formed value. */
-export function concretePath(pattern: string, values: Record<string, string> = {}): string {
-  return pattern
-    .replace(/:(\w+)/g, (_, name: string) => values[name] ?? (name === 'stage' ? 'rewrite' : name === 'version' ? '1' : name === 'index' ? '0' : crypto.randomUUID()))
-    .replace(/\*$/, 'index.html');
-}
+import { Client, concretePath, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
 
 /** Spellings of the same path that route to the same handler: `/%61pi/…`, and a percent-encoded letter in the last word. */
 function encodedVariants(path: string): string[] {
