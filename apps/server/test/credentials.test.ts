@@ -91,6 +91,10 @@ describe(`sessions, tokens and live streams end with the credential (${process.e
     expect((await admin.delete(`/api/v1/users/${user.id}/tokens/${script.tokenId}/`)).status).toBe(204);
     expect((await script.get('/api/v1/auth/me')).status).toBe(401);
     expect((await admin.get(`/api/v1/users/${user.id}/tokens/`)).body).toEqual([]);
+
+    const spec = (await new Client(studio.url).get('/docs/json')).body;
+    expect(spec.paths['/api/v1/users/{id}/tokens']?.get).toBeDefined();
+    expect(spec.paths['/api/v1/users/{id}/tokens/{token_id}']?.delete).toBeDefined();
   });
 
   it('signing out ends the live streams opened with that session, not those of another device', async () => {

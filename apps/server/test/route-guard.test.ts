@@ -1,3 +1,6 @@
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RouteEntry } from '../src/auth/guard.ts';
 import { Client, concretePath, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
@@ -66,6 +69,26 @@ describe(`the guard decides on the routed path, default deny (${process.env.TEST
     expect(write.status).toBe(403);
     expect((await admin.get('/api/v1/auth/me')).status).toBe(200); // still signed in
     expect((await admin.get('/api/v1/projects/')).body.count).toBe(before);
+  });
+
+  it("serves the web app's files to anyone, SPA routes included, and the API stays closed", async () => {
+    const web = mkdtempSync(path.join(os.tmpdir(), 'ai-story-web-'));
+    mkdirSync(path.join(web, 'assets'));
+    writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>AI Story</title>');
+    writeFileSync(path.join(web, 'assets', 'app.js'), 'console.log(1)');
+    const withWeb = await startStudio({ webDist: web });
+    try {
+      const anon = new Client(withWeb.url);
+      expect((await anon.get('/')).body).toContain('AI Story');
+      expect((await anon.get('/assets/app.js')).status).toBe(200);
+      expect((await anon.get('/projects/some-id')).body).toContain('AI Story'); // a client-side route
+      expect((await anon.get('/assets/missing.js')).status).toBe(404);
+      expect((await anon.get('/%61pi/v1/projects/')).status).toBe(401);
+      expect(withWeb.app.routeTable.filter((r) => r.url === '/*').every((r) => r.public)).toBe(true);
+    } finally {
+      await withWeb.close();
+      rmSync(web, { recursive: true, force: true });
+    }
   });
 
   it('answers an unknown path with 404, signed in or not, without revealing more', async () => {
