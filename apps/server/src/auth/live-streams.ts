@@ -36,8 +36,4 @@ export class LiveStreams {
   endCredential(userId: string, credential: Credential) {
     for (const s of [...(this.byUser.get(userId) ?? [])]) if (same(s.credential, credential)) s.end();
   }
-
-  count(userId: string) {
-    return this.byUser.get(userId)?.size ?? 0;
-  }
 }
