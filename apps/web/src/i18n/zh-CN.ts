@@ -678,7 +678,7 @@ const zhCN = {
       editor: '可以生成和修改，不能删除项目或管理成员',
     },
     add: '添加',
-    added: '如果 {email} 在本工作室有账号，对方现在即可访问'
+    added: '如果 {email} 在本工作室有账号，对方现在即可访问',
     members: '成员',
     empty: '还没有共享给任何人',
     remove: '移除',
