@@ -7,7 +7,8 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler } from 'fastify-type-provider-zod';
-import { registerAuthGuard } from './auth/guard.ts';
+import { publicly, registerAuthGuard } from './auth/guard.ts';
+import { LiveStreams } from './auth/live-streams.ts';
 import { AuthRepository } from './auth/repository.ts';
 import { authRoutes } from './auth/routes.ts';
 import { AuthService } from './auth/service.ts';
@@ -98,6 +99,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     logger: loggerOptions(config.logLevel, opts.logStream),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     bodyLimit: 1024 * 1024,
+    // Behind a TLS proxy: req.protocol and req.ip come from its X-Forwarded-* headers (Secure cookies).
+    trustProxy: config.trustProxy,
   });
   if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
   app.setValidatorCompiler(validatorCompiler);
@@ -118,7 +121,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
   const cipher = new Cipher(config.appSecret);
   const authRepo = new AuthRepository(database.db);
-  const auth = new AuthService(authRepo);
+  const liveStreams = new LiveStreams();
+  const auth = new AuthService(authRepo, liveStreams);
   const projectRepo = new ProjectRepository(database.db);
   const projects = new ProjectService(projectRepo);
   const renderer = new TemplateRenderer();
@@ -152,7 +156,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const runs = new RunService({ instanceId: lease.id, repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages });
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
-  const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, heartbeatMs: config.heartbeatMs });
+  const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, liveStreams, heartbeatMs: config.heartbeatMs });
   const services: Services = { database, cipher, auth, projects, providers, prompts, renderer, runs, media };
   app.decorate('services', services);
 
@@ -168,6 +172,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
   await registerSecurityHeaders(app);
   await app.register(fastifyCookie);
+  // Before any route: the guard collects the route table and denies what is not marked public.
+  registerAuthGuard(app, auth);
   await app.register(fastifyRateLimit, {
     global: false,
     errorResponseBuilder: (_req, ctx) => new AppError(429, 'rate_limited', `Too many attempts; try again in ${Math.ceil(ctx.ttl / 1000)} s`),
@@ -176,8 +182,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     openapi: { info: { title: 'AI Story API', version: '1.0.0' } },
     transform: jsonSchemaTransform,
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
-  registerAuthGuard(app, auth);
+  await app.register(publicly(fastifySwaggerUi, { routePrefix: '/docs' }));
 
   app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ ok: true }));
 
@@ -198,10 +203,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     { prefix: '/api/v1' },
   );
 
+  // Two registrations: the root one only gives every route reply.sendFile (the media route: Range,
+  // ETag; the SPA fallback: index.html); the web app's files are served by a public one.
   // wildcard: files are looked up per request, so a rebuilt web app is served without a restart.
-  // Without a built web app the plugin still gives the media route its sendFile (Range, ETag).
   const hasWeb = existsSync(config.webDist);
-  await app.register(fastifyStatic, { root: hasWeb ? config.webDist : config.dataDir, serve: hasWeb, wildcard: true, index: 'index.html' });
+  await app.register(fastifyStatic, { root: hasWeb ? config.webDist : config.dataDir, serve: false });
+  if (hasWeb) await app.register(publicly(fastifyStatic, { root: config.webDist, wildcard: true, index: 'index.html', decorateReply: false }));
 
   // Stop runs before the server closes its connections, so each saves its text as `interrupted`.
   app.addHook('preClose', async () => {

@@ -32,3 +32,19 @@ describe('the instance lease in the configuration', () => {
     expect(() => loadConfig({ ...base, INSTANCE_LEASE_S: value })).toThrow(/^Invalid INSTANCE_LEASE_S: /);
   });
 });
+
+describe('TRUST_PROXY', () => {
+  test.each([
+    [undefined, false],
+    ['true', true],
+    ['false', false],
+    ['10.0.0.1', ['10.0.0.1']],
+    ['127.0.0.1, 10.0.0.0/8,::1', ['127.0.0.1', '10.0.0.0/8', '::1']],
+  ])('TRUST_PROXY=%s is trustProxy %j', (value, expected) => {
+    expect(loadConfig({ ...base, TRUST_PROXY: value }).trustProxy).toEqual(expected);
+  });
+
+  test.each(['yes', 'nginx', '1', '10.0.0.0/33', '1.2.3.4/8/1'])('TRUST_PROXY=%s stops start-up naming the variable', (value) => {
+    expect(() => loadConfig({ ...base, TRUST_PROXY: value })).toThrow(/^Invalid TRUST_PROXY: /);
+  });
+});

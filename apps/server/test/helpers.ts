@@ -323,3 +323,10 @@ export async function spawnStudio(testDb: TestDatabase, entryOrOptions: string |
   if (started.exited) throw new Error(`the studio process exited with ${started.exited.code} before answering /healthz: ${started.exited.stderr.slice(-2000)}`);
   return started.studio;
 }
+
+/** A concrete path for a route pattern: every parameter filled with a well-formed value. */
+export function concretePath(pattern: string, values: Record<string, string> = {}): string {
+  return pattern
+    .replace(/:(\w+)/g, (_, name: string) => values[name] ?? (name === 'stage' ? 'rewrite' : name === 'version' ? '1' : name === 'index' ? '0' : crypto.randomUUID()))
+    .replace(/\*$/, 'index.html');
+}

@@ -192,10 +192,15 @@ export class PromptService {
   }
 
   async setProjectPromptSet(user: AuthUser, projectId: string, setId: string | null): Promise<ProjectPromptSet> {
-    await this.projects.access(user, projectId, 'edit');
+    const { project } = await this.projects.access(user, projectId, 'edit');
     if (setId) {
       const set = await this.repo.findSet(setId);
       if (!set || !visible(set, user)) throw invalid('prompt_set_id', 'No such prompt set');
+      // A private set is its owner's alone: on someone else's project (an editor's set on the owner's
+      // project) the owner and the other members could neither open nor change the prompts it runs.
+      if (set.ownerId !== null && set.ownerId !== project.ownerId) {
+        throw invalid('prompt_set_id', "Only a shared prompt set or one of the project owner's own sets can be used here");
+      }
     }
     await this.repo.setProjectPromptSet(projectId, setId);
     return this.projectPromptSet(user, projectId);

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { LiveStreams } from '../auth/live-streams.ts';
 import type { AuthUser } from '../auth/service.ts';
 import type { StageKey } from '@ai-story/contracts';
 import type { RunRow } from '../db/schema.ts';
@@ -18,13 +19,15 @@ interface StreamDeps {
   projectRepo: ProjectRepository;
   runLog: EventLog;
   projectLog: EventLog;
+  liveStreams: LiveStreams;
   heartbeatMs: number;
 }
 
 /**
  * The SSE endpoints' logic: replay what a client missed (or the whole run for a newcomer), then the
  * live tail, then close after the terminal event. Access is re-checked when the project's sharing
- * changes, so a revoked member's open stream ends.
+ * changes, so a revoked member's open stream ends; a live stream is also filed under the session or
+ * token that opened it, so signing out (or losing the account) ends it.
  */
 export class RunStreams {
   constructor(private readonly d: StreamDeps) {
@@ -49,7 +52,7 @@ export class RunStreams {
     if (terminalSeen) return reply.code(204).send();
 
     const sse = withSeedCompat(req, openSse(req, reply, this.d.heartbeatMs));
-    this.guardAccess(sse, user, row.projectId);
+    this.guardAccess(sse, user, row.projectId, req);
     if (unknown) sse.send({ id: null, json: JSON.stringify({ type: 'reset', run_id: runId, stage: row.stage, reason: STARTING_OVER }), terminal: false });
     const replay = after === null || unknown ? compactTokens(logged) : logged;
     for (const e of replay) sse.send(e);
@@ -108,7 +111,7 @@ export class RunStreams {
       const kept = wanted(e);
       if (kept) sse.send(kept);
     };
-    this.guardAccess(sse, user, projectId);
+    this.guardAccess(sse, user, projectId, req);
     if (missed) {
       for (const e of missed) send(e);
     } else {
@@ -133,7 +136,8 @@ export class RunStreams {
     this.d.projectLog.append(key, JSON.stringify(await this.projectUpdate(projectId)));
   }
 
-  private guardAccess(sse: SseStream, user: AuthUser, projectId: string) {
+  private guardAccess(sse: SseStream, user: AuthUser, projectId: string, req: FastifyRequest) {
+    sse.onClose(this.d.liveStreams.track(user, req.credential, () => sse.end()));
     const stop = this.d.projects.onChange(async (changed) => {
       if (changed !== projectId || sse.closed) return;
       if ((await this.d.projects.roleOf(user.id, projectId)) === null) {

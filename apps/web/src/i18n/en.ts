@@ -675,7 +675,7 @@ const en: MessageSchema = {
       editor: 'Generates and edits; cannot delete the project or manage members',
     },
     add: 'Add',
-    added: 'Shared with {name}',
+    added: 'If {email} has an account here, it has access now',
     members: 'Members',
     empty: 'Not shared with anyone yet',
     remove: 'Remove',
@@ -690,7 +690,6 @@ const en: MessageSchema = {
     },
     readOnlyHint: 'You are viewing this project read-only; every stage updates live.',
     revoked: 'Your access to this project was removed.',
-    unknownUser: 'No user signs in with this email',
     ownerAlready: 'The owner already has full access',
   },
   prompts: {

@@ -675,7 +675,7 @@ const zhCN = {
       editor: '可以生成和修改，不能删除项目或管理成员',
     },
     add: '添加',
-    added: '已共享给 {name}',
+    added: '如果 {email} 在本工作室有账号，对方现在即可访问',
     members: '成员',
     empty: '还没有共享给任何人',
     remove: '移除',
@@ -690,7 +690,6 @@ const zhCN = {
     },
     readOnlyHint: '你以只读身份查看这个项目，所有阶段都会实时更新。',
     revoked: '你对这个项目的访问权限已被移除。',
-    unknownUser: '没有使用这个邮箱的用户',
     ownerAlready: '所有者已拥有全部权限',
   },
   prompts: {
