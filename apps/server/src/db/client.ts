@@ -9,16 +9,37 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export interface Database {
   db: Db;
   kind: 'pglite' | 'postgres';
-  /** Statements that changed data since start: lets a test prove no code path writes per token. */
-  stats: { writes: number };
+  /** Statements since start, and how many changed data: lets a test prove no code path writes per token. */
+  stats: DbStats;
+  /** Follows every statement sent (its SQL text): a test counts what one operation costs. */
+  onStatement(listener: (sql: string) => void): () => void;
   close(): Promise<void>;
 }
 
 const MIGRATIONS = path.join(import.meta.dirname, 'migrations');
 const WRITE = /^\s*(insert|update|delete)\b/i;
 
-function countingLogger(stats: { writes: number }): DrizzleLogger {
-  return { logQuery: (query) => void (WRITE.test(query) && stats.writes++) };
+export interface DbStats {
+  statements: number;
+  writes: number;
+}
+
+/** Counts what Drizzle sends (a transaction's begin and commit are not statements Drizzle logs). */
+function countingLogger() {
+  const stats: DbStats = { statements: 0, writes: 0 };
+  const listeners = new Set<(sql: string) => void>();
+  const logger: DrizzleLogger = {
+    logQuery(query) {
+      stats.statements++;
+      if (WRITE.test(query)) stats.writes++;
+      for (const l of listeners) l(query);
+    },
+  };
+  const onStatement = (listener: (sql: string) => void) => {
+    listeners.add(listener);
+    return () => void listeners.delete(listener);
+  };
+  return { stats, logger, onStatement };
 }
 
 export async function openDatabase(opts: { dataDir: string; databaseUrl?: string }): Promise<Database> {
@@ -29,11 +50,11 @@ async function openPostgres(url: string): Promise<Database> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-  const stats = { writes: 0 };
+  const { stats, logger, onStatement } = countingLogger();
   const sql = postgres(url, { max: 10, onnotice: () => {} });
-  const db = drizzle(sql, { schema, logger: countingLogger(stats) });
+  const db = drizzle(sql, { schema, logger });
   await migrate(db, { migrationsFolder: MIGRATIONS });
-  return { db: db as unknown as Db, kind: 'postgres', stats, close: () => sql.end({ timeout: 5 }) };
+  return { db: db as unknown as Db, kind: 'postgres', stats, onStatement, close: () => sql.end({ timeout: 5 }) };
 }
 
 /**
@@ -55,14 +76,15 @@ async function openPglite(dataDir: string): Promise<Database> {
       process.emitWarning(`The embedded database in ${pgdata} was never fully initialised; moved it to ${aside} and starting fresh.`);
     }
     const client = await PGlite.create(pgdata);
-    const stats = { writes: 0 };
-    const db = drizzle(client, { schema, logger: countingLogger(stats) });
+    const { stats, logger, onStatement } = countingLogger();
+    const db = drizzle(client, { schema, logger });
     await migrate(db, { migrationsFolder: MIGRATIONS });
     if (!existsSync(ready)) writeFileSync(ready, new Date().toISOString() + '\n');
     return {
       db: db as unknown as Db,
       kind: 'pglite',
       stats,
+      onStatement,
       close: async () => {
         await client.close();
         releaseLock();
