@@ -1,7 +1,8 @@
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
-import { and, asc, count, desc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, inArray, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { projectStages, runItems, runTextChunks, stageRuns, type RunRow } from '../db/schema.ts';
+import { projects, projectStages, runItems, runTextChunks, stageRuns, type RunRow, type StageRow } from '../db/schema.ts';
+import { deriveStatus } from '../projects/service.ts';
 import { REASONS } from '../projects/status-reasons.ts';
 import { StoryboardRepository } from '../storyboard/repository.ts';
 import type { StageStore } from '../stages/definition.ts';
@@ -13,10 +14,26 @@ const ACTIVE = ['queued', 'running'];
 export class RunRepository {
   constructor(readonly db: Db) {}
 
-  /** Inserts a running run; the partial unique index refuses a second active run of the same stage. */
-  async insertActive(values: typeof stageRuns.$inferInsert): Promise<RunRow | 'conflict'> {
+  /**
+   * Inserts a running run and makes it its stage's current run, in one transaction; the partial unique
+   * index refuses a second active run of the same stage. A running stage makes the project
+   * `processing` whatever its other stages say (deriveStatus), so the status is set, not derived.
+   */
+  async insertActive(values: typeof stageRuns.$inferInsert & { stage: StageKey }): Promise<RunRow | 'conflict'> {
     try {
-      return (await this.db.insert(stageRuns).values(values).returning())[0];
+      return await this.db.transaction(async (tx) => {
+        // The project row first: a finish holds it while it reads the stages (lock order project, then stage).
+        await tx
+          .update(projects)
+          .set({ status: 'processing', updatedAt: new Date() })
+          .where(and(eq(projects.id, values.projectId), ne(projects.status, 'processing')));
+        const [row] = await tx.insert(stageRuns).values(values).returning();
+        await tx
+          .update(projectStages)
+          .set({ status: 'running', currentRunId: row.id, statusReason: null, updatedAt: new Date() })
+          .where(and(eq(projectStages.projectId, values.projectId), eq(projectStages.stageType, values.stage)));
+        return row;
+      });
     } catch (err) {
       if (isUniqueViolation(err)) return 'conflict';
       throw err;
@@ -79,10 +96,11 @@ export class RunRepository {
 
   /**
    * A run's successful end, in one transaction: the stage persists its output, the run keeps its
-   * text and output, the stage points at it, and the completed stages after it become stale.
+   * text and output, the stage points at it, the completed stages after it become stale, and the
+   * project's status follows. `checkpointed`: whether the run saved checkpoints to fold away.
    */
   completeRun = (
-    run: { id: string; projectId: string; stage: StageKey },
+    run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { text: string; usage: unknown; lastEventId: number },
     persist: (store: StageStore) => Promise<unknown>,
   ) =>
@@ -93,26 +111,28 @@ export class RunRepository {
           .set({ status: 'completed', text: values.text, output, usage: values.usage, finishedAt: new Date(), lastEventId: values.lastEventId })
           .where(eq(stageRuns.id, run.id))
           .returning();
-        await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
+        if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
         return row;
       }),
     );
 
   /** A run that failed or was stopped: its text is kept, the stage says why (if the run is still its current one). */
   endRun = (
-    run: { id: string; projectId: string; stage: StageKey },
+    run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { status: 'failed' | 'cancelled' | 'interrupted'; text: string; error?: RunError; reason: string; lastEventId: number },
   ) =>
     this.db.transaction(async (tx) => {
+      const project = await lockProject(tx, run.projectId);
       await tx
         .update(stageRuns)
         .set({ status: values.status, text: values.text, ...(values.error && { error: values.error }), finishedAt: new Date(), lastEventId: values.lastEventId })
         .where(eq(stageRuns.id, run.id));
-      await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
+      if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
       await tx
         .update(projectStages)
         .set({ status: values.status, statusReason: values.reason, updatedAt: new Date() })
         .where(and(eq(projectStages.projectId, run.projectId), eq(projectStages.stageType, run.stage), eq(projectStages.currentRunId, run.id)));
+      if (project) await settleStatus(tx, project, await stagesOf(tx, run.projectId));
     });
 
   /** A new version from a hand edit or a restore: a completed run of its own, made current. */
@@ -159,11 +179,36 @@ export class RunRepository {
  * that carries it, and the stage is completed with it (what follows it becoming out of date).
  */
 async function makeCurrent(tx: Db, run: { projectId: string; stage: StageKey }, persist: (store: StageStore) => Promise<unknown>, save: (output: unknown) => Promise<RunRow>) {
+  const project = await lockProject(tx, run.projectId);
   const store = { storyboards: new StoryboardRepository(tx) };
   const output = await persist(store);
   const row = await save(output);
-  await completeStage(tx, run.projectId, run.stage, row.id, output, store.storyboards.changedShotIds);
+  const stages = await completeStage(tx, run.projectId, run.stage, row.id, output, store.storyboards.changedShotIds);
+  if (project) await settleStatus(tx, project, stages);
   return row;
+}
+
+type ProjectState = { id: string; status: string; pipelineState: 'idle' | 'running' | 'pausing' | 'paused' };
+
+/**
+ * The project's row, locked until the transaction ends: two runs of one project ending at once
+ * derive its status one after the other, each from what the other saved.
+ */
+async function lockProject(tx: Db, projectId: string): Promise<ProjectState | undefined> {
+  const [row] = await tx
+    .select({ id: projects.id, status: projects.status, pipelineState: projects.pipelineState })
+    .from(projects)
+    .where(eq(projects.id, projectId))
+    .for('no key update');
+  return row;
+}
+
+const stagesOf = (tx: Db, projectId: string) => tx.select().from(projectStages).where(eq(projectStages.projectId, projectId)).orderBy(projectStages.position);
+
+/** The project's status re-derived from its stages (DESIGN §1), written only when it changed. */
+async function settleStatus(tx: Db, project: ProjectState, stages: StageRow[]) {
+  const status = deriveStatus(stages, project.pipelineState);
+  if (status !== project.status) await tx.update(projects).set({ status, updatedAt: new Date() }).where(eq(projects.id, project.id));
 }
 
 /**
@@ -172,23 +217,27 @@ async function makeCurrent(tx: Db, run: { projectId: string; stage: StageKey }, 
  * depend on it per shot get those shots in
  * `stale_shot_ids` and redo only them; otherwise every completed stage after it becomes stale.
  */
-async function completeStage(tx: Db, projectId: string, stage: StageKey, runId: string, output: unknown, changedShotIds: Set<string>) {
+async function completeStage(tx: Db, projectId: string, stage: StageKey, runId: string, output: unknown, changedShotIds: Set<string>): Promise<StageRow[]> {
   await tx
     .update(projectStages)
     .set({ status: 'completed', output, currentRunId: runId, stale: false, staleShotIds: [], statusReason: null, updatedAt: new Date() })
     .where(and(eq(projectStages.projectId, projectId), eq(projectStages.stageType, stage)));
-  const stages = await tx.select().from(projectStages).where(eq(projectStages.projectId, projectId));
+  const stages = await stagesOf(tx, projectId);
   const position = stages.find((s) => s.stageType === stage)!.position;
   const perShot = PER_SHOT_DEPENDENTS[stage] ?? [];
+  const wholeStale: string[] = [];
   for (const later of stages.filter((s) => s.position > position && s.status === 'completed')) {
     if (perShot.includes(later.stageType as StageKey)) {
       if (!changedShotIds.size) continue;
-      const staleShotIds = [...new Set([...(later.staleShotIds ?? []), ...changedShotIds])];
-      await tx.update(projectStages).set({ staleShotIds, updatedAt: new Date() }).where(eq(projectStages.id, later.id));
+      later.staleShotIds = [...new Set([...(later.staleShotIds ?? []), ...changedShotIds])];
+      await tx.update(projectStages).set({ staleShotIds: later.staleShotIds, updatedAt: new Date() }).where(eq(projectStages.id, later.id));
     } else {
-      await tx.update(projectStages).set({ stale: true, updatedAt: new Date() }).where(eq(projectStages.id, later.id));
+      later.stale = true;
+      wholeStale.push(later.id);
     }
   }
+  if (wholeStale.length) await tx.update(projectStages).set({ stale: true, updatedAt: new Date() }).where(inArray(projectStages.id, wholeStale));
+  return stages;
 }
 
 /**
