@@ -40,7 +40,7 @@ const freePort = () =>
     });
   });
 
-async function waitFor(url: string, ms = 120_000) {
+async function waitFor(url: string, ms = 300_000) {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (await fetch(url).then((r) => r.status < 500, () => false)) return;
