@@ -7,10 +7,9 @@ import { cleanDeep, cleanDelta } from './well-formed.ts';
 import type { RunEventBody, RunPublisher, RunTarget } from './publisher.ts';
 
 /**
- * A token that follows a quiet spell of at least a frame goes out at the end of the current tick
- * (with any others of the same network read); tokens arriving faster than that are gathered into
- * one event per COALESCE_MS: no added delay at a reading pace, fewer bytes and socket writes when a
- * fast model streams (DESIGN §4: at most 8× the text on the wire).
+ * A token that follows a quiet spell of at least a frame goes out at once; tokens arriving faster
+ * than that are gathered into one event per COALESCE_MS: no added delay at a reading pace, fewer
+ * bytes and socket writes when a fast model streams (DESIGN §4: at most 8× the text on the wire).
  */
 const FRAME_MS = 16;
 const COALESCE_MS = 25;
@@ -63,7 +62,6 @@ export class LiveRun {
   private lastDeltaAt = 0;
   private lastProgressAt = 0;
   private flushTimer?: NodeJS.Timeout;
-  private flushSoon?: NodeJS.Immediate;
   private checkpointedLength = 0;
   private chunkSeq = 0;
 
@@ -113,17 +111,15 @@ export class LiveRun {
     const now = Date.now();
     const quiet = now - this.lastDeltaAt >= FRAME_MS;
     this.lastDeltaAt = now;
-    if (this.flushTimer || this.flushSoon) return;
+    if (this.flushTimer) return;
     const wait = COALESCE_MS - (now - this.lastFlushAt);
-    if (quiet || wait <= 0) this.flushSoon = setImmediate(() => this.flush());
+    if (quiet || wait <= 0) this.flush();
     else this.flushTimer = setTimeout(() => this.flush(), wait);
   }
 
   flush() {
     clearTimeout(this.flushTimer);
-    clearImmediate(this.flushSoon);
     this.flushTimer = undefined;
-    this.flushSoon = undefined;
     if (!this.pending) return;
     const now = Date.now();
     const delta = this.pending;
@@ -236,6 +232,5 @@ export class LiveRun {
 
   dispose() {
     clearTimeout(this.flushTimer);
-    clearImmediate(this.flushSoon);
   }
 }
