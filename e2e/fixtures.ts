@@ -250,6 +250,17 @@ async function attachServerOutput(studio: Studio, testInfo: import('@playwright/
   }
 }
 
+/**
+ * What the browser refused under the studio's Content-Security-Policy (an inline script, a style, an
+ * image from elsewhere), as it reports it on the console: any of them fails the test.
+ */
+function watchCspViolations(target: Page | BrowserContext, seen: string[] = []): string[] {
+  target.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) seen.push(msg.text());
+  });
+  return seen;
+}
+
 export const test = base.extend<Fixtures, WorkerFixtures>({
   studio: [
     async ({}, use) => {
@@ -266,18 +277,23 @@ export const test = base.extend<Fixtures, WorkerFixtures>({
 
   // Attach the server's recent output to any failing test: the browser alone rarely tells why.
   page: async ({ page, studio }, use, testInfo) => {
+    const violations = watchCspViolations(page);
     await use(page);
     await attachServerOutput(studio, testInfo, 'server output');
+    expect(violations, 'Content-Security-Policy violations in the browser console').toEqual([]);
   },
 
   newContext: async ({ browser, baseURL }, use) => {
     const contexts: BrowserContext[] = [];
+    const violations: string[] = [];
     await use(async (options = {}) => {
       const context = await (browser as Browser).newContext({ baseURL, ...options });
       contexts.push(context);
+      watchCspViolations(context, violations);
       return context;
     });
     await Promise.all(contexts.map((c) => c.close()));
+    expect(violations, 'Content-Security-Policy violations in the browser console').toEqual([]);
   },
 
   newPage: async ({ newContext, studio }, use) => {

@@ -224,3 +224,12 @@ test('an admin adds a user, changes their role, and opens registration', async (
   await expect(other.getByTestId('users-page')).toBeVisible();
   expect(ADMIN.email).not.toBe(email);
 });
+
+test('the API documentation renders under the studio’s Content-Security-Policy', async ({ page }) => {
+  // The fixture fails the test on any CSP violation the page reports.
+  const res = await page.goto('/docs');
+  expect(res?.headers()['content-security-policy']).toContain("script-src 'self'");
+  // swagger-ui renders the operations from /docs/json with its own scripts: slow on a busy machine.
+  await expect(page.locator('.swagger-ui .opblock').first()).toBeVisible({ timeout: 30_000 });
+  await expect(page.getByText('AI Story API')).toBeVisible();
+});

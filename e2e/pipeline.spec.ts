@@ -69,7 +69,7 @@ test('one click runs every stage in turn to a finished video, with pause and res
 
   // A teammate with read access, signed in in a browser of their own.
   const viewer = await createUser(studio, { name: '观众' });
-  expect((await page.request.post(`/api/v1/projects/${project.id}/members/`, { data: { email: viewer.email, role: 'viewer' }, headers })).status()).toBe(201);
+  expect((await page.request.post(`/api/v1/projects/${project.id}/members/`, { data: { email: viewer.email, role: 'viewer' }, headers })).status()).toBe(202);
   const watcher = await newPage(viewer);
 
   await page.goto(`/projects/${project.id}`);

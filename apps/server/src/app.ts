@@ -5,15 +5,18 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { registerAuthGuard } from './auth/guard.ts';
+import Fastify, { type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler } from 'fastify-type-provider-zod';
+import { publicly, registerAuthGuard } from './auth/guard.ts';
+import { LiveStreams } from './auth/live-streams.ts';
 import { AuthRepository } from './auth/repository.ts';
 import { authRoutes } from './auth/routes.ts';
 import { AuthService } from './auth/service.ts';
 import type { Config } from './config.ts';
 import { Cipher } from './crypto/cipher.ts';
 import { openDatabase, type Database } from './db/client.ts';
+import { InstanceLease } from './instances/lease.ts';
+import { InstanceRepository } from './instances/repository.ts';
 import { AppError } from './errors.ts';
 import { exportRoutes } from './export/routes.ts';
 import { loggerOptions } from './logger.ts';
@@ -22,6 +25,7 @@ import { PipelineService } from './pipeline/service.ts';
 import { ProjectRepository } from './projects/repository.ts';
 import { projectRoutes } from './projects/routes.ts';
 import { ProjectService } from './projects/service.ts';
+import { TemplateRenderer } from './prompts/render-pool.ts';
 import { PromptRepository } from './prompts/repository.ts';
 import { promptRoutes } from './prompts/routes.ts';
 import { PromptService } from './prompts/service.ts';
@@ -31,7 +35,9 @@ import { providerRoutes } from './providers/routes.ts';
 import { ProviderSelector } from './providers/selector.ts';
 import { ProviderService, type ClientProvider, type MediaUsage } from './providers/service.ts';
 import { InMemoryEventLog } from './runs/event-log.ts';
+import { validatorCompiler } from './request-validation.ts';
 import { RunRepository } from './runs/repository.ts';
+import { registerSecurityHeaders } from './security-headers.ts';
 import { runRoutes } from './runs/routes.ts';
 import { RunPublisher } from './runs/publisher.ts';
 import { RunService } from './runs/service.ts';
@@ -59,6 +65,13 @@ export interface BuildOptions {
   logStream?: NodeJS.WritableStream;
   /** Stages beside the shipped ones (tests prove the engine with a media stage of their own). */
   stages?: Partial<Record<StageKey, StageDefinition>>;
+  /**
+   * Called when another studio took this instance's database lease over (after it expired in a long
+   * outage); this instance's runs are already stopped. main.ts exits: the process must not go on.
+   */
+  onLeaseLost?: () => void;
+  /** Sees every route as it is added, with its schemas (tests walk the route table). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export interface Services {
@@ -68,6 +81,7 @@ export interface Services {
   projects: ProjectService;
   providers: ProviderService;
   prompts: PromptService;
+  renderer: TemplateRenderer;
   runs: RunService;
   media: MediaStore;
 }
@@ -85,21 +99,40 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     logger: loggerOptions(config.logLevel, opts.logStream),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     bodyLimit: 1024 * 1024,
+    // Behind a TLS proxy: req.protocol and req.ip come from its X-Forwarded-* headers (Secure cookies).
+    trustProxy: config.trustProxy,
   });
+  if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
+  // First of all, before any run is touched: this instance's lease (a second studio stops here).
+  let lease: InstanceLease;
+  try {
+    lease = await InstanceLease.acquire(new InstanceRepository(database.leaseDb), {
+      mode: database.kind === 'pglite' ? 'sole' : config.redisUrl ? 'shared' : 'single',
+      leaseMs: config.instanceLeaseMs,
+      log: app.log,
+    });
+  } catch (err) {
+    if (!opts.database) await database.close();
+    throw err;
+  }
+
   const cipher = new Cipher(config.appSecret);
   const authRepo = new AuthRepository(database.db);
-  const auth = new AuthService(authRepo);
+  const liveStreams = new LiveStreams();
+  const auth = new AuthService(authRepo, liveStreams);
   const projectRepo = new ProjectRepository(database.db);
   const projects = new ProjectService(projectRepo);
-  const prompts = new PromptService(new PromptRepository(database.db), projects);
+  const renderer = new TemplateRenderer();
+  const prompts = new PromptService(new PromptRepository(database.db), projects, renderer);
   const demo = new OfflineDemoUpstream();
   const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, new ProviderSelector());
   const runRepo = new RunRepository(database.db);
   const runLog = new InMemoryEventLog();
-  const projectLog = new InMemoryEventLog(5_000);
+  // A project's log is dropped when idle and may be made again: its ids start from the clock (event-log.ts).
+  const projectLog = new InMemoryEventLog({ maxEventsPerLog: 5_000, firstId: Date.now });
   const storyboards = new StoryboardRepository(database.db);
   const mediaRepo = new MediaRepository(database.db);
   const media = new MediaStore(path.join(config.dataDir, 'media'), mediaRepo);
@@ -120,11 +153,11 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         return 0;
       }),
   };
-  const runs = new RunService({ repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages });
+  const runs = new RunService({ instanceId: lease.id, repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages });
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
-  const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, heartbeatMs: config.heartbeatMs });
-  const services: Services = { database, cipher, auth, projects, providers, prompts, runs, media };
+  const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, liveStreams, heartbeatMs: config.heartbeatMs });
+  const services: Services = { database, cipher, auth, projects, providers, prompts, renderer, runs, media };
   app.decorate('services', services);
 
   app.setErrorHandler(errorHandler);
@@ -137,7 +170,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     return reply.code(404).send({ error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}` } });
   });
 
+  await registerSecurityHeaders(app);
   await app.register(fastifyCookie);
+  // Before any route: the guard collects the route table and denies what is not marked public.
+  registerAuthGuard(app, auth);
   await app.register(fastifyRateLimit, {
     global: false,
     errorResponseBuilder: (_req, ctx) => new AppError(429, 'rate_limited', `Too many attempts; try again in ${Math.ceil(ctx.ttl / 1000)} s`),
@@ -146,8 +182,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     openapi: { info: { title: 'AI Story API', version: '1.0.0' } },
     transform: jsonSchemaTransform,
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
-  registerAuthGuard(app, auth);
+  await app.register(publicly(fastifySwaggerUi, { routePrefix: '/docs' }));
 
   app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ ok: true }));
 
@@ -156,7 +191,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await api.register(authRoutes(auth, { loginRateLimit: config.loginRateLimit }));
       await api.register(projectRoutes(projects));
       await api.register(providerRoutes(providers, projects));
-      await api.register(promptRoutes(prompts));
+      await api.register(promptRoutes(prompts, { testRateLimit: config.templateTestRateLimit }));
       await api.register(runRoutes(runs, streams, new StageSettingsService(projects, projectRepo, runs.definitionOf)));
       await api.register(storyboardRoutes(storyboardService));
       await api.register(pipelineRoutes(pipeline));
@@ -168,10 +203,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     { prefix: '/api/v1' },
   );
 
+  // Two registrations: the root one only gives every route reply.sendFile (the media route: Range,
+  // ETag; the SPA fallback: index.html); the web app's files are served by a public one.
   // wildcard: files are looked up per request, so a rebuilt web app is served without a restart.
-  // Without a built web app the plugin still gives the media route its sendFile (Range, ETag).
   const hasWeb = existsSync(config.webDist);
-  await app.register(fastifyStatic, { root: hasWeb ? config.webDist : config.dataDir, serve: hasWeb, wildcard: true, index: 'index.html' });
+  await app.register(fastifyStatic, { root: hasWeb ? config.webDist : config.dataDir, serve: false });
+  if (hasWeb) await app.register(publicly(fastifyStatic, { root: config.webDist, wildcard: true, index: 'index.html', decorateReply: false }));
 
   // Stop runs before the server closes its connections, so each saves its text as `interrupted`.
   app.addHook('preClose', async () => {
@@ -181,7 +218,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     if (killed) app.log.warn({ killed }, 'media processes still running at shutdown were killed');
   });
   app.addHook('onClose', async () => {
+    await lease.release();
     await demo.close();
+    await renderer.close();
     if (!opts.database) await database.close();
   });
 
@@ -190,6 +229,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await prompts.ensureShipped();
   const interrupted = await runs.recoverOrphans();
   runs.startCheckpoints();
+  // The embedded database is held by its folder lock: no one else can read a lease there, so no heartbeat.
+  if (database.kind === 'postgres') {
+    lease.startHeartbeat(() => {
+      void runs.shutdown().finally(() => opts.onLeaseLost?.());
+    });
+  }
   if (interrupted) app.log.warn({ interrupted }, 'runs left running by a previous process were marked interrupted');
   return app;
 }

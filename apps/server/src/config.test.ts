@@ -21,3 +21,30 @@ describe('media settings in the configuration', () => {
     expect(loadConfig({ ...base, FFMPEG_PATH: '/usr/bin/ffmpeg' }).mediaTools.FFMPEG_PATH).toBe('/usr/bin/ffmpeg');
   });
 });
+
+describe('the instance lease in the configuration', () => {
+  test('INSTANCE_LEASE_S defaults to 30 s and takes seconds, fractions included', () => {
+    expect(loadConfig(base).instanceLeaseMs).toBe(30_000);
+    expect(loadConfig({ ...base, INSTANCE_LEASE_S: '2.5' }).instanceLeaseMs).toBe(2_500);
+  });
+
+  test.each(['0', '-1', 'soon', '3601'])('INSTANCE_LEASE_S=%s stops start-up naming the variable', (value) => {
+    expect(() => loadConfig({ ...base, INSTANCE_LEASE_S: value })).toThrow(/^Invalid INSTANCE_LEASE_S: /);
+  });
+});
+
+describe('TRUST_PROXY', () => {
+  test.each([
+    [undefined, false],
+    ['true', true],
+    ['false', false],
+    ['10.0.0.1', ['10.0.0.1']],
+    ['127.0.0.1, 10.0.0.0/8,::1', ['127.0.0.1', '10.0.0.0/8', '::1']],
+  ])('TRUST_PROXY=%s is trustProxy %j', (value, expected) => {
+    expect(loadConfig({ ...base, TRUST_PROXY: value }).trustProxy).toEqual(expected);
+  });
+
+  test.each(['yes', 'nginx', '1', '10.0.0.0/33', '1.2.3.4/8/1'])('TRUST_PROXY=%s stops start-up naming the variable', (value) => {
+    expect(() => loadConfig({ ...base, TRUST_PROXY: value })).toThrow(/^Invalid TRUST_PROXY: /);
+  });
+});

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -27,8 +28,31 @@ const Env = z.object({
   FFPROBE_PATH: z.string().min(1).optional(),
   /** Local CPU renders at once; one core is left to the API so it keeps answering while clips render. */
   MEDIA_CONCURRENCY: z.coerce.number({ error: 'must be a whole number from 1 to 64' }).int('must be a whole number from 1 to 64').min(1, 'must be a whole number from 1 to 64').max(64, 'must be a whole number from 1 to 64').optional(),
+  /** How long a studio's database lease lasts without a heartbeat (PostgreSQL mode); renewed three times as often. */
+  INSTANCE_LEASE_S: z.coerce.number({ error: 'must be a number of seconds from 1 to 3600' }).min(1, 'must be a number of seconds from 1 to 3600').max(3600, 'must be a number of seconds from 1 to 3600').default(30),
   PATH: z.string().optional(),
+  TRUST_PROXY: z
+    .string()
+    .trim()
+    .refine((v) => parseTrustProxy(v) !== undefined, 'must be true, false, or a comma-separated list of proxy addresses (CIDR allowed)')
+    .optional(),
 });
+
+/**
+ * TRUST_PROXY as Fastify's `trustProxy` takes it: `true` (whoever connects is the proxy), `false`, or
+ * the proxies' addresses. Only with it are X-Forwarded-For / -Proto believed (the client's address, https).
+ */
+export function parseTrustProxy(value: string): boolean | string[] | undefined {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  const addresses = value.split(',').map((a) => a.trim());
+  const isAddress = (a: string) => {
+    const [ip, bits, ...rest] = a.split('/');
+    if (rest.length || isIP(ip) === 0) return false;
+    return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (isIP(ip) === 4 ? 32 : 128));
+  };
+  return addresses.every(isAddress) ? addresses : undefined;
+}
 
 export interface Config {
   port: number;
@@ -43,6 +67,8 @@ export interface Config {
   webDist: string;
   /** Login attempts allowed per IP and minute. */
   loginRateLimit: number;
+  /** Template test renders allowed per user and minute (each may cost a render worker up to its limits). */
+  templateTestRateLimit: number;
   /** Milliseconds between heartbeats on SSE streams. */
   heartbeatMs: number;
   /** Upper bound between run checkpoints (DESIGN §4: at most once a second). */
@@ -51,6 +77,10 @@ export interface Config {
   mediaTools: { FFMPEG_PATH?: string; FFPROBE_PATH?: string; PATH?: string };
   /** Local renders in parallel, studio-wide (DESIGN §7: cores − 1, at least 1). */
   mediaConcurrency: number;
+  /** Lifetime of this instance's database lease without a heartbeat (instances/lease.ts). */
+  instanceLeaseMs: number;
+  /** Fastify's trustProxy (TRUST_PROXY): which forwarded headers to believe; false = none. */
+  trustProxy: boolean | string[];
 }
 
 export class ConfigError extends Error {}
@@ -87,10 +117,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel: e.LOG_LEVEL,
     webDist: path.resolve(e.WEB_DIST ?? path.join(import.meta.dirname, '../../web/dist')),
     loginRateLimit: e.LOGIN_RATE_LIMIT,
+    templateTestRateLimit: 30,
     heartbeatMs: 15_000,
     checkpointMs: 1_000,
     mediaTools: { FFMPEG_PATH: e.FFMPEG_PATH, FFPROBE_PATH: e.FFPROBE_PATH, PATH: e.PATH },
     mediaConcurrency: e.MEDIA_CONCURRENCY ?? Math.max(1, availableParallelism() - 1),
+    instanceLeaseMs: Math.round(e.INSTANCE_LEASE_S * 1000),
+    trustProxy: e.TRUST_PROXY ? parseTrustProxy(e.TRUST_PROXY)! : false,
     ...overrides,
   };
 }

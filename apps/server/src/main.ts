@@ -1,23 +1,24 @@
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { DataDirLockedError } from './db/client.ts';
+import { InstanceConflictError } from './instances/lease.ts';
 
 try {
   const config = loadConfig();
-  const app = await buildApp(config);
   let closing = false;
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: string, code = 0) => {
     if (closing) return;
     closing = true;
     app.log.info({ signal }, 'shutting down');
     await app.close();
-    process.exit(0);
+    process.exit(code);
   };
+  const app = await buildApp(config, { onLeaseLost: () => void shutdown('lease lost', 1) });
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   await app.listen({ port: config.port, host: config.host });
 } catch (err) {
-  if (err instanceof ConfigError || err instanceof DataDirLockedError) {
+  if (err instanceof ConfigError || err instanceof DataDirLockedError || err instanceof InstanceConflictError) {
     console.error(err.message);
     process.exit(1);
   }

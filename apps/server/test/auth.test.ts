@@ -100,6 +100,33 @@ describe(`accounts (${process.env.TEST_DB ?? 'pglite'})`, () => {
     expect((await bob.get('/api/v1/auth/me')).status).toBe(401);
   });
 
+  it('searches users for % and _ literally, not as LIKE wildcards', async () => {
+    await createUser(studio, admin, 'under_score@example.com');
+    await createUser(studio, admin, 'underxscore@example.com');
+    expect((await admin.get('/api/v1/users/?search=under_score')).body.results.map((u: any) => u.email)).toEqual(['under_score@example.com']);
+    expect((await admin.get('/api/v1/users/?search=%25')).body.count).toBe(0);
+    expect((await admin.get('/api/v1/users/?search=under%25score')).body.count).toBe(0);
+  });
+
+  it('sets the session cookie Secure behind a TLS proxy only when TRUST_PROXY says to believe it', async () => {
+    const login = (c: Client) => c.post('/api/v1/auth/login', { email: ADMIN.email, password: ADMIN.password }, { 'x-forwarded-proto': 'https' });
+    const direct = await login(new Client(studio.url));
+    expect(direct.status).toBe(200);
+    expect(direct.headers.get('set-cookie')).not.toMatch(/;\s*Secure/i); // a forged header from a client is not believed
+
+    const proxied = await startStudio({ trustProxy: ['127.0.0.1'] });
+    try {
+      await setupAdmin(proxied);
+      const viaProxy = await login(new Client(proxied.url));
+      expect(viaProxy.status).toBe(200);
+      expect(viaProxy.headers.get('set-cookie')).toMatch(/;\s*Secure/i);
+      const plain = await new Client(proxied.url).post('/api/v1/auth/login', { email: ADMIN.email, password: ADMIN.password }, { 'x-forwarded-proto': 'http' });
+      expect(plain.headers.get('set-cookie')).not.toMatch(/;\s*Secure/i);
+    } finally {
+      await proxied.close();
+    }
+  });
+
   it('rate-limits login attempts', async () => {
     const limited = await startStudio({ loginRateLimit: 3 });
     try {

@@ -1,6 +1,6 @@
 import { expectedText, startFakeLlm } from '@ai-story/fake-llm';
 import { describe, expect, it } from 'vitest';
-import { ADMIN, Client, createTestDatabase, spawnStudio, startStudio } from './helpers.ts';
+import { ADMIN, Client, createTestDatabase, leasesExpired, spawnStudio, startStudio } from './helpers.ts';
 import { follow } from './sse-client.ts';
 
 describe(`crash recovery (${process.env.TEST_DB ?? 'pglite'})`, () => {
@@ -20,6 +20,7 @@ describe(`crash recovery (${process.env.TEST_DB ?? 'pglite'})`, () => {
       const watched = await follow(`${base}/api/v1/runs/${run.body.id}/events`, { cookie: admin.cookie, stopWhen: () => false, timeoutMs: 2_600 }).catch(() => null);
       void watched;
       await studioProcess.kill();
+      await leasesExpired(testDb);
 
       const studio = await startStudio({}, testDb);
       try {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,10 +22,20 @@ export interface TestDatabase {
 }
 
 /**
+ * What an older studio left behind: its database migrated only up to (and including) the migration
+ * `upTo`, with `seed` run on it. Opening the test database then migrates the rest, as an upgrade does.
+ */
+export interface OlderDatabase {
+  upTo: string;
+  /** Writes the older version's rows (raw SQL: today's schema has columns the older one lacks). */
+  seed(database: Database): Promise<void>;
+}
+
+/**
  * A fresh database per test file. PGlite costs seconds to initialise, so one migrated folder is made
  * once per migration set and copied (DESIGN §2); PostgreSQL gets a database of its own on the server.
  */
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(older?: OlderDatabase): Promise<TestDatabase> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-test-'));
   if (TEST_DB === 'postgres') {
     const { default: postgres } = await import('postgres');
@@ -35,6 +45,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     await admin.end();
     const url = new URL(SERVER_URL);
     url.pathname = `/${name}`;
+    if (older) await prepareOlder({ dataDir, databaseUrl: url.toString() }, older);
     return {
       location: { dataDir, databaseUrl: url.toString() },
       open: () => openDatabase({ dataDir, databaseUrl: url.toString() }),
@@ -46,12 +57,35 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       },
     };
   }
-  cpSync(await pgliteTemplate(), dataDir, { recursive: true });
+  if (older) await prepareOlder({ dataDir }, older);
+  else cpSync(await pgliteTemplate(), dataDir, { recursive: true });
   return {
     location: { dataDir },
     open: () => openDatabase({ dataDir }),
     destroy: async () => rmSync(dataDir, { recursive: true, force: true }),
   };
+}
+
+async function prepareOlder(location: { dataDir: string; databaseUrl?: string }, older: OlderDatabase) {
+  // The history up to `upTo`: its SQL files and a journal that ends there.
+  const journal = JSON.parse(readFileSync(path.join(MIGRATIONS, 'meta/_journal.json'), 'utf8')) as { entries: { tag: string }[] };
+  const last = journal.entries.findIndex((e) => e.tag === older.upTo);
+  if (last < 0) throw new Error(`No migration ${older.upTo}`);
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'ai-story-migrations-'));
+  try {
+    mkdirSync(path.join(folder, 'meta'));
+    const entries = journal.entries.slice(0, last + 1);
+    writeFileSync(path.join(folder, 'meta/_journal.json'), JSON.stringify({ ...journal, entries }));
+    for (const e of entries) cpSync(path.join(MIGRATIONS, `${e.tag}.sql`), path.join(folder, `${e.tag}.sql`));
+    const database = await openDatabase({ ...location, migrationsFolder: folder });
+    try {
+      await older.seed(database);
+    } finally {
+      await database.close();
+    }
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
 }
 
 async function pgliteTemplate(): Promise<string> {
@@ -84,7 +118,7 @@ export async function startStudio(
   overrides: Partial<Config> = {},
   existing?: TestDatabase,
   logStream?: NodeJS.WritableStream,
-  build: Pick<BuildOptions, 'stages'> = {},
+  build: Pick<BuildOptions, 'stages' | 'onRoute'> = {},
 ): Promise<TestStudio> {
   const testDb = existing ?? (await createTestDatabase());
   const database = await testDb.open();
@@ -92,7 +126,10 @@ export async function startStudio(
     { LOG_LEVEL: logStream ? 'info' : 'silent' },
     { dataDir: testDb.location.dataDir, appSecret: 'test-secret-test-secret-test-secret-0123', loginRateLimit: 1000, ...overrides },
   );
-  const app = await buildApp(config, { database, logStream, ...build });
+  const app = await buildApp(config, { database, logStream, ...build }).catch(async (err) => {
+    await database.close(); // a studio that refused to start leaves no connection behind
+    throw err;
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -174,7 +211,9 @@ export async function snapshot(database: Database) {
   // Derived from the schema, so a new table is in every snapshot without anyone remembering to add it.
   const tables = Object.values(schema)
     .filter((t) => is(t, PgTable))
-    .map((t) => getTableConfig(t as InstanceType<typeof PgTable>).name);
+    .map((t) => getTableConfig(t as InstanceType<typeof PgTable>).name)
+    // The studio's own lease is renewed by a clock, not by requests: it is not the data a request may change.
+    .filter((name) => name !== 'instances');
   const out: Record<string, unknown> = {};
   for (const t of tables) {
     const r: any = await database.db.execute(sql.raw(`select md5(coalesce(string_agg(x::text, ',' order by x::text), '')) as h, count(*)::int as n from ${t} x`));
@@ -191,11 +230,19 @@ const freePort = () =>
     });
   });
 
+export interface StudioProcessOptions {
+  /** The script it runs, relative to the repository root (main.ts by default). */
+  entry?: string;
+  /** Environment beside the test defaults (e.g. INSTANCE_LEASE_S). */
+  env?: Record<string, string>;
+}
+
 /**
- * A studio in a process of its own (kill -9 tests), answering /healthz before this resolves. `entry`
- * is the script it runs, relative to the repository root (main.ts by default).
+ * Starts a studio process and waits until it either answers /healthz or exits (a studio that must
+ * refuse to start): `exited` carries its code and what it wrote to stderr.
  */
-export async function spawnStudio(testDb: TestDatabase, entry = 'apps/server/src/main.ts'): Promise<{ base: string; child: ChildProcess; kill(): Promise<void> }> {
+export async function startStudioProcess(testDb: TestDatabase, opts: StudioProcessOptions = {}) {
+  const entry = opts.entry ?? 'apps/server/src/main.ts';
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: path.resolve(import.meta.dirname, '../../..'),
@@ -209,26 +256,77 @@ export async function spawnStudio(testDb: TestDatabase, entry = 'apps/server/src
       ADMIN_PASSWORD: ADMIN.password,
       APP_SECRET: 'crash-test-secret-crash-test-secret-0123',
       LOG_LEVEL: 'warn',
+      // Short, since these studios get killed: the next one waits for it to run out (leasesExpired).
+      INSTANCE_LEASE_S: '3',
+      ...opts.env,
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'inherit', 'pipe'],
   });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    process.stderr.write(chunk);
+  });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const base = `http://127.0.0.1:${port}`;
   // A busy machine can take a while to open a database in a new process; say so if it never answers.
   const until = Date.now() + 90_000;
   while (!(await fetch(`${base}/healthz`).then((r) => r.ok, () => false))) {
-    if (child.exitCode !== null || Date.now() > until) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const code = await exit;
+      return { exited: { code, stderr }, studio: null };
+    }
+    if (Date.now() > until) {
       child.kill('SIGKILL');
-      throw new Error(`the studio process (${entry}) did not answer /healthz (exit ${child.exitCode ?? 'none'})`);
+      throw new Error(`the studio process (${entry}) did not answer /healthz in 90 s`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
   return {
-    base,
-    child,
-    async kill() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+    exited: null,
+    studio: {
+      base,
+      child,
+      /** Resolves with the exit code once the process has ended. */
+      exit,
+      async kill() {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        child.kill('SIGKILL');
+        await exit;
+      },
     },
   };
+}
+
+/**
+ * Resolves once no studio holds a live lease on the database (PostgreSQL): after a kill -9 the next
+ * studio may start only then, as it would for an operator. The embedded database has its folder lock instead.
+ */
+export async function leasesExpired(testDb: TestDatabase, timeoutMs = 120_000) {
+  if (!testDb.location.databaseUrl) return;
+  const { default: postgres } = await import('postgres');
+  const sql = postgres(testDb.location.databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    for (const until = Date.now() + timeoutMs; (await sql`select count(*)::int as n from instances where expires_at > now()`)[0].n > 0; ) {
+      if (Date.now() > until) throw new Error('a studio lease never expired');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await sql.end();
+  }
+}
+
+/** A studio in a process of its own (kill -9 tests), answering /healthz before this resolves. */
+export async function spawnStudio(testDb: TestDatabase, entryOrOptions: string | StudioProcessOptions = {}) {
+  const opts = typeof entryOrOptions === 'string' ? { entry: entryOrOptions } : entryOrOptions;
+  const started = await startStudioProcess(testDb, opts);
+  if (started.exited) throw new Error(`the studio process exited with ${started.exited.code} before answering /healthz: ${started.exited.stderr.slice(-2000)}`);
+  return started.studio;
+}
+
+/** A concrete path for a route pattern: every parameter filled with a well-formed value. */
+export function concretePath(pattern: string, values: Record<string, string> = {}): string {
+  return pattern
+    .replace(/:(\w+)/g, (_, name: string) => values[name] ?? (name === 'stage' ? 'rewrite' : name === 'version' ? '1' : name === 'index' ? '0' : crypto.randomUUID()))
+    .replace(/\*$/, 'index.html');
 }

@@ -3,7 +3,7 @@ import { startFakeLlm } from '@ai-story/fake-llm';
 import { startFakeImage, type FakeImageServer } from '@ai-story/fake-media/image/index.ts';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, createTestDatabase, createUser, setupAdmin, spawnStudio, startStudio, type TestStudio } from './helpers.ts';
+import { ADMIN, Client, createTestDatabase, createUser, leasesExpired, setupAdmin, spawnStudio, startStudio, type TestStudio } from './helpers.ts';
 import { follow, type ReceivedEvent } from './sse-client.ts';
 
 const STORY = '雨夜的城市。老人在街角的小店里修钟表。一个女孩推门进来，手里抱着一只旧钟。老人认出了那只钟。黄昏，两人走到海边。灯塔亮起来。第二天清晨，钟又走了。女孩笑了。';
@@ -301,15 +301,108 @@ describe(`the image stage (文生图) (${process.env.TEST_DB ?? 'pglite'})`, () 
     }
   });
 
-  it('characters are kept per project, proposed from the storyboard, and their look joins the prompts of the shots that name them', async () => {
+  it('characters are kept per project, proposed by the model from the story, and their look joins the prompts of the shots that name them', async () => {
     const { id } = await newProjectWithShots('characters', 4);
     const suggested = await admin.post(`/api/v1/projects/${id}/characters/suggest/`);
     expect(suggested.status, JSON.stringify(suggested.body)).toBe(200);
-    expect(['model', 'names']).toContain(suggested.body.method);
+    // The story's people, each with a look to draw (the storyboard's 老人 and 女孩), from the model.
+    expect(suggested.body).toMatchObject({ method: 'model', message: 'Proposed by fake llm' });
+    const byName = new Map((suggested.body.characters as { name: string; look: string }[]).map((c) => [c.name, c.look]));
+    expect([...byName.keys()]).toEqual(expect.arrayContaining(['老人', '女孩']));
+    for (const look of byName.values()) expect(look.length).toBeGreaterThan(2);
+
     const put = await admin.put(`/api/v1/projects/${id}/characters/`, { characters: [{ name: '老人', look: '白发、深蓝毛衣' }] });
     expect(put.status).toBe(200);
     expect((await admin.get(`/api/v1/projects/${id}/characters/`)).body.characters).toEqual([{ name: '老人', look: '白发、深蓝毛衣' }]);
     expect((await admin.put(`/api/v1/projects/${id}/characters/`, { characters: [{ name: '', look: 'x' }] })).status).toBe(400);
+
+    // With no language model at all, the names the storyboard repeats are offered, and the answer says so.
+    const llms = ((await admin.get('/api/v1/models/providers/')).body as { id: string; provider_type: string; is_active: boolean }[]).filter((p) => p.provider_type === 'llm' && p.is_active);
+    try {
+      for (const p of llms) await admin.patch(`/api/v1/models/providers/${p.id}/`, { is_active: false });
+      const names = await admin.post(`/api/v1/projects/${id}/characters/suggest/`);
+      expect(names.status, JSON.stringify(names.body)).toBe(200);
+      expect(names.body.method).toBe('names');
+      expect(names.body.characters.map((c: { name: string }) => c.name)).toContain('老人');
+    } finally {
+      for (const p of llms) await admin.patch(`/api/v1/models/providers/${p.id}/`, { is_active: true });
+    }
+  });
+
+  it('a character\'s chosen picture goes as the reference image with the shots that name it, to the providers that take one', async () => {
+    const { id, shots } = await newProjectWithShots('reference', 4);
+    const picture = await sharp({ create: { width: 64, height: 96, channels: 3, background: '#aa3322' } }).png().toBuffer();
+    const uploaded = await fetch(`${studio.url}/api/v1/projects/${id}/characters/pictures/`, { method: 'POST', headers: { cookie: admin.cookie, 'content-type': 'image/png', origin: studio.url }, body: new Uint8Array(picture) });
+    expect(uploaded.status).toBe(201);
+    const { media_id } = await uploaded.json();
+    const html = await fetch(`${studio.url}/api/v1/projects/${id}/characters/pictures/`, { method: 'POST', headers: { cookie: admin.cookie, 'content-type': 'image/png', origin: studio.url }, body: '<!doctype html><p>not a picture</p>' });
+    expect(html.status).toBe(400);
+    expect((await html.json()).error.details.fields.file).toBeTruthy();
+    expect(sha(await download(`/api/v1/media/${media_id}`))).toBe(sha(picture));
+    const saved = await admin.put(`/api/v1/projects/${id}/characters/`, { characters: [{ name: '老人', look: '白发、深蓝毛衣', image_media_id: media_id }] });
+    expect(saved.status, JSON.stringify(saved.body)).toBe(200);
+    expect(saved.body.characters[0].image_media_id).toBe(media_id);
+
+    const naming = await Promise.all(shots.map(async (s) => (await admin.get(`/api/v1/projects/${id}/storyboards/`)).body.results.find((r: { id: string }) => r.id === s.id)));
+    const names = (r: { scene_description: string; narration_text: string; image_prompt: string }) => `${r.scene_description}${r.narration_text}${r.image_prompt}`.includes('老人');
+    expect(naming.some(names)).toBe(true);
+    expect(naming.some((r) => !names(r))).toBe(true);
+
+    const requestsOf = async (shape: (typeof SHAPES)[number]) => {
+      const provider = await addProvider(shape, fake);
+      const before = fake.stats.created.length;
+      const seen = await follow(`${studio.url}/api/v1/runs/${await startImages(id, { input: {}, provider_id: provider })}/events`, { cookie: admin.cookie, timeoutMs: 60_000 });
+      expect(seen.events.at(-1)!.data.type, JSON.stringify(seen.events.at(-1)!.data)).toBe('done');
+      await admin.patch(`/api/v1/models/providers/${provider}/`, { is_active: false });
+      const created = fake.stats.created.slice(before);
+      expect(created).toHaveLength(4);
+      return created;
+    };
+    // The prompt of a shot that names 老人 carries the look; exactly those requests carry the picture, byte for byte.
+    for (const shape of [SHAPES[1], SHAPES[2]]) {
+      const created = await requestsOf(shape);
+      for (const c of created) {
+        if (c.prompt.includes('老人：白发、深蓝毛衣')) expect(c.reference, `${shape.api_format}: ${c.prompt}`).toEqual({ sha256: sha(picture), mime: 'image/png', bytes: picture.length });
+        else expect(c.reference, `${shape.api_format}: ${c.prompt}`).toBeNull();
+      }
+      expect(created.filter((c) => c.reference).length).toBe(naming.filter(names).length);
+    }
+    // The OpenAI shape takes no reference: nothing is sent, and the shots are still drawn.
+    expect((await requestsOf(SHAPES[0])).every((c) => c.reference === null)).toBe(true);
+
+    // One of the project's generated images can be the picture; clearing it sends none.
+    const generated = (await imageStage(id)).output.images[0].media_id as string;
+    expect((await admin.put(`/api/v1/projects/${id}/characters/`, { characters: [{ name: '老人', look: '白发、深蓝毛衣', image_media_id: generated }] })).status).toBe(200);
+    const withGenerated = await requestsOf(SHAPES[1]);
+    // A 720×1280 frame is larger than a reference needs: it goes as a JPEG of at most 1024 px.
+    const reduced = await sharp(await download(`/api/v1/media/${generated}`)).resize(1024, 1024, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 85 }).toBuffer();
+    expect(withGenerated.filter((c) => c.reference)).toHaveLength(naming.filter(names).length);
+    for (const c of withGenerated.filter((r) => r.reference)) expect(c.reference).toEqual({ sha256: sha(reduced), mime: 'image/jpeg', bytes: reduced.length });
+    expect((await admin.put(`/api/v1/projects/${id}/characters/`, { characters: [{ name: '老人', look: '白发、深蓝毛衣', image_media_id: null }] })).status).toBe(200);
+    expect((await requestsOf(SHAPES[1])).every((c) => c.reference === null)).toBe(true);
+  });
+
+  it.each([
+    ['another project\'s image', 'other'],
+    ['an id no media has', 'missing'],
+    ['not a uuid', 'garbage'],
+  ])('a character picture that is %s is refused, and the characters stay as they were', async (_what, kind) => {
+    const mine = (await admin.post('/api/v1/projects/', { name: `pictures ${kind}`, original_topic: STORY })).body.id as string;
+    const other = (await admin.post('/api/v1/projects/', { name: `elsewhere ${kind}`, original_topic: STORY })).body.id as string;
+    const png = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#123456' } }).png().toBuffer();
+    const uploaded = await fetch(`${studio.url}/api/v1/projects/${other}/characters/pictures/`, { method: 'POST', headers: { cookie: admin.cookie, 'content-type': 'image/png', origin: studio.url }, body: new Uint8Array(png) });
+    const theirs = (await uploaded.json()).media_id as string;
+    const before = [{ name: '老人', look: '白发' }];
+    expect((await admin.put(`/api/v1/projects/${mine}/characters/`, { characters: before })).status).toBe(200);
+    const ids: Record<string, string> = {
+      other: theirs,
+      missing: '00000000-0000-4000-8000-000000000000',
+      garbage: 'not-a-media-id',
+    };
+    const refused = await admin.put(`/api/v1/projects/${mine}/characters/`, { characters: [{ name: '老人', look: '白发', image_media_id: ids[kind] }] });
+    expect(refused.status).toBe(400);
+    expect(Object.keys(refused.body.error.details.fields)).toEqual(['characters.0.image_media_id']);
+    expect((await admin.get(`/api/v1/projects/${mine}/characters/`)).body.characters).toEqual(before);
   });
 });
 
@@ -333,6 +426,7 @@ describe(`an image run killed with the server (${process.env.TEST_DB ?? 'pglite'
       const before = await follow(`${base}/api/v1/runs/${run.body.id}/events`, { cookie: admin.cookie, stopWhen: (e) => ofType(e, 'image').length >= 2, timeoutMs: 30_000 });
       const finished = ofType(before.events, 'image').map((e) => e.data.image.media_id);
       await studioProcess.kill();
+      await leasesExpired(testDb);
 
       const studio: TestStudio = await startStudio({}, testDb);
       try {

@@ -1,7 +1,7 @@
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testMediaStage } from './fixtures/test-media-stage.ts';
-import { ADMIN, Client, createTestDatabase, createUser, setupAdmin, spawnStudio, startStudio, type TestStudio } from './helpers.ts';
+import { ADMIN, Client, createTestDatabase, createUser, leasesExpired, setupAdmin, spawnStudio, startStudio, type TestStudio } from './helpers.ts';
 import { follow, type ReceivedEvent } from './sse-client.ts';
 
 const STORY = '雨夜。一只橘猫在街角发抖。小女孩撑着红伞走来。她蹲下，把猫抱进怀里。第二天，阳光照进窗台。';
@@ -195,6 +195,7 @@ describe(`a media run killed with the server (${process.env.TEST_DB ?? 'pglite'}
       const before = await follow(`${base}/api/v1/runs/${run.body.id}/events`, { cookie: admin.cookie, stopWhen: (e) => ofType(e, 'image').length >= 2 });
       const finished = ofType(before.events, 'image').map((e) => e.data.image.media_id);
       await studioProcess.kill();
+      await leasesExpired(testDb);
 
       const studio = await startStudio({}, testDb, undefined, { stages: { image: testMediaStage } });
       try {

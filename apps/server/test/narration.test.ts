@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { startFakeLlm } from '@ai-story/fake-llm';
 import { startFakeSpeech, type FakeSpeechServer } from '@ai-story/fake-media/speech/server.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../src/narration/exec.ts';
@@ -39,6 +40,7 @@ interface ShotOut {
   narration_text: string;
   duration_seconds: number;
   duration_locked: boolean;
+  speaker: string | null;
 }
 
 const ofType = (events: ReceivedEvent[], type: string) => events.filter((e) => e.data.type === type);
@@ -231,6 +233,42 @@ describe(`the narration stage: speech per shot, sentence timings, shot lengths a
       expect(speech.stats.requests - requestsBefore).toBe(1);
     } finally {
       await admin.delete(`/api/v1/models/providers/${provider.body.id}/`);
+    }
+  }, SLOW);
+
+  it('a storyboard line of dialogue names its speaker, and that speaker\'s own voice speaks the shot', async () => {
+    const llm = await startFakeLlm({ port: 0, host: '127.0.0.1' });
+    const providers: string[] = [];
+    try {
+      const model = await admin.post('/api/v1/models/providers/', { name: 'story model', api_url: llm.url, model_name: 'fake-model?ttft=5&tps=2000' });
+      providers.push(model.body.id);
+      const voice = await admin.post('/api/v1/models/providers/', { name: 'voices', provider_type: 'tts', api_format: 'openai_speech', api_url: speech.url, api_key: speech.apiKey, model_name: 'tts-1' });
+      expect(voice.status, JSON.stringify(voice.body)).toBe(201);
+      providers.push(voice.body.id);
+      const story = '雨夜，老人在街角的小店里修钟表。门开了，女孩抱着一只旧钟走进来。老人抬起头问：“这钟是谁的？”第二天清晨，钟又走了。';
+      const id = (await admin.post('/api/v1/projects/', { name: 'dialogue', original_topic: story })).body.id as string;
+      expect((await admin.patch(`/api/v1/projects/${id}/`, { min_shot_s: MIN_SHOT_S, max_shot_s: MAX_SHOT_S })).status).toBe(200);
+      const board = await admin.post(`/api/v1/projects/${id}/stages/storyboard/runs/`, { input: { shot_count: 4 }, provider_id: model.body.id });
+      expect(board.status, JSON.stringify(board.body)).toBe(202);
+      expect((await follow(`${studio.url}/api/v1/runs/${board.body.id}/events`, { cookie: admin.cookie })).events.at(-1)!.data.type).toBe('done');
+
+      const shots = await shotsOf(id);
+      const dialogue = shots.find((s) => s.narration_text.includes('这钟是谁的'));
+      expect(dialogue?.speaker, JSON.stringify(shots)).toBe('老人');
+      expect(shots.filter((s) => s !== dialogue).map((s) => s.speaker)).toEqual([null, null, null]);
+
+      expect((await admin.patch(`/api/v1/projects/${id}/stages/narration/settings/`, { voice: 'nova', voices_by_speaker: { 老人: 'onyx' } })).status).toBe(200);
+      const spokenBefore = speech.stats.spoken.length;
+      const { output } = await runStage(id, 'narration');
+      expect(output.narration.map((i) => [i.shot_id, i.voice])).toEqual(shots.map((s) => [s.id, s === dialogue ? 'onyx' : 'nova']));
+      // What the speech upstream was asked: the dialogue shot's sentences in the speaker's voice, every other one in the project's.
+      const calls = speech.stats.spoken.slice(spokenBefore);
+      expect(calls.length).toBeGreaterThanOrEqual(shots.length);
+      for (const call of calls) expect([call.input, call.voice]).toEqual([call.input, dialogue!.narration_text.includes(call.input) ? 'onyx' : 'nova']);
+      expect(calls.filter((c) => c.voice === 'onyx').map((c) => c.input).join('')).toBe(dialogue!.narration_text);
+    } finally {
+      for (const p of providers) await admin.delete(`/api/v1/models/providers/${p}/`);
+      await llm.close();
     }
   }, SLOW);
 

@@ -123,7 +123,7 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
 
   it('lets a viewer watch live but change nothing, an editor work, and keeps a stranger out', async () => {
     const id = await newProject();
-    expect((await owner.post(`/api/v1/projects/${id}/members/`, { email: 'viewer@example.com', role: 'viewer' })).status).toBe(201);
+    expect((await owner.post(`/api/v1/projects/${id}/members/`, { email: 'viewer@example.com', role: 'viewer' })).status).toBe(202);
     expect((await owner.post(`/api/v1/projects/${id}/members/`, { user_id: editor.id, role: 'editor' })).status).toBe(201);
     expect((await viewer.get('/api/v1/projects/')).body.results.map((p: any) => p.id)).toContain(id);
 

@@ -57,6 +57,22 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
     expect((await alice.get(`/api/v1/projects/${projectId}/`)).body.name).toBe('测试项目');
   });
 
+  it('answers adding a member by email the same for an unknown address as for an account (no id, no name)', async () => {
+    const shared = (await alice.post('/api/v1/projects/', { name: 'shared', original_topic: 't' })).body.id;
+    const known = await alice.post(`/api/v1/projects/${shared}/members/`, { email: 'Mallory@example.com', role: 'viewer' });
+    const unknown = await alice.post(`/api/v1/projects/${shared}/members/`, { email: 'nobody@example.com', role: 'viewer' });
+    expect([known.status, unknown.status]).toEqual([202, 202]);
+    expect(known.body).toEqual({ email: 'mallory@example.com', role: 'viewer' });
+    expect(unknown.body).toEqual({ email: 'nobody@example.com', role: 'viewer' });
+    // The account that has the address is a member now; the unknown one added nothing.
+    expect((await alice.get(`/api/v1/projects/${shared}/members/`)).body.map((m: any) => m.email)).toEqual(['mallory@example.com']);
+    expect((await mallory.get(`/api/v1/projects/${shared}/`)).body.access).toBe('viewer');
+    const self = await alice.post(`/api/v1/projects/${shared}/members/`, { email: 'alice@example.com', role: 'editor' });
+    expect(self.status).toBe(400);
+    expect(self.body.error.details.fields).toEqual({ email: 'Owner' });
+    expect((await alice.delete(`/api/v1/projects/${shared}/`)).status).toBe(204);
+  });
+
   const long = (n: number) => 'x'.repeat(n);
   it.each([
     ['empty name', { name: '', original_topic: 't' }, 'name'],

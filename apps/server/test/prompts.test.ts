@@ -282,6 +282,25 @@ describe(`prompt templates (${TEST_DB})`, () => {
     expect((await prompts().templateFor({ id: projectId, promptSetId: null }, 'rewrite')).template_id).toBe(shippedRewrite.id);
   });
 
+  it("does not let an editor put their private set on the owner's project (the owner could not open it)", async () => {
+    const projectId = (await alice.post('/api/v1/projects/', { name: 'editor set', original_topic: 't' })).body.id;
+    expect((await alice.post(`/api/v1/projects/${projectId}/members/`, { email: 'bob@example.com', role: 'editor' })).status).toBe(202);
+    const bobSet = (await bob.post('/api/v1/prompts/sets/', { name: "bob's private" })).body;
+    const before = await snapshot(studio.database);
+    const attach = await bob.put(`/api/v1/projects/${projectId}/prompt-set/`, { prompt_set_id: bobSet.id });
+    expect(attach.status).toBe(400);
+    expect(attach.body.error.details.fields).toHaveProperty('prompt_set_id');
+    expect(await snapshot(studio.database)).toEqual(before);
+    expect((await alice.get(`/api/v1/projects/${projectId}/prompt-set/`)).body.prompt_set_id).toBeNull();
+
+    // A shared set, and the owner's own set, stay choosable by the editor.
+    const shared = (await bob.get('/api/v1/prompts/sets/')).body.results.find((s: any) => s.shared);
+    expect((await bob.put(`/api/v1/projects/${projectId}/prompt-set/`, { prompt_set_id: shared.id })).status).toBe(200);
+    const aliceSet = (await alice.post('/api/v1/prompts/sets/', { name: "alice's for this project" })).body;
+    expect((await alice.put(`/api/v1/projects/${projectId}/prompt-set/`, { prompt_set_id: aliceSet.id })).status).toBe(200);
+    expect((await bob.get(`/api/v1/projects/${projectId}/prompt-set/`)).body.prompt_set_id).toBe(aliceSet.id);
+  });
+
   const long = (n: number) => 'x'.repeat(n);
   it.each([
     ['POST', '/api/v1/prompts/sets/', { name: '' }, 'name'],

@@ -148,6 +148,47 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     expect(projectStream.events[0].data.type).toBe('project_update');
   });
 
+  // An id no log gave (a made-up one, or one of a project log since dropped or of a previous process).
+  const BEYOND_THE_TIP = 9_000_000_000_000_000;
+
+  it('starts a client over whose Last-Event-ID is beyond the run log: a reset, the whole text, then the live tail', async () => {
+    const projectId = await newProject();
+    const run = await startRun(projectId, 'slow');
+    await events(run.id, { stopWhen: (ev) => ev.filter((e) => e.data.type === 'token').length >= 3 });
+    const resumed = await events(run.id, { lastEventId: BEYOND_THE_TIP });
+    expect(resumed.status).toBe(200);
+    expect(resumed.events[0].data).toMatchObject({ type: 'reset', run_id: run.id, stage: 'rewrite' });
+    expect(resumed.events[1].data.type).not.toBe('reset');
+    expect(resumed.text).toBe(expectedFor(run));
+    expect(resumed.events.filter(terminal)).toHaveLength(1);
+    // Finished, the run still starts over such a client (an id past the terminal is not the terminal).
+    const late = await events(run.id, { lastEventId: BEYOND_THE_TIP });
+    expect(late.events[0].data.type).toBe('reset');
+    expect(late.text).toBe(expectedFor(run));
+   }, 90_000);
+
+  it('catches up a project stream client whose Last-Event-ID is beyond the project log: a reset per active run, its text so far, then the tail', async () => {
+    const projectId = await newProject();
+    const run = await startRun(projectId, 'slow');
+    await events(run.id, { stopWhen: (ev) => ev.filter((e) => e.data.type === 'token').length >= 3 });
+    const stream = await follow(`${studio.url}/api/v1/projects/${projectId}/events`, {
+      cookie: admin.cookie,
+      lastEventId: BEYOND_THE_TIP,
+      stopWhen: (ev) => ev.some((e) => e.data.type === 'project_update'),
+    });
+    expect(stream.events.map((e) => e.data.type).slice(0, 3)).toEqual(['reset', 'stage_update', 'token']);
+    expect(stream.events[0].data).toMatchObject({ run_id: run.id, stage: 'rewrite' });
+    expect(stream.events[2].data.content.length).toBeGreaterThan(0);
+    expect(expectedFor(run).startsWith(stream.text)).toBe(true);
+    // The ids it gets from here on are the log's own, and a resume from them is exact again.
+    const lastId = stream.events.at(-1)!.id;
+    expect(lastId).toBeLessThan(BEYOND_THE_TIP);
+    const resumed = await follow(`${studio.url}/api/v1/projects/${projectId}/events`, { cookie: admin.cookie, lastEventId: lastId, stopWhen: (ev) => ev.some((e) => e.data.type === 'token') });
+    expect(resumed.events.some((e) => e.data.type === 'reset')).toBe(false);
+    expect(resumed.events[0].id).toBeGreaterThan(lastId);
+    await admin.post(`/api/v1/runs/${run.id}/cancel/`);
+   }, 90_000);
+
   it('finishes and saves a run whose client disconnected mid-run', async () => {
     const projectId = await newProject();
     const run = await startRun(projectId, 'steady');

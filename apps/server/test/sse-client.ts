@@ -21,7 +21,7 @@ export interface FollowResult {
  */
 export async function follow(
   url: string,
-  opts: { cookie?: string; lastEventId?: number; method?: string; body?: unknown; stopWhen?: (events: ReceivedEvent[]) => boolean; timeoutMs?: number } = {},
+  opts: { cookie?: string; token?: string; lastEventId?: number; method?: string; body?: unknown; stopWhen?: (events: ReceivedEvent[]) => boolean; timeoutMs?: number } = {},
 ): Promise<FollowResult> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), opts.timeoutMs ?? 20_000);
@@ -30,6 +30,7 @@ export async function follow(
     headers: {
       accept: 'text/event-stream',
       ...(opts.cookie && { cookie: opts.cookie }),
+      ...(opts.token && { authorization: `Bearer ${opts.token}` }),
       ...(opts.lastEventId !== undefined && { 'last-event-id': String(opts.lastEventId) }),
       ...(opts.body !== undefined && { 'content-type': 'application/json' }),
     },

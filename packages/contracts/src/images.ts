@@ -68,11 +68,15 @@ export type ImageEstimate = z.infer<typeof ImageEstimate>;
 export const Character = z.object({
   name: z.string().trim().min(1).max(50),
   look: z.string().trim().max(500).default(''),
-  image_media_id: z.string().nullable().optional(),
+  /** The character's chosen picture (one of the project's images), sent as a reference to providers that take one. */
+  image_media_id: z.uuid().nullable().optional(),
 });
 export type Character = z.infer<typeof Character>;
 export const CharacterList = z.object({ characters: z.array(Character).max(50) });
 export type CharacterList = z.infer<typeof CharacterList>;
+/** A picture uploaded for a character; the characters list then names it by `media_id`. */
+export const CharacterPicture = z.object({ media_id: z.string(), url: z.string(), width: z.number().int(), height: z.number().int() });
+export type CharacterPicture = z.infer<typeof CharacterPicture>;
 export const CharacterSuggestion = CharacterList.extend({
   /** `model`: proposed by the LLM; `names`: picked from the storyboard's words when the model could not say. */
   method: z.enum(['model', 'names']),

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { ChangePasswordBody, CreateTokenBody, CreateUserBody, LoginBody, RegisterBody, SetupBody, UpdateSettingsBody, UpdateUserBody } from './auth.ts';
-import type { AddMemberBody, CreateProjectBody, Member, UpdateMemberBody, UpdateProjectBody } from './projects.ts';
+import type { AddMemberBody, CreateProjectBody, Member, MemberAdded, UpdateMemberBody, UpdateProjectBody } from './projects.ts';
 import type { CreateProviderBody, ProviderHealth, ProviderTestResult, ProviderUsage, UpdateProviderBody, UsageDay } from './providers.ts';
 import type { RunError, StartRunBody } from './runs.ts';
 import type { CreateShotBody, StoryboardInput, UpdateMovementBody, UpdateShotBody } from './stages.ts';
@@ -39,3 +39,4 @@ export type ProviderUsageResponse = z.infer<typeof ProviderUsage>;
 export type UsageDayResponse = z.infer<typeof UsageDay>;
 export type RunErrorResponse = z.infer<typeof RunError>;
 export type MemberResponse = z.infer<typeof Member>;
+export type MemberAddedResponse = z.infer<typeof MemberAdded>;

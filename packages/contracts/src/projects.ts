@@ -82,4 +82,9 @@ export const Member = z.object({ user_id: z.string(), email: z.string(), name: z
 export const AddMemberBody = z
   .object({ user_id: z.uuid().optional(), email: z.email().optional(), role: MemberRole })
   .refine((b) => b.user_id || b.email, { message: 'user_id or email is required', path: ['email'] });
+/**
+ * The answer to adding a member by email, the same whether or not an account has that email (so the
+ * form cannot be used to find out who has one); an account that has it is a member from now on.
+ */
+export const MemberAdded = z.object({ email: z.string(), role: MemberRole });
 export const UpdateMemberBody = z.object({ role: MemberRole });

@@ -3,9 +3,12 @@
  * simulated upstream produces output that belongs to its input.
  *
  * Conventions (what a prompt has to look like for the simulated model to "understand" it):
- * - A prompt (any system or user message) that mentions camera / 运镜 gets `{ "movements": [...] }`;
- *   otherwise one that mentions storyboard / 分镜 gets `{ "shots": [...] }`; otherwise
- *   `{ "title", "content" }`. Camera is checked first because a camera prompt usually quotes shots.
+ * - A prompt (any system or user message) that shows the JSON key `"characters"` gets
+ *   `{ "characters": [{ name, look }] }` for the people of the last user message (people.ts); otherwise
+ *   one that mentions camera / 运镜 gets `{ "movements": [...] }`; otherwise one that mentions
+ *   storyboard / 分镜 gets `{ "shots": [...] }`; otherwise `{ "title", "content" }`. Camera is checked
+ *   before storyboard because a camera prompt usually quotes shots.
+ * - Storyboard shots whose narration quotes someone carry `speaker`: who says it (people.ts).
  * - Storyboard: the text to split is the last user message. It is cut into sentences; sentences that
  *   read like instructions (they mention 分镜, storyboard, JSON, 输出, output, 格式, format) are dropped;
  *   the rest become 3–8 shots (short texts are padded with generated sentences, long ones merged).
@@ -15,6 +18,7 @@
  *   sentences of the last user message, as for a storyboard.
  */
 import { MOVEMENT_TYPES, type MovementType } from '@ai-story/contracts';
+import { buildCharacters, speakerOf } from './people.ts';
 import { hash32, rng, splitSentences, storySentences, topicWords } from './text.ts';
 
 export interface ChatMessage {
@@ -55,6 +59,8 @@ export interface Shot {
   narration_text: string;
   image_prompt: string;
   duration_seconds: number;
+  /** Who says the shot's quoted line; absent when the narration is the narrator's. */
+  speaker?: string;
 }
 
 /**
@@ -91,9 +97,15 @@ export function buildStoryboard(messages: readonly ChatMessage[], seed: number):
         narration_text: narration,
         image_prompt: `cinematic film still, ${sizeEn}, ${LIGHTS[(h >>> 8) % LIGHTS.length]}, 35mm, highly detailed, ${gist}`,
         duration_seconds: Math.min(10, Math.max(3, Math.round([...narration].length / 4.5))),
+        ...speakerField(narration),
       };
     }),
   };
+}
+
+function speakerField(narration: string): { speaker?: string } {
+  const speaker = speakerOf(narration);
+  return speaker ? { speaker } : {};
 }
 
 /**
@@ -223,6 +235,7 @@ function numberedLines(text: string): FoundShot[] {
 
 export function buildJsonAnswer(messages: readonly ChatMessage[], seed: number, storyText: () => string): unknown {
   const prompt = messages.map((m) => contentText(m.content)).join('\n');
+  if (/"characters"/.test(prompt)) return buildCharacters(lastUserText(messages), seed);
   if (/camera|运镜/i.test(prompt)) return buildCamera(messages, seed);
   if (/storyboard|分镜/i.test(prompt)) return buildStoryboard(messages, seed);
   const text = storyText();

@@ -253,7 +253,8 @@ export function storySentences(seed: number, count: number, words: readonly stri
 /** Sentences of a text, each keeping its closing punctuation. */
 export function splitSentences(text: string): string[] {
   const out: string[] = [];
-  for (const part of text.split(/(?<=[。!?!?;;…]+)(?![。!?!?;;…”"」』])|\n+/)) {
+  // Full-width ！？； end sentences too, and a closing quote stays with the sentence it closes (老人问：“谁的？”).
+  for (const part of text.split(/(?<=[。！？；!?;…]+[”"」』]?)(?![。！？；!?;…”"」』])|\n+/)) {
     const s = part.trim();
     if (s) out.push(s);
   }

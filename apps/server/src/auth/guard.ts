@@ -1,6 +1,6 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyPluginOptions, FastifyReply, FastifyRequest } from 'fastify';
 import { forbidden, unauthenticated } from '../errors.ts';
-import type { AuthService, AuthUser } from './service.ts';
+import type { AuthService, AuthUser, Credential } from './service.ts';
 
 export const SESSION_COOKIE = 'ai_story_session';
 
@@ -8,44 +8,92 @@ declare module 'fastify' {
   interface FastifyRequest {
     user: AuthUser | null;
     authVia: 'cookie' | 'token' | null;
+    /** The session or token this request came with (a password change keeps it; live streams are filed under it). */
+    credential: Credential | null;
+  }
+  interface FastifyInstance {
+    routeTable: RouteEntry[];
   }
   interface FastifyContextConfig {
-    /** Routes anyone may call (setup, login, health). Everything else under /api needs a user. */
+    /** Routes anyone may call (setup, login, health, the web app's files). Every other route needs a user. */
     public?: boolean;
   }
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** One row of the route table the guard enforces (tests walk it: every route not marked public needs a user). */
+export interface RouteEntry {
+  readonly method: string;
+  readonly url: string;
+  readonly public: boolean;
+}
+
 /**
- * Authenticates every /api request (cookie session or Bearer token) and refuses cookie-authenticated
+ * Authenticates every routed request (cookie session or Bearer token) and refuses cookie-authenticated
  * writes that could come from another site (CSRF): a browser always sends Sec-Fetch-Site or Origin
  * on such requests; Bearer requests are exempt because a foreign site cannot attach the header.
+ *
+ * Default deny, decided on the matched route and never on the raw URL (`/%61pi/v1/…` routes to the
+ * API while its text does not start with `/api/`): a route is public only if its config says so.
+ * Register this before any route, so that the route table is complete.
  */
 export function registerAuthGuard(app: FastifyInstance, auth: AuthService) {
   app.decorateRequest('user', null);
   app.decorateRequest('authVia', null);
+  app.decorateRequest('credential', null);
+  const routeTable: RouteEntry[] = [];
+  app.decorate('routeTable', routeTable);
+  app.addHook('onRoute', (route) => {
+    // Read when asked: a plugin's own onRoute hook (publicly) runs after this one and may mark the route.
+    for (const method of [route.method].flat()) {
+      routeTable.push({
+        method,
+        url: route.url,
+        get public() {
+          return route.config?.public === true;
+        },
+      });
+    }
+  });
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
-    if (!req.url.startsWith('/api/')) return;
+    if (req.is404) return; // nothing was routed: the not-found handler answers and reveals nothing
     const bearer = req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
     if (bearer) {
-      req.user = await auth.userForApiToken(bearer);
-      if (!req.user) throw unauthenticated('Invalid or revoked API token');
+      const found = await auth.userForApiToken(bearer);
+      if (!found) throw unauthenticated('Invalid or revoked API token');
+      req.user = found.user;
+      req.credential = found.credential;
       req.authVia = 'token';
     } else {
       const session = req.cookies[SESSION_COOKIE];
-      if (session) {
-        req.user = await auth.userForSession(session);
-        if (req.user) req.authVia = 'cookie';
+      const found = session ? await auth.userForSession(session) : null;
+      if (found) {
+        req.user = found.user;
+        req.credential = found.credential;
+        req.authVia = 'cookie';
       }
       if (!SAFE_METHODS.has(req.method) && !isSameOrigin(req)) {
         throw forbidden('Cross-site request refused');
       }
     }
-    if (!req.user && !req.routeOptions.config?.public) throw unauthenticated();
+    if (!req.user && req.routeOptions.config?.public !== true) throw unauthenticated();
   });
 }
+
+/**
+ * Registers a plugin whose routes are all public (the web app's files, the API docs): an explicit mark
+ * on each of its routes, so the guard's default stays deny.
+ */
+export const publicly =
+  <O extends FastifyPluginOptions>(plugin: FastifyPluginAsync<O> | FastifyPluginCallback<O>, opts: O): FastifyPluginAsync =>
+  async (scope) => {
+    scope.addHook('onRoute', (route) => {
+      route.config = { ...route.config, public: true };
+    });
+    await scope.register(plugin as FastifyPluginAsync<O>, opts);
+  };
 
 function isSameOrigin(req: FastifyRequest): boolean {
   const site = req.headers['sec-fetch-site'];

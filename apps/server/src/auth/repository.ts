@@ -1,6 +1,7 @@
-import { and, count, desc, eq, gt, ilike, or, sql } from 'drizzle-orm';
+import { and, count, desc, eq, gt, ilike, ne, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { apiTokens, sessions, settings, users } from '../db/schema.ts';
+import { containing } from '../db/like.ts';
 
 export class AuthRepository {
   constructor(private readonly db: Db) {}
@@ -12,7 +13,7 @@ export class AuthRepository {
   findUserById = async (id: string) => (await this.db.select().from(users).where(eq(users.id, id)))[0];
 
   async listUsers(page: number, pageSize: number, search?: string) {
-    const where = search ? or(ilike(users.email, `%${search}%`), ilike(users.name, `%${search}%`)) : undefined;
+    const where = search ? or(ilike(users.email, containing(search)), ilike(users.name, containing(search))) : undefined;
     const [rows, [{ n }]] = await Promise.all([
       this.db.select().from(users).where(where).orderBy(users.createdAt).limit(pageSize).offset((page - 1) * pageSize),
       this.db.select({ n: count() }).from(users).where(where),
@@ -53,9 +54,12 @@ export class AuthRepository {
   deleteSession = async (id: string) => {
     await this.db.delete(sessions).where(eq(sessions.id, id));
   };
-  deleteSessionsOf = async (userId: string) => {
-    await this.db.delete(sessions).where(eq(sessions.userId, userId));
-  };
+  /** Every session and API token of a user but `keep`, in one transaction (no half-signed-out state). */
+  deleteCredentialsOf = (userId: string, keep: { kind: 'session' | 'token'; id: string } | null) =>
+    this.db.transaction(async (tx) => {
+      await tx.delete(sessions).where(and(eq(sessions.userId, userId), keep?.kind === 'session' ? ne(sessions.id, keep.id) : undefined));
+      await tx.delete(apiTokens).where(and(eq(apiTokens.userId, userId), keep?.kind === 'token' ? ne(apiTokens.id, keep.id) : undefined));
+    });
 
   insertToken = async (values: typeof apiTokens.$inferInsert) => (await this.db.insert(apiTokens).values(values).returning())[0];
   listTokens = (userId: string) => this.db.select().from(apiTokens).where(eq(apiTokens.userId, userId)).orderBy(desc(apiTokens.createdAt));

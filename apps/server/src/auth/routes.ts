@@ -22,6 +22,7 @@ import { SESSION_COOKIE, currentUser, requireAdmin, setSessionCookie } from './g
 import { toUser, type AuthService } from './service.ts';
 
 const IdParams = z.object({ id: z.uuid() });
+const UserTokenParams = z.object({ id: z.uuid(), token_id: z.uuid() });
 
 export const authRoutes =
   (auth: AuthService, opts: { loginRateLimit: number }): FastifyPluginAsyncZod =>
@@ -63,8 +64,8 @@ export const authRoutes =
 
     app.post('/auth/password', { config: rateLimited, schema: { body: ChangePasswordBody } }, async (req, reply) => {
       const user = currentUser(req);
-      await auth.changePassword(user, req.body.current_password, req.body.new_password);
-      if (req.authVia === 'cookie') await signIn(req, reply, user.id);
+      // The session (or token) making the change stays signed in; every other one ends.
+      await auth.changePassword(user, req.body.current_password, req.body.new_password, req.credential);
       return reply.code(204).send();
     });
 
@@ -88,10 +89,19 @@ export const authRoutes =
       return reply.code(201).send(toUser(await auth.createUser(req.body)));
     });
     app.patch('/users/:id', { schema: { params: IdParams, body: UpdateUserBody, response: { 200: User } } }, async (req) =>
-      toUser(await auth.updateUser(requireAdmin(req), req.params.id, req.body)),
+      toUser(await auth.updateUser(requireAdmin(req), req.params.id, req.body, req.credential)),
     );
     app.delete('/users/:id', { schema: { params: IdParams } }, async (req, reply) => {
       await auth.deleteUser(requireAdmin(req), req.params.id);
+      return reply.code(204).send();
+    });
+    app.get('/users/:id/tokens', { schema: { params: IdParams, response: { 200: z.array(ApiToken) } } }, async (req) => {
+      requireAdmin(req);
+      return auth.listTokensOf(req.params.id);
+    });
+    app.delete('/users/:id/tokens/:token_id', { schema: { params: UserTokenParams } }, async (req, reply) => {
+      requireAdmin(req);
+      await auth.revokeTokenAsAdmin(req.params.id, req.params.token_id);
       return reply.code(204).send();
     });
     app.get('/settings', { schema: { response: { 200: Settings } } }, async (req) => {

@@ -3,6 +3,7 @@ import { randomToken, sha256 } from '../crypto/cipher.ts';
 import type { UserRow } from '../db/schema.ts';
 import { AppError, conflict, forbidden, notFound } from '../errors.ts';
 import { dummyVerify, hashPassword, verifyPassword } from './password.ts';
+import type { LiveStreams } from './live-streams.ts';
 import type { AuthRepository } from './repository.ts';
 
 export interface AuthUser {
@@ -10,6 +11,12 @@ export interface AuthUser {
   email: string;
   name: string;
   role: Role;
+}
+
+/** The session (by the stored hash of its cookie) or API token (by id) a request was authenticated with. */
+export interface Credential {
+  kind: 'session' | 'token';
+  id: string;
 }
 
 export const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
@@ -26,7 +33,10 @@ export const toUser = (row: UserRow): User => ({
 const toAuthUser = (row: UserRow): AuthUser => ({ id: row.id, email: row.email, name: row.name, role: row.role });
 
 export class AuthService {
-  constructor(private readonly repo: AuthRepository) {}
+  constructor(
+    private readonly repo: AuthRepository,
+    private readonly streams: LiveStreams,
+  ) {}
 
   async setupStatus() {
     return { needs_setup: (await this.repo.countUsers()) === 0, allow_registration: await this.allowRegistration() };
@@ -63,20 +73,26 @@ export class AuthService {
     return { token, expiresAt };
   }
 
-  logout = (sessionToken: string) => this.repo.deleteSession(sha256(sessionToken));
-
-  async userForSession(sessionToken: string): Promise<AuthUser | null> {
-    const found = await this.repo.findSessionUser(sha256(sessionToken));
-    return found ? toAuthUser(found.user) : null;
+  async logout(sessionToken: string) {
+    const id = sha256(sessionToken);
+    const found = await this.repo.findSessionUser(id);
+    await this.repo.deleteSession(id);
+    if (found) this.streams.endCredential(found.user.id, { kind: 'session', id });
   }
 
-  async userForApiToken(token: string): Promise<AuthUser | null> {
+  async userForSession(sessionToken: string): Promise<{ user: AuthUser; credential: Credential } | null> {
+    const id = sha256(sessionToken);
+    const found = await this.repo.findSessionUser(id);
+    return found ? { user: toAuthUser(found.user), credential: { kind: 'session', id } } : null;
+  }
+
+  async userForApiToken(token: string): Promise<{ user: AuthUser; credential: Credential } | null> {
     if (!token.startsWith(TOKEN_PREFIX)) return null;
     const found = await this.repo.findTokenUser(sha256(token));
     if (!found) return null;
     // Touch at most once a minute: a busy script should not write on every call.
     if (!found.lastUsedAt || Date.now() - found.lastUsedAt.getTime() > 60_000) await this.repo.touchToken(found.tokenId);
-    return toAuthUser(found.user);
+    return { user: toAuthUser(found.user), credential: { kind: 'token', id: found.tokenId } };
   }
 
   async getUser(id: string) {
@@ -85,13 +101,20 @@ export class AuthService {
     return row;
   }
 
-  async changePassword(user: AuthUser, current: string, next: string) {
+  /** Signs the user out everywhere else: every other session and every API token ends, and their streams. */
+  async changePassword(user: AuthUser, current: string, next: string, keep: Credential | null) {
     const row = await this.repo.findUserById(user.id);
     if (!row || !(await verifyPassword(row.passwordHash, current))) {
       throw new AppError(400, 'validation_error', 'current_password: wrong password', { fields: { current_password: 'Wrong password' } });
     }
     await this.repo.updateUser(user.id, { passwordHash: await hashPassword(next) });
-    await this.repo.deleteSessionsOf(user.id); // sign out everywhere else; the caller gets a fresh session
+    await this.endCredentialsOf(user.id, keep);
+  }
+
+  /** A new password means whoever held the old one is out: sessions, tokens and live streams, all but `keep`. */
+  private async endCredentialsOf(userId: string, keep: Credential | null) {
+    await this.repo.deleteCredentialsOf(userId, keep);
+    this.streams.endUser(userId, keep);
   }
 
   async createApiToken(user: AuthUser, name: string) {
@@ -100,10 +123,15 @@ export class AuthService {
     return { ...toApiToken(row), token };
   }
 
-  listApiTokens = async (user: AuthUser) => (await this.repo.listTokens(user.id)).map(toApiToken);
+  listApiTokens = async (user: Pick<AuthUser, 'id'>) => (await this.repo.listTokens(user.id)).map(toApiToken);
 
   async revokeApiToken(user: AuthUser, id: string) {
-    if (!(await this.repo.deleteToken(user.id, id))) throw notFound('Token');
+    await this.revokeTokenOf(user.id, id);
+  }
+
+  private async revokeTokenOf(userId: string, id: string) {
+    if (!(await this.repo.deleteToken(userId, id))) throw notFound('Token');
+    this.streams.endCredential(userId, { kind: 'token', id });
   }
 
   // ---- admin ----
@@ -115,7 +143,19 @@ export class AuthService {
     return row;
   }
 
-  async updateUser(admin: AuthUser, id: string, patch: { name?: string; password?: string; role?: Role }) {
+  /** An admin's view of another user's tokens (names and prefixes, never the secret). */
+  async listTokensOf(userId: string) {
+    await this.getUser(userId);
+    return this.listApiTokens({ id: userId });
+  }
+
+  /** An admin revokes a token of any user (a leaked script key, a departed colleague). */
+  async revokeTokenAsAdmin(userId: string, tokenId: string) {
+    await this.getUser(userId);
+    await this.revokeTokenOf(userId, tokenId);
+  }
+
+  async updateUser(admin: AuthUser, id: string, patch: { name?: string; password?: string; role?: Role }, adminCredential: Credential | null) {
     const row = await this.repo.findUserById(id);
     if (!row) throw notFound('User');
     if (row.role === 'admin' && patch.role === 'user') await this.keepOneAdmin(admin, id);
@@ -124,7 +164,8 @@ export class AuthService {
       ...(patch.role !== undefined && { role: patch.role }),
       ...(patch.password !== undefined && { passwordHash: await hashPassword(patch.password) }),
     });
-    if (patch.password !== undefined) await this.repo.deleteSessionsOf(id);
+    // A reset password ends every way in that the old one gave, the admin's own session excepted.
+    if (patch.password !== undefined) await this.endCredentialsOf(id, id === admin.id ? adminCredential : null);
     return updated;
   }
 
@@ -133,6 +174,7 @@ export class AuthService {
     if (!row) throw notFound('User');
     if (row.role === 'admin') await this.keepOneAdmin(admin, id);
     await this.repo.deleteUser(id);
+    this.streams.endUser(id);
   }
 
   private async keepOneAdmin(_admin: AuthUser, _id: string) {

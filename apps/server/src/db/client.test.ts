@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DataDirLockedError, openDatabase } from './client.ts';
+import { DataDirLockedError, isConnectionError, lockRecord, openDatabase, processStartTime } from './client.ts';
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -19,7 +19,7 @@ describe('the embedded database folder', () => {
     // Another live process holds the lock.
     const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
     try {
-      writeFileSync(path.join(dir, 'studio.lock'), String(holder.pid));
+      writeFileSync(path.join(dir, 'studio.lock'), lockRecord(holder.pid));
       await expect(openDatabase({ dataDir: dir })).rejects.toThrow(DataDirLockedError);
       await expect(openDatabase({ dataDir: dir })).rejects.toThrow(/Another AI Story process/);
     } finally {
@@ -28,6 +28,20 @@ describe('the embedded database folder', () => {
     await new Promise((r) => holder.once('exit', r));
     const db = await openDatabase({ dataDir: dir }); // the holder is gone: its lock is stale
     await db.close();
+  });
+
+  it.runIf(processStartTime(process.pid) !== null)('takes over a lock whose PID now belongs to an unrelated process', { timeout: 60_000 }, async () => {
+    const dir = tempDir();
+    // A studio crashed, and its PID was given to another program: the PID is alive, the process is not the one that locked.
+    const other = spawn('sleep', ['60']);
+    try {
+      const started = Number(processStartTime(other.pid!));
+      writeFileSync(path.join(dir, 'studio.lock'), JSON.stringify({ pid: other.pid, started: String(started - 1) }));
+      const db = await openDatabase({ dataDir: dir });
+      await db.close();
+    } finally {
+      other.kill();
+    }
   });
 
   it('sets aside a folder whose first start never finished, and starts fresh', { timeout: 60_000 }, async () => {
@@ -45,5 +59,18 @@ describe('the embedded database folder', () => {
     }
     await new Promise((r) => setTimeout(r, 10));
     expect(warnings.join()).toMatch(/never fully initialised/);
+  });
+});
+
+describe('telling an unreachable database from a failed statement', () => {
+  it.each([
+    [{ code: 'ECONNREFUSED' }, true],
+    [{ message: 'Failed query', cause: { code: 'CONNECTION_CLOSED' } }, true],
+    [{ code: '57P01' }, true], // admin_shutdown: the server is restarting
+    [{ code: '08006' }, true], // connection_failure
+    [{ code: '23505' }, false], // a unique violation is the statement's own fault
+    [new Error('syntax error'), false],
+  ])('%j → %s', (err, unreachable) => {
+    expect(isConnectionError(err)).toBe(unreachable);
   });
 });

@@ -13,6 +13,11 @@ export interface Database {
   stats: DbStats;
   /** Follows every statement sent (its SQL text): a test counts what one operation costs. */
   onStatement(listener: (sql: string) => void): () => void;
+  /**
+   * Where the instance lease is kept (instances/lease.ts): on PostgreSQL a connection of its own, so a
+   * heartbeat never waits behind a pool busy with runs; on PGlite the one database.
+   */
+  leaseDb: Db;
   close(): Promise<void>;
 }
 
@@ -42,26 +47,44 @@ function countingLogger() {
   return { stats, logger, onStatement };
 }
 
-export async function openDatabase(opts: { dataDir: string; databaseUrl?: string }): Promise<Database> {
-  return opts.databaseUrl ? openPostgres(opts.databaseUrl) : openPglite(opts.dataDir);
+export interface OpenOptions {
+  dataDir: string;
+  databaseUrl?: string;
+  /** Another migration history than the studio's own (tests build an older version's schema with a part of it). */
+  migrationsFolder?: string;
 }
 
-async function openPostgres(url: string): Promise<Database> {
+export async function openDatabase(opts: OpenOptions): Promise<Database> {
+  const migrations = opts.migrationsFolder ?? MIGRATIONS;
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl, migrations) : openPglite(opts.dataDir, migrations);
+}
+
+async function openPostgres(url: string, migrations: string): Promise<Database> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
   const { stats, logger, onStatement } = countingLogger();
   const sql = postgres(url, { max: 10, onnotice: () => {} });
   const db = drizzle(sql, { schema, logger });
-  await migrate(db, { migrationsFolder: MIGRATIONS });
-  return { db: db as unknown as Db, kind: 'postgres', stats, onStatement, close: () => sql.end({ timeout: 5 }) };
+  await migrate(db, { migrationsFolder: migrations });
+  const leaseSql = postgres(url, { max: 1, onnotice: () => {} });
+  return {
+    db: db as unknown as Db,
+    kind: 'postgres',
+    stats,
+    onStatement,
+    leaseDb: drizzle(leaseSql, { schema }) as unknown as Db,
+    close: async () => {
+      await Promise.all([sql.end({ timeout: 5 }), leaseSql.end({ timeout: 5 })]);
+    },
+  };
 }
 
 /**
  * PGlite holds its folder alone: two processes on one folder lose data silently (DESIGN §2),
  * so a lock file guards it, and a folder whose first start never finished is set aside.
  */
-async function openPglite(dataDir: string): Promise<Database> {
+async function openPglite(dataDir: string, migrations: string): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   const { migrate } = await import('drizzle-orm/pglite/migrator');
@@ -78,13 +101,14 @@ async function openPglite(dataDir: string): Promise<Database> {
     const client = await PGlite.create(pgdata);
     const { stats, logger, onStatement } = countingLogger();
     const db = drizzle(client, { schema, logger });
-    await migrate(db, { migrationsFolder: MIGRATIONS });
+    await migrate(db, { migrationsFolder: migrations });
     if (!existsSync(ready)) writeFileSync(ready, new Date().toISOString() + '\n');
     return {
       db: db as unknown as Db,
       kind: 'pglite',
       stats,
       onStatement,
+      leaseDb: db as unknown as Db,
       close: async () => {
         await client.close();
         releaseLock();
@@ -98,22 +122,59 @@ async function openPglite(dataDir: string): Promise<Database> {
 
 export class DataDirLockedError extends Error {}
 
+/**
+ * What the lock file records about its holder: the PID, and the process's start time (from
+ * /proc/<pid>/stat), because after a crash and a reboot or a long uptime the PID may belong to an
+ * unrelated process, which must not keep the studio from starting.
+ */
+export function lockRecord(pid = process.pid): string {
+  return JSON.stringify({ pid, started: processStartTime(pid) });
+}
+
+/** The process's start time in clock ticks since boot (Linux), or null where /proc does not tell. */
+export function processStartTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22; the command name (field 2) may hold spaces and parentheses, so count from its closing one.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function readLockOwner(file: string): { pid: number; started: string | null } {
+  const text = readFileSync(file, 'utf8').trim();
+  try {
+    const { pid, started } = JSON.parse(text);
+    return { pid: Number(pid), started: typeof started === 'string' ? started : null };
+  } catch {
+    return { pid: Number(text), started: null }; // a lock written before start times were recorded
+  }
+}
+
+function holderAlive(owner: { pid: number; started: string | null }): boolean {
+  if (!owner.pid || owner.pid === process.pid || !isAlive(owner.pid)) return false;
+  if (owner.started === null) return true; // nothing to compare: the PID is all we know
+  const started = processStartTime(owner.pid);
+  return started === null || started === owner.started;
+}
+
 function takeLock(file: string): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, 'wx');
-      writeSync(fd, String(process.pid));
+      writeSync(fd, lockRecord());
       closeSync(fd);
       return () => rmSync(file, { force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(readFileSync(file, 'utf8').trim());
-      if (pid && pid !== process.pid && isAlive(pid)) {
+      const owner = readLockOwner(file);
+      if (holderAlive(owner)) {
         throw new DataDirLockedError(
-          `Another AI Story process (pid ${pid}) is using ${path.dirname(file)}. Stop it, or set DATA_DIR to another folder.`,
+          `Another AI Story process (pid ${owner.pid}) is using ${path.dirname(file)}. Stop it, or set DATA_DIR to another folder.`,
         );
       }
-      rmSync(file, { force: true }); // stale lock from a crashed process
+      rmSync(file, { force: true }); // stale: its process crashed, or the PID now belongs to another program
     }
   }
   throw new DataDirLockedError(`Could not lock ${file}`);
@@ -126,4 +187,17 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * The database could not be reached (connection refused, reset or closed, a server shutting down), as
+ * opposed to a statement that failed: worth retrying once the database is back.
+ */
+export function isConnectionError(err: unknown): boolean {
+  for (let e: any = err; e; e = e.cause) {
+    const code = String(e.code ?? '');
+    if (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|CONNECTION_\w+|CONNECT_TIMEOUT)$/.test(code)) return true;
+    if (/^(08|57P0[1-3])/.test(code)) return true; // SQLSTATE connection exception, admin/crash shutdown
+  }
+  return false;
 }

@@ -137,6 +137,8 @@ export const stageRuns = pgTable(
     error: jsonb('error'),
     /** Id of the run's terminal event: a reconnect at or past it answers 204 (DESIGN §4). */
     lastEventId: integer('last_event_id'),
+    /** The studio instance executing it (its lease in `instances`); start-up recovers a run only once that lease is gone. */
+    ownerInstanceId: uuid('owner_instance_id'),
     createdBy: uuid('created_by'),
     createdAt: createdAt(),
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }),
@@ -149,6 +151,21 @@ export const stageRuns = pgTable(
     uniqueIndex('stage_runs_one_active_uq').on(t.projectId, t.stage).where(sql`status in ('queued', 'running')`),
   ],
 );
+
+/**
+ * One row per running studio process: its lease on the database. A live lease (expires_at in the
+ * future, renewed by the instance's heartbeat) keeps a second studio out in single-instance mode and
+ * keeps the instance's runs from being recovered by anyone else. Times come from the database's clock,
+ * so hosts with skewed clocks agree on who is alive.
+ */
+export const instances = pgTable('instances', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  host: text('host').notNull(),
+  pid: integer('pid').notNull(),
+  startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  heartbeatAt: timestamp('heartbeat_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+});
 
 /**
  * Checkpoints of running runs: only the text added since the last checkpoint, so a checkpoint's cost
@@ -332,3 +349,4 @@ export type RunRow = typeof stageRuns.$inferSelect;
 export type RunItemRow = typeof runItems.$inferSelect;
 export type MediaRow = typeof media.$inferSelect;
 export type ProviderRow = typeof modelProviders.$inferSelect;
+export type InstanceRow = typeof instances.$inferSelect;

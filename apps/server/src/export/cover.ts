@@ -8,6 +8,8 @@ import { mkdtemp, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { drawableText } from '../media/cjk-font.ts';
+import { escapeXml, wrapText } from '../media/svg-text.ts';
 import { runMediaTool } from './ffmpeg-process.ts';
 
 export interface CoverInput {
@@ -60,7 +62,7 @@ export async function renderCover(input: CoverInput): Promise<{ out: string; wid
 /** A dark gradient over the lower part and the title, wrapped, in the lower third. */
 export function titleSvg(title: string, width: number, height: number): string {
   const fontSize = Math.round(Math.min(width, height) * 0.085);
-  const lines = wrap(title.trim(), (width * 0.84) / fontSize);
+  const lines = wrapText(drawableText(title.trim()), width * 0.84, fontSize, MAX_LINES);
   const lineHeight = Math.round(fontSize * 1.3);
   const bottom = height * 0.82;
   const firstBaseline = bottom - (lines.length - 1) * lineHeight;
@@ -79,32 +81,3 @@ export function titleSvg(title: string, width: number, height: number): string {
   );
 }
 
-/**
- * Wraps by display width: a CJK character is one em and may break anywhere; a Latin word (about half
- * an em a letter) moves to the next line whole.
- */
-function wrap(text: string, emsPerLine: number): string[] {
-  const lines: string[] = [];
-  let line = '';
-  let width = 0;
-  for (const token of text.match(/[\u0000-\u00ff]+?(?=\s|[^\u0000-\u00ff]|$)\s*|[^\u0000-\u00ff]/g) ?? []) {
-    const w = /^[\u0000-\u00ff]/.test(token) ? token.length * 0.55 : 1;
-    if (width + w > emsPerLine && line) {
-      lines.push(line.trimEnd());
-      line = '';
-      width = 0;
-    }
-    line += line ? token : token.trimStart();
-    width += w;
-  }
-  if (line.trim()) lines.push(line.trimEnd());
-  if (lines.length > MAX_LINES) {
-    lines.length = MAX_LINES;
-    lines[MAX_LINES - 1] = `${lines[MAX_LINES - 1].slice(0, -1)}…`;
-  }
-  return lines;
-}
-
-function escapeXml(s: string): string {
-  return s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
-}

@@ -1,4 +1,4 @@
-import { CharacterList, CharacterSuggestion, ImageEstimate, ImageItem, ImageOutput, MAX_IMAGE_BYTES, MAX_IMAGE_CANDIDATES, MediaCleanup, MediaUsage } from '@ai-story/contracts';
+import { CharacterList, CharacterPicture, CharacterSuggestion, ImageEstimate, ImageItem, ImageOutput, MAX_IMAGE_BYTES, MAX_IMAGE_CANDIDATES, MediaCleanup, MediaUsage } from '@ai-story/contracts';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { currentUser } from '../auth/guard.ts';
@@ -13,6 +13,12 @@ const EstimateQuery = z.object({
   shots: z.coerce.number().int().min(0).max(10_000).optional(),
   candidates: z.coerce.number().int().min(1).max(MAX_IMAGE_CANDIDATES).optional(),
 });
+
+/** An upload's body is the file itself. */
+function rawImage(body: unknown): Buffer {
+  if (Buffer.isBuffer(body)) return body;
+  throw new AppError(400, 'validation_error', 'Send the image file itself as the body (Content-Type: image/png, image/jpeg, image/webp or application/octet-stream)', { fields: { file: 'Missing' } });
+}
 
 /** The 文生图 stage's own endpoints (its runs go through the shared run routes). */
 export const imageRoutes =
@@ -31,15 +37,15 @@ export const imageRoutes =
       images.choose(currentUser(req), req.params.id, req.params.imageId),
     );
     app.post('/projects/:id/storyboards/:shotId/images', { schema: { params: ShotParams, response: { 201: ImageItem } } }, async (req, reply) => {
-      if (!Buffer.isBuffer(req.body)) {
-        throw new AppError(400, 'validation_error', 'Send the image file itself as the body (Content-Type: image/png, image/jpeg, image/webp or application/octet-stream)', { fields: { file: 'Missing' } });
-      }
-      return reply.code(201).send(await images.upload(currentUser(req), req.params.id, req.params.shotId, req.body));
+      return reply.code(201).send(await images.upload(currentUser(req), req.params.id, req.params.shotId, rawImage(req.body)));
     });
     app.get('/projects/:id/characters', { schema: { params: ProjectParams, response: { 200: CharacterList } } }, (req) => images.characters(currentUser(req), req.params.id));
     app.put('/projects/:id/characters', { schema: { params: ProjectParams, body: CharacterList, response: { 200: CharacterList } } }, (req) =>
       images.setCharacters(currentUser(req), req.params.id, req.body.characters),
     );
+    app.post('/projects/:id/characters/pictures', { schema: { params: ProjectParams, response: { 201: CharacterPicture } } }, async (req, reply) => {
+      return reply.code(201).send(await images.uploadCharacterPicture(currentUser(req), req.params.id, rawImage(req.body)));
+    });
     app.post('/projects/:id/characters/suggest', { schema: { params: ProjectParams, response: { 200: CharacterSuggestion } } }, (req) =>
       images.suggestCharacters(currentUser(req), req.params.id),
     );

@@ -1,8 +1,9 @@
-import { ImageSettings, MAX_IMAGE_BYTES, type Character, type ImageEstimate, type ImageItem, type ImageOutput, type ModelConfig } from '@ai-story/contracts';
+import { ImageSettings, MAX_IMAGE_BYTES, type Character, type CharacterPicture, type ImageEstimate, type ImageItem, type ImageOutput, type ModelConfig } from '@ai-story/contracts';
 import { fileTypeFromBuffer } from 'file-type';
+import sharp from 'sharp';
 import type { AuthUser } from '../auth/service.ts';
 import type { ShotRow } from '../stages/definition.ts';
-import { AppError, conflict, notFound } from '../errors.ts';
+import { AppError, conflict, notFound, unavailable } from '../errors.ts';
 import type { MediaRepository } from '../media/repository.ts';
 import type { MediaStore } from '../media/store.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
@@ -12,6 +13,7 @@ import type { ProviderService } from '../providers/service.ts';
 import type { RunRepository } from '../runs/repository.ts';
 import { settingsOf } from '../stages/definition.ts';
 import { candidatesOf, estimateOf, markChosen, storeImage } from '../stages/image.ts';
+import { parseJsonOutput } from '../stages/json-output.ts';
 import type { StoryboardRepository } from '../storyboard/repository.ts';
 
 export interface ImageServiceDeps {
@@ -72,18 +74,8 @@ export class ImageService {
     await this.editable(user, projectId);
     const shot = await this.d.storyboards.shot(shotId);
     if (!shot || shot.projectId !== projectId) throw notFound('Shot');
-    if (bytes.length > MAX_IMAGE_BYTES) throw new AppError(413, 'payload_too_large', `An image may be at most ${MAX_IMAGE_BYTES / 1024 / 1024} MB`);
-    const type = await fileTypeFromBuffer(bytes);
-    if (!type || !UPLOAD_TYPES.has(type.mime)) {
-      const what = type ? type.mime : 'not an image this studio reads';
-      throw new AppError(400, 'validation_error', `Upload a PNG, JPEG or WebP image (this file is ${what})`, { fields: { file: 'PNG, JPEG or WebP only' } });
-    }
-    let item: ImageItem;
-    try {
-      item = { ...(await storeImage(this.d.media, shot, bytes, { source: 'upload', userId: user.id, cost: 0 })), chosen: true };
-    } catch {
-      throw new AppError(400, 'validation_error', 'The image could not be read (damaged file?)', { fields: { file: 'Unreadable image' } });
-    }
+    await checkUpload(bytes);
+    const item = { ...(await unreadableAs400(storeImage(this.d.media, shot, bytes, { source: 'upload', userId: user.id, cost: 0 }))), chosen: true };
     const output = (await this.currentOutput(projectId)) ?? { images: [], failed_shot_ids: [] };
     const others = output.images.map((i) => (i.shot_id === shotId ? { ...i, chosen: false } : i));
     const shots = await this.d.storyboards.shots(projectId);
@@ -103,47 +95,64 @@ export class ImageService {
     await this.d.projects.access(user, projectId, 'edit');
     const names = characters.map((c) => c.name);
     if (new Set(names).size !== names.length) throw new AppError(400, 'validation_error', 'Each character needs a name of its own', { fields: { characters: 'Duplicate name' } });
+    // A chosen picture is one of this project's images: another project's media is not ours to send to a vendor.
+    for (const [i, c] of characters.entries()) {
+      if (!c.image_media_id) continue;
+      const row = await this.d.mediaRepo.find(c.image_media_id);
+      if (!row || row.projectId !== projectId || row.kind !== 'image') {
+        throw new AppError(400, 'validation_error', `${c.name}'s picture is not an image of this project`, { fields: { [`characters.${i}.image_media_id`]: 'Not an image of this project' } });
+      }
+    }
     await this.d.projectRepo.update(projectId, { characters });
     this.d.projects.notifyChange(projectId);
     return { characters };
   }
 
+  /** A character's picture uploaded by the creator: checked by content like a shot's upload; the characters list then names it. */
+  async uploadCharacterPicture(user: AuthUser, projectId: string, bytes: Buffer): Promise<CharacterPicture> {
+    await this.d.projects.access(user, projectId, 'edit');
+    await checkUpload(bytes);
+    const meta = await unreadableAs400(sharp(bytes).metadata());
+    if (!meta.width || !meta.height) throw unreadable();
+    const row = await this.d.media.put(projectId, bytes, { kind: 'image', width: meta.width, height: meta.height, source: 'upload', createdBy: user.id });
+    return { media_id: row.id, url: this.d.media.urlOf(row.id), width: meta.width, height: meta.height };
+  }
+
   /**
-   * Characters proposed from the storyboard: the project's LLM is asked for JSON; when it gives none
-   * usable (the offline demo model does not know this task), names the shots repeat are offered with
-   * an empty look, and the answer says so.
+   * Characters proposed by the project's LLM from the storyboard (or the topic): name + look pairs.
+   * Only when no LLM provider is available are the names the shots repeat offered instead, with an
+   * empty look, and the answer says so; a model that fails or answers no list is an error to show.
    */
   async suggestCharacters(user: AuthUser, projectId: string): Promise<{ characters: Character[]; method: 'model' | 'names'; message: string }> {
     const { project } = await this.d.projects.access(user, projectId, 'edit');
     const shots = await this.d.storyboards.shots(projectId);
     const story = shots.map((s) => `${s.sequenceNumber}. ${s.sceneDescription} ${s.narrationText}`).join('\n') || project.originalTopic;
     if (!story.trim()) throw new AppError(400, 'validation_error', 'Write the story or the storyboard first', { fields: { story: 'Empty' } });
+    const { order } = await this.d.providers.candidatesFor('llm', 'storyboard', { projectConfig: project.modelConfig as ModelConfig });
+    if (!order[0]) return { characters: namesFrom(shots), method: 'names', message: 'No language model is available; these are names the storyboard repeats — describe their look' };
+    const provider = await this.d.providers.clientProvider(order[0]);
+    let text = '';
     try {
-      const { order } = await this.d.providers.candidatesFor('llm', 'storyboard', { projectConfig: project.modelConfig as ModelConfig });
-      if (order[0]) {
-        const provider = await this.d.providers.clientProvider(order[0]);
-        const stream = streamChat({
-          provider: { ...provider, max_tokens: 800 },
-          response_format: 'json_object',
-          signal: AbortSignal.timeout(60_000),
-          messages: [
-            { role: 'system', content: '你是故事的美术指导。列出故事里反复出现的角色（characters），每个给出一句固定外貌描述。只输出 JSON：{"characters":[{"name":"老人","look":"白发、深蓝毛衣"}]}' },
-            { role: 'user', content: story.slice(0, 8_000) },
-          ],
-        });
-        let text = '';
-        for (;;) {
-          const next = await stream.next();
-          if (next.done) break;
-          if (next.value.kind === 'text') text += next.value.text;
-        }
-        const parsed = parseCharacters(text);
-        if (parsed.length) return { characters: parsed, method: 'model', message: `Proposed by ${provider.name}` };
+      const stream = streamChat({
+        provider: { ...provider, max_tokens: 800 },
+        response_format: 'json_object',
+        signal: AbortSignal.timeout(60_000),
+        messages: [
+          { role: 'system', content: CHARACTER_PROMPT },
+          { role: 'user', content: story.slice(0, 8_000) },
+        ],
+      });
+      for (;;) {
+        const next = await stream.next();
+        if (next.done) break;
+        if (next.value.kind === 'text') text += next.value.text;
       }
-    } catch {
-      // Falls through to the names found in the text.
+    } catch (err) {
+      throw unavailable(`${provider.name} could not propose characters: ${err instanceof Error ? err.message : String(err)}`, 5);
     }
-    return { characters: namesFrom(shots), method: 'names', message: 'The model gave no characters; these are names the storyboard repeats — describe their look' };
+    const parsed = parseCharacters(text);
+    if (!parsed) throw unavailable(`${provider.name} answered without a character list; try again or another model`, 5);
+    return { characters: parsed, method: 'model', message: `Proposed by ${provider.name}` };
   }
 
   /** Bytes the project's media take, and what a clean-up would free. */
@@ -211,20 +220,40 @@ export class ImageService {
   }
 }
 
-function parseCharacters(text: string): Character[] {
-  const json = /\{[\s\S]*\}/.exec(text)?.[0];
-  if (!json) return [];
-  try {
-    const list = (JSON.parse(json) as { characters?: unknown }).characters;
-    if (!Array.isArray(list)) return [];
-    return list
-      .filter((c): c is { name: string; look?: unknown } => !!c && typeof c === 'object' && typeof (c as { name?: unknown }).name === 'string')
-      .map((c) => ({ name: c.name.trim().slice(0, 50), look: typeof c.look === 'string' ? c.look.trim().slice(0, 500) : '' }))
-      .filter((c) => c.name)
-      .slice(0, 12);
-  } catch {
-    return [];
+/** An upload is a PNG, JPEG or WebP by its bytes (not its name), at most MAX_IMAGE_BYTES. */
+async function checkUpload(bytes: Buffer) {
+  if (bytes.length > MAX_IMAGE_BYTES) throw new AppError(413, 'payload_too_large', `An image may be at most ${MAX_IMAGE_BYTES / 1024 / 1024} MB`);
+  const type = await fileTypeFromBuffer(bytes);
+  if (!type || !UPLOAD_TYPES.has(type.mime)) {
+    const what = type ? type.mime : 'not an image this studio reads';
+    throw new AppError(400, 'validation_error', `Upload a PNG, JPEG or WebP image (this file is ${what})`, { fields: { file: 'PNG, JPEG or WebP only' } });
   }
+}
+
+const unreadable = () => new AppError(400, 'validation_error', 'The image could not be read (damaged file?)', { fields: { file: 'Unreadable image' } });
+/** A file with the right signature whose pixels cannot be decoded is the sender's fault, not ours. */
+const unreadableAs400 = <T>(p: Promise<T>) => p.catch(() => { throw unreadable(); });
+
+/** Asks for JSON a parser can check; the example shows the shape and the kind of look wanted. */
+const CHARACTER_PROMPT =
+  '你是故事的美术指导。列出故事里出场的角色（characters），每个给出一句固定的外貌描述（年龄、发型、衣着），让每个镜头里的同一角色看起来一样。只输出 JSON：{"characters":[{"name":"老人","look":"白发、深蓝毛衣"}]}';
+
+/** The model's list, or null when its answer holds none (an empty list is an answer: no recurring characters). */
+function parseCharacters(text: string): Character[] | null {
+  let value: unknown;
+  try {
+    value = parseJsonOutput(text);
+  } catch {
+    return null;
+  }
+  const list = (value as { characters?: unknown } | null)?.characters;
+  if (!Array.isArray(list)) return null;
+  const seen = new Set<string>();
+  return list
+    .filter((c): c is { name: string; look?: unknown } => !!c && typeof c === 'object' && typeof (c as { name?: unknown }).name === 'string')
+    .map((c) => ({ name: c.name.trim().slice(0, 50), look: typeof c.look === 'string' ? c.look.trim().slice(0, 500) : '' }))
+    .filter((c) => c.name && !seen.has(c.name) && seen.add(c.name))
+    .slice(0, 12);
 }
 
 /** Who a story is about, without a model: kinship words and people nouns, and the speakers the storyboard names, that appear in two shots or more. */

@@ -5,9 +5,10 @@ import path from 'node:path';
 import { parse as parseAssLib } from 'ass-compiler';
 import { parseSync } from 'subtitle';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { CJK_FONT_FILE } from '../media/cjk-font.ts';
 import { run } from './exec.ts';
 import { splitSentences } from './sentences.ts';
-import { parseAss, parseSrt, resolveStyle, SAFE_AREAS, subtitleLines, SUBTITLE_FONT_FILE, toAss, toSrt, type SubtitleLine, type SubtitleStyle } from './subtitles.ts';
+import { parseAss, parseSrt, resolveStyle, SAFE_AREAS, subtitleLines, toAss, toSrt, type SubtitleLine, type SubtitleStyle } from './subtitles.ts';
 
 const NARRATION =
   '在一个遥远的小山村里，住着一位年迈的老木匠，他每天清晨都会坐在院子里那棵已经活了三百多年的老槐树下面慢慢地雕刻着一只永远也不会完成的木头小鸟。' +
@@ -19,7 +20,7 @@ const STYLE: SubtitleStyle = { width: 360, height: 640, preset: 'douyin' };
 const SENTENCES = splitSentences(NARRATION).map((text, i) => ({ text, start_s: i * 4, end_s: i * 4 + 3.5 }));
 
 /** Width as libass draws it, measured here independently with fontkit (Fontsize = winAscent + winDescent). */
-const font = createRequire(import.meta.url)('fontkit').openSync(SUBTITLE_FONT_FILE, 'NotoSansCJKsc-Regular');
+const font = createRequire(import.meta.url)('fontkit').openSync(CJK_FONT_FILE, 'NotoSansCJKsc-Regular');
 function renderedWidth(text: string, fontSize: number, outline: number): number {
   return (font.layout(text).advanceWidth * fontSize) / (font['OS/2'].winAscent + font['OS/2'].winDescent) + 2 * outline;
 }
@@ -119,6 +120,13 @@ describe('subtitle lines', () => {
   test('ASS override braces in the narration are shown, not executed', () => {
     const ass = toAss([{ text: '看{\\b1}这里', start_s: 0, end_s: 1 }], STYLE);
     expect(parseAss(ass).lines[0].text).toBe('看｛＼b1｝这里');
+  });
+
+  test('emoji a model wrote are left out of the lines, so the burned subtitles show no empty boxes', () => {
+    const sentence = '窗外下起了小雨🌧️！他笑了 👨‍👩‍👦 ❤️ 终于回家。';
+    const texts = subtitleLines([{ text: sentence, start_s: 0, end_s: 3 }], STYLE).map((l) => l.text);
+    expect(texts.join('')).toBe('窗外下起了小雨！他笑了 终于回家。');
+    for (const ch of texts.join('')) expect(font.hasGlyphForCodePoint(ch.codePointAt(0)), ch).toBe(true);
   });
 });
 

@@ -1,6 +1,6 @@
-import { createRequire } from 'node:module';
 import { parse as parseAssText, stringify as stringifyAss, type ParsedASS } from 'ass-compiler';
 import { parseSync, stringifySync, type NodeList } from 'subtitle';
+import { CJK_FONT_FAMILY, cjkFont, drawableText } from '../media/cjk-font.ts';
 import type { SentenceTiming } from './audio.ts';
 
 /**
@@ -57,9 +57,6 @@ export interface SubtitleLine {
   end_s: number;
 }
 
-export const SUBTITLE_FONT_FAMILY = 'Noto Sans CJK SC';
-export const SUBTITLE_FONT_FILE = '/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc';
-const SUBTITLE_FONT_FACE = 'NotoSansCJKsc-Regular';
 const MIN_LINE_CHARS = 4;
 /** Kept free beyond the safe area for hinting and shaping differences between fontkit and libass. */
 const WIDTH_SAFETY = 0.95;
@@ -67,22 +64,6 @@ const WIDTH_SAFETY = 0.95;
 const CLAUSE_END = new Set(['，', '、', '：', '；', '。', '！', '？', '…', ',', ';', ':', '!', '?', '．', '.']);
 /** Marks that must not begin a line (Chinese line-breaking rules, 禁则). */
 const NO_LINE_START = new Set([...CLAUSE_END, '”', '’', '」', '』', '）', '》', '〉', '】', ')', '"', "'", '·', '—']);
-
-// fontkit 2 ships no type declarations; this is the narrow part used here.
-interface FontkitFont {
-  unitsPerEm: number;
-  'OS/2': { winAscent: number; winDescent: number };
-  hhea: { ascent: number; descent: number };
-  layout(text: string): { advanceWidth: number };
-}
-const fontkit = createRequire(import.meta.url)('fontkit') as { openSync(path: string, postscriptName?: string): FontkitFont };
-
-const fonts = new Map<string, FontkitFont>();
-function subtitleFont(file = SUBTITLE_FONT_FILE): FontkitFont {
-  let font = fonts.get(file);
-  if (!font) fonts.set(file, (font = fontkit.openSync(file, SUBTITLE_FONT_FACE)));
-  return font;
-}
 
 export function resolveStyle(style: SubtitleStyle) {
   const fontSize = style.fontSize ?? Math.round(Math.min(style.width, style.height) * 0.065);
@@ -107,7 +88,7 @@ export function resolveStyle(style: SubtitleStyle) {
  * 1000/1448 of the size.
  */
 export function measureTextWidth(text: string, fontSize: number): number {
-  const font = subtitleFont();
+  const font = cjkFont();
   const os2 = font['OS/2'];
   const height = os2.winAscent + os2.winDescent || font.hhea.ascent - font.hhea.descent;
   return (font.layout(text).advanceWidth * fontSize) / height;
@@ -127,7 +108,7 @@ export function lineWidth(text: string, style: SubtitleStyle): number {
 export function subtitleLines(sentences: SentenceTiming[], style: SubtitleStyle): SubtitleLine[] {
   const lines: SubtitleLine[] = [];
   for (const sentence of sentences) {
-    const texts = splitLines(sentence.text, style);
+    const texts = splitLines(drawableText(sentence.text), style);
     const weights = texts.map((t) => Math.max(1, spokenChars(t)));
     const total = weights.reduce((a, b) => a + b, 0);
     const span = sentence.end_s - sentence.start_s;
@@ -285,7 +266,7 @@ export function toAss(lines: SubtitleLine[], style: SubtitleStyle): string {
     styles: {
       format: STYLE_FORMAT,
       style: [{
-        Name: 'Default', Fontname: SUBTITLE_FONT_FAMILY, Fontsize: String(s.fontSize),
+        Name: 'Default', Fontname: CJK_FONT_FAMILY, Fontsize: String(s.fontSize),
         PrimaryColour: s.primaryColour, SecondaryColour: '&H000000FF', OutlineColour: s.outlineColour, BackColour: '&H80000000',
         Bold: '0', Italic: '0', Underline: '0', StrikeOut: '0', ScaleX: '100', ScaleY: '100', Spacing: '0', Angle: '0',
         // Bottom centre (numpad layout), lifted by the safe area.

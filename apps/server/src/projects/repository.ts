@@ -2,6 +2,7 @@ import { STAGE_KEYS, type StageKey } from '@ai-story/contracts';
 import { and, count, desc, eq, ilike, inArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { projectMembers, projectStages, projects, stageRuns, users, type StageRow } from '../db/schema.ts';
+import { containing } from '../db/like.ts';
 
 export class ProjectRepository {
   constructor(private readonly db: Db) {}
@@ -23,7 +24,7 @@ export class ProjectRepository {
     const memberOf = this.db.select({ id: projectMembers.projectId }).from(projectMembers).where(eq(projectMembers.userId, userId));
     const where = and(
       or(eq(projects.ownerId, userId), inArray(projects.id, memberOf)),
-      search ? ilike(projects.name, `%${search.replace(/[\\%_]/g, (c) => '\\' + c)}%`) : undefined,
+      search ? ilike(projects.name, containing(search)) : undefined,
     );
     // The same rules as isDone and stale_stages in the service: skipped or out-of-date stages are not done.
     const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and s.status = 'completed' and s.output is not null and not s.stale and jsonb_array_length(s.stale_shot_ids) = 0)`;

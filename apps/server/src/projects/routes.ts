@@ -1,4 +1,4 @@
-import { AddMemberBody, CreateProjectBody, Member, PageQuery, Project, ProjectDetail, ProjectStage, StageKey, UpdateMemberBody, UpdateProjectBody, paginated } from '@ai-story/contracts';
+import { AddMemberBody, CreateProjectBody, Member, MemberAdded, PageQuery, Project, ProjectDetail, ProjectStage, StageKey, UpdateMemberBody, UpdateProjectBody, paginated } from '@ai-story/contracts';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { currentUser } from '../auth/guard.ts';
@@ -34,9 +34,12 @@ export const projectRoutes =
     app.get('/projects/:id/members', { schema: { params: ProjectParams, response: { 200: z.array(Member) } } }, (req) =>
       projects.members(currentUser(req), req.params.id),
     );
-    app.post('/projects/:id/members', { schema: { params: ProjectParams, body: AddMemberBody, response: { 201: Member } } }, async (req, reply) =>
-      reply.code(201).send(await projects.addMember(currentUser(req), req.params.id, req.body)),
-    );
+    // By id: 201 and the member. By email: 202 and the same answer for any address (see addMemberByEmail).
+    app.post('/projects/:id/members', { schema: { params: ProjectParams, body: AddMemberBody, response: { 201: Member, 202: MemberAdded } } }, async (req, reply) => {
+      const { user_id, email, role } = req.body;
+      if (user_id) return reply.code(201).send(await projects.addMember(currentUser(req), req.params.id, user_id, role));
+      return reply.code(202).send(await projects.addMemberByEmail(currentUser(req), req.params.id, email!, role));
+    });
     app.patch('/projects/:id/members/:user_id', { schema: { params: MemberParams, body: UpdateMemberBody, response: { 200: Member } } }, (req) =>
       projects.updateMember(currentUser(req), req.params.id, req.params.user_id, req.body.role),
     );

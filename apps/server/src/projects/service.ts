@@ -130,14 +130,33 @@ export class ProjectService {
     return this.repo.members(projectId);
   }
 
-  async addMember(user: AuthUser, projectId: string, input: { user_id?: string; email?: string; role: 'viewer' | 'editor' }) {
+  /** Adds a member by id (a user the owner already knows from another shared project). */
+  async addMember(user: AuthUser, projectId: string, memberId: string, role: 'viewer' | 'editor') {
     const { project } = await this.access(user, projectId, 'own');
-    const member = await this.repo.findUser({ id: input.user_id, email: input.email });
-    if (!member) throw new AppError(400, 'validation_error', 'No user with that email or id', { fields: { [input.user_id ? 'user_id' : 'email']: 'Unknown user' } });
-    if (member.id === project.ownerId) throw new AppError(400, 'validation_error', 'The owner already has full access', { fields: { email: 'Owner' } });
-    await this.repo.upsertMember(projectId, member.id, input.role);
+    const member = await this.repo.findUser({ id: memberId });
+    if (!member) throw new AppError(400, 'validation_error', 'user_id: no such user', { fields: { user_id: 'Unknown user' } });
+    if (member.id === project.ownerId) throw new AppError(400, 'validation_error', 'The owner already has full access', { fields: { user_id: 'Owner' } });
+    await this.repo.upsertMember(projectId, member.id, role);
     this.notifyChange(projectId);
     return (await this.repo.members(projectId)).find((m) => m.user_id === member.id)!;
+  }
+
+  /**
+   * Adds whoever has this email. The answer is the same whether or not an account has it (no id, no
+   * name): every user owns projects, so a different answer would let anyone list the studio's accounts.
+   */
+  async addMemberByEmail(user: AuthUser, projectId: string, email: string, role: 'viewer' | 'editor') {
+    await this.access(user, projectId, 'own'); // only the owner gets here: their own email is the one to refuse
+    const normalized = email.trim().toLowerCase();
+    if (normalized === user.email.toLowerCase()) {
+      throw new AppError(400, 'validation_error', 'The owner already has full access', { fields: { email: 'Owner' } });
+    }
+    const member = await this.repo.findUser({ email: normalized });
+    if (member) {
+      await this.repo.upsertMember(projectId, member.id, role);
+      this.notifyChange(projectId);
+    }
+    return { email: normalized, role };
   }
 
   async updateMember(user: AuthUser, projectId: string, memberId: string, role: 'viewer' | 'editor') {

@@ -1,10 +1,16 @@
-import { describe, expect, it } from 'vitest';
-import { renderTemplate, variablesUsed } from './render.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TemplateRenderer } from './render-pool.ts';
+import { TemplateError, TemplateLimitError, variablesUsed } from './render.ts';
 
-describe('renderTemplate', () => {
+const renderer = new TemplateRenderer();
+const renderTemplate = (template: string, variables: Record<string, unknown>) => renderer.render(template, variables, 'the test template');
+afterAll(() => renderer.close());
+
+describe('rendering a template', () => {
   it('renders variables, conditions and filters', async () => {
     const out = await renderTemplate('主题：{{ topic }}{% if style %}（{{ style | upcase }}）{% endif %}', { topic: '星空', style: 'x' });
     expect(out).toBe('主题：星空（X）');
+    expect(await renderTemplate('  plain text, nothing to render \n', {})).toBe('plain text, nothing to render');
   });
 
   it('cannot reach outside its data: no prototype walk, no file includes', async () => {
@@ -15,7 +21,14 @@ describe('renderTemplate', () => {
 
   it('refuses unknown filters and runaway loops with a clear error', async () => {
     await expect(renderTemplate('{{ x | shell }}', { x: 1 })).rejects.toThrow(/could not be rendered/);
-    await expect(renderTemplate('{% for i in (1..100000000) %}{{ i }}{% endfor %}', {})).rejects.toThrow(/could not be rendered/);
+    await expect(renderTemplate('{% for i in (1..100000000) %}{{ i }}{% endfor %}', {})).rejects.toThrow(TemplateLimitError);
+    await expect(renderTemplate('{% assign x = "ab" %}{% for i in (1..30) %}{% assign x = x | append: x %}{% endfor %}', {})).rejects.toMatchObject({ limit: 'memory' });
+  });
+
+  it('renders the same template again from its parsed form, with new data each time', async () => {
+    const template = '{% for s in shots %}{{ forloop.index }}:{{ s }};{% endfor %}';
+    expect(await renderTemplate(template, { shots: ['a', 'b'] })).toBe('1:a;2:b;');
+    expect(await renderTemplate(template, { shots: ['c'] })).toBe('1:c;');
   });
 
   it('lists the variables a template uses', () => {
@@ -31,4 +44,36 @@ describe('renderTemplate', () => {
     expect(() => variablesUsed("{% if x %}{% render 'a' %}{% endif %}")).toThrow(/render %\} tag is not available/);
     expect(() => variablesUsed("{% layout 'base' %}")).toThrow(/layout %\} tag is not available/);
   });
+});
+
+describe('the render workers', () => {
+  it('end a worker whose render outgrows its heap, name the template, and go on rendering', async () => {
+    // A small heap, so the range (liquidjs allows 9,999,999 items) is what outgrows it, not time.
+    const pool = new TemplateRenderer({ threads: 1, heapMb: 16, timeMs: 60_000 });
+    try {
+      const bomb = pool.render('{% for i in (1..9999999) %}{% endfor %}', {}, 'the rewrite template of “Mine”');
+      await expect(bomb).rejects.toThrow(TemplateLimitError);
+      await expect(bomb).rejects.toMatchObject({ limit: 'memory', message: expect.stringContaining('the rewrite template of “Mine”') });
+      expect(pool.killed).toBe(1);
+      expect(await pool.render('{{ a }}', { a: 'still here' }, 'x')).toBe('still here');
+    } finally {
+      await pool.close();
+    }
+  }, 120_000); // each ended worker is replaced by a new one, which takes seconds on a busy machine
+
+  it('end a worker whose render passes the hard time limit, counted from when the render began', async () => {
+    const pool = new TemplateRenderer({ threads: 1, timeMs: 50 });
+    try {
+      const slow = '{% for i in (1..1000) %}{% for j in (1..1000) %}{% endfor %}{% endfor %}';
+      const [first, second] = [pool.render(slow, {}, 'the slow template'), pool.render(slow, {}, 'the slow template')];
+      await expect(first).rejects.toMatchObject({ limit: 'time', message: expect.stringMatching(/the slow template took too long/) });
+      // The second waited in the queue while the first ran: it is stopped by its own render time, too.
+      await expect(second).rejects.toMatchObject({ limit: 'time' });
+      expect(pool.killed).toBe(2);
+      await expect(pool.render('{{ a | nope }}', { a: 1 }, 'x')).rejects.toThrow(TemplateError);
+      expect(pool.killed).toBe(2);
+    } finally {
+      await pool.close();
+    }
+  }, 120_000);
 });

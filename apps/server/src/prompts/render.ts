@@ -3,9 +3,10 @@ import { Liquid } from 'liquidjs';
 /**
  * Prompt templates are user-editable, so they render in a sandbox: no file system (include/render/
  * layout find nothing), only the data's own properties (no prototype walking), and bounded parse,
- * render and memory costs so a hostile template cannot stall the server.
+ * render and memory costs so a hostile template cannot stall the server. Rendering happens in the
+ * render workers (render-pool.ts); this thread only parses, to check what a template reads.
  */
-const engine = new Liquid({
+export const engine = new Liquid({
   ownPropertyOnly: true,
   strictFilters: true,
   strictVariables: false,
@@ -37,13 +38,19 @@ for (const tag of ['include', 'render', 'layout']) {
   });
 }
 
+/** The template cannot be rendered (a bad filter argument, a syntax error): the user's to fix. */
 export class TemplateError extends Error {}
 
-export async function renderTemplate(template: string, variables: Record<string, unknown>): Promise<string> {
-  try {
-    return (await engine.parseAndRender(template, variables)).trim();
-  } catch (err) {
-    throw new TemplateError(`The prompt template could not be rendered: ${(err as Error).message.split('\n')[0]}`);
+/**
+ * A render stopped by a limit: liquidjs's own render or memory budget, or the hard time or memory
+ * limit of the render worker (which ends the worker). Answered 422, naming the template.
+ */
+export class TemplateLimitError extends TemplateError {
+  constructor(
+    message: string,
+    readonly limit: 'time' | 'memory',
+  ) {
+    super(message);
   }
 }
 

@@ -2,6 +2,7 @@ import type { StageKey, TemplateVariable } from '@ai-story/contracts';
 import { and, asc, count, desc, eq, ilike, isNull, notExists, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { projects, promptSets, promptTemplates, promptTemplateVersions } from '../db/schema.ts';
+import { containing } from '../db/like.ts';
 
 export type PromptSetRow = typeof promptSets.$inferSelect;
 export type PromptTemplateRow = typeof promptTemplates.$inferSelect;
@@ -29,7 +30,7 @@ export class PromptRepository {
 
   // ---- sets ----
   async listSets(userId: string, page: number, pageSize: number, search?: string) {
-    const where = and(visibleTo(userId), search ? ilike(promptSets.name, `%${search.replace(/[\\%_]/g, (c) => '\\' + c)}%`) : undefined);
+    const where = and(visibleTo(userId), search ? ilike(promptSets.name, containing(search)) : undefined);
     const [rows, [{ n }]] = await Promise.all([
       this.db
         .select()

@@ -15,6 +15,7 @@ import {
   UpdateTemplateBody,
   paginated,
 } from '@ai-story/contracts';
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { currentUser } from '../auth/guard.ts';
@@ -25,8 +26,13 @@ const VersionParams = z.object({ id: z.uuid(), version: z.coerce.number().int().
 const VersionsQuery = PageQuery.omit({ search: true });
 
 export const promptRoutes =
-  (prompts: PromptService): FastifyPluginAsyncZod =>
+  (prompts: PromptService, opts: { testRateLimit: number }): FastifyPluginAsyncZod =>
   async (app) => {
+    // Each test is a render a user chooses freely (run starts are bounded by one active run per
+    // stage): counted per user, after the guard has said who the user is.
+    const testRateLimited = {
+      rateLimit: { max: opts.testRateLimit, timeWindow: '1 minute', hook: 'preHandler' as const, keyGenerator: (req: FastifyRequest) => currentUser(req).id },
+    };
     app.get('/prompts/sets', { schema: { querystring: PromptSetQuery, response: { 200: paginated(PromptSet) } } }, (req) =>
       prompts.listSets(currentUser(req), req.query.page, req.query.page_size, req.query.search),
     );
@@ -64,7 +70,7 @@ export const promptRoutes =
     app.post('/prompts/templates/:id/versions/:version/restore', { schema: { params: VersionParams, response: { 200: PromptTemplate } } }, (req) =>
       prompts.restore(currentUser(req), req.params.id, req.params.version),
     );
-    app.post('/prompts/templates/:id/test', { schema: { params: IdParams, body: TestTemplateBody, response: { 200: TestTemplateResult } } }, (req) =>
+    app.post('/prompts/templates/:id/test', { config: testRateLimited, schema: { params: IdParams, body: TestTemplateBody, response: { 200: TestTemplateResult } } }, (req) =>
       prompts.test(currentUser(req), req.params.id, req.body),
     );
 

@@ -13,6 +13,8 @@ import { AppError, conflict, forbidden, invalid, notFound } from '../errors.ts';
 import type { ProjectService } from '../projects/service.ts';
 import { TEMPLATED_STAGES } from '../stages/index.ts';
 import type { PromptRepository, PromptSetRow, PromptTemplateRow, PromptTemplateVersionRow, TemplateSeed } from './repository.ts';
+import type { TemplateRenderer } from './render-pool.ts';
+import { TemplateError, TemplateLimitError } from './render.ts';
 import { checkTemplate, tryTemplate } from './template-check.ts';
 
 export const SHIPPED_SET = { name: '默认模板 / Default', description: '随工作室提供的模板 / The templates shipped with the studio' };
@@ -46,6 +48,7 @@ export class PromptService {
   constructor(
     private readonly repo: PromptRepository,
     private readonly projects: ProjectService,
+    private readonly renderer: TemplateRenderer,
   ) {}
 
   /** Start-up: the shipped set, a default, and a template for every stage in every set. */
@@ -63,6 +66,22 @@ export class PromptService {
     const definition = TEMPLATED_STAGES[stage];
     if (!definition) throw new Error(`No stage definition for ${stage}`);
     return { content: definition.defaultTemplate, template_id: null, version: null };
+  }
+
+  /**
+   * The prompt of a run: the project's template for `stage` rendered with the stage's variables. A
+   * template that cannot render is the user's to fix (400); one stopped by a limit answers 422.
+   */
+  async renderFor(project: { id: string; promptSetId: string | null }, stage: StageKey, variables: Record<string, unknown>): Promise<string> {
+    const template = await this.templateFor(project, stage);
+    const name = `the ${stage} prompt template${template.version ? ` (version ${template.version})` : ''}`;
+    try {
+      return await this.renderer.render(template.content, variables, name);
+    } catch (err) {
+      if (err instanceof TemplateLimitError) throw limitStopped(err, 'template', stage, template.template_id);
+      if (err instanceof TemplateError) throw new AppError(400, 'validation_error', err.message, { fields: { template: err.message } });
+      throw err;
+    }
   }
 
   // ---- sets ----
@@ -153,8 +172,16 @@ export class PromptService {
 
   /** Renders the given (or saved) content with the stage's samples, overridden by `variables`; changes nothing. */
   async test(user: AuthUser, id: string, body: { content?: string; variables: Record<string, unknown> }): Promise<TestTemplateResult> {
-    const { template } = await this.visibleTemplate(user, id);
-    return tryTemplate(body.content ?? template.content, declaredFor(template.stage as StageKey, template.variables), body.variables);
+    const { template, set } = await this.visibleTemplate(user, id);
+    const name = `the ${template.stage} template of “${set.name}”`;
+    try {
+      return await tryTemplate(body.content ?? template.content, declaredFor(template.stage as StageKey, template.variables), body.variables, (content, data) =>
+        this.renderer.render(content, data, name),
+      );
+    } catch (err) {
+      if (err instanceof TemplateLimitError) throw limitStopped(err, 'content', template.stage, template.id);
+      throw err;
+    }
   }
 
   // ---- a project's choice ----
@@ -165,10 +192,15 @@ export class PromptService {
   }
 
   async setProjectPromptSet(user: AuthUser, projectId: string, setId: string | null): Promise<ProjectPromptSet> {
-    await this.projects.access(user, projectId, 'edit');
+    const { project } = await this.projects.access(user, projectId, 'edit');
     if (setId) {
       const set = await this.repo.findSet(setId);
       if (!set || !visible(set, user)) throw invalid('prompt_set_id', 'No such prompt set');
+      // A private set is its owner's alone: on someone else's project (an editor's set on the owner's
+      // project) the owner and the other members could neither open nor change the prompts it runs.
+      if (set.ownerId !== null && set.ownerId !== project.ownerId) {
+        throw invalid('prompt_set_id', "Only a shared prompt set or one of the project owner's own sets can be used here");
+      }
     }
     await this.repo.setProjectPromptSet(projectId, setId);
     return this.projectPromptSet(user, projectId);
@@ -219,6 +251,10 @@ export class PromptService {
     return { ...toSet(set, user), templates: templates.map(toTemplate) };
   }
 }
+
+/** A render a limit stopped: the template is at fault, not the request's shape and not the server (422). */
+const limitStopped = (err: TemplateLimitError, field: string, stage: string, templateId: string | null) =>
+  new AppError(422, 'validation_error', err.message, { fields: { [field]: err.message }, template_id: templateId, stage, limit: err.limit });
 
 const visible = (set: PromptSetRow, user: AuthUser) => set.ownerId === null || set.ownerId === user.id;
 const editable = (set: PromptSetRow, user: AuthUser) => (set.ownerId === null ? isAdmin(user) : set.ownerId === user.id);

@@ -1,5 +1,5 @@
 import type { TemplateVariable, TestTemplateResult } from '@ai-story/contracts';
-import { renderTemplate, TemplateError, variablesUsed } from './render.ts';
+import { TemplateError, TemplateLimitError, variablesUsed } from './render.ts';
 
 export interface TemplateCheck {
   /** Data variables the template reads, in order of first use. */
@@ -25,11 +25,15 @@ export function checkTemplate(content: string, declared: readonly Pick<TemplateV
 const isEmpty = (value: unknown) =>
   value === undefined || value === null || (typeof value === 'string' && value.trim() === '') || (Array.isArray(value) && value.length === 0);
 
+/** Renders a template (render-pool.ts in the server). */
+export type Render = (content: string, variables: Record<string, unknown>) => Promise<string>;
+
 /**
  * Renders a template the way a run would, with the declared samples overridden by `given`, and says
- * what is missing or unknown. A syntax error or a render failure is part of the answer, not a throw.
+ * what is missing or unknown. A syntax error or a render failure is part of the answer, not a throw;
+ * a render stopped by a limit is thrown (TemplateLimitError), as it would stop a run.
  */
-export async function tryTemplate(content: string, declared: readonly TemplateVariable[], given: Record<string, unknown>): Promise<TestTemplateResult> {
+export async function tryTemplate(content: string, declared: readonly TemplateVariable[], given: Record<string, unknown>, render: Render): Promise<TestTemplateResult> {
   const check = checkTemplate(content, declared);
   const has = (name: string) => Object.hasOwn(given, name);
   const missing = new Set<string>();
@@ -41,9 +45,9 @@ export async function tryTemplate(content: string, declared: readonly TemplateVa
   // fromEntries defines own properties, so a given `__proto__` key stays a plain (inert) name.
   const data = Object.fromEntries([...declared.map((v) => [v.name, v.sample] as const), ...Object.entries(given)]);
   try {
-    return { ...result, rendered: await renderTemplate(content, data) };
+    return { ...result, rendered: await render(content, data) };
   } catch (err) {
-    if (err instanceof TemplateError) return { ...result, error: err.message };
+    if (err instanceof TemplateError && !(err instanceof TemplateLimitError)) return { ...result, error: err.message };
     throw err;
   }
 }

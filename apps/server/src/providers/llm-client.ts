@@ -23,6 +23,7 @@
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import OpenAI, { APIConnectionTimeoutError, APIError } from 'openai';
+import { REDACTED, vendorSnippet } from './redact.ts';
 
 export interface LlmProviderConfig {
   api_url: string;
@@ -607,8 +608,6 @@ function safeEndpoint(url: string): string {
 
 /** An upstream message made safe to show: bounded, single-line, with anything key-like removed. */
 function snippet(text: string, apiKey: string): string {
-  let s = text.replace(/\s+/g, ' ').trim();
-  if (apiKey && apiKey.length >= 4) s = s.split(apiKey).join('[redacted]');
-  s = s.replace(/\b(sk|pk|rk|ak|key)[-_][A-Za-z0-9*_-]{6,}/gi, '[redacted]');
-  return s.length > 300 ? s.slice(0, 300) + '…' : s;
+  // Keys of other accounts a vendor may quote look like ours: hidden by shape as well.
+  return vendorSnippet(text, [apiKey]).replace(/\b(sk|pk|rk|ak|key)[-_][A-Za-z0-9*_-]{6,}/gi, REDACTED);
 }

@@ -5,10 +5,11 @@ import type { Config } from '../config.ts';
 import { keyHint, type Cipher } from '../crypto/cipher.ts';
 import type { ProviderRow } from '../db/schema.ts';
 import { AppError, forbidden, notFound } from '../errors.ts';
-import { testConnection } from './connection-test.ts';
+import { testConnection, type ConnectionTestResult } from './connection-test.ts';
 import { testMediaConnection } from './media/provider-test.ts';
 import { OFFLINE_DEMO_URL, type OfflineDemoUpstream } from './offline-demo.ts';
 import { ReadCache } from './read-cache.ts';
+import { vendorSnippet } from './redact.ts';
 import type { ProviderRepository } from './repository.ts';
 import type { ProviderSelector } from './selector.ts';
 
@@ -137,6 +138,7 @@ export class ProviderService {
     const type = (patch.provider_type ?? row.providerType) as ProviderType;
     // A type change without a format takes the new type's default; a format must suit the type.
     const format = patch.api_format ?? (patch.provider_type && patch.provider_type !== row.providerType ? undefined : (row.apiFormat as ApiFormat));
+    requireCredentialsForNewUrl(row, patch);
     return toProvider(await this.repo.update(id, this.toColumns({ ...patch, api_format: checkedFormat(type, format) })));
   }
 
@@ -155,7 +157,7 @@ export class ProviderService {
     if (!row) throw notFound('Provider');
     const type = row.providerType as ProviderType;
     const client = await this.clientProvider(row);
-    const result = type === 'llm' ? await testConnection(client) : await testMediaConnection(type, client);
+    const result = redacted(type === 'llm' ? await testConnection(client) : await testMediaConnection(type, client), [client.api_key, client.api_secret]);
     await this.repo.update(id, { lastTest: { ...result, tested_at: new Date().toISOString() } });
     return result;
   }
@@ -326,6 +328,26 @@ function checkedFormat(type: ProviderType, format: ApiFormat | undefined): ApiFo
     throw new AppError(400, 'validation_error', `api_format: a ${type} provider speaks ${allowed.join(' or ')}`, { fields: { api_format: `One of ${allowed.join(', ')}` } });
   }
   return format;
+}
+
+/**
+ * A stored key goes only to the URL it was entered for: a PATCH that moves the provider to another
+ * URL must bring the key (and secret) again, or the next test would hand them to the new host
+ * (issue 15, finding 6).
+ */
+function requireCredentialsForNewUrl(row: ProviderRow, patch: ProviderInput) {
+  if (patch.api_url === undefined || patch.api_url === row.apiUrl) return;
+  const fields: Record<string, string> = {};
+  if (row.apiKeyEnc && !patch.api_key) fields.api_key = 'Enter the API key again to use it with a new API URL';
+  if (row.apiSecretEnc && !patch.api_secret) fields.api_secret = 'Enter the API secret again to use it with a new API URL';
+  const [first] = Object.entries(fields);
+  if (first) throw new AppError(400, 'validation_error', `${first[0]}: ${first[1]}`, { fields });
+}
+
+/** A test result as an admin sees it: the vendor's words short, and nothing of the credentials in them. */
+function redacted(result: ConnectionTestResult, secrets: string[]): ConnectionTestResult {
+  const params = Object.fromEntries(Object.entries(result.params).map(([k, v]) => [k, typeof v === 'string' ? vendorSnippet(v, secrets, 200) : v]));
+  return { ...result, message: vendorSnippet(result.message, secrets, 400), params };
 }
 
 function requireAdmin(user: AuthUser) {

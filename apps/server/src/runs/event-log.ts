@@ -22,7 +22,10 @@ export interface EventLog {
   lastId(key: string): number;
   subscriberCount(key: string): number;
   isClosed(key: string): boolean;
-  /** Drops the log after `delayMs` (finished runs stay replayable from memory for a while). */
+  /**
+   * Drops the log once it has gone `delayMs` without a subscriber or a new event (finished runs, and
+   * projects nobody follows, stay replayable from memory for a while).
+   */
   expire(key: string, delayMs: number): void;
 }
 
@@ -36,14 +39,32 @@ interface Log {
   expiry?: NodeJS.Timeout;
 }
 
+export interface EventLogOptions {
+  maxEventsPerLog?: number;
+  /**
+   * The id of a new log's first event (1 by default). A log that outlives its expiry or the process
+   * (a project's) starts from the clock instead, so a client holding an id of the log it replaces
+   * cannot mistake the new ids for its own.
+   */
+  firstId?: () => number;
+}
+
 export class InMemoryEventLog implements EventLog {
   private readonly logs = new Map<string, Log>();
+  private readonly maxEventsPerLog: number;
+  private readonly firstId: () => number;
 
-  constructor(private readonly maxEventsPerLog = 100_000) {}
+  constructor(opts: EventLogOptions = {}) {
+    this.maxEventsPerLog = opts.maxEventsPerLog ?? 100_000;
+    this.firstId = opts.firstId ?? (() => 1);
+  }
 
   private log(key: string): Log {
     let log = this.logs.get(key);
-    if (!log) this.logs.set(key, (log = { events: [], offset: 0, nextId: 1, closed: false, subscribers: new Set() }));
+    if (!log) {
+      const first = this.firstId();
+      this.logs.set(key, (log = { events: [], offset: first - 1, nextId: first, closed: false, subscribers: new Set() }));
+    }
     return log;
   }
 
@@ -84,9 +105,12 @@ export class InMemoryEventLog implements EventLog {
     const log = this.logs.get(key);
     if (!log) return;
     clearTimeout(log.expiry);
+    const idAtArming = log.nextId;
     log.expiry = setTimeout(() => {
-      if (log.subscribers.size === 0) this.logs.delete(key);
-      else this.expire(key, delayMs);
+      if (this.logs.get(key) !== log) return;
+      // Still followed, or written to since (a project's next run): keep it for another while.
+      if (log.subscribers.size > 0 || log.nextId !== idAtArming) this.expire(key, delayMs);
+      else this.logs.delete(key);
     }, delayMs);
     log.expiry.unref();
   }

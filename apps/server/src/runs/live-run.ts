@@ -183,6 +183,11 @@ export class LiveRun {
     return { runId: this.row.id, seq: this.chunkSeq++, offset, text: this.text.slice(offset) };
   }
 
+  /** A checkpoint that did not reach the database: the next one starts where this one did. */
+  checkpointFailed(chunk: TextChunk) {
+    if (this.checkpointedLength > chunk.offset) this.checkpointedLength = chunk.offset;
+  }
+
   // ---- media stages ----
 
   task(shotId: string, status: TaskStatus, extra: { percent?: number; message?: string; position?: number } = {}) {

@@ -4,6 +4,9 @@ import type { EventLog } from './event-log.ts';
 export const runKey = (runId: string) => `run:${runId}`;
 export const projectKey = (projectId: string) => `project:${projectId}`;
 
+/** Finished runs (and projects nobody follows) stay replayable from memory this long; later the database serves them. */
+export const KEEP_IN_MEMORY_MS = 5 * 60_000;
+
 /** An event as a stage or the engine writes it: the publisher adds the run and stage (STYLE §11). */
 export type RunEventBody = RunEvent extends infer E ? (E extends RunEvent ? Omit<E, 'run_id' | 'stage'> : never) : never;
 
@@ -40,5 +43,9 @@ export class RunPublisher {
   }
 
   lastId = (runId: string) => this.runLog.lastId(runKey(runId));
-  expire = (runId: string, delayMs: number) => this.runLog.expire(runKey(runId), delayMs);
+  /** A finished run's log, and its project's once nobody follows it or writes to it, leave memory after `delayMs`. */
+  expire(target: RunTarget, delayMs: number) {
+    this.runLog.expire(runKey(target.runId), delayMs);
+    this.projectLog.expire(projectKey(target.projectId), delayMs);
+  }
 }

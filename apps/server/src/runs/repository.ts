@@ -1,7 +1,7 @@
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
-import { and, asc, count, desc, eq, inArray, ne, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { projects, projectStages, runItems, runTextChunks, stageRuns, type RunRow, type StageRow } from '../db/schema.ts';
+import { instances, projects, projectStages, runItems, runTextChunks, stageRuns, type RunRow, type StageRow } from '../db/schema.ts';
 import { deriveStatus } from '../projects/service.ts';
 import { REASONS } from '../projects/status-reasons.ts';
 import { StoryboardRepository } from '../storyboard/repository.ts';
@@ -10,6 +10,9 @@ import type { StageStore } from '../stages/definition.ts';
 type RunError = { message: string; code: string; retryable: boolean };
 
 const ACTIVE = ['queued', 'running'];
+
+/** Thrown inside an ending's transaction to undo it: the run is no longer active (another studio recovered it). */
+class NotActive extends Error {}
 
 export class RunRepository {
   constructor(readonly db: Db) {}
@@ -98,41 +101,55 @@ export class RunRepository {
    * A run's successful end, in one transaction: the stage persists its output, the run keeps its
    * text and output, the stage points at it, the completed stages after it become stale, and the
    * project's status follows. `checkpointed`: whether the run saved checkpoints to fold away.
+   * Null, with nothing written, when the run is no longer active (another studio recovered it).
    */
-  completeRun = (
+  completeRun = async (
     run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { text: string; usage: unknown; lastEventId: number },
     persist: (store: StageStore) => Promise<unknown>,
-  ) =>
-    this.db.transaction((tx) =>
-      makeCurrent(tx, run, persist, async (output) => {
-        const [row] = await tx
-          .update(stageRuns)
-          .set({ status: 'completed', text: values.text, output, usage: values.usage, finishedAt: new Date(), lastEventId: values.lastEventId })
-          .where(eq(stageRuns.id, run.id))
-          .returning();
-        if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
-        return row;
-      }),
-    );
+  ): Promise<RunRow | null> => {
+    try {
+      return await this.db.transaction((tx) =>
+        makeCurrent(tx, run, persist, async (output) => {
+          const [row] = await tx
+            .update(stageRuns)
+            .set({ status: 'completed', text: values.text, output, usage: values.usage, finishedAt: new Date(), lastEventId: values.lastEventId })
+            .where(and(eq(stageRuns.id, run.id), inArray(stageRuns.status, ACTIVE)))
+            .returning();
+          if (!row) throw new NotActive();
+          if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
+          return row;
+        }),
+      );
+    } catch (err) {
+      if (err instanceof NotActive) return null;
+      throw err;
+    }
+  };
 
-  /** A run that failed or was stopped: its text is kept, the stage says why (if the run is still its current one). */
+  /**
+   * A run that failed or was stopped: its text is kept, the stage says why (if the run is still its
+   * current one). False, with nothing written, when the run is no longer active.
+   */
   endRun = (
     run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { status: 'failed' | 'cancelled' | 'interrupted'; text: string; error?: RunError; reason: string; lastEventId: number },
-  ) =>
+  ): Promise<boolean> =>
     this.db.transaction(async (tx) => {
       const project = await lockProject(tx, run.projectId);
-      await tx
+      const ended = await tx
         .update(stageRuns)
         .set({ status: values.status, text: values.text, ...(values.error && { error: values.error }), finishedAt: new Date(), lastEventId: values.lastEventId })
-        .where(eq(stageRuns.id, run.id));
+        .where(and(eq(stageRuns.id, run.id), inArray(stageRuns.status, ACTIVE)))
+        .returning({ id: stageRuns.id });
+      if (!ended.length) return false;
       if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
       await tx
         .update(projectStages)
         .set({ status: values.status, statusReason: values.reason, updatedAt: new Date() })
         .where(and(eq(projectStages.projectId, run.projectId), eq(projectStages.stageType, run.stage), eq(projectStages.currentRunId, run.id)));
       if (project) await settleStatus(tx, project, await stagesOf(tx, run.projectId));
+      return true;
     });
 
   /** A new version from a hand edit or a restore: a completed run of its own, made current. */
@@ -150,13 +167,18 @@ export class RunRepository {
       }),
     );
 
-  /** After a crash: runs the dead process left active become `interrupted`, their partial text kept. */
+  /**
+   * After a crash: active runs whose owner holds no live lease (it is gone: crashed, stopped, or its
+   * lease expired and was taken over) become `interrupted`, their partial text kept. Runs from before
+   * owners were recorded have none, and count as orphans.
+   */
   async interruptOrphans(): Promise<{ id: string; projectId: string; stage: string }[]> {
     return this.db.transaction(async (tx) => {
+      const liveOwners = tx.select({ id: instances.id }).from(instances).where(gt(instances.expiresAt, sql`now()`));
       const orphans = await tx
         .update(stageRuns)
         .set({ status: 'interrupted', finishedAt: new Date(), error: { message: 'The server stopped while this run was in progress', code: 'interrupted', retryable: true } })
-        .where(inArray(stageRuns.status, ACTIVE))
+        .where(and(inArray(stageRuns.status, ACTIVE), or(isNull(stageRuns.ownerInstanceId), notInArray(stageRuns.ownerInstanceId, liveOwners))))
         .returning({ id: stageRuns.id, projectId: stageRuns.projectId, stage: stageRuns.stage, text: stageRuns.text });
       for (const orphan of orphans) {
         const text = await this.checkpointedText(tx, orphan.id);

@@ -1,10 +1,11 @@
 import type { ModelConfig, Run, StageKey } from '@ai-story/contracts';
+import { DrizzleQueryError } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AuthUser } from '../auth/service.ts';
 import type { Config } from '../config.ts';
+import { isConnectionError } from '../db/client.ts';
 import type { RunRow } from '../db/schema.ts';
 import { AppError, conflict, notFound, unavailable } from '../errors.ts';
-import { renderTemplate, TemplateError } from '../prompts/render.ts';
 import type { PromptService } from '../prompts/service.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
 import type { ProjectService } from '../projects/service.ts';
@@ -18,15 +19,14 @@ import type { Outcome } from './execution.ts';
 import { LiveRun, type FinalStatus } from './live-run.ts';
 import { executeLlm } from './llm-execution.ts';
 import { executeMedia } from './media-execution.ts';
-import type { RunPublisher } from './publisher.ts';
+import { KEEP_IN_MEMORY_MS, type RunPublisher } from './publisher.ts';
 import type { RunRepository } from './repository.ts';
-
-/** Finished runs stay replayable from memory this long; later the database serves them. */
-const KEEP_FINISHED_MS = 5 * 60_000;
 
 export type RunFinishedListener = (run: { runId: string; projectId: string; stage: StageKey; status: FinalStatus }) => unknown;
 
 export interface RunDeps {
+  /** This studio's lease (instances/lease.ts): the owner of every run it starts. */
+  instanceId: string;
   repo: RunRepository;
   projects: ProjectService;
   projectRepo: ProjectRepository;
@@ -50,6 +50,8 @@ export interface RunDeps {
 export class RunService {
   private readonly active = new Map<string, LiveRun>();
   private checkpointTimer?: NodeJS.Timeout;
+  private closing = false;
+  private checkpointing = false;
   private readonly finishedListeners = new Set<RunFinishedListener>();
   private readonly stages: Partial<Record<StageKey, StageDefinition>>;
 
@@ -109,7 +111,8 @@ export class RunService {
         throw err;
       }
     }
-    const prompt = definition.kind === 'llm' ? await this.renderPrompt(definition, project, stage, input, ctx) : null;
+    // The project's template set (or the default set) decides the words; the exact prompt is kept on the run.
+    const prompt = definition.kind === 'llm' ? await this.d.prompts.renderFor(project, stage, definition.variables(input, ctx)) : null;
 
     const first = selection.order[0];
     const label = runsLocally && local ? { name: local.name, modelName: local.model, isSimulated: local.simulated } : first;
@@ -125,6 +128,7 @@ export class RunService {
       isSimulated: label?.isSimulated ?? false,
       createdBy: user.id,
       startedAt: new Date(),
+      ownerInstanceId: this.d.instanceId,
     });
     if (inserted === 'conflict') {
       const active = await this.d.repo.findActive(projectId, stage);
@@ -216,7 +220,10 @@ export class RunService {
     return toRun(row);
   }
 
-  /** On start-up: runs a crashed process left running are marked interrupted, what they made kept. */
+  /**
+   * On start-up: runs left running by a studio whose lease is gone (it crashed, or was stopped) are
+   * marked interrupted, what they made kept. A live studio's runs are not touched.
+   */
   async recoverOrphans() {
     const orphans = await this.d.repo.interruptOrphans();
     for (const projectId of new Set(orphans.map((o) => o.projectId))) await this.d.projects.refreshStatus(projectId);
@@ -225,6 +232,7 @@ export class RunService {
 
   /** On shutdown: stop every run, saving what it made as `interrupted`. */
   async shutdown() {
+    this.closing = true;
     clearInterval(this.checkpointTimer);
     for (const run of this.active.values()) {
       run.stopReason = 'interrupted';
@@ -238,8 +246,25 @@ export class RunService {
    * rate depends on the clock, not on the number of tokens or of runs.
    */
   async checkpoint() {
-    const chunks = [...this.active.values()].map((r) => r.takeCheckpoint()).filter((c) => c !== null);
-    if (chunks.length) await this.d.repo.appendChunks(chunks).catch((err) => this.d.log.warn({ err }, 'checkpoint failed'));
+    // One at a time: while the database is away, a slow failing checkpoint must not overlap the next.
+    if (this.checkpointing) return;
+    this.checkpointing = true;
+    try {
+      await this.writeCheckpoints();
+    } finally {
+      this.checkpointing = false;
+    }
+  }
+
+  private async writeCheckpoints() {
+    const runs = [...this.active.values()];
+    const taken = runs.map((r) => [r, r.takeCheckpoint()] as const).filter((t) => t[1] !== null);
+    if (!taken.length) return;
+    await this.d.repo.appendChunks(taken.map((t) => t[1]!)).catch((err) => {
+      // The next checkpoint covers this piece too, so the saved text has no hole after an outage.
+      for (const [run, chunk] of taken) run.checkpointFailed(chunk!);
+      this.d.log.warn({ err }, 'checkpoint failed');
+    });
   }
 
   /** Starts the checkpoint clock (stopped by shutdown). */
@@ -264,10 +289,18 @@ export class RunService {
       if (outcome.status === 'completed') await this.finishCompleted(run, outcome);
       else if (outcome.status === 'stopped') await this.finishStopped(run);
       else await this.finishFailed(run, outcome.error, outcome.code);
+    } catch (err) {
+      // Its ending could not be saved: clients still get a terminal event; the row stays active until
+      // the next start-up recovers it.
+      this.d.log.error({ err, runId: run.id }, 'could not save the end of a run');
+      if (!run.finalStatus) {
+        run.finalStatus = 'interrupted';
+        run.emit({ type: 'stage_update', status: 'interrupted' }, true);
+      }
     } finally {
       run.dispose();
       this.active.delete(run.id);
-      this.d.publisher.expire(run.id, KEEP_FINISHED_MS);
+      this.d.publisher.expire(run.target, KEEP_IN_MEMORY_MS);
       // The ending's transaction settled the project's status; listeners of the project hear it now.
       this.d.projects.notifyChange(run.row.projectId);
       const finished = { runId: run.id, projectId: run.row.projectId, stage: run.definition.key, status: run.finalStatus ?? 'failed' };
@@ -281,11 +314,14 @@ export class RunService {
     // Structured items still unsent (complete only now) go out before the save, so the terminal
     // event's id, saved with the run, is exactly the next one; `done` carries them with their ids.
     if (definition.kind === 'llm' && definition.items) run.sendItems((outcome.output as Record<string, unknown[]>)[definition.items.key] ?? [], true);
-    const saved = await this.d.repo.completeRun(
-      { id: run.id, projectId: run.row.projectId, stage: definition.key, checkpointed: run.checkpointed },
-      { text: run.text, usage: outcome.usage, lastEventId: this.d.publisher.lastId(run.id) + 1 },
-      (store) => definition.persist(store, run.row.projectId, outcome.output),
+    const saved = await this.untilSaved(() =>
+      this.d.repo.completeRun(
+        { id: run.id, projectId: run.row.projectId, stage: definition.key, checkpointed: run.checkpointed },
+        { text: run.text, usage: outcome.usage, lastEventId: this.d.publisher.lastId(run.id) + 1 },
+        (store) => definition.persist(store, run.row.projectId, outcome.output),
+      ),
     );
+    if (!saved) return this.endedElsewhere(run);
     run.finalStatus = 'completed';
     run.emit({ type: 'done', output: saved.output, ...(definition.kind === 'llm' && { full_text: run.text }), run: slimRun(saved) }, true);
   }
@@ -294,15 +330,19 @@ export class RunService {
     run.flush();
     const e = err instanceof LlmError ? err : undefined;
     const error = {
-      message: err instanceof Error ? err.message : 'The generation failed',
+      // A failed query's message lists its bound values: it is logged (without them), never shown.
+      message: err instanceof DrizzleQueryError ? 'Saving the result failed; the error was logged' : err instanceof Error ? err.message : 'The generation failed',
       code: code ?? e?.code ?? 'internal_error',
       retryable: e?.retryable ?? false,
     };
     if (!e && !(err instanceof StageOutputError) && !code) this.d.log.error({ err, runId: run.id }, 'run failed');
-    await this.d.repo.endRun(
-      { id: run.id, projectId: run.row.projectId, stage: run.definition.key, checkpointed: run.checkpointed },
-      { status: 'failed', text: run.text, error, reason: error.message, lastEventId: this.d.publisher.lastId(run.id) + 1 },
+    const saved = await this.untilSaved(() =>
+      this.d.repo.endRun(
+        { id: run.id, projectId: run.row.projectId, stage: run.definition.key, checkpointed: run.checkpointed },
+        { status: 'failed', text: run.text, error, reason: error.message, lastEventId: this.d.publisher.lastId(run.id) + 1 },
+      ),
     );
+    if (!saved) return this.endedElsewhere(run);
     run.finalStatus = 'failed';
     run.emit({ type: 'error', ...error }, true);
   }
@@ -310,27 +350,45 @@ export class RunService {
   private async finishStopped(run: LiveRun) {
     run.flush();
     const status = run.stopReason ?? 'cancelled';
-    await this.d.repo.endRun(
-      { id: run.id, projectId: run.row.projectId, stage: run.definition.key, checkpointed: run.checkpointed },
-      {
-        status,
-        text: run.text,
-        reason: status === 'cancelled' ? REASONS.stopped_by_user : REASONS.server_stopped,
-        lastEventId: this.d.publisher.lastId(run.id) + 1,
-      },
+    const saved = await this.untilSaved(() =>
+      this.d.repo.endRun(
+        { id: run.id, projectId: run.row.projectId, stage: run.definition.key, checkpointed: run.checkpointed },
+        {
+          status,
+          text: run.text,
+          reason: status === 'cancelled' ? REASONS.stopped_by_user : REASONS.server_stopped,
+          lastEventId: this.d.publisher.lastId(run.id) + 1,
+        },
+      ),
     );
+    if (!saved) return this.endedElsewhere(run);
     run.finalStatus = status;
     run.emit({ type: 'stage_update', status }, true);
   }
 
-  private async renderPrompt(definition: Extract<StageDefinition, { kind: 'llm' }>, project: StageContext['project'], stage: StageKey, input: unknown, ctx: StageContext) {
-    try {
-      // The project's template set (or the default set) decides the words; the exact prompt is kept on the run.
-      const template = await this.d.prompts.templateFor(project, stage);
-      return await renderTemplate(template.content, definition.variables(input, ctx));
-    } catch (err) {
-      if (err instanceof TemplateError) throw new AppError(400, 'validation_error', err.message, { fields: { template: err.message } });
-      throw err;
+  /**
+   * The run is no longer this instance's: another studio recovered it (marked it interrupted) after
+   * this one's lease ran out. Nothing is written over that; the clients here get its ending.
+   */
+  private endedElsewhere(run: LiveRun) {
+    this.d.log.warn({ runId: run.id }, 'run was recovered by another studio; its ending here is not saved');
+    run.finalStatus = 'interrupted';
+    run.emit({ type: 'stage_update', status: 'interrupted' }, true);
+  }
+
+  /**
+   * Saves a run's ending once the database can take it: a short outage must neither lose the result
+   * nor leave the run `running`. Other errors, and any error once the studio is stopping, go up.
+   */
+  private async untilSaved<T>(save: () => Promise<T>): Promise<T> {
+    for (let wait = 250; ; wait = Math.min(wait * 2, 4_000)) {
+      try {
+        return await save();
+      } catch (err) {
+        if (!isConnectionError(err) || this.closing) throw err;
+        this.d.log.warn({ err }, 'the database is unreachable; saving the end of the run again shortly');
+        await new Promise((r) => setTimeout(r, wait));
+      }
     }
   }
 

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { LiveStreams } from '../auth/live-streams.ts';
 import type { AuthUser } from '../auth/service.ts';
 import type { StageKey } from '@ai-story/contracts';
 import type { RunRow } from '../db/schema.ts';
@@ -7,7 +8,7 @@ import type { ProjectRepository } from '../projects/repository.ts';
 import { toStage, type ProjectService } from '../projects/service.ts';
 import type { EventLog, LoggedEvent } from './event-log.ts';
 import type { RunRepository } from './repository.ts';
-import { projectKey, runKey } from './publisher.ts';
+import { KEEP_IN_MEMORY_MS, projectKey, runKey } from './publisher.ts';
 import { toRun, type RunService } from './service.ts';
 import { lastEventId, openSse, type SseStream } from './sse.ts';
 
@@ -18,13 +19,15 @@ interface StreamDeps {
   projectRepo: ProjectRepository;
   runLog: EventLog;
   projectLog: EventLog;
+  liveStreams: LiveStreams;
   heartbeatMs: number;
 }
 
 /**
  * The SSE endpoints' logic: replay what a client missed (or the whole run for a newcomer), then the
  * live tail, then close after the terminal event. Access is re-checked when the project's sharing
- * changes, so a revoked member's open stream ends.
+ * changes, so a revoked member's open stream ends; a live stream is also filed under the session or
+ * token that opened it, so signing out (or losing the account) ends it.
  */
 export class RunStreams {
   constructor(private readonly d: StreamDeps) {
@@ -37,17 +40,21 @@ export class RunStreams {
     await this.d.projects.access(user, row.projectId, 'view');
     const after = lastEventId(req);
     const key = runKey(runId);
-    const logged = this.d.runLog.since(key, after ?? 0);
+    // An id past the log's last one was never sent from it (a made-up id, another process's): what the
+    // client holds is unknown, so it starts over — a reset, then the whole run, then the live tail.
+    const unknown = after !== null && after > this.d.runLog.lastId(key);
+    const logged = this.d.runLog.since(key, unknown ? 0 : (after ?? 0));
 
     if (logged === null || (!this.d.runs.activeRun(runId) && !this.d.runLog.isClosed(key))) {
       return this.replayFromDatabase(row, after, req, reply);
     }
-    const terminalSeen = after !== null && this.d.runLog.isClosed(key) && after >= this.d.runLog.lastId(key);
+    const terminalSeen = after !== null && !unknown && this.d.runLog.isClosed(key) && after === this.d.runLog.lastId(key);
     if (terminalSeen) return reply.code(204).send();
 
     const sse = withSeedCompat(req, openSse(req, reply, this.d.heartbeatMs));
-    this.guardAccess(sse, user, row.projectId);
-    const replay = after === null ? compactTokens(logged) : logged;
+    this.guardAccess(sse, user, row.projectId, req);
+    if (unknown) sse.send({ id: null, json: JSON.stringify({ type: 'reset', run_id: runId, stage: row.stage, reason: STARTING_OVER }), terminal: false });
+    const replay = after === null || unknown ? compactTokens(logged) : logged;
     for (const e of replay) sse.send(e);
     if (replay.at(-1)?.terminal) return sse.end();
     const stop = this.d.runLog.subscribe(key, (e) => {
@@ -94,21 +101,24 @@ export class RunStreams {
     const after = lastEventId(req);
     const active = await this.d.repo.activeOfProject(projectId);
     // From here on everything is synchronous until subscribed, so no event can fall between replay and tail.
-    const missed = after !== null ? this.d.projectLog.since(key, after) : null;
+    // An id past the log's tip is not one of its own (the log was dropped when idle, or the server
+    // restarted): like one from too far back, the client catches up from scratch.
+    const known = after !== null && after <= this.d.projectLog.lastId(key);
+    const missed = known ? this.d.projectLog.since(key, after) : null;
     const sse = openSse(req, reply, this.d.heartbeatMs);
     const wanted = opts.tokens ? (e: LoggedEvent) => e : (e: LoggedEvent) => (isTokenOrProgress(e.json) ? null : e);
     const send = (e: LoggedEvent) => {
       const kept = wanted(e);
       if (kept) sse.send(kept);
     };
-    this.guardAccess(sse, user, projectId);
+    this.guardAccess(sse, user, projectId, req);
     if (missed) {
       for (const e of missed) send(e);
     } else {
-      // A newcomer (or a client too far behind) gets the runs in progress. These catch-up events carry
-      // no id of their own (the log's ids belong to logged events); the project update appended below
-      // gives the client its first id, so the ids it sees strictly increase.
-      if (after !== null) for (const run of active) sse.send({ id: null, json: JSON.stringify({ type: 'reset', run_id: run.id, stage: run.stage, reason: 'Too far behind: starting over' }), terminal: false });
+      // A newcomer (or a client too far behind, or past the tip) gets the runs in progress. These
+      // catch-up events carry no id of their own (the log's ids belong to logged events); the project
+      // update appended below gives the client its first id, so the ids it sees from here increase.
+      if (after !== null) for (const run of active) sse.send({ id: null, json: JSON.stringify({ type: 'reset', run_id: run.id, stage: run.stage, reason: STARTING_OVER }), terminal: false });
       for (const run of active) {
         sse.send({ id: null, json: JSON.stringify({ type: 'stage_update', run_id: run.id, stage: run.stage, status: 'running' }), terminal: false });
         const text = opts.tokens ? this.d.runs.sentText(run.id) : '';
@@ -116,13 +126,18 @@ export class RunStreams {
       }
     }
     const stop = this.d.projectLog.subscribe(key, send);
-    sse.onClose(stop);
+    sse.onClose(() => {
+      stop();
+      // Like a finished run's, a project's log leaves memory once nobody follows it or writes to it.
+      this.d.projectLog.expire(key, KEEP_IN_MEMORY_MS);
+    });
     // Project updates are only published while someone listens, so every (re)connection starts
     // with the current state, appended to the log so its id is in order for everyone.
     this.d.projectLog.append(key, JSON.stringify(await this.projectUpdate(projectId)));
   }
 
-  private guardAccess(sse: SseStream, user: AuthUser, projectId: string) {
+  private guardAccess(sse: SseStream, user: AuthUser, projectId: string, req: FastifyRequest) {
+    sse.onClose(this.d.liveStreams.track(user, req.credential, () => sse.end()));
     const stop = this.d.projects.onChange(async (changed) => {
       if (changed !== projectId || sse.closed) return;
       if ((await this.d.projects.roleOf(user.id, projectId)) === null) {
@@ -179,6 +194,8 @@ function withSeedCompat(req: FastifyRequest, sse: SseStream): SseStream {
     },
   };
 }
+
+const STARTING_OVER = 'Cannot resume from your last event: starting over';
 
 const isTokenOrProgress = (json: string) => json.startsWith('{"type":"token"') || json.startsWith('{"type":"progress"');
 

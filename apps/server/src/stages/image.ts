@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   frameSize,
@@ -26,16 +27,49 @@ const THUMB_SIDE = 320;
 /** A provider's own retries happen inside its adapter; this is how long a Retry-After may hold a shot before failing over. */
 const MAX_WAIT_BEFORE_FAILOVER_MS = 5_000;
 
+/** A reference picture is sent inline (the studio's media is private): vendors cap request bodies, and a likeness needs no more detail than this. */
+const REFERENCE_MAX_SIDE = 1024;
+const REFERENCE_MAX_BYTES = 1024 * 1024;
+
+/** The characters a text names, in the project's order. */
+const charactersIn = (text: string, characters: Character[]) => characters.filter((c) => text.includes(c.name));
+
 /** The look of every character the text names, appended to the prompt (a character named in the shot looks the same in every shot). */
 export function promptWithCharacters(prompt: string, text: string, characters: Character[]): string {
-  const looks = characters.filter((c) => c.look.trim() && text.includes(c.name)).map((c) => `${c.name}：${c.look.trim()}`);
+  const looks = charactersIn(text, characters).filter((c) => c.look.trim()).map((c) => `${c.name}：${c.look.trim()}`);
   return looks.length ? `${prompt}\n${looks.join('；')}` : prompt;
 }
 
+/** This run's override, else the shot's image prompt, else its scene. */
+const basePromptOf = (shot: ShotRow, override?: string) => override?.trim() || shot.imagePrompt.trim() || shot.sceneDescription.trim() || shot.narrationText.trim();
+/** Where a character is looked for: the shot's scene, its narration and its prompt. */
+const namingTextOf = (shot: ShotRow, base: string) => `${shot.sceneDescription}\n${shot.narrationText}\n${base}`;
+
 /** The prompt a shot's image is made from: this run's override, else the shot's image prompt, else its scene; plus its characters' looks. */
 export function imagePromptOf(shot: ShotRow, project: ProjectRow, override?: string): string {
-  const base = override?.trim() || shot.imagePrompt.trim() || shot.sceneDescription.trim() || shot.narrationText.trim();
-  return promptWithCharacters(base, `${shot.sceneDescription}\n${shot.narrationText}\n${base}`, project.characters ?? []);
+  const base = basePromptOf(shot, override);
+  return promptWithCharacters(base, namingTextOf(shot, base), project.characters ?? []);
+}
+
+/**
+ * The chosen picture of the first character (in the project's order) that the shot names and that
+ * has one, as a data URI; null when there is none. Vendors take one reference, so one is sent. A
+ * picture that is large is sent as a smaller JPEG; a picture no longer in the store is left out.
+ */
+export async function referenceImageOf(shot: ShotRow, project: ProjectRow, media: MediaStore, override?: string): Promise<string | null> {
+  const named = charactersIn(namingTextOf(shot, basePromptOf(shot, override)), project.characters ?? []).find((c) => c.image_media_id);
+  if (!named?.image_media_id) return null;
+  const row = await media.find(named.image_media_id);
+  // The picture was checked to be this project's when it was set; a row gone since (or moved) is not sent.
+  if (!row || row.projectId !== shot.projectId || row.kind !== 'image') return null;
+  let bytes = await readFile(media.fileOf(row)).catch(() => null);
+  if (!bytes) return null;
+  let mime = row.mime;
+  if (bytes.length > REFERENCE_MAX_BYTES || Math.max(row.width ?? 0, row.height ?? 0) > REFERENCE_MAX_SIDE) {
+    bytes = await sharp(bytes).resize(REFERENCE_MAX_SIDE, REFERENCE_MAX_SIDE, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 85 }).toBuffer();
+    mime = 'image/jpeg';
+  }
+  return `data:${mime};base64,${bytes.toString('base64')}`;
 }
 
 /** The shots a run works on: those named, else all of them. */
@@ -103,6 +137,7 @@ async function generateRemote(
   prompt: string,
   size: { width: number; height: number },
   n: number,
+  reference: () => Promise<string | null>,
   signal: AbortSignal,
   services: Pick<MediaServices, 'recordUsage' | 'runId'>,
   onTry: (p: ClientProvider) => void,
@@ -113,9 +148,10 @@ async function generateRemote(
     const started = performance.now();
     try {
       const adapter = imageAdapterFor(provider.api_format);
+      const referenceImage = adapter.acceptsReferenceImage ? await reference() : null;
       const result = await adapter.generate(
         { api_url: provider.api_url, api_key: provider.api_key, model_name: provider.model_name, timeout_s: provider.timeout_s },
-        { prompt, width: size.width, height: size.height, n },
+        { prompt, width: size.width, height: size.height, n, ...(referenceImage && { reference_image_url: referenceImage }) },
         { signal },
       );
       await services.recordUsage(provider, { units: result.usage.images, unit: 'images', durationMs: performance.now() - started, outcome: 'ok', runId: services.runId });
@@ -199,7 +235,10 @@ export const imageStage: MediaStageDefinition<ImageInput, ImageItem, ImageOutput
     }
     try {
       progress(5, 'generating');
-      const { provider, result } = await generateRemote(providers, prompt, size, n, signal, services, (p) => progress(5, `generating with ${p.name}`));
+      // Read once, and only when a provider that takes a reference is tried.
+      let reference: Promise<string | null> | undefined;
+      const referenceOnce = () => (reference ??= referenceImageOf(shot, ctx.project, services.media, input.prompt_overrides?.[shot.id]));
+      const { provider, result } = await generateRemote(providers, prompt, size, n, referenceOnce, signal, services, (p) => progress(5, `generating with ${p.name}`));
       progress(70, 'downloading');
       for (const image of result.images) {
         // Vendor URLs expire (OpenAI: 1 h); fetched at once, privately hosted ones only from the provider's own host.

@@ -1,6 +1,6 @@
-import type { Shot } from '@ai-story/contracts';
+import { StoryboardInput, type Shot } from '@ai-story/contracts';
 import { describe, expect, it } from 'vitest';
-import { fitShots } from './storyboard.ts';
+import { fitShots, STORYBOARD_TEMPLATE, storyboardStage } from './storyboard.ts';
 
 const shot = (i: number, duration: number): Shot => ({ sequence_number: i, scene_description: `场景${i}`, narration_text: `旁白${i}。`, image_prompt: `prompt ${i}`, duration_seconds: duration });
 
@@ -30,5 +30,26 @@ describe('fitShots', () => {
   it('reports a shortfall without inventing shots, and says nothing when all fits', () => {
     expect(fitShots([shot(1, 3)], { count: 3, min: 2, max: 8 }).notes.map((n) => n.code)).toEqual(['shots_fewer']);
     expect(fitShots([shot(1, 3), shot(2, 4)], { count: 2, min: 2, max: 8 }).notes).toEqual([]);
+  });
+});
+
+describe('the storyboard\'s speaker per shot', () => {
+  it('the default template asks for a speaker: a character\'s name for dialogue, else the narrator', () => {
+    expect(STORYBOARD_TEMPLATE).toMatch(/speaker：.*对白.*名字.*"旁白"/);
+    expect(STORYBOARD_TEMPLATE).toContain('"speaker":"旁白"');
+  });
+
+  it('keeps a character\'s name as the speaker, and leaves the narrator\'s lines without one', () => {
+    const answer = JSON.stringify({
+      shots: [
+        { scene_description: '街角', narration_text: '老人问：“谁的？”', duration_seconds: 3, speaker: ' 老人 ' },
+        { scene_description: '海边', narration_text: '天黑了。', duration_seconds: 3, speaker: '旁白' },
+        { scene_description: '灯塔', narration_text: '灯亮了。', duration_seconds: 3, speaker: 'Narrator' },
+        { scene_description: '清晨', narration_text: '钟又走了。', duration_seconds: 3 },
+      ],
+    });
+    // No project context: the input's own shot-length range applies.
+    const { shots } = storyboardStage.parseOutput(answer, StoryboardInput.parse({ text: '故事' }), undefined as never);
+    expect(shots.map((s) => s.speaker ?? null)).toEqual(['老人', null, null, null]);
   });
 });

@@ -11,10 +11,11 @@ export const STORYBOARD_TEMPLATE = `请把下面的故事文案拆成短视频�
 2. scene_description：画面内容（景别、主体、动作、环境），中文；
 3. narration_text：该镜头对应的旁白，取自原文，可略作精简，全部镜头连起来覆盖整段文案；
 4. image_prompt：给文生图模型的英文提示词，画幅 {{ aspect_ratio }}，视觉风格：{{ visual_style }}；
-5. duration_seconds：数字，单位秒。
+5. duration_seconds：数字，单位秒；
+6. speaker：这段旁白由谁说出——是角色的对白时填说话角色的名字（全篇同一角色用同一个名字），否则填 "旁白"。
 
 只输出一个 JSON 对象，不要 Markdown，不要解释，格式如下：
-{"shots":[{"sequence_number":1,"scene_description":"…","narration_text":"…","image_prompt":"…","duration_seconds":4}]}
+{"shots":[{"sequence_number":1,"scene_description":"…","narration_text":"…","image_prompt":"…","duration_seconds":4,"speaker":"旁白"}]}
 
 故事文案：
 {{ text }}`;
@@ -36,6 +37,13 @@ const RawShot = z
   })
   .passthrough();
 
+/** The template asks for "旁白" on lines nobody in the story says; the narrator is no speaker (the project's own voice reads it). */
+const NARRATOR = /^(旁白|画外音|叙述者|narrator|narration|voice-?over|none|null)$/i;
+function speakerOf(raw: string | null | undefined): string | null {
+  const name = raw?.trim().slice(0, 100);
+  return name && !NARRATOR.test(name) ? name : null;
+}
+
 /** The project's shot-length range is the one source of truth (DESIGN §9), whatever a run's input says. */
 const rangeOf = (input: StoryboardInput, ctx?: StageContext) => ({ min: ctx?.project.minShotS ?? input.min_duration, max: ctx?.project.maxShotS ?? input.max_duration });
 
@@ -48,13 +56,14 @@ function toShot(raw: unknown, index: number, input: StoryboardInput, ctx?: Stage
   if (!scene.trim() && !narration.trim()) return null;
   const { min, max } = rangeOf(input, ctx);
   const duration = v.duration_seconds ?? v.duration ?? (min + max) / 2;
+  const speaker = speakerOf(v.speaker);
   return {
     sequence_number: index + 1,
     scene_description: scene.trim(),
     narration_text: narration.trim(),
     image_prompt: (v.image_prompt ?? v.prompt ?? '').trim(),
     duration_seconds: Math.min(120, Math.max(0.5, Number.isFinite(duration) ? duration : 3)),
-    ...(v.speaker?.trim() && { speaker: v.speaker.trim().slice(0, 100) }),
+    ...(speaker && { speaker }),
   };
 }
 

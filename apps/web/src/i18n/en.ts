@@ -197,10 +197,6 @@ const en: MessageSchema = {
     notFound: 'This project does not exist, or you have no access to it.',
     live: 'Live',
     offline: 'Connection lost, reconnecting…',
-    comingSoon: {
-      title: '{stage} is coming soon',
-      description: 'We are still polishing this stage. When it ships, the results of the earlier stages become its input.',
-    },
     staleHint: 'An earlier stage changed; this result may be out of date.',
   },
   account: {
@@ -439,6 +435,7 @@ const en: MessageSchema = {
       eta: 'Remaining',
       estimating: 'Estimating…',
       chars: 'Characters',
+      items: 'Shots done',
     },
     state: {
       idle: 'Not generated yet',
@@ -678,7 +675,7 @@ const en: MessageSchema = {
       editor: 'Generates and edits; cannot delete the project or manage members',
     },
     add: 'Add',
-    added: 'Shared with {name}',
+    added: 'If {email} has an account here, it has access now',
     members: 'Members',
     empty: 'Not shared with anyone yet',
     remove: 'Remove',
@@ -693,7 +690,6 @@ const en: MessageSchema = {
     },
     readOnlyHint: 'You are viewing this project read-only; every stage updates live.',
     revoked: 'Your access to this project was removed.',
-    unknownUser: 'No user signs in with this email',
     ownerAlready: 'The owner already has full access',
   },
   prompts: {

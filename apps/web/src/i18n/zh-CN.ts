@@ -197,10 +197,6 @@ const zhCN = {
     notFound: '项目不存在，或你没有访问权限。',
     live: '实时同步中',
     offline: '连接已断开，正在重连…',
-    comingSoon: {
-      title: '{stage}即将推出',
-      description: '这个阶段正在打磨中。完成前面的阶段后，你的结果会自动成为它的输入。',
-    },
     staleHint: '上游内容已修改，这个阶段的结果可能已过时。',
   },
   account: {
@@ -439,6 +435,7 @@ const zhCN = {
       eta: '预计剩余',
       estimating: '估算中',
       chars: '字数',
+      items: '已完成镜头',
     },
     state: {
       idle: '尚未生成',
@@ -678,7 +675,7 @@ const zhCN = {
       editor: '可以生成和修改，不能删除项目或管理成员',
     },
     add: '添加',
-    added: '已共享给 {name}',
+    added: '如果 {email} 在本工作室有账号，对方现在即可访问',
     members: '成员',
     empty: '还没有共享给任何人',
     remove: '移除',
@@ -693,7 +690,6 @@ const zhCN = {
     },
     readOnlyHint: '你以只读身份查看这个项目，所有阶段都会实时更新。',
     revoked: '你对这个项目的访问权限已被移除。',
-    unknownUser: '没有使用这个邮箱的用户',
     ownerAlready: '所有者已拥有全部权限',
   },
   prompts: {

@@ -18,6 +18,9 @@
  *   (`output.code`, `output.message`); an unknown id is `UNKNOWN`, not 404.
  *
  * Also `GET /v1/models` (OpenAI and SiliconFlow list models there; adapters use it to check a key).
+ * Every accepted create request is kept in `stats.created` with the reference picture it carried
+ * (SiliconFlow `image`, DashScope `input.ref_img`: a URL or a base64 data URI, whose bytes must be an
+ * image), so a test can check what the studio sent.
  * Images are served at `/files/{token}.png` on this server until their URL expires (knob url_ttl_ms).
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -53,9 +56,21 @@ export interface ServedImage {
   prompt: string;
 }
 
+/** A reference picture a create request carried (SiliconFlow `image`, DashScope `input.ref_img`). */
+export type ReceivedReference = { sha256: string; mime: string; bytes: number } | { url: string };
+
+export interface CreateRequest {
+  route: ImageRoute;
+  prompt: string;
+  /** null when the request carried none. */
+  reference: ReceivedReference | null;
+}
+
 export interface FakeImageStats {
   /** Requests per route, counted whatever the answer (401 and 429 included). */
   requests: Record<ImageRoute, number>;
+  /** Every create request that got past authentication and validation, with what it carried. */
+  created: CreateRequest[];
   /** Every image that left the server, in order. */
   served: ServedImage[];
   /** Image URLs asked for after they expired. */
@@ -99,6 +114,7 @@ export function createFakeImageHandler(options: FakeImageOptions = {}): FakeImag
   const models = options.models ?? ['dall-e-3', 'gpt-image-1', 'Kwai-Kolors/Kolors', 'wanx2.1-t2i-turbo'];
   const stats: FakeImageStats = {
     requests: { 'openai.generations': 0, 'siliconflow.generations': 0, 'dashscope.submit': 0, 'dashscope.task': 0, models: 0, file: 0, not_found: 0 },
+    created: [],
     served: [],
     expiredFetches: 0,
   };
@@ -213,6 +229,8 @@ export function createFakeImageHandler(options: FakeImageOptions = {}): FakeImag
     const n = typeof body.n === 'number' ? body.n : 1;
     if (!Number.isInteger(n) || n < 1 || n > 10) return error(400, 'invalid_value', "Invalid value for 'n': must be between 1 and 10.");
     // gpt-image models always answer base64 and take no response_format; dall-e defaults to URLs.
+    // The generations endpoint takes no reference picture (that is /images/edits): nothing to record.
+    stats.created.push({ route: 'openai.generations', prompt, reference: null });
     const b64 = body.response_format === 'b64_json' || (typeof body.model === 'string' && body.model.startsWith('gpt-image'));
     const data: ({ url: string } | { b64_json: string })[] = [];
     for (let i = 0; i < n; i++) {
@@ -241,6 +259,9 @@ export function createFakeImageHandler(options: FakeImageOptions = {}): FakeImag
     if (!size) return error(400, 'invalid', `image_size ${String(body.image_size)} is not supported`);
     const n = typeof body.batch_size === 'number' ? body.batch_size : 1;
     if (!Number.isInteger(n) || n < 1 || n > 4) return error(400, 'invalid', 'batch_size must be between 1 and 4');
+    const reference = referenceOf(body.image);
+    if (reference === undefined) return error(400, 'invalid', 'image must be an image URL or a base64 data URI (data:image/png;base64,…)');
+    stats.created.push({ route: 'siliconflow.generations', prompt, reference });
     const seed = typeof body.seed === 'number' ? body.seed : hash32(prompt) % 9_999_999_999;
     const images: { url: string }[] = [];
     for (let i = 0; i < n; i++) images.push({ url: store(await pictureFor(prompt, i, seed, size.width, size.height), prompt, 'siliconflow.generations', knobs) });
@@ -265,6 +286,9 @@ export function createFakeImageHandler(options: FakeImageOptions = {}): FakeImag
     if (!size) return error(400, 'InvalidParameter', `size ${String(parameters.size)} is not supported`);
     const n = typeof parameters.n === 'number' ? parameters.n : 1;
     if (!Number.isInteger(n) || n < 1 || n > 4) return error(400, 'InvalidParameter', 'n must be between 1 and 4');
+    const reference = referenceOf(input.ref_img);
+    if (reference === undefined) return error(400, 'InvalidParameter', 'input.ref_img must be an image URL or a base64 data URI');
+    stats.created.push({ route: 'dashscope.submit', prompt, reference });
     if (tasks.size >= MAX_TASKS) tasks.delete(tasks.keys().next().value!);
     const task: Task = { id: randomUUID(), prompt, knobs, n, ...size, seed: typeof parameters.seed === 'number' ? parameters.seed : hash32(prompt), submittedAt: Date.now() };
     tasks.set(task.id, task);
@@ -346,6 +370,23 @@ async function readJson(req: IncomingMessage, res: ServerResponse): Promise<Reco
   }
   sendJson(res, 400, { error: { message: 'We could not parse the JSON body of your request.', type: 'invalid_request_error', param: null, code: null } });
   return undefined;
+}
+
+/**
+ * A reference picture as the vendors take it: an http(s) URL, or a data URI whose bytes are an image
+ * (checked by signature, as a vendor decoding it would fail otherwise). null: none sent; undefined: unusable.
+ */
+function referenceOf(value: unknown): ReceivedReference | null | undefined {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value !== 'string') return undefined;
+  if (/^https?:\/\//i.test(value)) return { url: value };
+  const m = /^data:(image\/(?:png|jpeg|webp));base64,([A-Za-z0-9+/]+={0,2})$/.exec(value);
+  if (!m) return undefined;
+  const bytes = Buffer.from(m[2], 'base64');
+  const signature = bytes.subarray(0, 4).toString('hex');
+  const looksLike = { 'image/png': signature === '89504e47', 'image/jpeg': signature.startsWith('ffd8ff'), 'image/webp': bytes.subarray(8, 12).toString('latin1') === 'WEBP' };
+  if (!looksLike[m[1] as keyof typeof looksLike]) return undefined;
+  return { sha256: sha256(bytes), mime: m[1], bytes: bytes.length };
 }
 
 function parseSize(value: string, sep: 'x' | '*'): { width: number; height: number } | undefined {

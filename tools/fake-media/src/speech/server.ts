@@ -39,6 +39,8 @@ export interface SpeechStats {
   /** Characters of input in the requests that returned audio (what a vendor bills). */
   characters: number;
   byStatus: Record<number, number>;
+  /** Every request that returned audio: its text and voice, in order (tests check who spoke what). */
+  spoken: { input: string; voice: string }[];
   /** The last accepted request body, for tests that check what a client sent. */
   lastRequest?: { model: string; input: string; voice: string; speed: number; response_format: SpeechFormat };
 }
@@ -69,7 +71,7 @@ export async function startFakeSpeech(options: FakeSpeechOptions = {}): Promise<
     maxInputChars: 4096,
     ...knobOverrides,
   };
-  const stats: SpeechStats = { requests: 0, synthesized: 0, characters: 0, byStatus: {} };
+  const stats: SpeechStats = { requests: 0, synthesized: 0, characters: 0, byStatus: {}, spoken: [] };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     stats.requests++;
@@ -147,6 +149,9 @@ export async function startFakeSpeech(options: FakeSpeechOptions = {}): Promise<
     const audio = await synthesizeSpeech(input, voice, speed, format as SpeechFormat, { ffmpegPath, espeakPath });
     stats.synthesized++;
     stats.characters += input.length;
+    stats.spoken.push({ input, voice });
+    if (stats.spoken.length > 10_000) stats.spoken.shift(); // a long-lived simulator keeps the recent ones
+
     stats.lastRequest = { model, input, voice, speed, response_format: format as SpeechFormat };
     res.writeHead(200, { 'content-type': SPEECH_MIME[format as SpeechFormat], 'content-length': audio.length });
     res.end(audio);

@@ -24,7 +24,10 @@ export interface ImageRequest {
   width: number;
   height: number;
   n: number;
-  /** A reference picture for vendors that take one; ignored by the others. */
+  /**
+   * A reference picture (a character's chosen one), as a URL or a `data:image/…;base64,` URI. Sent
+   * only to adapters whose `acceptsReferenceImage` is true.
+   */
   reference_image_url?: string;
 }
 
@@ -45,6 +48,8 @@ export type { ConnectionCheck } from './media-connection-check.ts';
 
 export interface ImageAdapter {
   readonly api_format: ImageApiFormat;
+  /** Whether the vendor shape takes a reference picture with the prompt (the stage sends one only then). */
+  readonly acceptsReferenceImage: boolean;
   /** Throws MediaProviderError. */
   generate(provider: ImageProviderConfig, req: ImageRequest, opts: ImageGenerateOptions): Promise<ImageResult>;
   /** Checks the key without starting a billable job. */

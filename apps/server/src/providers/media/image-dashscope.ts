@@ -39,6 +39,8 @@ interface TaskOutput {
 
 export const dashscopeImageAdapter: ImageAdapter = {
   api_format: 'dashscope',
+  // `input.ref_img`: a public URL or a base64 data URI; the studio's media is private, so it sends the latter.
+  acceptsReferenceImage: true,
 
   async generate(provider, req, opts) {
     const root = apiRoot(provider.api_url);

@@ -22,6 +22,8 @@ export function openaiVendorError(_status: number, json: unknown, text: string):
 
 export const openaiImageAdapter: ImageAdapter = {
   api_format: 'openai',
+  // `/images/generations` takes no picture (that is `/images/edits`, another request shape).
+  acceptsReferenceImage: false,
 
   async generate(provider, req, opts) {
     const size = vendorImageSize('openai', provider.model_name, req);

@@ -22,6 +22,8 @@ export function siliconflowVendorError(status: number, json: unknown, text: stri
 
 export const siliconflowImageAdapter: ImageAdapter = {
   api_format: 'siliconflow',
+  // `image`: a URL or a base64 data URI; the studio's media is private, so it sends the latter.
+  acceptsReferenceImage: true,
 
   async generate(provider, req, opts) {
     const size = vendorImageSize('siliconflow', provider.model_name, req);

@@ -10,6 +10,8 @@
  */
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
+import { drawableText } from '../../media/cjk-font.ts';
+import { escapeXml, wrapText } from '../../media/svg-text.ts';
 
 export interface OfflineImageRequest {
   scene: string;
@@ -97,7 +99,6 @@ export function composeOfflineSvg(req: OfflineImageRequest): string {
   <radialGradient id="glow"><stop offset="0" stop-color="${p.glow}" stop-opacity="0.55"/><stop offset="1" stop-color="${p.glow}" stop-opacity="0"/></radialGradient>
   <radialGradient id="fireglow"><stop offset="0" stop-color="#ffb347" stop-opacity="0.7"/><stop offset="1" stop-color="#ff6a00" stop-opacity="0"/></radialGradient>
   <radialGradient id="vignette" cx="0.5" cy="0.45" r="0.75"><stop offset="0.6" stop-color="#000" stop-opacity="0"/><stop offset="1" stop-color="#000" stop-opacity="0.45"/></radialGradient>
-  <linearGradient id="panel" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="#000" stop-opacity="0"/><stop offset="0.35" stop-color="#000" stop-opacity="0.45"/><stop offset="1" stop-color="#000" stop-opacity="0.7"/></linearGradient>
 </defs>`);
   parts.push(`<rect width="${width}" height="${height}" fill="url(#sky)"/>`);
 
@@ -368,58 +369,29 @@ function snow(rand: () => number, w: number, h: number, s: number): string {
   return `<g>${out.join('')}</g>`;
 }
 
-/** The scene text, wrapped to the width, on a soft panel at the bottom. */
+/**
+ * The scene text on a soft panel in the upper middle. A clip's camera moves (zoom up to 1.8×, pans and
+ * tilts at 1.4×) crop the picture's edges, so the caption stays inside the part every move keeps on
+ * screen — the middle 42% across, from 0.29 to 0.71 down — and above the burned subtitles' band.
+ */
 function caption(scene: string, w: number, h: number, s: number, p: Palette): string {
-  const text = scene.replace(/\s+/g, ' ').trim();
+  const text = drawableText(scene.replace(/\s+/g, ' ').trim());
   if (!text) return '';
-  const fontSize = Math.max(12, Math.round(38 * s));
-  const lineHeight = Math.round(fontSize * 1.45);
-  const margin = Math.round(40 * s);
-  const lines = wrapText(text, w - margin * 2, fontSize, 4);
-  const blockHeight = lines.length * lineHeight;
-  const bottom = h - Math.round(56 * s);
-  const firstBaseline = bottom - blockHeight + fontSize;
-  const panelTop = Math.max(0, firstBaseline - fontSize - Math.round(70 * s));
+  const boxWidth = w * 0.42;
+  const fontSize = Math.max(12, Math.round(Math.min(34 * s, boxWidth / 8)));
+  const lineHeight = Math.round(fontSize * 1.4);
+  const pad = Math.round(fontSize * 0.6);
+  const lines = wrapText(text, boxWidth - pad * 2, fontSize, 4);
+  const top = Math.round(h * 0.3);
+  const firstBaseline = top + pad + fontSize;
+  const panelHeight = lines.length * lineHeight + pad * 2 - (lineHeight - fontSize);
   const tspans = lines
     .map((line, i) => `<text x="${w / 2}" y="${firstBaseline + i * lineHeight}">${escapeXml(line)}</text>`)
     .join('');
-  return `<rect y="${panelTop}" width="${w}" height="${h - panelTop}" fill="url(#panel)"/>
+  return `<rect x="${f((w - boxWidth) / 2)}" y="${top}" width="${f(boxWidth)}" height="${panelHeight + Math.round(fontSize * 0.25)}" rx="${pad}" fill="#000" fill-opacity="0.42"/>
 <g font-family="${FONT_FAMILY}" font-size="${fontSize}" fill="${p.text}" text-anchor="middle" letter-spacing="${f(fontSize * 0.04)}">${tspans}</g>`;
 }
 
-/**
- * Wraps by estimated advance widths (CJK ideographs and fullwidth punctuation are one em, Latin about
- * half): librsvg cannot wrap, and measuring with the font would cost more than the render. Latin
- * words are kept whole; CJK breaks anywhere except before closing punctuation.
- */
-export function wrapText(text: string, maxWidth: number, fontSize: number, maxLines: number): string[] {
-  const tokens = text.match(/[\u2E80-\uFFEF]|[^\s\u2E80-\uFFEF]+|\s+/g) ?? [];
-  const lines: string[] = [];
-  let line = '';
-  let width = 0;
-  const advance = (t: string) => [...t].reduce((sum, ch) => sum + (/[\u2E80-\uFFEF]/.test(ch) ? 1 : /\s/.test(ch) ? 0.3 : 0.56), 0) * fontSize * 1.04;
-  for (const token of tokens) {
-    const tw = advance(token);
-    const closing = /^[，。、；：！？」』）》,.;:!?)]$/.test(token);
-    if (width + tw > maxWidth && line.trim() && !closing) {
-      lines.push(line.trim());
-      line = '';
-      width = 0;
-      if (/^\s+$/.test(token)) continue;
-    }
-    line += token;
-    width += tw;
-  }
-  if (line.trim()) lines.push(line.trim());
-  if (lines.length <= maxLines) return lines;
-  const kept = lines.slice(0, maxLines);
-  kept[maxLines - 1] = kept[maxLines - 1].replace(/.$/u, '') + '…';
-  return kept;
-}
-
-function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
-}
 
 function f(n: number): string {
   return (Math.round(n * 10) / 10).toString();

@@ -1,4 +1,4 @@
-import type { Character, ImageEstimate, ImageItem, ImageOutput, ImageSettings, Run } from '@ai-story/contracts';
+import type { Character, CharacterPicture, ImageEstimate, ImageItem, ImageOutput, ImageSettings, Run } from '@ai-story/contracts';
 import { apiUrl, ApiError, http } from '@/api/client';
 import { runsApi } from '@/features/runs/api';
 
@@ -24,16 +24,20 @@ export const imagesApi = {
   suggestCharacters: (projectId: string) => http.post<{ characters: Character[]; method: 'model' | 'names'; message: string }>(`/projects/${projectId}/characters/suggest/`),
   usage: (projectId: string) => http.get<MediaUsageInfo>(`/projects/${projectId}/media/usage/`),
   cleanUp: (projectId: string) => http.post<{ removed_rows: number; removed_files: number; freed_bytes: number }>(`/projects/${projectId}/media/clean-up/`),
-  /** The file itself is the body (no multipart): the server checks its bytes, not its name. */
-  async upload(projectId: string, shotId: string, file: File): Promise<ImageItem> {
-    const res = await fetch(apiUrl(`/projects/${projectId}/storyboards/${shotId}/images/`), {
-      method: 'POST',
-      credentials: 'include',
-      headers: { Accept: 'application/json', 'Content-Type': file.type.startsWith('image/') ? file.type : 'application/octet-stream' },
-      body: file,
-    });
-    const payload = (await res.json().catch(() => null)) as { error?: { code: string; message: string; details?: Record<string, unknown> } } | null;
-    if (!res.ok) throw new ApiError(res.status, (payload?.error?.code ?? 'internal_error') as ApiError['code'], payload?.error?.message ?? `HTTP ${res.status}`, payload?.error?.details as never);
-    return payload as unknown as ImageItem;
-  },
+  upload: (projectId: string, shotId: string, file: File) => postFile<ImageItem>(`/projects/${projectId}/storyboards/${shotId}/images/`, file),
+  /** A character's own picture: stored in the project, then named by the characters list. */
+  uploadCharacterPicture: (projectId: string, file: File) => postFile<CharacterPicture>(`/projects/${projectId}/characters/pictures/`, file),
 };
+
+/** The file itself is the body (no multipart): the server checks its bytes, not its name. */
+async function postFile<T>(path: string, file: File): Promise<T> {
+  const res = await fetch(apiUrl(path), {
+    method: 'POST',
+    credentials: 'include',
+    headers: { Accept: 'application/json', 'Content-Type': file.type.startsWith('image/') ? file.type : 'application/octet-stream' },
+    body: file,
+  });
+  const payload = (await res.json().catch(() => null)) as { error?: { code: string; message: string; details?: Record<string, unknown> } } | null;
+  if (!res.ok) throw new ApiError(res.status, (payload?.error?.code ?? 'internal_error') as ApiError['code'], payload?.error?.message ?? `HTTP ${res.status}`, payload?.error?.details as never);
+  return payload as unknown as T;
+}

@@ -1,0 +1,162 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, createUser, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
+import { follow, type ReceivedEvent } from './sse-client.ts';
+
+/** Issue 15, finding 3: a new password ends every other way in, and a signed-out user's live streams end. */
+describe(`sessions, tokens and live streams end with the credential (${process.env.TEST_DB ?? 'pglite'})`, () => {
+  let studio: TestStudio;
+  let admin: Client;
+
+  beforeAll(async () => {
+    studio = await startStudio({ heartbeatMs: 100 });
+    admin = await setupAdmin(studio);
+  });
+  afterAll(() => studio.close());
+
+  /** A second signed-in device of the same user. */
+  const signIn = async (email: string, password = 'password-' + email) => {
+    const c = new Client(studio.url);
+    expect((await c.post('/api/v1/auth/login', { email, password })).status).toBe(200);
+    return c;
+  };
+  const tokenOf = async (c: Client) => {
+    const created = await c.post('/api/v1/auth/tokens', { name: 'script' });
+    expect(created.status).toBe(201);
+    const script = new Client(studio.url);
+    script.token = created.body.token;
+    return Object.assign(script, { tokenId: created.body.id as string });
+  };
+  const projectOf = async (c: Client) => (await c.post('/api/v1/projects/', { name: 'streams', original_topic: 't' })).body.id as string;
+  const updates = (events: ReceivedEvent[]) => events.filter((e) => e.data.type === 'project_update').length;
+  /** A project stream never ends by itself: if it closes, the server closed it. */
+  const projectStream = (projectId: string, auth: { cookie?: string; token?: string }, stopWhen?: (e: ReceivedEvent[]) => boolean) =>
+    follow(`${studio.url}/api/v1/projects/${projectId}/events`, { ...auth, stopWhen, timeoutMs: 20_000 });
+  /**
+   * Resolves once the stream has said hello (its first project_update), so what follows hits an open
+   * stream; `.result` is the stream's end (wrapped: an async function returning it would wait for it).
+   */
+  const opened = async (projectId: string, auth: { cookie?: string; token?: string }) => {
+    let ready!: () => void;
+    const hello = new Promise<void>((r) => (ready = r));
+    const done = projectStream(projectId, auth, (events) => {
+      if (updates(events) >= 1) ready();
+      return false;
+    });
+    await hello;
+    return { result: done };
+  };
+
+  it('a password change ends every other session and every API token, and keeps the session that made it', async () => {
+    const user = await createUser(studio, admin, 'changer@example.com');
+    const laptop = await signIn('changer@example.com');
+    const script = await tokenOf(user);
+    expect((await script.get('/api/v1/auth/me')).status).toBe(200);
+
+    const res = await user.post('/api/v1/auth/password', { current_password: 'password-changer@example.com', new_password: 'a brand new password' });
+    expect(res.status).toBe(204);
+    expect((await user.get('/api/v1/auth/me')).status).toBe(200);
+    expect((await laptop.get('/api/v1/auth/me')).status).toBe(401);
+    expect((await script.get('/api/v1/auth/me')).status).toBe(401);
+    expect((await user.get('/api/v1/auth/tokens')).body).toEqual([]);
+    expect((await new Client(studio.url).post('/api/v1/auth/login', { email: 'changer@example.com', password: 'a brand new password' })).status).toBe(200);
+  });
+
+  it("an admin's password reset ends every session and API token of that user", async () => {
+    const user = await createUser(studio, admin, 'reset@example.com');
+    const script = await tokenOf(user);
+    expect((await admin.patch(`/api/v1/users/${user.id}/`, { password: 'reset by the admin' })).status).toBe(200);
+    expect((await user.get('/api/v1/auth/me')).status).toBe(401);
+    expect((await script.get('/api/v1/auth/me')).status).toBe(401);
+    expect((await admin.get(`/api/v1/users/${user.id}/tokens/`)).body).toEqual([]);
+    expect((await admin.get('/api/v1/auth/me')).status).toBe(200);
+  });
+
+  it("an admin lists and revokes another user's tokens (never their secret); nobody else can", async () => {
+    const user = await createUser(studio, admin, 'scripter@example.com');
+    const other = await createUser(studio, admin, 'other@example.com');
+    const script = await tokenOf(user);
+    const list = await admin.get(`/api/v1/users/${user.id}/tokens/`);
+    expect(list.status).toBe(200);
+    expect(list.body).toEqual([expect.objectContaining({ id: script.tokenId, name: 'script', prefix: script.token.slice(0, 10) })]);
+    expect(JSON.stringify(list.body)).not.toContain(script.token);
+
+    expect((await other.get(`/api/v1/users/${user.id}/tokens/`)).status).toBe(403);
+    expect((await other.delete(`/api/v1/users/${user.id}/tokens/${script.tokenId}/`)).status).toBe(403);
+    expect((await script.delete(`/api/v1/users/${user.id}/tokens/${script.tokenId}/`)).status).toBe(403); // not even with the token itself
+    // A token is revoked under its own user only: another user's id does not reach it.
+    expect((await admin.delete(`/api/v1/users/${other.id}/tokens/${script.tokenId}/`)).status).toBe(404);
+    expect((await admin.get(`/api/v1/users/${crypto.randomUUID()}/tokens/`)).status).toBe(404);
+
+    expect((await script.get('/api/v1/auth/me')).status).toBe(200);
+    expect((await admin.delete(`/api/v1/users/${user.id}/tokens/${script.tokenId}/`)).status).toBe(204);
+    expect((await script.get('/api/v1/auth/me')).status).toBe(401);
+    expect((await admin.get(`/api/v1/users/${user.id}/tokens/`)).body).toEqual([]);
+
+    const spec = (await new Client(studio.url).get('/docs/json')).body;
+    expect(spec.paths['/api/v1/users/{id}/tokens']?.get).toBeDefined();
+    expect(spec.paths['/api/v1/users/{id}/tokens/{token_id}']?.delete).toBeDefined();
+  });
+
+  it('signing out ends the live streams opened with that session, not those of another device', async () => {
+    const user = await createUser(studio, admin, 'watcher@example.com');
+    const phone = await signIn('watcher@example.com');
+    const projectId = await projectOf(user);
+    const onLaptop = await opened(projectId, { cookie: user.cookie });
+    let phoneSawChange!: () => void;
+    const changed = new Promise<void>((r) => (phoneSawChange = r));
+    const onPhone = projectStream(projectId, { cookie: phone.cookie }, (events) => {
+      if (updates(events) >= 2) phoneSawChange();
+      return updates(events) >= 2;
+    });
+
+    expect((await user.post('/api/v1/auth/logout')).status).toBe(204);
+    expect((await onLaptop.result).ended).toBe('closed');
+    // The phone's stream is still live: it sees the next change.
+    expect((await phone.patch(`/api/v1/projects/${projectId}/`, { name: 'renamed' })).status).toBe(200);
+    await changed;
+    expect((await onPhone).ended).toBe('aborted');
+  });
+
+  it('a password change ends the live streams of every other session and token; the changing session keeps its own', async () => {
+    const user = await createUser(studio, admin, 'streamer@example.com');
+    const laptop = await signIn('streamer@example.com');
+    const script = await tokenOf(user);
+    const projectId = await projectOf(user);
+    const byLaptop = await opened(projectId, { cookie: laptop.cookie });
+    const byScript = await opened(projectId, { token: script.token });
+    let mineSawChange!: () => void;
+    const changed = new Promise<void>((r) => (mineSawChange = r));
+    const mine = projectStream(projectId, { cookie: user.cookie }, (events) => {
+      if (updates(events) >= 2) mineSawChange();
+      return updates(events) >= 2;
+    });
+
+    expect((await user.post('/api/v1/auth/password', { current_password: 'password-streamer@example.com', new_password: 'another new password' })).status).toBe(204);
+    expect((await byLaptop.result).ended).toBe('closed');
+    expect((await byScript.result).ended).toBe('closed');
+    expect((await user.patch(`/api/v1/projects/${projectId}/`, { name: 'still live' })).status).toBe(200);
+    await changed;
+    expect((await mine).ended).toBe('aborted');
+  });
+
+  it("an admin's password reset or deleting the account ends the user's live streams", async () => {
+    const reset = await createUser(studio, admin, 'reset-streams@example.com');
+    const resetStream = await opened(await projectOf(reset), { cookie: reset.cookie });
+    expect((await admin.patch(`/api/v1/users/${reset.id}/`, { password: 'new password by admin' })).status).toBe(200);
+    expect((await resetStream.result).ended).toBe('closed');
+
+    const gone = await createUser(studio, admin, 'gone@example.com');
+    const script = await tokenOf(gone);
+    const goneStream = await opened(await projectOf(gone), { token: script.token });
+    expect((await admin.delete(`/api/v1/users/${gone.id}/`)).status).toBe(204);
+    expect((await goneStream.result).ended).toBe('closed');
+  });
+
+  it('revoking a token ends the live streams opened with it', async () => {
+    const user = await createUser(studio, admin, 'revoker@example.com');
+    const script = await tokenOf(user);
+    const stream = await opened(await projectOf(user), { token: script.token });
+    expect((await user.delete(`/api/v1/auth/tokens/${script.tokenId}/`)).status).toBe(204);
+    expect((await stream.result).ended).toBe('closed');
+  });
+});
