@@ -1,22 +1,36 @@
 /**
- * Relay benchmark (not a test): the simulated upstream read directly (the limit) against the same
- * load through the studio (start a run, follow its events), side by side in one run.
+ * The run engine under load (not a test): the simulated upstream read directly (the floor) against
+ * the same load through the studio on PostgreSQL and on PGlite, side by side in one run.
  *
  *   npm run bench                    all benchmarks
- *   node --import tsx bench/relay.bench.ts [--streams 1,64,100,1000]
+ *   node --import tsx bench/relay.bench.ts [--streams 1,50,200,400,1600] [--db postgres,pglite]
  *
- * The studio and the upstream run as child processes so the studio's CPU and memory are its own.
- * Per-token delivery delay uses the send time the upstream stamps into each token (`stamp` quirk).
+ * Each stream is 300 tokens at 50 tokens/s after a 200 ms time to first token; a level's streams
+ * start spread over one second. The upstream and each studio run as child processes, so their CPU
+ * and memory are their own. Per-token delivery delay uses the send time the upstream stamps into
+ * each token (`stamp` quirk); the time from a start request to the upstream is the first stamp less
+ * the upstream's configured time to first token. While the studio relays 200 streams or more, a
+ * client lists projects in a loop, so the table also says how the API answers under that load.
+ * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`--cpu-prof`) when it stops;
+ * BENCH_STUDIO_ROOT=<checkout> runs the studio of another checkout (a before/after comparison).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { createParser } from 'eventsource-parser';
 
 const root = path.resolve(import.meta.dirname, '..');
 const STAMP = /\u0002([\d.]+)\u0003/g;
+const TOKENS = 300;
+const TTFT_MS = 200;
+const MODEL = `fake-model?ttft=${TTFT_MS}&tps=50&tokens=${TOKENS}&quirk=stamp`;
+const LONG_MODEL = 'fake-model?ttft=20&tps=200&tokens=2000';
+const RAMP_MS = 1000;
+
+type DbKind = 'postgres' | 'pglite';
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -26,7 +40,7 @@ const freePort = () =>
     });
   });
 
-async function waitFor(url: string, ms = 60_000) {
+async function waitFor(url: string, ms = 300_000) {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (await fetch(url).then((r) => r.status < 500, () => false)) return;
@@ -49,16 +63,24 @@ const pct = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 };
+const now = () => performance.timeOrigin + performance.now();
 
 interface StreamMeasure {
   ttftMs: number;
+  /** From the request to the upstream sending its first token, less its configured time to first token. */
+  toUpstreamMs: number;
   delays: number[];
   wireBytes: number;
   textBytes: number;
   /** Wire bytes the stamps themselves take (`\u0002…\u0003` escaped in JSON), left out of ratios. */
   stampWireBytes: number;
   tokens: number;
+  /** The stream ended as it should (`[DONE]` upstream, a `done` event through the studio). */
+  complete: boolean;
+  error?: string;
 }
+
+const emptyMeasure = (): StreamMeasure => ({ ttftMs: NaN, toUpstreamMs: NaN, delays: [], wireBytes: 0, textBytes: 0, stampWireBytes: 0, tokens: 0, complete: false });
 
 /** Reads an SSE body, handing each data payload to `onData`; returns the bytes received. */
 async function readSse(res: Response, onData: (data: string) => void): Promise<number> {
@@ -72,74 +94,92 @@ async function readSse(res: Response, onData: (data: string) => void): Promise<n
   return bytes;
 }
 
-function collectStamps(text: string, arrived: number, m: StreamMeasure) {
-  let n = 0;
-  for (const stamp of text.matchAll(STAMP)) {
-    m.delays.push(arrived - Number(stamp[1]));
+/** Counts a delta's tokens by their stamps and records each one's delivery delay. */
+function collect(content: string, t0: number, m: StreamMeasure) {
+  const arrived = now();
+  if (Number.isNaN(m.ttftMs)) m.ttftMs = arrived - t0;
+  for (const stamp of content.matchAll(STAMP)) {
+    const sent = Number(stamp[1]);
+    if (m.tokens === 0) m.toUpstreamMs = sent - TTFT_MS - t0;
+    m.delays.push(arrived - sent);
     m.stampWireBytes += stamp[0].length + 10;
-    n++;
+    m.tokens++;
   }
-  return n;
 }
 
-async function directStream(upstream: string, model: string): Promise<StreamMeasure> {
-  const t0 = performance.timeOrigin + performance.now();
-  const res = await fetch(`${upstream}/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
-    body: JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: `bench ${Math.random()}` }] }),
-  });
-  const m: StreamMeasure = { ttftMs: NaN, delays: [], wireBytes: 0, textBytes: 0, stampWireBytes: 0, tokens: 0 };
-  let text = '';
-  m.wireBytes = await readSse(res, (data) => {
-    if (data === '[DONE]') return;
-    const content = JSON.parse(data).choices?.[0]?.delta?.content;
-    if (!content) return;
-    const now = performance.timeOrigin + performance.now();
-    if (Number.isNaN(m.ttftMs)) m.ttftMs = now - t0;
-    m.tokens += collectStamps(content, now, m);
-    text += content;
-  });
-  m.textBytes = Buffer.byteLength(text.replace(STAMP, ''));
+/** Runs one measured stream; a failure is recorded, not thrown (the rest of the level goes on). */
+async function measured(f: (m: StreamMeasure) => Promise<void>): Promise<StreamMeasure> {
+  const m = emptyMeasure();
+  try {
+    await f(m);
+  } catch (err) {
+    m.error = (err as Error).cause ? String(((err as Error).cause as Error).message ?? (err as Error).cause) : (err as Error).message;
+  }
   return m;
 }
 
-async function studioStream(base: string, token: string, projectId: string, providerId: string): Promise<StreamMeasure> {
-  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-  const t0 = performance.timeOrigin + performance.now();
-  const started = await fetch(`${base}/api/v1/projects/${projectId}/stages/rewrite/runs/`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({ input: { original_text: `bench ${Math.random()}` }, provider_id: providerId }),
+const directStream = (upstream: string, model: string) =>
+  measured(async (m) => {
+    const t0 = now();
+    const res = await fetch(`${upstream}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
+      body: JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: `bench ${Math.random()}` }] }),
+    });
+    let text = '';
+    m.wireBytes = await readSse(res, (data) => {
+      if (data === '[DONE]') return void (m.complete = true);
+      const content = JSON.parse(data).choices?.[0]?.delta?.content;
+      if (!content) return;
+      collect(content, t0, m);
+      text += content;
+    });
+    m.textBytes = Buffer.byteLength(text.replace(STAMP, ''));
   });
-  if (started.status !== 202) throw new Error(`start failed: ${started.status} ${await started.text()}`);
-  const run = (await started.json()) as { id: string };
-  const res = await fetch(`${base}/api/v1/runs/${run.id}/events`, { headers: { authorization: `Bearer ${token}` } });
-  const m: StreamMeasure = { ttftMs: NaN, delays: [], wireBytes: 0, textBytes: 0, stampWireBytes: 0, tokens: 0 };
-  let text = '';
-  m.wireBytes = await readSse(res, (data) => {
-    const event = JSON.parse(data);
-    if (event.type !== 'token') return;
-    const now = performance.timeOrigin + performance.now();
-    if (Number.isNaN(m.ttftMs)) m.ttftMs = now - t0;
-    m.tokens += collectStamps(event.content, now, m);
-    text += event.content;
-  });
-  m.textBytes = Buffer.byteLength(text.replace(STAMP, ''));
-  return m;
-}
 
-function summarize(label: string, ms: StreamMeasure[]) {
-  const delays = ms.flatMap((m) => m.delays);
-  return {
-    label,
-    streams: ms.length,
-    ttft_p50: pct(ms.map((m) => m.ttftMs), 50),
-    ttft_p99: pct(ms.map((m) => m.ttftMs), 99),
-    delay_p50: pct(delays, 50),
-    delay_p99: pct(delays, 99),
-    tokens: ms.reduce((a, m) => a + m.tokens, 0),
-    wire_per_text: ms.reduce((a, m) => a + m.wireBytes - m.stampWireBytes, 0) / Math.max(1, ms.reduce((a, m) => a + m.textBytes, 0)),
+const studioStream = (studio: Studio, projectId: string, providerId: string) =>
+  measured(async (m) => {
+    const t0 = now();
+    const started = await fetch(`${studio.base}/api/v1/projects/${projectId}/stages/rewrite/runs/`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${studio.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ input: { original_text: `bench ${Math.random()}` }, provider_id: providerId }),
+    });
+    if (started.status !== 202) throw new Error(`start failed: ${started.status} ${await started.text()}`);
+    const run = (await started.json()) as { id: string };
+    const res = await fetch(`${studio.base}/api/v1/runs/${run.id}/events`, { headers: { authorization: `Bearer ${studio.token}` } });
+    let text = '';
+    m.wireBytes = await readSse(res, (data) => {
+      const event = JSON.parse(data);
+      if (event.type === 'done') m.complete = true;
+      if (event.type !== 'token') return;
+      collect(event.content, t0, m);
+      text += event.content;
+    });
+    m.textBytes = Buffer.byteLength(text.replace(STAMP, ''));
+  });
+
+/** Starts `n` streams spread evenly over RAMP_MS, as users arrive. */
+const ramp = <T>(n: number, f: (i: number) => Promise<T>) =>
+  Promise.all(Array.from({ length: n }, (_, i) => new Promise<T>((resolve) => setTimeout(() => void f(i).then(resolve), n > 1 ? (i * RAMP_MS) / n : 0))));
+
+/** GET /api/v1/projects/ one after another until stopped: its latencies while the studio relays. */
+function pollProjects(studio: Studio) {
+  const latencies: number[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const t0 = now();
+      const res = await fetch(`${studio.base}/api/v1/projects/?page_size=20`, { headers: { authorization: `Bearer ${studio.token}` } }).catch(() => null);
+      await res?.arrayBuffer();
+      latencies.push(now() - t0);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+    return latencies;
   };
 }
 
@@ -162,95 +202,146 @@ async function benchDatabase(serverUrl: string) {
   };
 }
 
-export async function runRelayBench(streamCounts = [1, 64, 100, 1000], db: 'pglite' | 'postgres' = 'pglite') {
-  console.log(`(studio database: ${db})`);
+interface Studio {
+  db: DbKind;
+  base: string;
+  token: string;
+  pid: number;
+  providerId: string;
+  projects: string[];
+}
+
+const spawnNode = (children: ChildProcess[], args: string[], env: Record<string, string> = {}, nodeFlags: string[] = [], cwd = root) => {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
+  return child;
+};
+
+async function startStudio(db: DbKind, upstream: string, projectCount: number, children: ChildProcess[], cleanups: (() => Promise<void>)[]): Promise<Studio> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-bench-'));
+  cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
   const pg = db === 'postgres' ? await benchDatabase(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres') : null;
-  const upstreamPort = await freePort();
-  const studioPort = await freePort();
-  const children: ChildProcess[] = [];
-  const spawnNode = (args: string[], env: Record<string, string> = {}, nodeFlags: string[] = []) => {
-    const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
-    children.push(child);
-    return child;
+  if (pg) cleanups.push(pg.drop);
+  const port = await freePort();
+  const profDir = process.env.BENCH_CPU_PROF;
+  const child = spawnNode(
+    children,
+    ['apps/server/src/main.ts'],
+    { PORT: String(port), DATA_DIR: dataDir, ...(pg && { DATABASE_URL: pg.url }), ADMIN_EMAIL: 'bench@example.com', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'warn' },
+    profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, db)}`] : [],
+    process.env.BENCH_STUDIO_ROOT ?? root,
+  );
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(`${base}/healthz`);
+  const login = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'bench@example.com', password: 'bench-password' }) });
+  const cookie = login.headers.get('set-cookie')!.split(';')[0];
+  const tokenRes = await fetch(`${base}/api/v1/auth/tokens`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench' }) });
+  const token = ((await tokenRes.json()) as { token: string }).token;
+  const api = (method: string, url: string, body?: unknown) =>
+    fetch(base + url, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body && JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+  const provider = await api('POST', '/api/v1/models/providers/', { name: 'bench upstream', api_url: upstream, model_name: MODEL, timeout_s: 120 });
+  const projects: string[] = [];
+  for (let i = 0; i < projectCount; i += 50) {
+    const batch = await Promise.all(Array.from({ length: Math.min(50, projectCount - i) }, (_, j) => api('POST', '/api/v1/projects/', { name: `bench ${i + j}` })));
+    projects.push(...batch.map((p) => p.id));
+  }
+  return { db, base, token, pid: child.pid!, providerId: provider.id, projects };
+}
+
+interface Phase {
+  label: string;
+  streams: StreamMeasure[];
+  /** CPU ms of the process that relays (the studio; for direct, none) and of the upstream. */
+  cpuMs: number;
+  upstreamCpuMs: number;
+  peakRssMb: number;
+  apiMs: number[];
+}
+
+/** Measures one phase: CPU of `pid` (if any) and of the upstream, peak RSS of `pid`, while `run` goes. */
+async function phase(label: string, upstreamPid: number, pid: number | null, run: () => Promise<StreamMeasure[]>, poll?: () => () => Promise<number[]>): Promise<Phase> {
+  const before = pid ? procStats(pid) : { cpuMs: 0, rssMb: 0 };
+  const upBefore = procStats(upstreamPid).cpuMs;
+  let peakRssMb = before.rssMb;
+  const sampler = pid ? setInterval(() => (peakRssMb = Math.max(peakRssMb, procStats(pid).rssMb)), 100) : undefined;
+  const stopPoll = poll?.();
+  const streams = await run();
+  const apiMs = (await stopPoll?.()) ?? [];
+  clearInterval(sampler);
+  return { label, streams, cpuMs: pid ? procStats(pid).cpuMs - before.cpuMs : 0, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, peakRssMb, apiMs };
+}
+
+const delaysOf = (p: Phase) => p.streams.flatMap((m) => m.delays);
+const tokensOf = (p: Phase) => p.streams.reduce((a, m) => a + m.tokens, 0);
+const f0 = (n: number) => (Number.isNaN(n) ? '–' : n >= 1000 ? `${(n / 1000).toFixed(1)} s` : `${n.toFixed(n < 10 ? 1 : 0)}`);
+
+function summarize(n: number, direct: Phase, studios: Phase[]) {
+  const all = [direct, ...studios];
+  const failures = (p: Phase) => p.streams.filter((m) => !m.complete || m.tokens !== TOKENS);
+  const errors = all.flatMap((p) => failures(p).map((m) => `${p.label}: ${m.error ?? `${m.tokens} tokens${m.complete ? '' : ', no end'}`}`));
+  return {
+    streams: n,
+    complete: all.map((p) => `${p.streams.length - failures(p).length}/${p.streams.length}`).join(' / '),
+    'TTFT p99 ms': all.map((p) => f0(pct(p.streams.map((m) => m.ttftMs), 99))).join(' / '),
+    'token delay p50 ms': all.map((p) => f0(pct(delaysOf(p), 50))).join(' / '),
+    'token delay p99 ms': all.map((p) => f0(pct(delaysOf(p), 99))).join(' / '),
+    'req→upstream p50 ms': all.map((p) => f0(pct(p.streams.map((m) => m.toUpstreamMs), 50))).join(' / '),
+    'CPU ms/1k tok studio (upstream)': studios.map((p) => `${f0((p.cpuMs / Math.max(1, tokensOf(p))) * 1000)} (${f0((p.upstreamCpuMs / Math.max(1, tokensOf(p))) * 1000)})`).join(' / '),
+    'peak RSS MB': studios.map((p) => f0(p.peakRssMb)).join(' / '),
+    'GET projects p99 ms': studios.map((p) => f0(pct(p.apiMs, 99))).join(' / '),
+    ...(errors.length && { errors: `${errors.length}: ${[...new Set(errors)].slice(0, 3).join('; ')}` }),
   };
+}
+
+export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: DbKind[] = ['postgres', 'pglite']) {
+  const children: ChildProcess[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
   try {
-    spawnNode(['tools/fake-llm/src/cli.ts', '--port', String(upstreamPort)]);
+    const upstreamPort = await freePort();
+    const upstreamChild = spawnNode(children, ['tools/fake-llm/src/cli.ts', '--port', String(upstreamPort)]);
     const upstream = `http://127.0.0.1:${upstreamPort}/v1`;
-    const studio = spawnNode(['apps/server/src/main.ts'], {
-      PORT: String(studioPort),
-      DATA_DIR: dataDir,
-      ...(pg && { DATABASE_URL: pg.url }),
-      ADMIN_EMAIL: 'bench@example.com',
-      ADMIN_PASSWORD: 'bench-password',
-      LOG_LEVEL: 'warn',
-    }, process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []);
-    const base = `http://127.0.0.1:${studioPort}`;
     await waitFor(`${upstream}/models`);
-    await waitFor(`${base}/healthz`);
-
-    const login = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'bench@example.com', password: 'bench-password' }) });
-    const cookie = login.headers.get('set-cookie')!.split(';')[0];
-    const tokenRes = await fetch(`${base}/api/v1/auth/tokens`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench' }) });
-    const token = ((await tokenRes.json()) as { token: string }).token;
-    const api = (method: string, url: string, body?: unknown) =>
-      fetch(base + url, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body && JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
-
-    const model = 'fake-model?ttft=50&tps=20&tokens=500&quirk=stamp';
-    const provider = await api('POST', '/api/v1/models/providers/', { name: 'bench upstream', api_url: upstream, model_name: model, timeout_s: 120 });
     const maxStreams = Math.max(...streamCounts);
-    const projects: string[] = [];
-    for (let i = 0; i < maxStreams; i += 50) {
-      const batch = await Promise.all(Array.from({ length: Math.min(50, maxStreams - i) }, (_, j) => api('POST', '/api/v1/projects/', { name: `bench ${i + j}` })));
-      projects.push(...batch.map((p) => p.id));
-    }
+    const studios: Studio[] = [];
+    for (const db of dbs) studios.push(await startStudio(db, upstream, maxStreams, children, cleanups));
+    console.log(`columns: direct / ${dbs.map((d) => `studio-${d}`).join(' / ')}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
 
     const rows: Record<string, unknown>[] = [];
     for (const n of streamCounts) {
-      // Streams open over about a second (50 every 50 ms), as users arrive; a thousand connects in one
-      // instant would only measure the kernel's accept queue.
-      const ramp = <T>(i: number, f: () => Promise<T>) => new Promise<T>((resolve, reject) => setTimeout(() => f().then(resolve, reject), Math.floor(i / 50) * 50));
-      const direct = summarize('direct', await Promise.all(Array.from({ length: n }, (_, i) => ramp(i, () => directStream(upstream, model)))));
-      const before = procStats(studio.pid!);
-      let peakRss = before.rssMb;
-      const sampler = setInterval(() => (peakRss = Math.max(peakRss, procStats(studio.pid!).rssMb)), 100);
-      const through = summarize('studio', await Promise.all(projects.slice(0, n).map((id, i) => ramp(i, () => studioStream(base, token, id, provider.id)))));
-      clearInterval(sampler);
-      const after = procStats(studio.pid!);
-      const cpuMs = after.cpuMs - before.cpuMs;
-      rows.push({
-        streams: n,
-        'ttft p50 direct/studio ms': `${direct.ttft_p50.toFixed(0)} / ${through.ttft_p50.toFixed(0)}`,
-        'delay p50 direct/studio ms': `${direct.delay_p50.toFixed(2)} / ${through.delay_p50.toFixed(2)}`,
-        'delay p99 direct/studio ms': `${direct.delay_p99.toFixed(2)} / ${through.delay_p99.toFixed(2)}`,
-        'added p50/p99 ms': `${(through.delay_p50 - direct.delay_p50).toFixed(2)} / ${(through.delay_p99 - direct.delay_p99).toFixed(2)}`,
-        'studio CPU ms per 1k tokens': ((cpuMs / Math.max(1, through.tokens)) * 1000).toFixed(1),
-        'studio peak RSS MB': peakRss.toFixed(0),
-        'wire/text direct': direct.wire_per_text.toFixed(1),
-        'wire/text studio': through.wire_per_text.toFixed(2),
-      });
+      const direct = await phase('direct', upstreamChild.pid!, null, () => ramp(n, () => directStream(upstream, MODEL)));
+      const through: Phase[] = [];
+      for (const s of studios) {
+        // The API is polled only under real load: its own CPU would be most of a single stream's.
+        const poll = n >= 200 ? () => pollProjects(s) : undefined;
+        through.push(await phase(`studio-${s.db}`, upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll));
+      }
+      rows.push({ ...summarize(n, direct, through), 'load avg': os.loadavg()[0].toFixed(2) });
       console.table([rows.at(-1)]);
     }
 
-    // One long Chinese stream at 200 tokens/s: our deltas against the OpenAI wire and the seed's full_text events.
-    const fast = await api('POST', '/api/v1/models/providers/', { name: 'bench 2000', api_url: upstream, model_name: 'fake-model?ttft=20&tps=200&tokens=2000', timeout_s: 120 });
-    const direct = await directStream(upstream, 'fake-model?ttft=20&tps=200&tokens=2000');
-    const ours = await studioStream(base, token, projects[0], fast.id);
-    const seed = seedWireBytes(2000, ours.textBytes);
-    const long = {
-      'text UTF-8 bytes': ours.textBytes,
-      'studio wire bytes': ours.wireBytes,
-      'studio wire/text': (ours.wireBytes / ours.textBytes).toFixed(2),
-      'OpenAI wire/text': (direct.wireBytes / direct.textBytes).toFixed(1),
-      'seed full_text wire/text (computed)': (seed / ours.textBytes).toFixed(0),
-    };
-    console.table([long]);
+    // One 2,000-token Chinese stream at 200 tokens/s, alone: bytes on the wire against its text.
+    const long: Record<string, unknown>[] = [];
+    const directLong = await directStream(upstream, LONG_MODEL);
+    for (const s of studios) {
+      const api = (body: unknown) =>
+        fetch(`${s.base}/api/v1/models/providers/`, { method: 'POST', headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<{ id: string }>);
+      const fast = await api({ name: 'bench 2000', api_url: upstream, model_name: LONG_MODEL, timeout_s: 120 });
+      const ours = await studioStream(s, s.projects[0], fast.id);
+      long.push({
+        studio: s.db,
+        'text UTF-8 bytes': ours.textBytes,
+        'studio wire bytes': ours.wireBytes,
+        'studio wire/text': (ours.wireBytes / ours.textBytes).toFixed(2),
+        'OpenAI wire/text': (directLong.wireBytes / directLong.textBytes).toFixed(1),
+        'seed full_text wire/text (computed)': (seedWireBytes(2000, ours.textBytes) / ours.textBytes).toFixed(0),
+      });
+    }
+    console.table(long);
     return { rows, long };
   } finally {
     for (const c of children) c.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 1000));
-    rmSync(dataDir, { recursive: true, force: true });
-    await pg?.drop();
+    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : null)));
+    for (const cleanup of cleanups) await cleanup();
   }
 }
 
@@ -263,8 +354,6 @@ function seedWireBytes(tokens: number, textBytes: number) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const arg = process.argv.indexOf('--streams');
-  const counts = arg > 0 ? process.argv[arg + 1].split(',').map(Number) : undefined;
-  const dbArg = process.argv.indexOf('--db');
-  await runRelayBench(counts, dbArg > 0 && process.argv[dbArg + 1] === 'postgres' ? 'postgres' : 'pglite');
+  const { values } = parseArgs({ options: { streams: { type: 'string' }, db: { type: 'string' } } });
+  await runRelayBench(values.streams?.split(',').map(Number), values.db?.split(',') as DbKind[] | undefined);
 }

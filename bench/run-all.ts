@@ -7,9 +7,7 @@ import { runRelayBench } from './relay.bench.ts';
 
 console.log('\n== LLM client overhead: the simulated upstream read directly vs through streamChat');
 printTable(await runLlmClientBench());
-console.log('\n== Relay: the simulated upstream read directly vs the same load through the studio');
-await runRelayBench([1, 64, 100, 1000], 'pglite');
-console.log('\n== Relay with the studio on PostgreSQL (scale mode)');
-await runRelayBench([1, 64, 100, 1000], 'postgres');
+console.log('\n== The run engine under load: the simulated upstream read directly vs through the studio on PostgreSQL and PGlite');
+await runRelayBench([1, 50, 200, 400], ['postgres', 'pglite']);
 console.log('\n== Images: the offline model, and the studio CPU per vendor image');
 await import('./images.bench.ts');

@@ -320,6 +320,33 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     expect(long.writes).toBeLessThan(20);
   });
 
+  it('starts and finishes a run in a handful of statements', async () => {
+    const projectId = await newProject();
+    // A first token long after the start answers, and fewer tokens than a checkpoint would save.
+    await provider('counted', 'fake-model?ttft=300&tps=400&tokens=20');
+    await startRun(projectId, 'counted').then((r) => events(r.id)); // warms what is cached between runs
+    const sent: string[] = [];
+    const stop = studio.database.onStatement((sql) => sent.push(sql));
+    try {
+      const run = await startRun(projectId, 'counted');
+      const start = sent.splice(0);
+      await studio.app.services.runs.activeRun(run.id)?.finished;
+      // The checkpoint clock may tick during a slow run (and the end then folds the checkpoints away):
+      // those statements follow the clock, not the start or the finish.
+      const finish = sent.splice(0).filter((sql) => !/"run_text_chunks"/.test(sql));
+      expect((await admin.get(`/api/v1/runs/${run.id}/`)).body.status).toBe('completed');
+      // The request's authentication; access, stages and the active-run check; the project's shots;
+      // the provider list (shared between starts for a few seconds); the prompt template; then the
+      // project's status, the run and its stage in one transaction.
+      expect(start.length, start.join('\n')).toBeLessThanOrEqual(8);
+      // The usage row; then in one transaction the project locked, the run, its stage, the stages
+      // read back and the project's status; then the pipeline's look at the project.
+      expect(finish.length, finish.join('\n')).toBeLessThanOrEqual(7);
+    } finally {
+      stop();
+    }
+  });
+
   it("uses the project's own template set for the next run, with the exact prompt stored on the run", async () => {
     const projectId = await newProject();
     const own = await admin.post('/api/v1/prompts/sets/', { name: '我的模板' });

@@ -9,8 +9,10 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export interface Database {
   db: Db;
   kind: 'pglite' | 'postgres';
-  /** Statements that changed data since start: lets a test prove no code path writes per token. */
-  stats: { writes: number };
+  /** Statements since start, and how many changed data: lets a test prove no code path writes per token. */
+  stats: DbStats;
+  /** Follows every statement sent (its SQL text): a test counts what one operation costs. */
+  onStatement(listener: (sql: string) => void): () => void;
   /**
    * Where the instance lease is kept (instances/lease.ts): on PostgreSQL a connection of its own, so a
    * heartbeat never waits behind a pool busy with runs; on PGlite the one database.
@@ -22,8 +24,27 @@ export interface Database {
 const MIGRATIONS = path.join(import.meta.dirname, 'migrations');
 const WRITE = /^\s*(insert|update|delete)\b/i;
 
-function countingLogger(stats: { writes: number }): DrizzleLogger {
-  return { logQuery: (query) => void (WRITE.test(query) && stats.writes++) };
+export interface DbStats {
+  statements: number;
+  writes: number;
+}
+
+/** Counts what Drizzle sends (a transaction's begin and commit are not statements Drizzle logs). */
+function countingLogger() {
+  const stats: DbStats = { statements: 0, writes: 0 };
+  const listeners = new Set<(sql: string) => void>();
+  const logger: DrizzleLogger = {
+    logQuery(query) {
+      stats.statements++;
+      if (WRITE.test(query)) stats.writes++;
+      for (const l of listeners) l(query);
+    },
+  };
+  const onStatement = (listener: (sql: string) => void) => {
+    listeners.add(listener);
+    return () => void listeners.delete(listener);
+  };
+  return { stats, logger, onStatement };
 }
 
 export interface OpenOptions {
@@ -42,15 +63,16 @@ async function openPostgres(url: string, migrations: string): Promise<Database> 
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-  const stats = { writes: 0 };
+  const { stats, logger, onStatement } = countingLogger();
   const sql = postgres(url, { max: 10, onnotice: () => {} });
-  const db = drizzle(sql, { schema, logger: countingLogger(stats) });
+  const db = drizzle(sql, { schema, logger });
   await migrate(db, { migrationsFolder: migrations });
   const leaseSql = postgres(url, { max: 1, onnotice: () => {} });
   return {
     db: db as unknown as Db,
     kind: 'postgres',
     stats,
+    onStatement,
     leaseDb: drizzle(leaseSql, { schema }) as unknown as Db,
     close: async () => {
       await Promise.all([sql.end({ timeout: 5 }), leaseSql.end({ timeout: 5 })]);
@@ -77,14 +99,15 @@ async function openPglite(dataDir: string, migrations: string): Promise<Database
       process.emitWarning(`The embedded database in ${pgdata} was never fully initialised; moved it to ${aside} and starting fresh.`);
     }
     const client = await PGlite.create(pgdata);
-    const stats = { writes: 0 };
-    const db = drizzle(client, { schema, logger: countingLogger(stats) });
+    const { stats, logger, onStatement } = countingLogger();
+    const db = drizzle(client, { schema, logger });
     await migrate(db, { migrationsFolder: migrations });
     if (!existsSync(ready)) writeFileSync(ready, new Date().toISOString() + '\n');
     return {
       db: db as unknown as Db,
       kind: 'pglite',
       stats,
+      onStatement,
       leaseDb: db as unknown as Db,
       close: async () => {
         await client.close();

@@ -1,7 +1,7 @@
 import { STAGE_KEYS, type StageKey } from '@ai-story/contracts';
 import { and, count, desc, eq, ilike, inArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { projectMembers, projectStages, projects, users, type StageRow } from '../db/schema.ts';
+import { projectMembers, projectStages, projects, stageRuns, users, type StageRow } from '../db/schema.ts';
 import { containing } from '../db/like.ts';
 
 export class ProjectRepository {
@@ -50,6 +50,24 @@ export class ProjectRepository {
       .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, userId)))
       .where(eq(projects.id, projectId));
     return row;
+  }
+
+  /**
+   * What a run start needs, in one query: the project with the user's membership, its stages in order,
+   * and the id of the stage's active run if there is one (a partial unique index allows at most one).
+   */
+  async findForRun(projectId: string, userId: string, stage: StageKey) {
+    const rows = await this.db
+      .select({ project: projects, role: projectMembers.role, stage: projectStages, activeRunId: stageRuns.id })
+      .from(projects)
+      .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, userId)))
+      .leftJoin(projectStages, eq(projectStages.projectId, projects.id))
+      .leftJoin(stageRuns, and(eq(stageRuns.projectId, projects.id), eq(stageRuns.stage, stage), inArray(stageRuns.status, ['queued', 'running'])))
+      .where(eq(projects.id, projectId))
+      .orderBy(projectStages.position);
+    if (!rows.length) return undefined;
+    const { project, role, activeRunId } = rows[0];
+    return { project, role, activeRunId, stages: rows.flatMap((r) => (r.stage ? [r.stage] : [])) };
   }
 
   findById = async (id: string) => (await this.db.select().from(projects).where(eq(projects.id, id)))[0];

@@ -30,17 +30,15 @@ export class ProjectService {
     for (const l of this.listeners) l(projectId);
   }
 
-  /**
-   * The one authorization rule for projects: no access at all answers 404 (a stranger must not learn
-   * that the id exists); a member without enough rights gets 403.
-   */
+  /** The user's access to a project, as `checkAccess` rules. */
   async access(user: AuthUser, projectId: string, need: Need): Promise<Access> {
-    const row = await this.repo.findWithRole(projectId, user.id);
-    if (!row) throw notFound('Project');
-    const role: AccessRole | undefined = row.project.ownerId === user.id ? 'owner' : (row.role ?? undefined);
-    if (!role) throw notFound('Project');
-    if (RANK[role] < NEED[need]) throw forbidden(role === 'viewer' ? 'You can view this project but not change it' : 'Only the owner can do this');
-    return { project: row.project, role };
+    return checkAccess(user, await this.repo.findWithRole(projectId, user.id), need);
+  }
+
+  /** Access to start a run of `stage`, with the project's stages and the stage's active run, in one read. */
+  async accessForRun(user: AuthUser, projectId: string, stage: StageKey) {
+    const row = await this.repo.findForRun(projectId, user.id, stage);
+    return { ...checkAccess(user, row, 'edit'), stages: row!.stages, activeRunId: row!.activeRunId };
   }
 
   /** Current role of a user on a project, or null when they have none (used to end revoked streams). */
@@ -175,6 +173,18 @@ export class ProjectService {
     if (!(await this.repo.deleteMember(projectId, memberId))) throw notFound('Member');
     this.notifyChange(projectId);
   }
+}
+
+/**
+ * The one authorization rule for projects: no access at all answers 404 (a stranger must not learn
+ * that the id exists); a member without enough rights gets 403.
+ */
+function checkAccess(user: AuthUser, row: { project: ProjectRow; role: 'viewer' | 'editor' | null } | undefined, need: Need): Access {
+  if (!row) throw notFound('Project');
+  const role: AccessRole | undefined = row.project.ownerId === user.id ? 'owner' : (row.role ?? undefined);
+  if (!role) throw notFound('Project');
+  if (RANK[role] < NEED[need]) throw forbidden(role === 'viewer' ? 'You can view this project but not change it' : 'Only the owner can do this');
+  return { project: row.project, role };
 }
 
 type StatusFields = Pick<StageRow, 'status' | 'stale' | 'staleShotIds' | 'output'>;

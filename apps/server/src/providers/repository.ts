@@ -1,22 +1,36 @@
 import { and, asc, desc, eq, gte, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { modelProviders, providerUsage, type ProviderRow } from '../db/schema.ts';
+import { ReadCache } from './read-cache.ts';
+
+/** How long a provider list read may be shared (every run start asks for it). */
+const LIST_CACHE_MS = 5_000;
 
 export class ProviderRepository {
+  /** Rows in here are shared between callers: read them, never change them. */
+  private readonly lists = new ReadCache<ProviderRow[]>(LIST_CACHE_MS);
+
   constructor(private readonly db: Db) {}
 
   list = (type?: string): Promise<ProviderRow[]> =>
-    this.db
-      .select()
-      .from(modelProviders)
-      .where(type ? eq(modelProviders.providerType, type) : undefined)
-      .orderBy(desc(modelProviders.priority), asc(modelProviders.createdAt));
+    this.lists.get(type ?? '', async () =>
+      this.db
+        .select()
+        .from(modelProviders)
+        .where(type ? eq(modelProviders.providerType, type) : undefined)
+        .orderBy(desc(modelProviders.priority), asc(modelProviders.createdAt)),
+    );
 
   find = async (id: string) => (await this.db.select().from(modelProviders).where(eq(modelProviders.id, id)))[0];
-  insert = async (values: typeof modelProviders.$inferInsert) => (await this.db.insert(modelProviders).values(values).returning())[0];
+  insert = async (values: typeof modelProviders.$inferInsert) => this.written((await this.db.insert(modelProviders).values(values).returning())[0]);
   update = async (id: string, values: Partial<typeof modelProviders.$inferInsert>) =>
-    (await this.db.update(modelProviders).set({ ...values, updatedAt: new Date() }).where(eq(modelProviders.id, id)).returning())[0];
-  delete = async (id: string) => (await this.db.delete(modelProviders).where(eq(modelProviders.id, id)).returning({ id: modelProviders.id })).length > 0;
+    this.written((await this.db.update(modelProviders).set({ ...values, updatedAt: new Date() }).where(eq(modelProviders.id, id)).returning())[0]);
+  delete = async (id: string) => this.written((await this.db.delete(modelProviders).where(eq(modelProviders.id, id)).returning({ id: modelProviders.id })).length > 0);
+
+  private written<T>(result: T): T {
+    this.lists.clear();
+    return result;
+  }
 
   countActiveLlm = async () =>
     (await this.db.select({ n: sql<number>`count(*)::int` }).from(modelProviders).where(and(eq(modelProviders.providerType, 'llm'), eq(modelProviders.isActive, true))))[0].n;

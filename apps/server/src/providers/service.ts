@@ -8,6 +8,7 @@ import { AppError, forbidden, notFound } from '../errors.ts';
 import { testConnection, type ConnectionTestResult } from './connection-test.ts';
 import { testMediaConnection } from './media/provider-test.ts';
 import { OFFLINE_DEMO_URL, type OfflineDemoUpstream } from './offline-demo.ts';
+import { ReadCache } from './read-cache.ts';
 import { vendorSnippet } from './redact.ts';
 import type { ProviderRepository } from './repository.ts';
 import type { ProviderSelector } from './selector.ts';
@@ -65,8 +66,12 @@ type ProviderInput = {
 
 const DEMO_DELETED = 'offline_demo_deleted';
 const ROUTING = 'model_routing';
+/** How long the global routing read may be shared (every run start without a chosen provider asks for it). */
+const ROUTING_CACHE_MS = 5_000;
 
 export class ProviderService {
+  private readonly routing = new ReadCache<ModelConfig>(ROUTING_CACHE_MS);
+
   constructor(
     private readonly repo: ProviderRepository,
     private readonly settings: AuthRepository,
@@ -224,11 +229,12 @@ export class ProviderService {
   }
 
   // ---- routing ----
-  globalRouting = () => this.settings.getSetting<ModelConfig>(ROUTING, {});
+  globalRouting = () => this.routing.get(ROUTING, () => this.settings.getSetting<ModelConfig>(ROUTING, {}));
   async setGlobalRouting(user: AuthUser, config: ModelConfig) {
     requireAdmin(user);
     await this.assertKnown(config);
     await this.settings.setSetting(ROUTING, config);
+    this.routing.clear();
     return config;
   }
 

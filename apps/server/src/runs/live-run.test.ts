@@ -1,5 +1,10 @@
-import { describe, expect, it } from 'vitest';
-import { etaMs } from './live-run.ts';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { RunRow } from '../db/schema.ts';
+import { STAGES } from '../stages/index.ts';
+import type { StageContext } from '../stages/definition.ts';
+import { InMemoryEventLog } from './event-log.ts';
+import { etaMs, LiveRun } from './live-run.ts';
+import { RunPublisher, runKey } from './publisher.ts';
 
 describe('etaMs', () => {
   it('gives no estimate while the speed is mostly the wait for the first token', () => {
@@ -12,5 +17,44 @@ describe('etaMs', () => {
   it('extrapolates from the measured speed once it means something', () => {
     expect(etaMs(100, 2000, 400)).toBe(6000);
     expect(etaMs(500, 4000, 400)).toBe(0);
+  });
+});
+
+describe('token coalescing', () => {
+  // A clock of our own: what is asserted is which tokens share an event, never how long anything took.
+  beforeEach(() => void vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] }));
+  afterEach(() => void vi.useRealTimers());
+
+  const liveRun = () => {
+    const runLog = new InMemoryEventLog();
+    const run = new LiveRun({ id: 'run-1', projectId: 'project-1' } as RunRow, STAGES.rewrite!, {}, {} as StageContext, new RunPublisher(runLog, new InMemoryEventLog()), null);
+    const tokens = () => (runLog.since(runKey('run-1'), 0) ?? []).map((e) => JSON.parse(e.json)).filter((e) => e.type === 'token').map((e) => e.content);
+    return { run, tokens };
+  };
+
+  it('sends a token that follows a quiet spell at once, without waiting for others', () => {
+    const { run, tokens } = liveRun();
+    run.onDelta('一');
+    expect(tokens()).toEqual(['一']);
+    for (const t of ['只', '猫']) {
+      vi.advanceTimersByTime(20); // a reading pace: 50 tokens a second
+      run.onDelta(t);
+      expect(tokens().at(-1)).toBe(t);
+    }
+    run.dispose();
+  });
+
+  it('gathers tokens that arrive faster than a frame into one event per window', () => {
+    const { run, tokens } = liveRun();
+    run.onDelta('a');
+    for (const t of ['b', 'c', 'd', 'e']) {
+      vi.advanceTimersByTime(5); // 200 tokens a second
+      run.onDelta(t);
+    }
+    expect(tokens()).toEqual(['a']);
+    vi.advanceTimersByTime(5);
+    expect(tokens()).toEqual(['a', 'bcde']);
+    expect(run.sentText).toBe('abcde');
+    run.dispose();
   });
 });

@@ -1,7 +1,8 @@
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
-import { and, asc, count, desc, eq, gt, inArray, isNull, notInArray, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { instances, projectStages, runItems, runTextChunks, stageRuns, type RunRow } from '../db/schema.ts';
+import { instances, projects, projectStages, runItems, runTextChunks, stageRuns, type RunRow, type StageRow } from '../db/schema.ts';
+import { deriveStatus } from '../projects/service.ts';
 import { REASONS } from '../projects/status-reasons.ts';
 import { StoryboardRepository } from '../storyboard/repository.ts';
 import type { StageStore } from '../stages/definition.ts';
@@ -16,10 +17,26 @@ class NotActive extends Error {}
 export class RunRepository {
   constructor(readonly db: Db) {}
 
-  /** Inserts a running run; the partial unique index refuses a second active run of the same stage. */
-  async insertActive(values: typeof stageRuns.$inferInsert): Promise<RunRow | 'conflict'> {
+  /**
+   * Inserts a running run and makes it its stage's current run, in one transaction; the partial unique
+   * index refuses a second active run of the same stage. A running stage makes the project
+   * `processing` whatever its other stages say (deriveStatus), so the status is set, not derived.
+   */
+  async insertActive(values: typeof stageRuns.$inferInsert & { stage: StageKey }): Promise<RunRow | 'conflict'> {
     try {
-      return (await this.db.insert(stageRuns).values(values).returning())[0];
+      return await this.db.transaction(async (tx) => {
+        // The project row first: a finish holds it while it reads the stages (lock order project, then stage).
+        await tx
+          .update(projects)
+          .set({ status: 'processing', updatedAt: new Date() })
+          .where(and(eq(projects.id, values.projectId), ne(projects.status, 'processing')));
+        const [row] = await tx.insert(stageRuns).values(values).returning();
+        await tx
+          .update(projectStages)
+          .set({ status: 'running', currentRunId: row.id, statusReason: null, updatedAt: new Date() })
+          .where(and(eq(projectStages.projectId, values.projectId), eq(projectStages.stageType, values.stage)));
+        return row;
+      });
     } catch (err) {
       if (isUniqueViolation(err)) return 'conflict';
       throw err;
@@ -82,11 +99,12 @@ export class RunRepository {
 
   /**
    * A run's successful end, in one transaction: the stage persists its output, the run keeps its
-   * text and output, the stage points at it, and the completed stages after it become stale.
+   * text and output, the stage points at it, the completed stages after it become stale, and the
+   * project's status follows. `checkpointed`: whether the run saved checkpoints to fold away.
    * Null, with nothing written, when the run is no longer active (another studio recovered it).
    */
   completeRun = async (
-    run: { id: string; projectId: string; stage: StageKey },
+    run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { text: string; usage: unknown; lastEventId: number },
     persist: (store: StageStore) => Promise<unknown>,
   ): Promise<RunRow | null> => {
@@ -99,7 +117,7 @@ export class RunRepository {
             .where(and(eq(stageRuns.id, run.id), inArray(stageRuns.status, ACTIVE)))
             .returning();
           if (!row) throw new NotActive();
-          await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
+          if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
           return row;
         }),
       );
@@ -114,21 +132,23 @@ export class RunRepository {
    * current one). False, with nothing written, when the run is no longer active.
    */
   endRun = (
-    run: { id: string; projectId: string; stage: StageKey },
+    run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { status: 'failed' | 'cancelled' | 'interrupted'; text: string; error?: RunError; reason: string; lastEventId: number },
   ): Promise<boolean> =>
     this.db.transaction(async (tx) => {
+      const project = await lockProject(tx, run.projectId);
       const ended = await tx
         .update(stageRuns)
         .set({ status: values.status, text: values.text, ...(values.error && { error: values.error }), finishedAt: new Date(), lastEventId: values.lastEventId })
         .where(and(eq(stageRuns.id, run.id), inArray(stageRuns.status, ACTIVE)))
         .returning({ id: stageRuns.id });
       if (!ended.length) return false;
-      await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
+      if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
       await tx
         .update(projectStages)
         .set({ status: values.status, statusReason: values.reason, updatedAt: new Date() })
         .where(and(eq(projectStages.projectId, run.projectId), eq(projectStages.stageType, run.stage), eq(projectStages.currentRunId, run.id)));
+      if (project) await settleStatus(tx, project, await stagesOf(tx, run.projectId));
       return true;
     });
 
@@ -181,11 +201,36 @@ export class RunRepository {
  * that carries it, and the stage is completed with it (what follows it becoming out of date).
  */
 async function makeCurrent(tx: Db, run: { projectId: string; stage: StageKey }, persist: (store: StageStore) => Promise<unknown>, save: (output: unknown) => Promise<RunRow>) {
+  const project = await lockProject(tx, run.projectId);
   const store = { storyboards: new StoryboardRepository(tx) };
   const output = await persist(store);
   const row = await save(output);
-  await completeStage(tx, run.projectId, run.stage, row.id, output, store.storyboards.changedShotIds);
+  const stages = await completeStage(tx, run.projectId, run.stage, row.id, output, store.storyboards.changedShotIds);
+  if (project) await settleStatus(tx, project, stages);
   return row;
+}
+
+type ProjectState = { id: string; status: string; pipelineState: 'idle' | 'running' | 'pausing' | 'paused' };
+
+/**
+ * The project's row, locked until the transaction ends: two runs of one project ending at once
+ * derive its status one after the other, each from what the other saved.
+ */
+async function lockProject(tx: Db, projectId: string): Promise<ProjectState | undefined> {
+  const [row] = await tx
+    .select({ id: projects.id, status: projects.status, pipelineState: projects.pipelineState })
+    .from(projects)
+    .where(eq(projects.id, projectId))
+    .for('no key update');
+  return row;
+}
+
+const stagesOf = (tx: Db, projectId: string) => tx.select().from(projectStages).where(eq(projectStages.projectId, projectId)).orderBy(projectStages.position);
+
+/** The project's status re-derived from its stages (DESIGN §1), written only when it changed. */
+async function settleStatus(tx: Db, project: ProjectState, stages: StageRow[]) {
+  const status = deriveStatus(stages, project.pipelineState);
+  if (status !== project.status) await tx.update(projects).set({ status, updatedAt: new Date() }).where(eq(projects.id, project.id));
 }
 
 /**
@@ -194,23 +239,27 @@ async function makeCurrent(tx: Db, run: { projectId: string; stage: StageKey }, 
  * depend on it per shot get those shots in
  * `stale_shot_ids` and redo only them; otherwise every completed stage after it becomes stale.
  */
-async function completeStage(tx: Db, projectId: string, stage: StageKey, runId: string, output: unknown, changedShotIds: Set<string>) {
+async function completeStage(tx: Db, projectId: string, stage: StageKey, runId: string, output: unknown, changedShotIds: Set<string>): Promise<StageRow[]> {
   await tx
     .update(projectStages)
     .set({ status: 'completed', output, currentRunId: runId, stale: false, staleShotIds: [], statusReason: null, updatedAt: new Date() })
     .where(and(eq(projectStages.projectId, projectId), eq(projectStages.stageType, stage)));
-  const stages = await tx.select().from(projectStages).where(eq(projectStages.projectId, projectId));
+  const stages = await stagesOf(tx, projectId);
   const position = stages.find((s) => s.stageType === stage)!.position;
   const perShot = PER_SHOT_DEPENDENTS[stage] ?? [];
+  const wholeStale: string[] = [];
   for (const later of stages.filter((s) => s.position > position && s.status === 'completed')) {
     if (perShot.includes(later.stageType as StageKey)) {
       if (!changedShotIds.size) continue;
-      const staleShotIds = [...new Set([...(later.staleShotIds ?? []), ...changedShotIds])];
-      await tx.update(projectStages).set({ staleShotIds, updatedAt: new Date() }).where(eq(projectStages.id, later.id));
+      later.staleShotIds = [...new Set([...(later.staleShotIds ?? []), ...changedShotIds])];
+      await tx.update(projectStages).set({ staleShotIds: later.staleShotIds, updatedAt: new Date() }).where(eq(projectStages.id, later.id));
     } else {
-      await tx.update(projectStages).set({ stale: true, updatedAt: new Date() }).where(eq(projectStages.id, later.id));
+      later.stale = true;
+      wholeStale.push(later.id);
     }
   }
+  if (wholeStale.length) await tx.update(projectStages).set({ stale: true, updatedAt: new Date() }).where(inArray(projectStages.id, wholeStale));
+  return stages;
 }
 
 /**

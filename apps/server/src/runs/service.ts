@@ -75,7 +75,8 @@ export class RunService {
   }
 
   async start(user: AuthUser, projectId: string, stage: StageKey, body: { input: Record<string, unknown>; provider_id?: string }): Promise<Run> {
-    const { project } = await this.d.projects.access(user, projectId, 'edit');
+    // Access, the stages and the active-run check in one read.
+    const { project, stages, activeRunId } = await this.d.projects.accessForRun(user, projectId, stage);
     const definition = this.stages[stage];
     if (!definition) {
       throw new AppError(400, 'validation_error', `The ${stage} stage is not available yet`, { fields: { stage: 'Not available yet' } });
@@ -84,11 +85,9 @@ export class RunService {
     if (definition.kind === 'media' && definition.usesFfmpeg && !this.d.media.mediaTools) {
       throw new AppError(503, 'unavailable', 'ffmpeg is not installed on the server: an admin runs apt-get install -y ffmpeg (or sets FFMPEG_PATH and FFPROBE_PATH)', { missing: 'ffmpeg' });
     }
-    const ctx: StageContext = { project, stages: await this.d.projectRepo.stages(projectId), shots: await this.d.storyboards.shots(projectId) };
+    const ctx: StageContext = { project, stages, shots: await this.d.storyboards.shots(projectId) };
     const input = parseInput(definition, ctx, body.input);
-
-    const existing = await this.d.repo.findActive(projectId, stage);
-    if (existing) throw conflict('This stage is already running', { active_run_id: existing.id });
+    if (activeRunId) throw conflict('This stage is already running', { active_run_id: activeRunId });
 
     const local = definition.kind === 'media' ? definition.local : undefined;
     const localPreferred = !body.provider_id && !!local?.preferred?.(input, ctx);
@@ -135,7 +134,6 @@ export class RunService {
       const active = await this.d.repo.findActive(projectId, stage);
       throw conflict('This stage is already running', { active_run_id: active?.id });
     }
-    await this.d.projectRepo.updateStage(projectId, stage, { status: 'running', currentRunId: inserted.id, statusReason: null });
 
     const expected = definition.kind === 'llm' ? (definition.expectedTokens?.(input) ?? null) : null;
     const run = new LiveRun(inserted, definition, input, ctx, this.d.publisher, expected);
@@ -149,7 +147,8 @@ export class RunService {
         message: `Generating with ${label.name} (${label.modelName})${label.isSimulated ? ' — simulated offline demo' : ''}`,
       });
     }
-    await this.d.projects.refreshStatus(projectId);
+    // The stage and the project's status were saved with the run; listeners of the project hear it now.
+    this.d.projects.notifyChange(projectId);
 
     const candidates = await Promise.all(selection.order.map((p) => this.d.providers.clientProvider(p)));
     run.finished = this.execute(run, candidates, prompt ?? '', user.id).catch((err) => this.d.log.error({ err, runId: run.id }, 'run crashed'));
@@ -217,7 +216,7 @@ export class RunService {
     const row = await this.d.repo.saveVersion({ projectId, stage, source, text, createdBy: user.id }, (store) =>
       definition ? definition.persist(store, projectId, output) : Promise.resolve(output),
     );
-    await this.d.projects.refreshStatus(projectId);
+    this.d.projects.notifyChange(projectId); // the project's status was settled with the version
     return toRun(row);
   }
 
@@ -302,7 +301,8 @@ export class RunService {
       run.dispose();
       this.active.delete(run.id);
       this.d.publisher.expire(run.target, KEEP_IN_MEMORY_MS);
-      await this.d.projects.refreshStatus(run.row.projectId).catch(() => {});
+      // The ending's transaction settled the project's status; listeners of the project hear it now.
+      this.d.projects.notifyChange(run.row.projectId);
       const finished = { runId: run.id, projectId: run.row.projectId, stage: run.definition.key, status: run.finalStatus ?? 'failed' };
       for (const l of this.finishedListeners) void Promise.resolve(l(finished)).catch((err) => this.d.log.error({ err }, 'run listener failed'));
     }
@@ -316,7 +316,7 @@ export class RunService {
     if (definition.kind === 'llm' && definition.items) run.sendItems((outcome.output as Record<string, unknown[]>)[definition.items.key] ?? [], true);
     const saved = await this.untilSaved(() =>
       this.d.repo.completeRun(
-        { id: run.id, projectId: run.row.projectId, stage: definition.key },
+        { id: run.id, projectId: run.row.projectId, stage: definition.key, checkpointed: run.checkpointed },
         { text: run.text, usage: outcome.usage, lastEventId: this.d.publisher.lastId(run.id) + 1 },
         (store) => definition.persist(store, run.row.projectId, outcome.output),
       ),
@@ -338,7 +338,7 @@ export class RunService {
     if (!e && !(err instanceof StageOutputError) && !code) this.d.log.error({ err, runId: run.id }, 'run failed');
     const saved = await this.untilSaved(() =>
       this.d.repo.endRun(
-        { id: run.id, projectId: run.row.projectId, stage: run.definition.key },
+        { id: run.id, projectId: run.row.projectId, stage: run.definition.key, checkpointed: run.checkpointed },
         { status: 'failed', text: run.text, error, reason: error.message, lastEventId: this.d.publisher.lastId(run.id) + 1 },
       ),
     );
@@ -352,7 +352,7 @@ export class RunService {
     const status = run.stopReason ?? 'cancelled';
     const saved = await this.untilSaved(() =>
       this.d.repo.endRun(
-        { id: run.id, projectId: run.row.projectId, stage: run.definition.key },
+        { id: run.id, projectId: run.row.projectId, stage: run.definition.key, checkpointed: run.checkpointed },
         {
           status,
           text: run.text,

@@ -1,0 +1,24 @@
+/**
+ * Reads that every run start repeats (the provider list, the routing) shared for a short while and
+ * dropped on every write made here. A write made by another instance (scale-out mode) is seen once
+ * `ttlMs` has passed; a failed read is not kept.
+ */
+export class ReadCache<T> {
+  private readonly entries = new Map<string, { at: number; value: Promise<T> }>();
+
+  constructor(private readonly ttlMs: number) {}
+
+  get(key: string, load: () => Promise<T>): Promise<T> {
+    const hit = this.entries.get(key);
+    if (hit && Date.now() - hit.at < this.ttlMs) return hit.value;
+    const value = load();
+    const entry = { at: Date.now(), value };
+    this.entries.set(key, entry);
+    value.catch(() => this.entries.get(key) === entry && this.entries.delete(key));
+    return value;
+  }
+
+  clear() {
+    this.entries.clear();
+  }
+}
