@@ -19,7 +19,8 @@ export interface RenderLimits {
 
 // liquidjs stops a render itself after 1 s (render.ts), but it looks at the clock only between the nodes
 // it renders: `{% for i in (1..9999999) %}{% endfor %}` never looks. The hard limit ends such a render.
-// liquidjs also counts the strings and ranges a template builds; the heap limit bounds what it does not.
+// liquidjs also counts the strings and ranges a template builds (render.ts keeps that count well under
+// the heap); the heap limit bounds what it does not, where V8 can end the worker alone.
 const DEFAULT_LIMITS: RenderLimits = { timeMs: 3_000, heapMb: 64, threads: Math.min(2, availableParallelism()), queue: 64 };
 
 // The server runs TypeScript through tsx, but a worker thread starts with a bare loader (and under

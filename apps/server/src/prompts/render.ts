@@ -13,7 +13,10 @@ export const engine = new Liquid({
   jsTruthy: false,
   parseLimit: 100_000,
   renderLimit: 1_000,
-  memoryLimit: 10_000_000,
+  // Counted in elements and characters. A worker thread's heap limit does not catch every
+  // out-of-memory: `(1..9999999)` grows one 80 MB array and V8 aborts the whole process, so what
+  // liquidjs counts must stay far below the worker's heap. A prompt never needs a million of anything.
+  memoryLimit: 1_000_000,
   relativeReference: false,
   root: [],
   partials: [],
