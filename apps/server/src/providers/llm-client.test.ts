@@ -306,6 +306,23 @@ describe('errors that retrying cannot fix', () => {
     expect(r.error).toMatchObject({ code: 'network', retryable: true, upstreamCode: 'ECONNREFUSED' });
   });
 
+  test('NUL in the streamed text is dropped, so the run can be saved', async () => {
+    const nul = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const chunk = (content: string) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content } }] })}\n\n`;
+      res.end(`${chunk('雨\u0000夜')}${chunk('\u0000')}${chunk('归人')}data: [DONE]\n\n`);
+    });
+    const url = await listen(nul);
+    try {
+      const r = await run('fake-model', '空字节', { api_url: url });
+      expect(r.error).toBeUndefined();
+      expect(r.text).toBe('雨夜归人');
+      expect(r.result!.text).toBe('雨夜归人');
+    } finally {
+      await close(nul);
+    }
+  });
+
   test('an upstream message that quotes the key is redacted', async () => {
     const leaky = createServer((_req, res) => {
       res.writeHead(400, { 'content-type': 'application/json' });

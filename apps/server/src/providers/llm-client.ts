@@ -287,12 +287,12 @@ export async function* streamChat(params: StreamChatParams): AsyncGenerator<LlmD
       if (!choice) return;
       const delta = choice.delta;
       if (delta) {
-        const r = delta.reasoning_content ?? delta.reasoning;
+        const r = storable(delta.reasoning_content ?? delta.reasoning);
         if (typeof r === 'string' && r !== '') {
           reasoning += r;
           pending.push({ kind: 'reasoning', text: r });
         }
-        const c = delta.content;
+        const c = storable(delta.content);
         if (typeof c === 'string' && c !== '') {
           text += c;
           pending.push({ kind: 'text', text: c });
@@ -469,8 +469,8 @@ function parseWhole(raw: string, apiKey: string) {
     throw new LlmError('bad_response', 'The endpoint answered JSON that is not a chat completion; check the API URL.', false, false);
   }
   return {
-    text: choice.message.content ?? '',
-    reasoning: choice.message.reasoning_content ?? '',
+    text: storable(choice.message.content) ?? '',
+    reasoning: storable(choice.message.reasoning_content) ?? '',
     finish: choice.finish_reason ?? 'stop',
     usage: json.usage ?? null,
   };
@@ -610,4 +610,9 @@ function safeEndpoint(url: string): string {
 function snippet(text: string, apiKey: string): string {
   // Keys of other accounts a vendor may quote look like ours: hidden by shape as well.
   return vendorSnippet(text, [apiKey]).replace(/\b(sk|pk|rk|ak|key)[-_][A-Za-z0-9*_-]{6,}/gi, REDACTED);
+}
+
+/** A model's text without NUL, which PostgreSQL cannot store in text: one stray byte must not fail the run's save. */
+function storable<T extends string | null | undefined>(text: T): T {
+  return (typeof text === 'string' && text.includes('\0') ? text.replaceAll('\0', '') : text) as T;
 }
