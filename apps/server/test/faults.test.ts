@@ -1,11 +1,10 @@
 import { expectedText, startFakeLlm, type FakeLlmServer } from '@ai-story/fake-llm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../src/db/client.ts';
 import { STAGES } from '../src/stages/index.ts';
-import { ADMIN, Client, createTestDatabase, setupAdmin, spawnStudio, startStudio, TEST_DB, type TestDatabase } from './helpers.ts';
+import { ADMIN, Client, createTestDatabase, setupAdmin, spawnStudio, startStudio, TEST_DB } from './helpers.ts';
 import { follow, terminal, type ReceivedEvent } from './sse-client.ts';
-import { startTcpProxy } from './tcp-proxy.ts';
+import { behindProxy } from './tcp-proxy.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -33,16 +32,7 @@ describe(`faults (${TEST_DB})`, () => {
     { timeout: 180_000 },
     async () => {
       const testDb = await createTestDatabase();
-      const direct = new URL(testDb.location.databaseUrl!);
-      const proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
-      const viaProxy = new URL(direct);
-      viaProxy.hostname = '127.0.0.1';
-      viaProxy.port = String(proxy.port);
-      const proxied: TestDatabase = {
-        ...testDb,
-        location: { ...testDb.location, databaseUrl: viaProxy.toString() },
-        open: () => openDatabase({ dataDir: testDb.location.dataDir, databaseUrl: viaProxy.toString() }),
-      };
+      const { proxy, database: proxied } = await behindProxy(testDb);
       const studio = await startStudio({}, proxied);
       try {
         const admin = await setupAdmin(studio);
@@ -69,7 +59,7 @@ describe(`faults (${TEST_DB})`, () => {
         const again = (await admin.post(`/api/v1/projects/${project.body.id}/stages/rewrite/runs/`, { input: {}, provider_id: provider.body.id })).body;
         const second = await follow(`${studio.url}/api/v1/runs/${again.id}/events`, { cookie: admin.cookie, timeoutMs: 120_000 });
         expect(second.events.at(-1)!.data.type).toBe('done');
-        const sql = postgres(direct.toString(), { max: 1, onnotice: () => {} });
+        const sql = postgres(testDb.location.databaseUrl!, { max: 1, onnotice: () => {} });
         try {
           const leases = await sql`select pid, expires_at > now() as live from instances`;
           expect(leases).toEqual([{ pid: process.pid, live: true }]);

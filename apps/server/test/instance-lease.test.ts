@@ -1,10 +1,9 @@
 import { startFakeLlm, type FakeLlmServer } from '@ai-story/fake-llm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../src/db/client.ts';
 import { ADMIN, Client, createTestDatabase, leasesExpired, setupAdmin, spawnStudio, startStudio, startStudioProcess, TEST_DB, type TestDatabase } from './helpers.ts';
 import { follow, terminal } from './sse-client.ts';
-import { startTcpProxy } from './tcp-proxy.ts';
+import { behindProxy } from './tcp-proxy.ts';
 
 // Short, so the expiry test does not wait long; a live studio renews it every third of it.
 const LEASE_S = '20';
@@ -99,12 +98,8 @@ describe.skipIf(TEST_DB !== 'postgres')('one studio per PostgreSQL database (Pos
 
   it('a studio cut off past its lease, whose runs another studio recovered, stops them when it is back instead of running them twice', { timeout: 180_000 }, async () => {
     const testDb = await createTestDatabase();
-    const direct = new URL(testDb.location.databaseUrl!);
-    const proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
-    const viaProxy = new URL(direct);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(proxy.port);
-    const a = await startStudio({ instanceLeaseMs: 3_000 }, { ...testDb, open: () => openDatabase({ dataDir: testDb.location.dataDir, databaseUrl: viaProxy.toString() }) });
+    const { proxy, database: viaProxy } = await behindProxy(testDb);
+    const a = await startStudio({ instanceLeaseMs: 3_000 }, viaProxy);
     let b: Awaited<ReturnType<typeof startStudio>> | undefined;
     try {
       const admin = await setupAdmin(a);

@@ -1,4 +1,6 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { openDatabase } from '../src/db/client.ts';
+import type { TestDatabase } from './helpers.ts';
 
 /**
  * A TCP proxy in front of a server (PostgreSQL): `cut()` drops every connection and refuses new ones
@@ -51,4 +53,20 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     restore: listen,
     close: stop,
   };
+}
+
+/** `testDb` (PostgreSQL) reached through a TCP proxy, for studios whose database a test cuts off. */
+export async function behindProxy(testDb: TestDatabase) {
+  const direct = new URL(testDb.location.databaseUrl!);
+  const proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
+  const viaProxy = new URL(direct);
+  viaProxy.hostname = '127.0.0.1';
+  viaProxy.port = String(proxy.port);
+  const databaseUrl = viaProxy.toString();
+  const database: TestDatabase = {
+    ...testDb,
+    location: { ...testDb.location, databaseUrl },
+    open: () => openDatabase({ dataDir: testDb.location.dataDir, databaseUrl }),
+  };
+  return { proxy, database };
 }
