@@ -17,8 +17,8 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
   const stageStatuses = async (projectId: string, who: Client = owner) =>
     Object.fromEntries((await who.get(`/api/v1/projects/${projectId}/stages/`)).body.map((s: any) => [s.stage_type, s.status]));
 
-  // The pipeline now speaks every shot (the narration stage, offline voice): minutes on a busy machine at worst.
-  const waitFor = async (check: () => Promise<boolean>, what: string, ms = 150_000) => {
+  // The pipeline speaks, renders and exports every shot offline: minutes on a busy machine at worst.
+  const waitFor = async (check: () => Promise<boolean>, what: string, ms = 300_000) => {
     const until = Date.now() + ms;
     while (Date.now() < until) {
       if (await check()) return;
@@ -75,7 +75,7 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
     expect(stages.find((s: any) => s.stage_type === 'export').output).toMatchObject({ video: { url: expect.stringMatching(/^\/api\/v1\/media\//) }, failed_shot_ids: [] });
     expect((await owner.get(`/api/v1/projects/${id}/camera-movements/`)).body.count).toBe((await owner.get(`/api/v1/projects/${id}/storyboards/`)).body.count);
     expect((await owner.get('/api/v1/projects/')).body.results.find((p: any) => p.id === id).progress).toBe(1);
-  }, 240_000);
+  }, 420_000);
 
   it('holds a pause between stages, then resumes to the end', async () => {
     const id = await newProject();
@@ -92,7 +92,7 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
     expect((await owner.post(`/api/v1/projects/${id}/resume/`)).status).toBe(200);
     await waitFor(() => pipelineEnded(id), 'the resumed pipeline to end');
     expect((await owner.get(`/api/v1/projects/${id}/`)).body.pipeline_state).toBe('idle');
-  }, 180_000);
+  }, 360_000);
 
   it('retries and skips a stage, and marks later stages stale when an earlier one changes', async () => {
     const id = await newProject();
@@ -107,7 +107,7 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
     const skipped = await owner.post(`/api/v1/projects/${id}/stages/camera/skip/`);
     expect(skipped.body.stages.find((s: any) => s.stage_type === 'camera').status).toBe('skipped');
     expect((await owner.post(`/api/v1/projects/${id}/stages/nonsense/skip/`)).status).toBe(404);
-  }, 180_000);
+  }, 360_000);
 
   it('fails over to the next provider when one fails before the first token, and the run shows who answered', async () => {
     const broken = (await admin.post('/api/v1/models/providers/', { name: 'broken', api_url: fake.url, model_name: 'fake-model?quirk=http_500', timeout_s: 2 })).body.id;
