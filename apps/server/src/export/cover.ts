@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { drawableText } from '../media/cjk-font.ts';
-import { escapeXml, wrapText } from '../media/svg-text.ts';
+import { escapeXml, SVG_FONT_FAMILY, wrapText } from '../media/svg-text.ts';
 import { runMediaTool } from './ffmpeg-process.ts';
 
 export interface CoverInput {
@@ -24,7 +24,6 @@ export interface CoverInput {
   signal?: AbortSignal;
 }
 
-const TITLE_FONT = "'Noto Sans CJK SC', 'Noto Sans CJK', sans-serif";
 const MAX_LINES = 3;
 
 export async function renderCover(input: CoverInput): Promise<{ out: string; width: number; height: number; format: 'png' | 'jpeg' }> {
@@ -75,7 +74,7 @@ export function titleSvg(title: string, width: number, height: number): string {
     `<stop offset="0.5" stop-color="#000" stop-opacity="0"/><stop offset="1" stop-color="#000" stop-opacity="0.7"/>` +
     `</linearGradient></defs>` +
     `<rect width="100%" height="100%" fill="url(#shade)"/>` +
-    `<g font-family="${TITLE_FONT}" font-weight="700" font-size="${fontSize}" text-anchor="middle" fill="#fff"` +
+    `<g font-family="${SVG_FONT_FAMILY}" font-weight="700" font-size="${fontSize}" text-anchor="middle" fill="#fff"` +
     ` stroke="#000" stroke-opacity="0.6" stroke-width="${Math.max(2, Math.round(fontSize / 14))}" paint-order="stroke">${text}</g>` +
     `</svg>`
   );

@@ -11,7 +11,7 @@ export const CJK_FONT_FILE = '/usr/share/fonts/opentype/noto/NotoSansCJK-Regular
 const CJK_FONT_FACE = 'NotoSansCJKsc-Regular';
 
 // fontkit 2 ships no type declarations; this is the narrow part used here.
-export interface FontkitFont {
+interface FontkitFont {
   unitsPerEm: number;
   'OS/2': { winAscent: number; winDescent: number };
   hhea: { ascent: number; descent: number };

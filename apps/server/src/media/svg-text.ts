@@ -1,4 +1,8 @@
-/** Text set in the SVG pictures sharp rasterises (offline images, covers): wrapping and escaping. */
+/** Text set in the SVG pictures sharp rasterises (offline images, covers): the font, wrapping and escaping. */
+import { CJK_FONT_FAMILY } from './cjk-font.ts';
+
+/** librsvg finds the font through fontconfig; the fallbacks keep Latin text drawn if it is missing. */
+export const SVG_FONT_FAMILY = `'${CJK_FONT_FAMILY}', 'Noto Sans CJK', 'Noto Sans', sans-serif`;
 
 /**
  * Wraps by estimated advance widths (CJK ideographs and fullwidth punctuation are one em, Latin about

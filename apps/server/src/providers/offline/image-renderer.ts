@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { drawableText } from '../../media/cjk-font.ts';
-import { escapeXml, wrapText } from '../../media/svg-text.ts';
+import { escapeXml, SVG_FONT_FAMILY, wrapText } from '../../media/svg-text.ts';
 
 export interface OfflineImageRequest {
   scene: string;
@@ -71,7 +71,6 @@ const PALETTES: Record<Light, Palette> = {
   overcast: { sky: ['#3a4452', '#5f6b7a', '#8a95a1'], ground: ['#3f4a46', '#242b29'], sea: ['#4a5d6e', '#27343f'], silhouette: '#1f262e', glow: '#f2e6c4', text: '#f4f6f8' },
 };
 
-const FONT_FAMILY = "'Noto Sans CJK SC', 'Noto Sans CJK', 'Noto Sans', sans-serif";
 
 export async function renderOfflineImage(req: OfflineImageRequest): Promise<Buffer> {
   const svg = composeOfflineSvg(req);
@@ -389,7 +388,7 @@ function caption(scene: string, w: number, h: number, s: number, p: Palette): st
     .map((line, i) => `<text x="${w / 2}" y="${firstBaseline + i * lineHeight}">${escapeXml(line)}</text>`)
     .join('');
   return `<rect x="${f((w - boxWidth) / 2)}" y="${top}" width="${f(boxWidth)}" height="${panelHeight + Math.round(fontSize * 0.25)}" rx="${pad}" fill="#000" fill-opacity="0.42"/>
-<g font-family="${FONT_FAMILY}" font-size="${fontSize}" fill="${p.text}" text-anchor="middle" letter-spacing="${f(fontSize * 0.04)}">${tspans}</g>`;
+<g font-family="${SVG_FONT_FAMILY}" font-size="${fontSize}" fill="${p.text}" text-anchor="middle" letter-spacing="${f(fontSize * 0.04)}">${tspans}</g>`;
 }
 
 
