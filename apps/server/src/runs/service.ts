@@ -293,10 +293,7 @@ export class RunService {
       // Its ending could not be saved: clients still get a terminal event; the row stays active until
       // the next start-up recovers it.
       this.d.log.error({ err, runId: run.id }, 'could not save the end of a run');
-      if (!run.finalStatus) {
-        run.finalStatus = 'interrupted';
-        run.emit({ type: 'stage_update', status: 'interrupted' }, true);
-      }
+      if (!run.finalStatus) this.interruptedHere(run);
     } finally {
       run.dispose();
       this.active.delete(run.id);
@@ -372,6 +369,11 @@ export class RunService {
    */
   private endedElsewhere(run: LiveRun) {
     this.d.log.warn({ runId: run.id }, 'run was recovered by another studio; its ending here is not saved');
+    this.interruptedHere(run);
+  }
+
+  /** The clients of this studio see the run end as interrupted; the database says what it says. */
+  private interruptedHere(run: LiveRun) {
     run.finalStatus = 'interrupted';
     run.emit({ type: 'stage_update', status: 'interrupted' }, true);
   }

@@ -10,7 +10,7 @@ import type { EventLog, LoggedEvent } from './event-log.ts';
 import type { RunRepository } from './repository.ts';
 import { KEEP_IN_MEMORY_MS, projectKey, runKey } from './publisher.ts';
 import { toRun, type RunService } from './service.ts';
-import { lastEventId, openSse, type SseStream } from './sse.ts';
+import { lastEventId, openSse, type SseEvent, type SseStream } from './sse.ts';
 
 interface StreamDeps {
   runs: RunService;
@@ -53,7 +53,7 @@ export class RunStreams {
 
     const sse = withSeedCompat(req, openSse(req, reply, this.d.heartbeatMs));
     this.guardAccess(sse, user, row.projectId, req);
-    if (unknown) sse.send({ id: null, json: JSON.stringify({ type: 'reset', run_id: runId, stage: row.stage, reason: STARTING_OVER }), terminal: false });
+    if (unknown) sse.send(startingOver({ id: runId, stage: row.stage }));
     const replay = after === null || unknown ? compactTokens(logged) : logged;
     for (const e of replay) sse.send(e);
     if (replay.at(-1)?.terminal) return sse.end();
@@ -118,7 +118,7 @@ export class RunStreams {
       // A newcomer (or a client too far behind, or past the tip) gets the runs in progress. These
       // catch-up events carry no id of their own (the log's ids belong to logged events); the project
       // update appended below gives the client its first id, so the ids it sees from here increase.
-      if (after !== null) for (const run of active) sse.send({ id: null, json: JSON.stringify({ type: 'reset', run_id: run.id, stage: run.stage, reason: STARTING_OVER }), terminal: false });
+      if (after !== null) for (const run of active) sse.send(startingOver(run));
       for (const run of active) {
         sse.send({ id: null, json: JSON.stringify({ type: 'stage_update', run_id: run.id, stage: run.stage, status: 'running' }), terminal: false });
         const text = opts.tokens ? this.d.runs.sentText(run.id) : '';
@@ -195,7 +195,12 @@ function withSeedCompat(req: FastifyRequest, sse: SseStream): SseStream {
   };
 }
 
-const STARTING_OVER = 'Cannot resume from your last event: starting over';
+/** A catch-up's `reset` for a run (no id of its own: the log's ids belong to logged events). */
+const startingOver = (run: { id: string; stage: string }): SseEvent => ({
+  id: null,
+  json: JSON.stringify({ type: 'reset', run_id: run.id, stage: run.stage, reason: 'Cannot resume from your last event: starting over' }),
+  terminal: false,
+});
 
 const isTokenOrProgress = (json: string) => json.startsWith('{"type":"token"') || json.startsWith('{"type":"progress"');
 
