@@ -25,13 +25,20 @@ const TOPIC = '雨夜的城市，老人在街角修钟表。一个女孩推门�
 const filledCards = (page: Page) =>
   page.locator('[data-testid^="image-card-"]').evaluateAll((cards) => cards.filter((c) => c.querySelector('[data-testid^="image-thumb-"] img')).length);
 
+/** A project whose storyboard the simulated LLM wrote with `shots` shots. */
+async function projectWithStoryboard(page: Page, studio: { baseURL: string }, name: string, shots: number): Promise<string> {
+  const headers = { origin: studio.baseURL };
+  const project = (await (await page.request.post('/api/v1/projects/', { data: { name, original_topic: TOPIC }, headers })).json()).id as string;
+  const llm = (await (await page.request.post('/api/v1/models/providers/', { data: { name: `${name}-${Date.now().toString(36)}`, api_url: upstream.url, api_key: 'sk-e2e', model_name: 'fake-model?tps=2000' }, headers })).json()).id;
+  const board = await (await page.request.post(`/api/v1/projects/${project}/stages/storyboard/runs/`, { data: { input: { shot_count: shots }, provider_id: llm }, headers })).json();
+  await expect.poll(async () => (await (await page.request.get(`/api/v1/runs/${board.id}/`)).json()).status, { timeout: 60_000 }).toBe('completed');
+  return project;
+}
+
 test('generate every shot offline: thumbnails fill the cards one by one and survive a reload mid-run; pick a candidate; upload an image', async ({ page, context, studio }) => {
   await signIn(context, studio);
   const headers = { origin: studio.baseURL };
-  const project = (await (await page.request.post('/api/v1/projects/', { data: { name: '钟表匠', original_topic: TOPIC }, headers })).json()).id as string;
-  const llm = (await (await page.request.post('/api/v1/models/providers/', { data: { name: `分镜-${Date.now().toString(36)}`, api_url: upstream.url, api_key: 'sk-e2e', model_name: 'fake-model?tps=2000' }, headers })).json()).id;
-  const board = await (await page.request.post(`/api/v1/projects/${project}/stages/storyboard/runs/`, { data: { input: { shot_count: 8 }, provider_id: llm }, headers })).json();
-  await expect.poll(async () => (await (await page.request.get(`/api/v1/runs/${board.id}/`)).json()).status, { timeout: 60_000 }).toBe('completed');
+  const project = await projectWithStoryboard(page, studio, '钟表匠', 8);
   // Four candidates per shot: 32 offline pictures, long enough to watch the cards fill and to reload mid-run.
   expect((await page.request.patch(`/api/v1/projects/${project}/stages/image/settings/`, { data: { candidates: 4 }, headers })).status()).toBe(200);
 
@@ -94,10 +101,7 @@ test('generate every shot offline: thumbnails fill the cards one by one and surv
 test('a character gets a picture from the project\'s images or an upload, and loses it again', async ({ page, context, studio }) => {
   await signIn(context, studio);
   const headers = { origin: studio.baseURL };
-  const project = (await (await page.request.post('/api/v1/projects/', { data: { name: '定妆照', original_topic: TOPIC }, headers })).json()).id as string;
-  const llm = (await (await page.request.post('/api/v1/models/providers/', { data: { name: `角色-${Date.now().toString(36)}`, api_url: upstream.url, api_key: 'sk-e2e', model_name: 'fake-model?tps=2000' }, headers })).json()).id;
-  const board = await (await page.request.post(`/api/v1/projects/${project}/stages/storyboard/runs/`, { data: { input: { shot_count: 3 }, provider_id: llm }, headers })).json();
-  await expect.poll(async () => (await (await page.request.get(`/api/v1/runs/${board.id}/`)).json()).status, { timeout: 60_000 }).toBe('completed');
+  const project = await projectWithStoryboard(page, studio, '定妆照', 3);
   const images = await (await page.request.post(`/api/v1/projects/${project}/stages/image/runs/`, { data: { input: {} }, headers })).json();
   await expect.poll(async () => (await (await page.request.get(`/api/v1/runs/${images.id}/`)).json()).status, { timeout: 120_000 }).toBe('completed');
   const characters = async () => (await (await page.request.get(`/api/v1/projects/${project}/characters/`)).json()).characters as { name: string; look: string; image_media_id?: string | null }[];
@@ -106,6 +110,8 @@ test('a character gets a picture from the project\'s images or an upload, and lo
   await expect(page.getByTestId('image-card-3')).toBeVisible();
   // The model proposes the story's people with their looks.
   await page.getByTestId('image-suggest').click();
+  // Said in the reader's language, not in the server's words.
+  await expect(page.getByText('模型已根据故事提出角色')).toBeVisible();
   const rows = page.getByTestId('image-character');
   await expect(rows.first().locator('input').first()).toHaveValue('老人');
   await expect(rows.first().locator('input').nth(1)).not.toHaveValue('');
