@@ -6,7 +6,7 @@ import { ADMIN, Client, concretePath, createUser, setupAdmin, startStudio, type 
 
 /**
  * Issue 15: who may call what, for every route of the API. The rows come from the route table the
- * guard collects, so a new route that is missing here fails the suite until someone decides who may
+ * app registers, so a new route that is missing here fails the suite until someone decides who may
  * call it. Columns: anonymous, a stranger (signed in, no access to the project), the project's
  * viewer, editor and owner, and an admin who is not a member. Project-scoped resources answer 404
  * to whoever has no access (a stranger must not learn that an id exists), 403 to a member without
@@ -206,7 +206,7 @@ describe(`authorization matrix: every route × every role (${process.env.TEST_DB
   });
 
   const routes = () =>
-    studio.app.routeTable
+    studio.routes()
       .filter((r) => r.url.startsWith('/api/') && r.method !== 'HEAD') // HEAD mirrors GET
       .map((r) => `${r.method} ${r.url}`);
 
