@@ -172,7 +172,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
   await registerSecurityHeaders(app);
   await app.register(fastifyCookie);
-  // Before any route: the guard collects the route table and denies what is not marked public.
+  // Before any route: its onRequest hook must reach every one, and it denies what is not marked public.
   registerAuthGuard(app, auth);
   await app.register(fastifyRateLimit, {
     global: false,

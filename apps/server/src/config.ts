@@ -34,7 +34,12 @@ const Env = z.object({
   TRUST_PROXY: z
     .string()
     .trim()
-    .refine((v) => parseTrustProxy(v) !== undefined, 'must be true, false, or a comma-separated list of proxy addresses (CIDR allowed)')
+    .transform((v, ctx) => {
+      const trust = parseTrustProxy(v);
+      if (trust !== undefined) return trust;
+      ctx.addIssue({ code: 'custom', message: 'must be true, false, or a comma-separated list of proxy addresses (CIDR allowed)', input: v });
+      return z.NEVER;
+    })
     .optional(),
 });
 
@@ -42,7 +47,7 @@ const Env = z.object({
  * TRUST_PROXY as Fastify's `trustProxy` takes it: `true` (whoever connects is the proxy), `false`, or
  * the proxies' addresses. Only with it are X-Forwarded-For / -Proto believed (the client's address, https).
  */
-export function parseTrustProxy(value: string): boolean | string[] | undefined {
+function parseTrustProxy(value: string): boolean | string[] | undefined {
   if (value === 'true') return true;
   if (value === 'false') return false;
   const addresses = value.split(',').map((a) => a.trim());
@@ -123,7 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     mediaTools: { FFMPEG_PATH: e.FFMPEG_PATH, FFPROBE_PATH: e.FFPROBE_PATH, PATH: e.PATH },
     mediaConcurrency: e.MEDIA_CONCURRENCY ?? Math.max(1, availableParallelism() - 1),
     instanceLeaseMs: Math.round(e.INSTANCE_LEASE_S * 1000),
-    trustProxy: e.TRUST_PROXY ? parseTrustProxy(e.TRUST_PROXY)! : false,
+    trustProxy: e.TRUST_PROXY ?? false,
     ...overrides,
   };
 }

@@ -30,7 +30,7 @@ const BOUND_VALUE_FIELDS = new Set(['params', 'parameters', 'args', 'queryOption
  * A copy of an error and its causes without the values a query was run with. Drizzle's message is
  * `Failed query: <sql>\nparams: <values>`; the SQL (with $1 placeholders) stays, the values go.
  */
-export function withoutBoundValues(err: unknown, depth = 0): unknown {
+function withoutBoundValues(err: unknown, depth = 0): unknown {
   if (!(err instanceof Error) || depth > 8) return err;
   const message = err instanceof DrizzleQueryError ? `Failed query: ${err.query}` : err.message;
   const copy: Record<string, unknown> = Object.create(Object.getPrototypeOf(err));

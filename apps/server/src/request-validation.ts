@@ -9,31 +9,47 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * a query otherwise), and a lone UTF-16 surrogate is not Unicode (jsonb refuses it; text would
  * silently turn it into U+FFFD).
  */
-export function unstorable(text: string): string | null {
+function unstorable(text: string): string | null {
   if (text.includes('\0')) return 'must not contain a NUL character';
   if (LONE_SURROGATE.test(text)) return 'must be valid Unicode text (it contains a lone surrogate)';
   return null;
 }
 
+/** A value met on the walk, with the way back to the root (its path is built only for a finding). */
+interface Visit {
+  value: unknown;
+  key: string | number;
+  parent: Visit | null;
+}
+
+function pathOf(visit: Visit | null): (string | number)[] {
+  const path: (string | number)[] = [];
+  for (let v = visit; v?.parent; v = v.parent) path.push(v.key);
+  return path.reverse();
+}
+
 /**
  * The first string (value or object key) in a request part that cannot be stored, with its path.
- * Iterative, not recursive: a 1 MiB body of nested arrays must not overflow the stack.
+ * Iterative, not recursive: a 1 MiB body of nested arrays must not overflow the stack. Each value
+ * links to its parent instead of carrying a copy of its path: copies cost depth² for deep nesting
+ * (half a million levels fit in a body), and that held the event loop for minutes.
  */
-export function findUnstorable(input: unknown): { path: (string | number)[]; message: string } | null {
-  const stack: { value: unknown; path: (string | number)[] }[] = [{ value: input, path: [] }];
+function findUnstorable(input: unknown): { path: (string | number)[]; message: string } | null {
+  const stack: Visit[] = [{ value: input, key: '', parent: null }];
   while (stack.length) {
-    const { value, path } = stack.pop()!;
+    const visit = stack.pop()!;
+    const { value } = visit;
     if (typeof value === 'string') {
       const message = unstorable(value);
-      if (message) return { path, message };
+      if (message) return { path: pathOf(visit), message };
     } else if (Array.isArray(value)) {
-      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], path: [...path, i] });
+      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], key: i, parent: visit });
     } else if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value)) {
       const keys = Object.keys(value);
       for (let i = keys.length - 1; i >= 0; i--) {
         const message = unstorable(keys[i]);
-        if (message) return { path: [...path, keys[i]], message: `has a key that ${message.replace(/^must/, 'does not')}` };
-        stack.push({ value: (value as Record<string, unknown>)[keys[i]], path: [...path, keys[i]] });
+        if (message) return { path: [...pathOf(visit), keys[i]], message: `has a key that ${message.replace(/^must/, 'does not')}` };
+        stack.push({ value: (value as Record<string, unknown>)[keys[i]], key: keys[i], parent: visit });
       }
     }
   }

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
  * 'unsafe-inline' for styles alone. Media (images, clips, speech) come from our own routes; a
  * preview may be a blob: URL, an icon a data: URL. No page may frame the studio (clickjacking).
  */
-export const CONTENT_SECURITY_POLICY = {
+const CONTENT_SECURITY_POLICY = {
   useDefaults: false,
   directives: {
     defaultSrc: ["'self'"],

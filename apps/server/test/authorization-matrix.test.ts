@@ -6,7 +6,7 @@ import { ADMIN, Client, concretePath, createUser, setupAdmin, startStudio, type 
 
 /**
  * Issue 15: who may call what, for every route of the API. The rows come from the route table the
- * guard collects, so a new route that is missing here fails the suite until someone decides who may
+ * app registers, so a new route that is missing here fails the suite until someone decides who may
  * call it. Columns: anonymous, a stranger (signed in, no access to the project), the project's
  * viewer, editor and owner, and an admin who is not a member. Project-scoped resources answer 404
  * to whoever has no access (a stranger must not learn that an id exists), 403 to a member without
@@ -206,7 +206,7 @@ describe(`authorization matrix: every route × every role (${process.env.TEST_DB
   });
 
   const routes = () =>
-    studio.app.routeTable
+    studio.routes()
       .filter((r) => r.url.startsWith('/api/') && r.method !== 'HEAD') // HEAD mirrors GET
       .map((r) => `${r.method} ${r.url}`);
 
@@ -232,28 +232,25 @@ describe(`authorization matrix: every route × every role (${process.env.TEST_DB
   }, 900_000);
 });
 
-/** The ids a route's `:id` names, by what the path is about. */
+/** Which id a route's `:id` names, by what the path is about; any other path gets an id that exists nowhere. */
+const ID_BY_PREFIX: [prefix: string, key: 'projectId' | 'runId' | 'providerId' | 'setId' | 'templateId' | 'shotId' | 'mediaId' | 'ownerId'][] = [
+  ['/api/v1/projects/', 'projectId'],
+  ['/api/v1/runs/', 'runId'],
+  ['/api/v1/models/providers/', 'providerId'],
+  ['/api/v1/prompts/sets/', 'setId'],
+  ['/api/v1/prompts/templates/', 'templateId'],
+  ['/api/v1/storyboards/', 'shotId'],
+  ['/api/v1/media/', 'mediaId'],
+  ['/api/v1/users/', 'ownerId'],
+];
+
+/** How a route without an entry in CALLS is called. */
 function defaultCall(pattern: string, method: string) {
   // The seed's start-and-stream routes start a run: a fresh project for every call, as for run starts.
   if (pattern.endsWith('-stream')) return async (w: World): Promise<Cell> => ({ params: { id: await w.newProject() }, body: { provider_id: w.providerId } });
   return (w: World): Cell => {
-    const id = pattern.startsWith('/api/v1/projects/')
-      ? w.projectId
-      : pattern.startsWith('/api/v1/runs/')
-        ? w.runId
-        : pattern.startsWith('/api/v1/models/providers/')
-          ? w.providerId
-          : pattern.startsWith('/api/v1/prompts/sets/')
-            ? w.setId
-            : pattern.startsWith('/api/v1/prompts/templates/')
-              ? w.templateId
-              : pattern.startsWith('/api/v1/storyboards/')
-                ? w.shotId
-                : pattern.startsWith('/api/v1/media/')
-                  ? w.mediaId
-                  : pattern.startsWith('/api/v1/users/')
-                    ? w.ownerId
-                    : crypto.randomUUID();
+    const key = ID_BY_PREFIX.find(([prefix]) => pattern.startsWith(prefix))?.[1];
+    const id = key ? w[key] : crypto.randomUUID();
     return {
       params: { id, run_id: w.runId, user_id: w.viewerId, shotId: w.shotId, shot_id: w.shotId, stage: 'rewrite' },
       body: ['POST', 'PUT', 'PATCH'].includes(method) ? {} : undefined,
@@ -277,7 +274,8 @@ async function buildWorld(studio: TestStudio, fakeUrl: string) {
     return res.body;
   };
 
-  const provider = ok(await admin.post('/api/v1/models/providers/', { name: 'fast', api_url: fakeUrl, api_key: 'sk-test-key-0000', model_name: 'fake-model?ttft=5&tps=2000&tokens=40', timeout_s: 5 }), 201);
+  const providerBody = (name: string) => ({ name, api_url: fakeUrl, api_key: 'sk-test-key-0000', model_name: 'fake-model?ttft=5&tps=2000&tokens=40', timeout_s: 5 });
+  const provider = ok(await admin.post('/api/v1/models/providers/', providerBody('fast')), 201);
   const newProject = async () => {
     const id = ok(await owner.post('/api/v1/projects/', { name: '矩阵', original_topic: '一只猫在雨夜里寻找回家的路' }), 201).id as string;
     ok(await owner.post(`/api/v1/projects/${id}/members/`, { user_id: clients.viewer.id, role: 'viewer' }), 201);
@@ -289,8 +287,9 @@ async function buildWorld(studio: TestStudio, fakeUrl: string) {
   for (let i = 0; i < 400 && ['queued', 'running'].includes((await owner.get(`/api/v1/runs/${run.id}/`)).body.status); i++) await new Promise((r) => setTimeout(r, 50));
   const shotId = ok(await owner.post(`/api/v1/projects/${projectId}/storyboards/`, { narration_text: '雨夜' }), 201).id as string;
   const media = await studio.app.services.media.put(projectId, Buffer.from('WEBVTT\n\n'), { kind: 'subtitle', mime: 'text/vtt' });
-  await new StoryboardRepository(studio.database.db).upsertMovements(projectId, [{ shot_id: shotId, movement_type: 'static', params: { speed: 1, intensity: 0.5, easing: 'linear', description: '' } } as never]);
-  const movementId = (await new StoryboardRepository(studio.database.db).movementsOf(projectId))[0].id as string;
+  const storyboards = new StoryboardRepository(studio.database.db);
+  await storyboards.upsertMovements(projectId, [{ shot_id: shotId, movement_type: 'static', params: { speed: 1, intensity: 0.5, easing: 'linear', description: '' } } as never]);
+  const movementId = (await storyboards.movementsOf(projectId))[0].id as string;
   const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#336699' } }).png().toBuffer();
   const image = await fetch(`${studio.url}/api/v1/projects/${projectId}/storyboards/${shotId}/images`, { method: 'POST', headers: { cookie: owner.cookie, 'content-type': 'image/png' }, body: new Uint8Array(png) });
   const imageId = ok({ status: image.status, body: await image.json() }, 201).id as string;
@@ -310,7 +309,6 @@ async function buildWorld(studio: TestStudio, fakeUrl: string) {
   };
 
   const throwawayId = ok(await admin.post('/api/v1/users/', { email: 'throwaway@example.com', name: 'T', password: 'password-123', role: 'user' }), 201).id as string;
-  const providerBody = (name: string) => ({ name, api_url: fakeUrl, api_key: 'sk-test-key-0000', model_name: 'fake-model?ttft=5&tps=2000&tokens=40', timeout_s: 5 });
 
   return {
     studio,

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, createUser, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
 import { follow, type ReceivedEvent } from './sse-client.ts';
 
+type StreamAuth = { cookie?: string; token?: string };
+
 /** Issue 15, finding 3: a new password ends every other way in, and a signed-out user's live streams end. */
 describe(`sessions, tokens and live streams end with the credential (${process.env.TEST_DB ?? 'pglite'})`, () => {
   let studio: TestStudio;
@@ -29,21 +31,31 @@ describe(`sessions, tokens and live streams end with the credential (${process.e
   const projectOf = async (c: Client) => (await c.post('/api/v1/projects/', { name: 'streams', original_topic: 't' })).body.id as string;
   const updates = (events: ReceivedEvent[]) => events.filter((e) => e.data.type === 'project_update').length;
   /** A project stream never ends by itself: if it closes, the server closed it. */
-  const projectStream = (projectId: string, auth: { cookie?: string; token?: string }, stopWhen?: (e: ReceivedEvent[]) => boolean) =>
+  const projectStream = (projectId: string, auth: StreamAuth, stopWhen?: (e: ReceivedEvent[]) => boolean) =>
     follow(`${studio.url}/api/v1/projects/${projectId}/events`, { ...auth, stopWhen, timeoutMs: 20_000 });
+  /** A project stream and `reached`, which resolves at its `n`th project_update; `stop`: the client then ends it. */
+  const watch = (projectId: string, auth: StreamAuth, n: number, stop: boolean) => {
+    let reach!: () => void;
+    const reached = new Promise<void>((r) => (reach = r));
+    const result = projectStream(projectId, auth, (events) => {
+      if (updates(events) >= n) reach();
+      return stop && updates(events) >= n;
+    });
+    return { reached, result };
+  };
   /**
    * Resolves once the stream has said hello (its first project_update), so what follows hits an open
    * stream; `.result` is the stream's end (wrapped: an async function returning it would wait for it).
    */
-  const opened = async (projectId: string, auth: { cookie?: string; token?: string }) => {
-    let ready!: () => void;
-    const hello = new Promise<void>((r) => (ready = r));
-    const done = projectStream(projectId, auth, (events) => {
-      if (updates(events) >= 1) ready();
-      return false;
-    });
-    await hello;
-    return { result: done };
+  const opened = async (projectId: string, auth: StreamAuth) => {
+    const { reached, result } = watch(projectId, auth, 1, false);
+    await reached;
+    return { result };
+  };
+  /** A stream that should outlive what the test does: `changed` resolves at its second project_update, where it stops. */
+  const survivor = (projectId: string, auth: StreamAuth) => {
+    const { reached, result } = watch(projectId, auth, 2, true);
+    return { changed: reached, result };
   };
 
   it('a password change ends every other session and every API token, and keeps the session that made it', async () => {
@@ -102,19 +114,14 @@ describe(`sessions, tokens and live streams end with the credential (${process.e
     const phone = await signIn('watcher@example.com');
     const projectId = await projectOf(user);
     const onLaptop = await opened(projectId, { cookie: user.cookie });
-    let phoneSawChange!: () => void;
-    const changed = new Promise<void>((r) => (phoneSawChange = r));
-    const onPhone = projectStream(projectId, { cookie: phone.cookie }, (events) => {
-      if (updates(events) >= 2) phoneSawChange();
-      return updates(events) >= 2;
-    });
+    const onPhone = survivor(projectId, { cookie: phone.cookie });
 
     expect((await user.post('/api/v1/auth/logout')).status).toBe(204);
     expect((await onLaptop.result).ended).toBe('closed');
     // The phone's stream is still live: it sees the next change.
     expect((await phone.patch(`/api/v1/projects/${projectId}/`, { name: 'renamed' })).status).toBe(200);
-    await changed;
-    expect((await onPhone).ended).toBe('aborted');
+    await onPhone.changed;
+    expect((await onPhone.result).ended).toBe('aborted');
   });
 
   it('a password change ends the live streams of every other session and token; the changing session keeps its own', async () => {
@@ -124,19 +131,14 @@ describe(`sessions, tokens and live streams end with the credential (${process.e
     const projectId = await projectOf(user);
     const byLaptop = await opened(projectId, { cookie: laptop.cookie });
     const byScript = await opened(projectId, { token: script.token });
-    let mineSawChange!: () => void;
-    const changed = new Promise<void>((r) => (mineSawChange = r));
-    const mine = projectStream(projectId, { cookie: user.cookie }, (events) => {
-      if (updates(events) >= 2) mineSawChange();
-      return updates(events) >= 2;
-    });
+    const mine = survivor(projectId, { cookie: user.cookie });
 
     expect((await user.post('/api/v1/auth/password', { current_password: 'password-streamer@example.com', new_password: 'another new password' })).status).toBe(204);
     expect((await byLaptop.result).ended).toBe('closed');
     expect((await byScript.result).ended).toBe('closed');
     expect((await user.patch(`/api/v1/projects/${projectId}/`, { name: 'still live' })).status).toBe(200);
-    await changed;
-    expect((await mine).ended).toBe('aborted');
+    await mine.changed;
+    expect((await mine.result).ended).toBe('aborted');
   });
 
   it("an admin's password reset or deleting the account ends the user's live streams", async () => {

@@ -5,7 +5,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, RouteOptions } from 'fastify';
 import { buildApp, type BuildOptions } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { openDatabase, type Database } from '../src/db/client.ts';
@@ -104,8 +104,17 @@ async function pgliteTemplate(): Promise<string> {
   return template;
 }
 
+/** One row of the route table the guard enforces: every route not marked public needs a user. */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  public: boolean;
+}
+
 export interface TestStudio {
   app: FastifyInstance;
+  /** The app's routes, one row per method, read when called (`publicly` marks a route after it is added). */
+  routes(): RouteEntry[];
   url: string;
   config: Config;
   database: Database;
@@ -126,7 +135,12 @@ export async function startStudio(
     { LOG_LEVEL: logStream ? 'info' : 'silent' },
     { dataDir: testDb.location.dataDir, appSecret: 'test-secret-test-secret-test-secret-0123', loginRateLimit: 1000, ...overrides },
   );
-  const app = await buildApp(config, { database, logStream, ...build }).catch(async (err) => {
+  const added: RouteOptions[] = [];
+  const onRoute = (route: RouteOptions) => {
+    added.push(route);
+    build.onRoute?.(route);
+  };
+  const app = await buildApp(config, { database, logStream, ...build, onRoute }).catch(async (err) => {
     await database.close(); // a studio that refused to start leaves no connection behind
     throw err;
   });
@@ -135,6 +149,7 @@ export async function startStudio(
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
     app,
+    routes: () => added.flatMap((r) => [r.method].flat().map((method) => ({ method, url: r.url, public: r.config?.public === true }))),
     url: `http://127.0.0.1:${port}`,
     config,
     database,

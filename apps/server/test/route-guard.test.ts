@@ -2,8 +2,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RouteEntry } from '../src/auth/guard.ts';
-import { Client, concretePath, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
+import { Client, concretePath, type RouteEntry, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
 
 /** Spellings of the same path that route to the same handler: `/%61pi/…`, and a percent-encoded letter in the last word. */
 function encodedVariants(path: string): string[] {
@@ -30,17 +29,17 @@ describe(`the guard decides on the routed path, default deny (${process.env.TEST
   });
   afterAll(() => studio.close());
 
-  const api = () => studio.app.routeTable.filter((r) => r.url.startsWith('/api/'));
+  const api = () => studio.routes().filter((r) => r.url.startsWith('/api/'));
 
   it('marks public only health, setup, login, registration, logout, the API docs and the web app', () => {
     expect(api().length).toBeGreaterThan(60);
-    const open = studio.app.routeTable.filter((r) => r.public && !isDocsOrWebApp(r)).map((r) => `${r.method} ${r.url}`);
+    const open = studio.routes().filter((r) => r.public && !isDocsOrWebApp(r)).map((r) => `${r.method} ${r.url}`);
     expect(new Set(open.filter((r) => !r.startsWith('HEAD ')))).toEqual(PUBLIC);
   });
 
   it('answers 401 without credentials on every other route, however its path is spelt', async () => {
     const failures: string[] = [];
-    for (const route of studio.app.routeTable.filter((r) => !r.public)) {
+    for (const route of studio.routes().filter((r) => !r.public)) {
       const path = concretePath(route.url);
       for (const url of [path, ...encodedVariants(path)]) {
         const res = await fetch(studio.url + url, {
@@ -84,7 +83,7 @@ describe(`the guard decides on the routed path, default deny (${process.env.TEST
       expect((await anon.get('/projects/some-id')).body).toContain('AI Story'); // a client-side route
       expect((await anon.get('/assets/missing.js')).status).toBe(404);
       expect((await anon.get('/%61pi/v1/projects/')).status).toBe(401);
-      expect(withWeb.app.routeTable.filter((r) => r.url === '/*').every((r) => r.public)).toBe(true);
+      expect(withWeb.routes().filter((r) => r.url === '/*').every((r) => r.public)).toBe(true);
     } finally {
       await withWeb.close();
       rmSync(web, { recursive: true, force: true });

@@ -11,9 +11,6 @@ declare module 'fastify' {
     /** The session or token this request came with (a password change keeps it; live streams are filed under it). */
     credential: Credential | null;
   }
-  interface FastifyInstance {
-    routeTable: RouteEntry[];
-  }
   interface FastifyContextConfig {
     /** Routes anyone may call (setup, login, health, the web app's files). Every other route needs a user. */
     public?: boolean;
@@ -22,13 +19,6 @@ declare module 'fastify' {
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** One row of the route table the guard enforces (tests walk it: every route not marked public needs a user). */
-export interface RouteEntry {
-  readonly method: string;
-  readonly url: string;
-  readonly public: boolean;
-}
-
 /**
  * Authenticates every routed request (cookie session or Bearer token) and refuses cookie-authenticated
  * writes that could come from another site (CSRF): a browser always sends Sec-Fetch-Site or Origin
@@ -36,26 +26,12 @@ export interface RouteEntry {
  *
  * Default deny, decided on the matched route and never on the raw URL (`/%61pi/v1/…` routes to the
  * API while its text does not start with `/api/`): a route is public only if its config says so.
- * Register this before any route, so that the route table is complete.
+ * Register this before any route, so that its hook runs on every one.
  */
 export function registerAuthGuard(app: FastifyInstance, auth: AuthService) {
   app.decorateRequest('user', null);
   app.decorateRequest('authVia', null);
   app.decorateRequest('credential', null);
-  const routeTable: RouteEntry[] = [];
-  app.decorate('routeTable', routeTable);
-  app.addHook('onRoute', (route) => {
-    // Read when asked: a plugin's own onRoute hook (publicly) runs after this one and may mark the route.
-    for (const method of [route.method].flat()) {
-      routeTable.push({
-        method,
-        url: route.url,
-        get public() {
-          return route.config?.public === true;
-        },
-      });
-    }
-  });
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
     if (req.is404) return; // nothing was routed: the not-found handler answers and reveals nothing

@@ -51,9 +51,8 @@ export class AuthRepository {
         .innerJoin(users, eq(users.id, sessions.userId))
         .where(and(eq(sessions.id, id), gt(sessions.expiresAt, new Date())))
     )[0];
-  deleteSession = async (id: string) => {
-    await this.db.delete(sessions).where(eq(sessions.id, id));
-  };
+  /** The user whose session it was, or undefined when there was none. */
+  deleteSession = async (id: string) => (await this.db.delete(sessions).where(eq(sessions.id, id)).returning({ userId: sessions.userId }))[0]?.userId;
   /** Every session and API token of a user but `keep`, in one transaction (no half-signed-out state). */
   deleteCredentialsOf = (userId: string, keep: { kind: 'session' | 'token'; id: string } | null) =>
     this.db.transaction(async (tx) => {

@@ -75,9 +75,8 @@ export class AuthService {
 
   async logout(sessionToken: string) {
     const id = sha256(sessionToken);
-    const found = await this.repo.findSessionUser(id);
-    await this.repo.deleteSession(id);
-    if (found) this.streams.endCredential(found.user.id, { kind: 'session', id });
+    const userId = await this.repo.deleteSession(id);
+    if (userId) this.streams.endCredential(userId, { kind: 'session', id });
   }
 
   async userForSession(sessionToken: string): Promise<{ user: AuthUser; credential: Credential } | null> {

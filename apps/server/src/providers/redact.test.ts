@@ -16,6 +16,7 @@ describe('redactSecrets', () => {
     ['the key in base64url at an odd offset', `token=${Buffer.from(`ab${KEY}`).toString('base64url')}`],
     ['the key hex-encoded', `bytes ${Buffer.from(KEY).toString('hex')}`],
     ['the key in another case', `KEY ${KEY.toUpperCase()} unknown`],
+    ['the key after letters that lengthen when lower-cased', `${'İ'.repeat(12)} ${KEY} unknown`],
   ])('hides %s', (_what, text) => {
     const out = redactSecrets(text, [KEY]);
     expect(out).toContain(REDACTED);

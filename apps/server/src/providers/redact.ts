@@ -9,6 +9,12 @@ const FRAGMENT = 6;
 const SCANNED = 4_000;
 export const REDACTED = '[redacted]';
 
+/**
+ * ASCII letters to lower case, nothing else: String#toLowerCase may lengthen a string ('İ' becomes two
+ * code units), which would shift every position after it against the text that is marked and cut.
+ */
+const foldCase = (s: string) => s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
+
 /** The shapes a secret may come back in. base64 at three byte offsets: a key inside a longer encoded string is aligned to one of them. */
 function encodings(secret: string): string[] {
   const bytes = Buffer.from(secret, 'utf8');
@@ -17,7 +23,7 @@ function encodings(secret: string): string[] {
     const part = bytes.subarray(shift);
     forms.push(part.toString('base64'), part.toString('base64url'));
   }
-  return [...new Set(forms.map((f) => f.toLowerCase()))];
+  return [...new Set(forms.map(foldCase))];
 }
 
 /** `text` with every run of FRAGMENT+ characters shared with a secret (in any of its shapes) replaced. */
@@ -25,7 +31,7 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
   const scanned = text.length > SCANNED ? text.slice(0, SCANNED) : text;
   const forms = secrets.filter((s) => s.length >= FRAGMENT).flatMap(encodings);
   if (!forms.length) return scanned;
-  const lower = scanned.toLowerCase();
+  const lower = foldCase(scanned);
   const hidden = new Uint8Array(scanned.length);
   // Longest common substring ending at each pair of positions (one row at a time): a match of
   // FRAGMENT or more marks its whole length.
