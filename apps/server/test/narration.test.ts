@@ -145,7 +145,7 @@ describe(`the narration stage: speech per shot, sentence timings, shot lengths a
         expect(item.shot_duration_s).toBeNull();
         expect(Math.abs(item.duration_s + PAUSE_S - lockedS)).toBeLessThan(0.05);
       } else {
-        const expected = Math.min(MAX_SHOT_S, Math.max(MIN_SHOT_S, item.duration_s + PAUSE_S));
+        const expected = Math.max(item.duration_s, Math.min(MAX_SHOT_S, Math.max(MIN_SHOT_S, item.duration_s + PAUSE_S)));
         expect(shot.duration_seconds).toBeCloseTo(expected, 3);
         expect(item.shot_duration_s).toBeCloseTo(expected, 3);
       }

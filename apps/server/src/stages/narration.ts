@@ -49,9 +49,13 @@ export function currentNarration(ctx: Pick<StageContext, 'stages'>): NarrationOu
 
 const speakable = (shots: ShotRow[]) => shots.filter((s) => s.narrationText.trim().length > 0);
 
-/** A shot's length from its narration: speech + one pause, inside the project's range (ms precision). */
+/**
+ * A shot's length from its narration: speech + one pause, inside the project's range (ms precision),
+ * but never shorter than the speech itself — a clip cut at the range's end would cut the viewer off
+ * mid-sentence, and the rest of the story with it.
+ */
 export function shotLengthFor(audioS: number, pauseS: number, project: Pick<ProjectRow, 'minShotS' | 'maxShotS'>): number {
-  const seconds = Math.min(project.maxShotS, Math.max(project.minShotS, audioS + pauseS));
+  const seconds = Math.max(audioS, Math.min(project.maxShotS, Math.max(project.minShotS, audioS + pauseS)));
   return Math.round(seconds * 1000) / 1000;
 }
 
