@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { Page } from '@playwright/test';
+import type { Locator, Page } from '@playwright/test';
 import { startFakeLlm, type FakeLlmServer } from '@ai-story/fake-llm';
 import { expect, signIn, test, type Studio } from './fixtures';
 
@@ -76,6 +76,20 @@ async function choose(page: Page, selectTestId: string, label: string) {
 const liveCards = (page: Page) => page.locator('[data-testid="shot-list"][data-live="true"] [data-testid="shot-card"]');
 const savedCards = (page: Page) => page.locator('[data-testid="shot-list"]:not([data-live]) [data-testid="shot-card"]');
 const cardIds = (page: Page) => savedCards(page).evaluateAll((els) => els.map((e) => e.getAttribute('data-shot-id')));
+/** A box read twice, one animation frame apart, with the same result: nothing is still moving or scrolling. */
+async function settledBox(locator: Locator) {
+  let last = await locator.boundingBox();
+  await expect
+    .poll(async () => {
+      await locator.page().evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+      const now = await locator.boundingBox();
+      const same = JSON.stringify(now) === JSON.stringify(last);
+      last = now;
+      return same && now !== null;
+    })
+    .toBe(true);
+  return last!;
+}
 
 test('storyboard cards arrive one at a time, a dragged card keeps its place after a reload, and the camera gives each card its movement', async ({ page, context, studio }) => {
   await signIn(context, studio);
@@ -137,15 +151,18 @@ test('storyboard cards arrive one at a time, a dragged card keeps its place afte
 
   // Drag the third card to the top: the order is saved (numbers dense again) and survives a reload.
   // (A tall window keeps both cards on screen: the mouse only reaches what is visible.)
+  // The pointer is pressed only once the layout has settled and the third card's handle is what lies under
+  // it: measured mid-scroll, the press once landed on another card and dragged that one instead.
   await page.setViewportSize({ width: 1280, height: 1600 });
-  await savedCards(page).first().evaluate((el) => el.scrollIntoView({ block: 'start' }));
-  await page.mouse.wheel(0, -120);
+  await page.evaluate(() => window.scrollTo({ top: 0, behavior: 'instant' }));
   const before = await cardIds(page);
   const handle = savedCards(page).nth(2).getByTestId('shot-drag');
   const target = savedCards(page).first();
-  const from = (await handle.boundingBox())!;
-  const to = (await target.boundingBox())!;
-  await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+  const from = await settledBox(handle);
+  const to = await settledBox(target);
+  const press = { x: from.x + from.width / 2, y: from.y + from.height / 2 };
+  expect(await page.evaluate(({ x, y }) => document.elementFromPoint(x, y)?.closest('[data-shot-id]')?.getAttribute('data-shot-id'), press)).toBe(before[2]);
+  await page.mouse.move(press.x, press.y);
   await page.mouse.down();
   await page.mouse.move(from.x + from.width / 2, from.y - 20, { steps: 5 });
   await page.mouse.move(to.x + 40, to.y + 12, { steps: 20 });

@@ -108,7 +108,7 @@ const en: MessageSchema = {
   },
   projects: {
     title: 'My projects',
-    subtitle: 'Each project starts from a topic and becomes a short video in six stages.',
+    subtitle: 'Each project starts from a topic and becomes a short video in seven stages.',
     new: 'New project',
     searchPlaceholder: 'Search by name or topic',
     count: '{n} project | {n} projects',

@@ -108,7 +108,7 @@ const zhCN = {
   },
   projects: {
     title: '我的项目',
-    subtitle: '每个项目从一个选题开始，经过六个阶段成为一支短视频。',
+    subtitle: '每个项目从一个选题开始，经过七个阶段成为一支短视频。',
     new: '新建项目',
     searchPlaceholder: '搜索项目名称或选题',
     count: '共 {n} 个项目',

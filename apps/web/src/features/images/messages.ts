@@ -116,7 +116,7 @@ export default {
     uploaded: 'Image uploaded',
     uploadHint: 'PNG / JPEG / WebP, up to 20 MB',
     noImage: 'Not generated yet',
-    simulated: 'Offline model (simulated)',
+    simulated: 'Simulated',
     characters: 'Characters',
     charactersHint: "A character named in a shot's text gets its look added to that shot's prompt, so it looks the same throughout.",
     characterName: 'Name',
