@@ -4,12 +4,14 @@
 //   - CJK fonts (zh-CN pages must render real glyphs in screenshots, not boxes),
 //   - the media tools: ffmpeg/ffprobe (renders, probes) and espeak-ng (the offline voice),
 //   - a reachable PostgreSQL server where the current user may create databases (the integration
-//     tests run a second time against it, one database per test file).
+//     tests run a second time against it, one database per test file),
+//   - a reachable Redis server (the scale-out tests: event streams, shared limits, job queues).
 // It installs what is missing with apt when it can (root, or sudo without a password); otherwise it
 // stops with a message naming exactly what to install. It never skips a requirement quietly.
 //
 // Usage: node scripts/ensure-system.mjs [--check]   (--check: report only, install nothing)
 // Env:   TEST_DATABASE_URL  the PostgreSQL server to check (default below)
+//        TEST_REDIS_URL     the Redis server to check (default redis://127.0.0.1:6379)
 //        CHROMIUM_PATH      use this Chromium instead of Debian's /usr/bin/chromium
 
 import { spawnSync } from 'node:child_process';
@@ -250,9 +252,52 @@ async function ensurePostgres() {
   log(`ok: PostgreSQL ${probe.version} at ${redact(url)}`);
 }
 
+// ---------------------------------------------------------------- Redis
+
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** PING over a raw socket: the answer is `+PONG`, or `-NOAUTH …` when a password is needed. */
+function pingRedis(host, port, timeoutMs = 2000) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    let answer = '';
+    const done = (result) => {
+      socket.destroy();
+      resolve(result);
+    };
+    socket.setTimeout(timeoutMs, () => done({ ok: false, error: 'no answer' }));
+    socket.on('error', (err) => done({ ok: false, error: err.code ?? err.message }));
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      answer += chunk.toString();
+      if (answer.includes('\r\n')) done(answer.startsWith('+PONG') ? { ok: true } : { ok: false, error: answer.trim() });
+    });
+  });
+}
+
+async function ensureRedis() {
+  const url = new URL(process.env.TEST_REDIS_URL || DEFAULT_REDIS_URL);
+  const host = url.hostname;
+  const port = Number(url.port || 6379);
+  const fixHint = '    Install and start Redis 7 (Debian: apt-get install -y redis-server && redis-server --daemonize yes).';
+  let probe = await pingRedis(host, port);
+  const local = host === '127.0.0.1' || host === 'localhost';
+  if (!probe.ok && local && !CHECK_ONLY && probe.error === 'ECONNREFUSED') {
+    if (!hasCommand('redis-server')) aptInstall(['redis-server']);
+    log(`starting redis-server on port ${port}`);
+    asRoot('redis-server', ['--port', String(port), '--daemonize', 'yes', '--save', '', '--appendonly', 'no']);
+    for (let i = 0; i < 50 && !probe.ok; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      probe = await pingRedis(host, port);
+    }
+  }
+  if (!probe.ok) throw new Unmet(`Redis at ${host}:${port} is not usable (${probe.error}).\n${fixHint}`);
+  log(`ok: Redis at ${host}:${port}`);
+}
+
 // ---------------------------------------------------------------- main
 
-for (const step of [ensureBrowserAndFonts, ensureMediaTools, ensurePostgres]) {
+for (const step of [ensureBrowserAndFonts, ensureMediaTools, ensurePostgres, ensureRedis]) {
   try {
     await step();
   } catch (err) {

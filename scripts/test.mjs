@@ -75,7 +75,7 @@ const steps = [
   },
   {
     id: 'system',
-    title: 'system requirements (Chromium, CJK fonts, PostgreSQL)',
+    title: 'system requirements (Chromium, CJK fonts, PostgreSQL, Redis)',
     cmd: process.execPath,
     args: [path.join(ROOT, 'scripts/ensure-system.mjs')],
     timeoutMs: 20 * MIN,
