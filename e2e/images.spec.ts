@@ -69,6 +69,8 @@ test('generate every shot offline: thumbnails fill the cards one by one and surv
   });
   expect(seen.cards.filter((n) => n > 0 && n < 8).length, `cards filled: ${seen.cards.join(', ')}`).toBeGreaterThan(0);
   expect(seen.overall.some((text) => /\d+\s*\/\s*8 张/.test(text)), `overall: ${seen.overall.join(' | ')}`).toBe(true);
+  // The studio's own offline model is named in the reader's language, not the server's English.
+  await expect(page.getByTestId('image-info')).toContainText('使用 离线图片模型（offline-image）生成');
   await page.screenshot({ path: path.join(SHOTS, 'images-running.png'), fullPage: true });
 
   // A reload mid-run keeps what was made and follows the rest.

@@ -143,7 +143,8 @@ export class RunService {
       run.emit({
         type: 'info',
         code: label.isSimulated ? 'generating_simulated' : 'generating',
-        params: { provider: label.name, model: label.modelName },
+        // `local` lets the web app name the studio's own method in the reader's language.
+        params: { provider: label.name, model: label.modelName, ...(runsLocally && local && { local: stage }) },
         message: `Generating with ${label.name} (${label.modelName})${label.isSimulated ? ' — simulated offline demo' : ''}`,
       });
     }

@@ -453,6 +453,11 @@ const en: MessageSchema = {
     copyOutput: 'Copy result',
   },
   runs: {
+    localMethod: {
+      image: 'Offline image model',
+      narration: 'Offline voice (espeak-ng)',
+      video: 'Local camera motion',
+    },
     info: {
       generating: 'Generating with {provider} ({model})',
       generating_simulated: 'Generating with {provider} ({model}) · offline demo, simulated text',
@@ -477,6 +482,7 @@ const en: MessageSchema = {
       restore: 'Restore',
     },
     length: '{n} chars',
+    shots: '{n} shot | {n} shots',
     detailTitle: 'Version',
     compareTitle: 'Compare: selected ↔ current',
     left: 'Selected version',

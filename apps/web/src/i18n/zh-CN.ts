@@ -453,6 +453,11 @@ const zhCN = {
     copyOutput: '复制结果',
   },
   runs: {
+    localMethod: {
+      image: '离线图片模型',
+      narration: '离线配音（espeak-ng）',
+      video: '本地运镜',
+    },
     info: {
       generating: '使用 {provider}（{model}）生成',
       generating_simulated: '使用 {provider}（{model}）生成 · 离线演示，内容为模拟',
@@ -477,6 +482,7 @@ const zhCN = {
       restore: '恢复',
     },
     length: '{n} 字',
+    shots: '{n} 个镜头',
     detailTitle: '版本详情',
     compareTitle: '对比：所选版本 ↔ 当前',
     left: '所选版本',
