@@ -223,6 +223,22 @@ test('an admin adds a user, changes their role, and opens registration', async (
   await other.goto('/users');
   await expect(other.getByTestId('users-page')).toBeVisible();
   expect(ADMIN.email).not.toBe(email);
+
+  // Their script's token, seen and revoked by an admin: it stops working at once.
+  const created = await other.request.post('/api/v1/auth/tokens', { data: { name: '剪辑脚本' }, headers: { origin: studio.baseURL } });
+  expect(created.status()).toBe(201);
+  const { token } = (await created.json()) as { token: string };
+  const asScript = () => page.request.get('/api/v1/auth/me', { headers: { authorization: `Bearer ${token}` }, failOnStatusCode: false });
+  expect(await (await asScript()).json()).toMatchObject({ email });
+  await row.getByTestId('user-tokens-open').click();
+  const dialog = page.getByTestId('user-tokens');
+  await expect(dialog.getByTestId('user-token-table')).toContainText('剪辑脚本');
+  await shot(page, 'foundation-10-user-tokens');
+  await dialog.getByTestId('user-token-revoke').click();
+  await page.locator('.el-message-box').getByRole('button', { name: '吊销' }).click();
+  await expect(page.getByText('令牌已吊销')).toBeVisible();
+  await expect(dialog).toContainText('这个用户没有 API 令牌');
+  expect((await asScript()).status()).toBe(401);
 });
 
 test('the API documentation renders under the studio’s Content-Security-Policy', async ({ page }) => {

@@ -233,6 +233,14 @@ const en: MessageSchema = {
     },
   },
   users: {
+    tokens: {
+      open: 'API tokens',
+      title: 'API tokens of {name}',
+      hint: 'A revoked token stops working at once. Only its creator ever saw the token; here you see its prefix.',
+      empty: 'This user has no API tokens',
+      revokeTitle: "Revoke a user's token",
+      revokeMessage: 'Revoke the token “{name}” of {user}? Scripts using it lose access at once.',
+    },
     title: 'Users',
     subtitle: 'Manage who can sign in to this studio.',
     create: 'Add user',

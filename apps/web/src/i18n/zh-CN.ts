@@ -233,6 +233,14 @@ const zhCN = {
     },
   },
   users: {
+    tokens: {
+      open: 'API 令牌',
+      title: '{name} 的 API 令牌',
+      hint: '吊销后，使用该令牌的脚本立即无法访问；令牌本身只有创建者见过，这里只显示前缀。',
+      empty: '这个用户没有 API 令牌',
+      revokeTitle: '吊销用户的令牌',
+      revokeMessage: '吊销 {user} 的令牌「{name}」？使用它的脚本将立即无法访问。',
+    },
     title: '用户管理',
     subtitle: '管理可以登录这个工作室的人。',
     create: '添加用户',
