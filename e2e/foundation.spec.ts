@@ -223,13 +223,22 @@ test('an admin adds a user, changes their role, and opens registration', async (
   await other.goto('/users');
   await expect(other.getByTestId('users-page')).toBeVisible();
   expect(ADMIN.email).not.toBe(email);
+});
 
-  // Their script's token, seen and revoked by an admin: it stops working at once.
+test("an admin sees a user's API token and revokes it: the user's script loses access at once", async ({ page, context, studio, newPage }) => {
+  await signIn(context, studio);
+  const email = `scripter-${Date.now().toString(36)}@example.com`;
+  const made = await page.request.post('/api/v1/users/', { data: { name: '小林', email, password: 'scripter-password', role: 'user' }, headers: { origin: studio.baseURL } });
+  expect(made.status()).toBe(201);
+  const other = await newPage({ email, password: 'scripter-password' });
   const created = await other.request.post('/api/v1/auth/tokens', { data: { name: '剪辑脚本' }, headers: { origin: studio.baseURL } });
   expect(created.status()).toBe(201);
   const { token } = (await created.json()) as { token: string };
   const asScript = () => page.request.get('/api/v1/auth/me', { headers: { authorization: `Bearer ${token}` }, failOnStatusCode: false });
   expect(await (await asScript()).json()).toMatchObject({ email });
+
+  await page.goto('/users');
+  const row = page.getByTestId('users-table').locator('tr', { hasText: email });
   await row.getByTestId('user-tokens-open').click();
   const dialog = page.getByTestId('user-tokens');
   await expect(dialog.getByTestId('user-token-table')).toContainText('剪辑脚本');
