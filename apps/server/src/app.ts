@@ -32,7 +32,8 @@ import { PromptService } from './prompts/service.ts';
 import { OfflineDemoUpstream } from './providers/offline-demo.ts';
 import { ProviderRepository } from './providers/repository.ts';
 import { providerRoutes } from './providers/routes.ts';
-import { ProviderSelector } from './providers/selector.ts';
+import { RedisProviderSelector } from './providers/redis-selector.ts';
+import { ProviderSelector, type ProviderLimiter } from './providers/selector.ts';
 import { ProviderService, type ClientProvider, type MediaUsage } from './providers/service.ts';
 import { InMemoryEventLog } from './runs/event-log.ts';
 import { validatorCompiler } from './request-validation.ts';
@@ -54,6 +55,7 @@ import type { StageDefinition } from './stages/definition.ts';
 import { StageSettingsService } from './stages/settings.ts';
 import type { StageKey } from '@ai-story/contracts';
 import { RunStreams } from './runs/streams.ts';
+import { connectRedis } from './redis/connection.ts';
 import { StoryboardRepository } from './storyboard/repository.ts';
 import { storyboardRoutes } from './storyboard/routes.ts';
 import { StoryboardService } from './storyboard/service.ts';
@@ -128,7 +130,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const renderer = new TemplateRenderer();
   const prompts = new PromptService(new PromptRepository(database.db), projects, renderer);
   const demo = new OfflineDemoUpstream();
-  const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, new ProviderSelector());
+  // Scale-out mode: provider limits, cool-downs and loads are shared by every instance through Redis.
+  const limitsRedis = config.redisUrl ? connectRedis({ url: config.redisUrl, prefix: config.redisPrefix, name: 'limits' }) : null;
+  const selector: ProviderLimiter = limitsRedis
+    ? new RedisProviderSelector(limitsRedis, { onError: (err) => app.log.warn({ err }, 'could not update the shared provider limits') })
+    : new ProviderSelector();
+  const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, selector);
   const runRepo = new RunRepository(database.db);
   const runLog = new InMemoryEventLog();
   // A project's log is dropped when idle and may be made again: its ids start from the clock (event-log.ts).
@@ -219,6 +226,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   });
   app.addHook('onClose', async () => {
     await lease.release();
+    selector.close?.();
+    await limitsRedis?.quit();
     await demo.close();
     await renderer.close();
     if (!opts.database) await database.close();

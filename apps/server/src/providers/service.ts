@@ -11,7 +11,7 @@ import { OFFLINE_DEMO_URL, type OfflineDemoUpstream } from './offline-demo.ts';
 import { ReadCache } from './read-cache.ts';
 import { vendorSnippet } from './redact.ts';
 import type { ProviderRepository } from './repository.ts';
-import type { ProviderSelector } from './selector.ts';
+import type { ProviderLimiter } from './selector.ts';
 
 /** A provider as the LLM client needs it: decrypted key, resolved URL. Never leaves the server. */
 export interface ClientProvider {
@@ -31,6 +31,10 @@ export interface ClientProvider {
   /** Decrypted only for the call (Kling's SecretKey); empty when none is stored. */
   api_secret: string;
   price_per_unit: number;
+  provider_type: ProviderType;
+  /** Its admin's limits: each call is counted against them (ProviderLimiter.begin). */
+  rate_limit_rpm: number | null;
+  rate_limit_rpd: number | null;
 }
 
 /** One media vendor call, as MediaServices.recordUsage takes it. `outcome`: `ok`, or the MediaErrorCode of the failure. */
@@ -77,7 +81,7 @@ export class ProviderService {
     private readonly settings: AuthRepository,
     private readonly cipher: Cipher,
     private readonly demo: OfflineDemoUpstream,
-    readonly selector: ProviderSelector,
+    readonly selector: ProviderLimiter,
   ) {}
 
   /** At start-up: the environment's provider (as in the seed), else the offline demo model. */
@@ -268,7 +272,7 @@ export class ProviderService {
     const real = routed.filter((p) => !p.isSimulated && p.isActive);
     const list = real.length ? real : routed;
     const strategy: Strategy = routing?.strategy ?? 'round_robin';
-    return this.selector.select(list, strategy, `${stage}:${routing ? routing.provider_ids.join(',') : 'all'}`);
+    return await this.selector.select(list, strategy, `${stage}:${routing ? routing.provider_ids.join(',') : 'all'}`);
   }
 
   async clientProvider(row: ProviderRow): Promise<ClientProvider> {
@@ -288,6 +292,9 @@ export class ProviderService {
       api_format: row.apiFormat as ApiFormat,
       api_secret: row.apiSecretEnc ? this.cipher.decrypt(row.apiSecretEnc) : '',
       price_per_unit: row.pricePerUnit,
+      provider_type: row.providerType as ProviderType,
+      rate_limit_rpm: row.rateLimitRpm,
+      rate_limit_rpd: row.rateLimitRpd,
     };
   }
 

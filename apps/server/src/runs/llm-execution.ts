@@ -30,7 +30,12 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
       await d.repo.update(run.id, { providerId: provider.id, providerName: provider.name, model: provider.model_name, isSimulated: provider.is_simulated });
       run.emit({ type: 'info', code: 'switching', params: { provider: provider.name, model: provider.model_name }, message: `Switching to ${provider.name} (${provider.model_name})` });
     }
-    const endCall = d.providers.selector.begin(provider.id);
+    const endCall = await d.providers.selector.begin(provider.id, { rateLimitRpm: provider.rate_limit_rpm, rateLimitRpd: provider.rate_limit_rpd });
+    if (typeof endCall !== 'function') {
+      // Its limit filled up since the run started (another run, or another instance, took the last slot).
+      lastError = new LlmError('rate_limited', `${provider.name} is ${endCall.reason}`, true, false, { retryAfterMs: endCall.retryAfterMs });
+      continue;
+    }
     try {
       const final = await streamAttempt(run, provider, messages, definition.responseFormat);
       endCall('ok');
