@@ -20,6 +20,8 @@ import { InstanceRepository } from './instances/repository.ts';
 import { AppError } from './errors.ts';
 import { exportRoutes } from './export/routes.ts';
 import { loggerOptions } from './logger.ts';
+import { StudioMetrics } from './metrics/metrics.ts';
+import { metricsRoutes } from './metrics/routes.ts';
 import { pipelineRoutes } from './pipeline/routes.ts';
 import { PipelineService } from './pipeline/service.ts';
 import { ProjectRepository } from './projects/repository.ts';
@@ -86,6 +88,7 @@ export interface Services {
   renderer: TemplateRenderer;
   runs: RunService;
   media: MediaStore;
+  metrics: StudioMetrics;
 }
 
 declare module 'fastify' {
@@ -135,7 +138,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const selector: ProviderLimiter = limitsRedis
     ? new RedisProviderSelector(limitsRedis, { onError: (err) => app.log.warn({ err }, 'could not update the shared provider limits') })
     : new ProviderSelector();
-  const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, selector);
+  const metrics = new StudioMetrics();
+  const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, selector, metrics);
   const runRepo = new RunRepository(database.db);
   const runLog = new InMemoryEventLog();
   // A project's log is dropped when idle and may be made again: its ids start from the clock (event-log.ts).
@@ -164,7 +168,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, liveStreams, heartbeatMs: config.heartbeatMs });
-  const services: Services = { database, cipher, auth, projects, providers, prompts, renderer, runs, media };
+  runs.onFinished(({ stage, status }) => metrics.runsFinished.inc({ stage, status }));
+  metrics.activeRuns(() => runs.activeCount);
+  const services: Services = { database, cipher, auth, projects, providers, prompts, renderer, runs, media, metrics };
   app.decorate('services', services);
 
   app.setErrorHandler(errorHandler);
@@ -192,6 +198,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(publicly(fastifySwaggerUi, { routePrefix: '/docs' }));
 
   app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ ok: true }));
+  if (config.metricsToken) {
+    metrics.collectProcessMetrics();
+    await app.register(metricsRoutes(metrics, config.metricsToken));
+  }
 
   await app.register(
     async (api) => {

@@ -12,6 +12,7 @@ import { ReadCache } from './read-cache.ts';
 import { vendorSnippet } from './redact.ts';
 import type { ProviderRepository } from './repository.ts';
 import type { ProviderLimiter } from './selector.ts';
+import type { StudioMetrics } from '../metrics/metrics.ts';
 
 /** A provider as the LLM client needs it: decrypted key, resolved URL. Never leaves the server. */
 export interface ClientProvider {
@@ -82,6 +83,8 @@ export class ProviderService {
     private readonly cipher: Cipher,
     private readonly demo: OfflineDemoUpstream,
     readonly selector: ProviderLimiter,
+    /** Provider calls are measured where they are recorded: latencies, and failures by code. */
+    readonly metrics: StudioMetrics,
   ) {}
 
   /** At start-up: the environment's provider (as in the seed), else the offline demo model. */
@@ -200,6 +203,7 @@ export class ProviderService {
   async recordMediaUsage(p: ClientProvider, u: MediaUsage) {
     const perUnit = u.unit === 'characters' ? p.price_per_unit / 1000 : p.price_per_unit;
     const cost = u.outcome === 'ok' ? u.units * perUnit : 0;
+    this.metrics.providerFailed(p.provider_type, u.outcome);
     await this.repo.insertUsage({
       providerId: p.id,
       runId: u.runId ?? undefined,
@@ -217,6 +221,8 @@ export class ProviderService {
 
   async recordUsage(p: ClientProvider, u: { runId?: string; promptTokens: number; completionTokens: number; estimated: boolean; ttftMs: number | null; durationMs: number; outcome: string }) {
     const cost = (u.promptTokens * p.price_input_per_m + u.completionTokens * p.price_output_per_m) / 1_000_000;
+    this.metrics.providerFailed(p.provider_type, u.outcome);
+    if (u.ttftMs !== null) this.metrics.ttft.observe(u.ttftMs / 1000);
     await this.repo.insertUsage({
       providerId: p.id,
       runId: u.runId,
