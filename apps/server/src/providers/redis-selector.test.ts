@@ -170,6 +170,20 @@ describe('the Redis selector across instances', () => {
     expect(await live.inFlight('p')).toBe(1);
   });
 
+  it('answers 503 unavailable when Redis cannot be reached: no instance calls a provider blind to the others', async () => {
+    const errors: unknown[] = [];
+    const down = new Redis('redis://127.0.0.1:1', { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+    down.on('error', () => {});
+    const s = new RedisProviderSelector(down, { onError: (err) => errors.push(err) });
+    try {
+      await expect(s.select([provider('p', { rateLimitRpm: 1 })], 'round_robin')).rejects.toMatchObject({ status: 503, code: 'unavailable' });
+      expect(errors).toHaveLength(1);
+    } finally {
+      s.close();
+      down.disconnect();
+    }
+  });
+
   it('studios with different key prefixes do not share limits', async () => {
     const limited = provider('p', { rateLimitRpm: 1 });
     const a = instance(newPrefix());

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Strategy } from '@ai-story/contracts';
 import type { Redis } from 'ioredis';
+import { unavailable } from '../errors.ts';
 import { DAY, MINUTE, arrange, overDayLimit, overMinuteLimit, pickBy, type Candidate, type EndCall, type Limits, type ProviderLimiter, type Refusal, type Selection, type SelectorOptions } from './selector.ts';
 
 export interface RedisSelectorOptions extends SelectorOptions {
@@ -155,7 +156,11 @@ export class RedisProviderSelector implements ProviderLimiter {
         : [],
       // Only round_robin moves the shared cursor; it moves even when nothing is usable (harmless: a turn is skipped).
       strategy === 'round_robin' && checked.length ? this.redis.incr(`limits:cursor:${key}`) : 0,
-    ]);
+    ]).catch((err: unknown) => {
+      // Without the shared counts no instance may call a provider: limits could not hold.
+      this.onError(err);
+      throw unavailable('The shared provider limits cannot be read (Redis is unreachable); try again shortly', 5);
+    });
     const byId = new Map(checked.map((c, i) => [c.id, state[i]]));
     return arrange(
       candidates,
