@@ -20,6 +20,8 @@ import { InstanceRepository } from './instances/repository.ts';
 import { AppError } from './errors.ts';
 import { exportRoutes } from './export/routes.ts';
 import { loggerOptions } from './logger.ts';
+import { StudioMetrics } from './metrics/metrics.ts';
+import { metricsRoutes } from './metrics/routes.ts';
 import { pipelineRoutes } from './pipeline/routes.ts';
 import { PipelineService } from './pipeline/service.ts';
 import { ProjectRepository } from './projects/repository.ts';
@@ -32,7 +34,8 @@ import { PromptService } from './prompts/service.ts';
 import { OfflineDemoUpstream } from './providers/offline-demo.ts';
 import { ProviderRepository } from './providers/repository.ts';
 import { providerRoutes } from './providers/routes.ts';
-import { ProviderSelector } from './providers/selector.ts';
+import { RedisProviderSelector } from './providers/redis-selector.ts';
+import { ProviderSelector, type ProviderLimiter } from './providers/selector.ts';
 import { ProviderService, type ClientProvider, type MediaUsage } from './providers/service.ts';
 import { InMemoryEventLog } from './runs/event-log.ts';
 import { validatorCompiler } from './request-validation.ts';
@@ -54,6 +57,7 @@ import type { StageDefinition } from './stages/definition.ts';
 import { StageSettingsService } from './stages/settings.ts';
 import type { StageKey } from '@ai-story/contracts';
 import { RunStreams } from './runs/streams.ts';
+import { connectRedis } from './redis/connection.ts';
 import { StoryboardRepository } from './storyboard/repository.ts';
 import { storyboardRoutes } from './storyboard/routes.ts';
 import { StoryboardService } from './storyboard/service.ts';
@@ -84,6 +88,7 @@ export interface Services {
   renderer: TemplateRenderer;
   runs: RunService;
   media: MediaStore;
+  metrics: StudioMetrics;
 }
 
 declare module 'fastify' {
@@ -128,7 +133,13 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const renderer = new TemplateRenderer();
   const prompts = new PromptService(new PromptRepository(database.db), projects, renderer);
   const demo = new OfflineDemoUpstream();
-  const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, new ProviderSelector());
+  // Scale-out mode: provider limits, cool-downs and loads are shared by every instance through Redis.
+  const limitsRedis = config.redisUrl ? connectRedis({ url: config.redisUrl, prefix: config.redisPrefix, name: 'limits' }) : null;
+  const selector: ProviderLimiter = limitsRedis
+    ? new RedisProviderSelector(limitsRedis, { onError: (err) => app.log.warn({ err }, 'could not update the shared provider limits') })
+    : new ProviderSelector();
+  const metrics = new StudioMetrics();
+  const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, selector, metrics);
   const runRepo = new RunRepository(database.db);
   const runLog = new InMemoryEventLog();
   // A project's log is dropped when idle and may be made again: its ids start from the clock (event-log.ts).
@@ -157,7 +168,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, liveStreams, heartbeatMs: config.heartbeatMs });
-  const services: Services = { database, cipher, auth, projects, providers, prompts, renderer, runs, media };
+  runs.onFinished(({ stage, status }) => metrics.runsFinished.inc({ stage, status }));
+  metrics.activeRuns(() => runs.activeCount);
+  const services: Services = { database, cipher, auth, projects, providers, prompts, renderer, runs, media, metrics };
   app.decorate('services', services);
 
   app.setErrorHandler(errorHandler);
@@ -185,6 +198,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(publicly(fastifySwaggerUi, { routePrefix: '/docs' }));
 
   app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ ok: true }));
+  if (config.metricsToken) {
+    metrics.collectProcessMetrics();
+    await app.register(metricsRoutes(metrics, config.metricsToken));
+  }
 
   await app.register(
     async (api) => {
@@ -219,6 +236,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   });
   app.addHook('onClose', async () => {
     await lease.release();
+    selector.close?.();
+    await limitsRedis?.quit();
     await demo.close();
     await renderer.close();
     if (!opts.database) await database.close();

@@ -48,3 +48,14 @@ describe('TRUST_PROXY', () => {
     expect(() => loadConfig({ ...base, TRUST_PROXY: value })).toThrow(/^Invalid TRUST_PROXY: /);
   });
 });
+
+describe('METRICS_TOKEN', () => {
+  test('unset, there are no metrics to serve; set, it is the scraper\'s token', () => {
+    expect(loadConfig(base).metricsToken).toBeUndefined();
+    expect(loadConfig({ ...base, METRICS_TOKEN: 'a-long-scraper-token-0123' }).metricsToken).toBe('a-long-scraper-token-0123');
+  });
+
+  test.each(['short', 'has a space in it, long enough', 'ünïcödé-token-long-enough'])('METRICS_TOKEN=%s stops start-up naming the variable', (value) => {
+    expect(() => loadConfig({ ...base, METRICS_TOKEN: value })).toThrow(/^Invalid METRICS_TOKEN: /);
+  });
+});

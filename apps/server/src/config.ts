@@ -32,6 +32,11 @@ const Env = z.object({
   MEDIA_CONCURRENCY: z.coerce.number({ error: 'must be a whole number from 1 to 64' }).int('must be a whole number from 1 to 64').min(1, 'must be a whole number from 1 to 64').max(64, 'must be a whole number from 1 to 64').optional(),
   /** How long a studio's database lease lasts without a heartbeat (PostgreSQL mode); renewed three times as often. */
   INSTANCE_LEASE_S: z.coerce.number({ error: 'must be a number of seconds from 1 to 3600' }).min(1, 'must be a number of seconds from 1 to 3600').max(3600, 'must be a number of seconds from 1 to 3600').default(30),
+  /** Enables GET /metrics; Prometheus sends it as `Authorization: Bearer …`. */
+  METRICS_TOKEN: z
+    .string()
+    .regex(/^[\x21-\x7e]{16,256}$/, 'must be 16–256 visible ASCII characters, no spaces (it travels in an Authorization header)')
+    .optional(),
   PATH: z.string().optional(),
   TRUST_PROXY: z
     .string()
@@ -89,6 +94,8 @@ export interface Config {
   instanceLeaseMs: number;
   /** Fastify's trustProxy (TRUST_PROXY): which forwarded headers to believe; false = none. */
   trustProxy: boolean | string[];
+  /** Bearer secret of the metrics scraper (METRICS_TOKEN); unset, GET /metrics does not exist. */
+  metricsToken?: string;
 }
 
 export class ConfigError extends Error {}
@@ -133,6 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     mediaConcurrency: e.MEDIA_CONCURRENCY ?? Math.max(1, availableParallelism() - 1),
     instanceLeaseMs: Math.round(e.INSTANCE_LEASE_S * 1000),
     trustProxy: e.TRUST_PROXY ?? false,
+    metricsToken: e.METRICS_TOKEN,
     ...overrides,
   };
 }

@@ -119,6 +119,8 @@ const MATRIX: Record<string, Row> = {
   'PUT /api/v1/projects/:id/subtitles': [401, 404, 403, 400, 400, 404],
   'GET /api/v1/projects/:id/subtitles.srt': [401, 404, 200, 200, 200, 404],
   'GET /api/v1/projects/:id/subtitles.ass': [401, 404, 200, 200, 200, 404],
+  // Operational data: the scraper's METRICS_TOKEN (test/metrics.test.ts) or an admin.
+  'GET /metrics': [401, 403, 403, 403, 403, 200],
 };
 
 type World = Awaited<ReturnType<typeof buildWorld>>;
@@ -197,7 +199,7 @@ describe(`authorization matrix: every route × every role (${process.env.TEST_DB
 
   beforeAll(async () => {
     fake = await startFakeLlm({ port: 0, host: '127.0.0.1' });
-    studio = await startStudio();
+    studio = await startStudio({ metricsToken: 'matrix-metrics-token-0123456789' });
     world = await buildWorld(studio, fake.url);
   });
   afterAll(async () => {
@@ -207,7 +209,7 @@ describe(`authorization matrix: every route × every role (${process.env.TEST_DB
 
   const routes = () =>
     studio.routes()
-      .filter((r) => r.url.startsWith('/api/') && r.method !== 'HEAD') // HEAD mirrors GET
+      .filter((r) => (r.url.startsWith('/api/') || r.url === '/metrics') && r.method !== 'HEAD') // HEAD mirrors GET
       .map((r) => `${r.method} ${r.url}`);
 
   it('has a row for every route of the API, and no row for a route that is gone', () => {

@@ -24,7 +24,8 @@ describe(`the guard decides on the routed path, default deny (${process.env.TEST
   let admin: Client;
 
   beforeAll(async () => {
-    studio = await startStudio();
+    // With METRICS_TOKEN, so that GET /metrics is in the route table too (closed without credentials).
+    studio = await startStudio({ metricsToken: 'route-guard-metrics-token-0123' });
     admin = await setupAdmin(studio);
   });
   afterAll(() => studio.close());
@@ -35,6 +36,10 @@ describe(`the guard decides on the routed path, default deny (${process.env.TEST
     expect(api().length).toBeGreaterThan(60);
     const open = studio.routes().filter((r) => r.public && !isDocsOrWebApp(r)).map((r) => `${r.method} ${r.url}`);
     expect(new Set(open.filter((r) => !r.startsWith('HEAD ')))).toEqual(PUBLIC);
+  });
+
+  it('has GET /metrics closed to the anonymous like the API', () => {
+    expect(studio.routes().find((r) => r.method === 'GET' && r.url === '/metrics')).toEqual({ method: 'GET', url: '/metrics', public: false });
   });
 
   it('answers 401 without credentials on every other route, however its path is spelt', async () => {

@@ -7,13 +7,19 @@ export const SESSION_COOKIE = 'ai_story_session';
 declare module 'fastify' {
   interface FastifyRequest {
     user: AuthUser | null;
-    authVia: 'cookie' | 'token' | null;
+    authVia: 'cookie' | 'token' | 'machine' | null;
     /** The session or token this request came with (a password change keeps it; live streams are filed under it). */
     credential: Credential | null;
   }
   interface FastifyContextConfig {
     /** Routes anyone may call (setup, login, health, the web app's files). Every other route needs a user. */
     public?: boolean;
+    /**
+     * A route that a machine may also call with a secret of its own instead of a user's credential (the
+     * metrics scraper's METRICS_TOKEN): true when the Bearer value is that secret. Anything else still
+     * needs a user, as on every route.
+     */
+    machineToken?: (bearer: string) => boolean;
   }
 }
 
@@ -36,6 +42,10 @@ export function registerAuthGuard(app: FastifyInstance, auth: AuthService) {
   app.addHook('onRequest', async (req: FastifyRequest) => {
     if (req.is404) return; // nothing was routed: the not-found handler answers and reveals nothing
     const bearer = req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
+    if (bearer && req.routeOptions.config?.machineToken?.(bearer)) {
+      req.authVia = 'machine';
+      return;
+    }
     if (bearer) {
       const found = await auth.userForApiToken(bearer);
       if (!found) throw unauthenticated('Invalid or revoked API token');

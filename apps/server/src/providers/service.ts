@@ -11,7 +11,8 @@ import { OFFLINE_DEMO_URL, type OfflineDemoUpstream } from './offline-demo.ts';
 import { ReadCache } from './read-cache.ts';
 import { vendorSnippet } from './redact.ts';
 import type { ProviderRepository } from './repository.ts';
-import type { ProviderSelector } from './selector.ts';
+import type { ProviderLimiter } from './selector.ts';
+import type { StudioMetrics } from '../metrics/metrics.ts';
 
 /** A provider as the LLM client needs it: decrypted key, resolved URL. Never leaves the server. */
 export interface ClientProvider {
@@ -31,6 +32,10 @@ export interface ClientProvider {
   /** Decrypted only for the call (Kling's SecretKey); empty when none is stored. */
   api_secret: string;
   price_per_unit: number;
+  provider_type: ProviderType;
+  /** Its admin's limits: each call is counted against them (ProviderLimiter.begin). */
+  rate_limit_rpm: number | null;
+  rate_limit_rpd: number | null;
 }
 
 /** One media vendor call, as MediaServices.recordUsage takes it. `outcome`: `ok`, or the MediaErrorCode of the failure. */
@@ -77,7 +82,9 @@ export class ProviderService {
     private readonly settings: AuthRepository,
     private readonly cipher: Cipher,
     private readonly demo: OfflineDemoUpstream,
-    readonly selector: ProviderSelector,
+    readonly selector: ProviderLimiter,
+    /** Provider calls are measured where they are recorded: latencies, and failures by code. */
+    readonly metrics: StudioMetrics,
   ) {}
 
   /** At start-up: the environment's provider (as in the seed), else the offline demo model. */
@@ -196,6 +203,7 @@ export class ProviderService {
   async recordMediaUsage(p: ClientProvider, u: MediaUsage) {
     const perUnit = u.unit === 'characters' ? p.price_per_unit / 1000 : p.price_per_unit;
     const cost = u.outcome === 'ok' ? u.units * perUnit : 0;
+    this.metrics.providerFailed(p.provider_type, u.outcome);
     await this.repo.insertUsage({
       providerId: p.id,
       runId: u.runId ?? undefined,
@@ -213,6 +221,8 @@ export class ProviderService {
 
   async recordUsage(p: ClientProvider, u: { runId?: string; promptTokens: number; completionTokens: number; estimated: boolean; ttftMs: number | null; durationMs: number; outcome: string }) {
     const cost = (u.promptTokens * p.price_input_per_m + u.completionTokens * p.price_output_per_m) / 1_000_000;
+    this.metrics.providerFailed(p.provider_type, u.outcome);
+    if (u.ttftMs !== null) this.metrics.ttft.observe(u.ttftMs / 1000);
     await this.repo.insertUsage({
       providerId: p.id,
       runId: u.runId,
@@ -268,7 +278,7 @@ export class ProviderService {
     const real = routed.filter((p) => !p.isSimulated && p.isActive);
     const list = real.length ? real : routed;
     const strategy: Strategy = routing?.strategy ?? 'round_robin';
-    return this.selector.select(list, strategy, `${stage}:${routing ? routing.provider_ids.join(',') : 'all'}`);
+    return await this.selector.select(list, strategy, `${stage}:${routing ? routing.provider_ids.join(',') : 'all'}`);
   }
 
   async clientProvider(row: ProviderRow): Promise<ClientProvider> {
@@ -288,6 +298,9 @@ export class ProviderService {
       api_format: row.apiFormat as ApiFormat,
       api_secret: row.apiSecretEnc ? this.cipher.decrypt(row.apiSecretEnc) : '',
       price_per_unit: row.pricePerUnit,
+      provider_type: row.providerType as ProviderType,
+      rate_limit_rpm: row.rateLimitRpm,
+      rate_limit_rpd: row.rateLimitRpd,
     };
   }
 

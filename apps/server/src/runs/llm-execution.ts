@@ -1,4 +1,5 @@
 import type { RunUsage } from '@ai-story/contracts';
+import type { Histogram } from 'prom-client';
 import { LlmError, streamChat, type LlmResult } from '../providers/llm-client.ts';
 import type { ClientProvider, ProviderService } from '../providers/service.ts';
 import { StageOutputError, type LlmStageDefinition } from '../stages/definition.ts';
@@ -30,9 +31,14 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
       await d.repo.update(run.id, { providerId: provider.id, providerName: provider.name, model: provider.model_name, isSimulated: provider.is_simulated });
       run.emit({ type: 'info', code: 'switching', params: { provider: provider.name, model: provider.model_name }, message: `Switching to ${provider.name} (${provider.model_name})` });
     }
-    const endCall = d.providers.selector.begin(provider.id);
+    const endCall = await d.providers.selector.begin(provider.id, { rateLimitRpm: provider.rate_limit_rpm, rateLimitRpd: provider.rate_limit_rpd });
+    if (typeof endCall !== 'function') {
+      // Its limit filled up since the run started (another run, or another instance, took the last slot).
+      lastError = new LlmError('rate_limited', `${provider.name} is ${endCall.reason}`, true, false, { retryAfterMs: endCall.retryAfterMs });
+      continue;
+    }
     try {
-      const final = await streamAttempt(run, provider, messages, definition.responseFormat);
+      const final = await streamAttempt(run, provider, messages, d.providers.metrics.tokenGap, definition.responseFormat);
       endCall('ok');
       run.flush();
       let output: unknown;
@@ -63,12 +69,18 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
 }
 
 /** Streams one attempt from one provider into the run. */
-async function streamAttempt(run: LiveRun, provider: ClientProvider, messages: { role: 'system' | 'user'; content: string }[], responseFormat?: 'json_object') {
+async function streamAttempt(run: LiveRun, provider: ClientProvider, messages: { role: 'system' | 'user'; content: string }[], gaps: Histogram, responseFormat?: 'json_object') {
   const stream = streamChat({ provider, messages, response_format: responseFormat, signal: run.abort.signal });
+  let last = 0;
   for (;;) {
     const next = await stream.next();
     if (next.done) return next.value;
-    if (next.value.kind === 'text') run.onDelta(next.value.text);
+    if (next.value.kind !== 'text') continue;
+    // The hot path: one clock read and one histogram observe per delta, nothing kept.
+    const now = performance.now();
+    if (last) gaps.observe((now - last) / 1000);
+    last = now;
+    run.onDelta(next.value.text);
   }
 }
 

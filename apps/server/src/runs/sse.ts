@@ -42,9 +42,12 @@ export function openSse(req: FastifyRequest, reply: FastifyReply, heartbeatMs: n
   res.write('retry: 2000\n\n');
   let closed = false;
   const listeners: (() => void)[] = [];
+  const { metrics } = req.server.services; // streams open and events sent (GET /metrics)
+  metrics.sseStreams.inc();
   const close = () => {
     if (closed) return;
     closed = true;
+    metrics.sseStreams.dec();
     clearInterval(heartbeat);
     for (const l of listeners) l();
   };
@@ -61,6 +64,7 @@ export function openSse(req: FastifyRequest, reply: FastifyReply, heartbeatMs: n
         process.nextTick(() => res.uncork());
       }
       res.write(event.id === null ? `data: ${event.json}\n\n` : `id: ${event.id}\ndata: ${event.json}\n\n`);
+      metrics.sseEvents.inc();
       if (res.writableLength > MAX_BUFFERED_BYTES) {
         req.log.warn({ buffered: res.writableLength }, 'dropping a subscriber that cannot keep up');
         res.destroy();
