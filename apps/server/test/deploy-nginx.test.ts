@@ -266,10 +266,10 @@ describe.skipIf(!NGINX || TEST_DB !== 'postgres')('deploy/nginx.conf in front of
     expect(first.length).toBeGreaterThan(0);
     expect(second.length).toBeGreaterThan(0);
 
-    // Past the studio's 20 MB: the studio's own 413 reaches the client, not nginx's HTML page.
+    // Past the studio's 20 MB: refused by nginx itself, every time (not a 502 from a studio that
+    // closed the connection while nginx was still sending the body).
     const tooBig = await upload(Buffer.alloc(21 * 1024 * 1024, 1));
     expect(tooBig.status).toBe(413);
-    expect(JSON.parse(tooBig.body.toString()).error.code).toBe('payload_too_large');
     // Left aside: the setrlimit alert, where this machine's hard limit is below worker_rlimit_nofile.
     const problems = nginx.errors().split('\n').filter((l) => /\[(crit|alert|emerg)\]/.test(l) && !l.includes('setrlimit(RLIMIT_NOFILE'));
     expect(problems).toEqual([]);
