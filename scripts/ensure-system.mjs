@@ -5,7 +5,9 @@
 //   - the media tools: ffmpeg/ffprobe (renders, probes) and espeak-ng (the offline voice),
 //   - a reachable PostgreSQL server where the current user may create databases (the integration
 //     tests run a second time against it, one database per test file),
-//   - a reachable Redis server (the scale-out tests: event streams, shared limits, job queues).
+//   - a reachable Redis server (the scale-out tests: event streams, shared limits, job queues),
+//   - nginx (the scale-out test runs deploy/nginx.conf in front of two studios; it starts its own
+//     nginx on a free port, so the package's system service is not needed).
 // It installs what is missing with apt when it can (root, or sudo without a password); otherwise it
 // stops with a message naming exactly what to install. It never skips a requirement quietly.
 //
@@ -101,6 +103,20 @@ function ensureMediaTools() {
   if (missing.length) aptInstall(missing);
   const version = spawnSync('ffmpeg', ['-version'], { encoding: 'utf8' }).stdout?.split('\n')[0];
   log(`ok: ${version || 'ffmpeg'}, espeak-ng`);
+}
+
+// ---------------------------------------------------------------- nginx (deploy/nginx.conf)
+
+// Debian puts nginx in /usr/sbin, which is not on every user's PATH.
+const hasNginx = () => hasCommand('nginx') || existsSync('/usr/sbin/nginx');
+
+function ensureNginx() {
+  if (!hasNginx()) aptInstall(['nginx']);
+  if (!hasNginx()) throw new Unmet('nginx is still missing after installing nginx');
+  const nginx = hasCommand('nginx') ? 'nginx' : '/usr/sbin/nginx';
+  // `nginx -v` prints to stderr.
+  const version = spawnSync(nginx, ['-v'], { encoding: 'utf8' }).stderr?.trim();
+  log(`ok: ${version || 'nginx'}`);
 }
 
 // ---------------------------------------------------------------- PostgreSQL
@@ -297,7 +313,7 @@ async function ensureRedis() {
 
 // ---------------------------------------------------------------- main
 
-for (const step of [ensureBrowserAndFonts, ensureMediaTools, ensurePostgres, ensureRedis]) {
+for (const step of [ensureBrowserAndFonts, ensureMediaTools, ensureNginx, ensurePostgres, ensureRedis]) {
   try {
     await step();
   } catch (err) {

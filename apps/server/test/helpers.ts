@@ -250,6 +250,8 @@ export interface StudioProcessOptions {
   entry?: string;
   /** Environment beside the test defaults (e.g. INSTANCE_LEASE_S). */
   env?: Record<string, string>;
+  /** Receives what the studio writes to stdout (its log lines) instead of this process's stdout. */
+  onStdout?: (text: string) => void;
 }
 
 /**
@@ -275,8 +277,9 @@ export async function startStudioProcess(testDb: TestDatabase, opts: StudioProce
       INSTANCE_LEASE_S: '3',
       ...opts.env,
     },
-    stdio: ['ignore', 'inherit', 'pipe'],
+    stdio: ['ignore', opts.onStdout ? 'pipe' : 'inherit', 'pipe'],
   });
+  if (opts.onStdout) child.stdout!.on('data', (chunk: Buffer) => opts.onStdout!(chunk.toString()));
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
