@@ -230,6 +230,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // Stop runs before the server closes its connections, so each saves its text as `interrupted`.
   app.addHook('preClose', async () => {
     await runs.shutdown();
+    // Run streams end with their runs; project streams have nothing to end them, and would hold the close forever.
+    liveStreams.endAll();
     // Runs kill their own children on abort; this catches any left (a render outside a run, a stuck kill).
     const killed = killAllMediaProcesses();
     if (killed) app.log.warn({ killed }, 'media processes still running at shutdown were killed');

@@ -116,9 +116,21 @@ describe(`faults (${TEST_DB})`, () => {
         if (Date.now() > until) throw new Error(`only ${connected} of ${clients.length} streams connected`);
       }
 
+      // A project's stream has no run to end it: the studio ends it itself, or it would never finish closing.
+      let projectEvents = 0;
+      const projectFollower = follow(`${studio.base}/api/v1/projects/${(await admin.get('/api/v1/projects/')).body.results[0].id}/events`, {
+        cookie: admin.cookie,
+        timeoutMs: 300_000,
+        stopWhen: (events) => ((projectEvents = events.length), false),
+      }).catch(() => null);
+      for (const until = Date.now() + 60_000; projectEvents === 0; await sleep(100)) {
+        if (Date.now() > until) throw new Error('the project stream sent nothing');
+      }
+
       studio.child.kill('SIGTERM');
       expect(await studio.exit).toBe(0);
       await Promise.all(clients.map((c) => c.done));
+      await projectFollower;
 
       restarted = await spawnStudio(testDb);
       const after = new Client(restarted.base);

@@ -32,6 +32,11 @@ export class LiveStreams {
     for (const s of [...(this.byUser.get(userId) ?? [])]) if (!same(s.credential, keep)) s.end();
   }
 
+  /** Ends every open stream: the server is shutting down, and its clients reconnect (to another instance behind a balancer). */
+  endAll() {
+    for (const set of [...this.byUser.values()]) for (const s of [...set]) s.end();
+  }
+
   /** Ends the streams opened with one session or token. */
   endCredential(userId: string, credential: Credential) {
     for (const s of [...(this.byUser.get(userId) ?? [])]) if (same(s.credential, credential)) s.end();
