@@ -110,30 +110,32 @@ describe.skipIf(TEST_DB !== 'postgres')('scale-out: studio instances sharing Pos
     let connected!: () => void;
     const isConnected = new Promise<void>((r) => (connected = r));
     const ended = (events: ReceivedEvent[]) => events.some((e) => e.data.type === 'done' && e.data.run_id === runId);
+    // Followed on B from before the run: it also hears the project's state change that A makes at the end.
+    const completedUpdate = (e: ReceivedEvent) => e.data.type === 'project_update' && e.data.stages.some((s: { stage_type: string; status: string }) => s.stage_type === 'rewrite' && s.status === 'completed');
     const early = follow(`${b.url}/api/v1/projects/${projectId}/events`, {
       cookie: admin.cookie,
       stopWhen: (events) => {
         connected();
-        return runId !== '' && ended(events);
+        return runId !== '' && ended(events) && events.some(completedUpdate);
       },
     });
     await isConnected; // its first event (the project's state) came: the stream is followed
     const run = await admin.post(`/api/v1/projects/${projectId}/stages/rewrite/runs/`, { input: {}, provider_id: providerId });
     expect(run.status).toBe(202);
     runId = run.body.id;
-    // A newcomer on B once the run has made some text: the text so far, then the tail.
+    // Newcomers on both instances once the run has made some text: the text so far, then the tail.
     await follow(runUrl(b, runId), { cookie: admin.cookie, stopWhen: (e) => tokenCount(e) >= 10 });
-    const late = await follow(`${b.url}/api/v1/projects/${projectId}/events`, { cookie: admin.cookie, stopWhen: ended });
+    const late = await Promise.all([a, b, a, b].map((studio, i) => follow(`${studio.url}/api/v1/projects/${projectId}/events${i > 1 ? '?tokens=0' : ''}`, { cookie: admin.cookie, stopWhen: ended })));
     const final = await saved(runId);
     expect(final.text).toBe(expectedFor(run.body));
-    for (const seen of [await early, late]) {
+    for (const seen of [await early, ...late.slice(0, 2)]) {
       const ofRun = seen.events.filter((e) => e.data.run_id === runId);
       expect(ofRun.filter((e) => e.data.type === 'token').map((e) => e.data.content).join('')).toBe(final.text);
-      const ids = seen.events.map((e) => e.id).filter((id) => !Number.isNaN(id));
-      expect(increasing(ids)).toBe(true);
     }
-    // The newcomer joined mid-run: its catch-up carried text made before it came.
-    expect(late.events.find((e) => e.data.type === 'token')!.data.content.length).toBeGreaterThan(1);
+    for (const seen of [await early, ...late]) expect(increasing(seen.events.map((e) => e.id).filter((id) => !Number.isNaN(id)))).toBe(true);
+    for (const lean of late.slice(2)) expect(lean.events.filter((e) => e.data.type === 'token' || e.data.type === 'progress')).toHaveLength(0);
+    // The newcomers joined mid-run: their catch-up carried text made before they came.
+    for (const seen of late.slice(0, 2)) expect(seen.events.find((e) => e.data.type === 'token')!.data.content.length).toBeGreaterThan(1);
   });
 
   it('cancels from one instance a run held by another: the run stops there, cancelled, its partial text kept', async () => {

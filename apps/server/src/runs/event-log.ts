@@ -34,6 +34,10 @@ export interface EventLog {
    * run another instance has just started). The in-process log has nothing to fetch and omits it.
    */
   attach?(key: string, expectWrites: boolean): Promise<void>;
+  /** Shared logs only: every event this instance holds of `key` (ids may start anywhere, e.g. at the clock). */
+  retained?(key: string): LoggedEvent[];
+  /** Shared logs only: whether any instance has a subscriber for `key` (within a minute or so). */
+  followedAnywhere?(key: string): Promise<boolean>;
 }
 
 interface Log {

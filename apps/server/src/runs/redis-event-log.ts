@@ -22,6 +22,8 @@ export const BATCH_MS = 5;
 const IDLE_TTL_MS = 60 * 60_000;
 /** A mirror of another instance's stream leaves memory this long after its last subscriber. */
 const FOLLOWED_MIRROR_MS = 60_000;
+/** An instance with subscribers for a stream says so in Redis for this long, renewed at half of it. */
+const FOLLOWED_MARK_MS = 60_000;
 const READ_COUNT = 1_000;
 const BLOCK_MS = 10_000;
 
@@ -91,9 +93,12 @@ export class RedisEventLog implements EventLog {
   private readonly written = new Set<string>();
   private flushTimer?: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
+  private readonly markTimer: NodeJS.Timeout;
 
   constructor(private readonly o: RedisEventLogOptions) {
     o.redis.defineCommand('aiStoryAppendNumbered', { numberOfKeys: 1, lua: APPEND_NUMBERED });
+    this.markTimer = setInterval(() => this.markFollowed([...this.mirrors].filter(([, m]) => m.subscribers.size > 0).map(([k]) => k)), FOLLOWED_MARK_MS / 2);
+    this.markTimer.unref();
   }
 
   private streamKey = (key: string) => `events:${key}`;
@@ -169,12 +174,30 @@ export class RedisEventLog implements EventLog {
     return m.events.slice(lo);
   }
 
+  retained = (key: string) => this.mirrors.get(key)?.events ?? [];
+
   subscribe(key: string, subscriber: Subscriber) {
     const m = this.mirrors.get(key) ?? this.createMirror(key, [], 0, this.o.ids === 'redis');
+    if (m.subscribers.size === 0) this.markFollowed([key]);
     m.subscribers.add(subscriber);
     return () => {
       m.subscribers.delete(subscriber);
     };
+  }
+
+  /**
+   * Whether some instance follows `key`: what happens on one instance (a project's status changing)
+   * is worth publishing to a stream only if someone, anywhere, reads it.
+   */
+  async followedAnywhere(key: string) {
+    return this.subscriberCount(key) > 0 || (await this.o.redis.exists(`followed:${key}`).catch(() => 1)) > 0;
+  }
+
+  private markFollowed(keys: string[]) {
+    if (!keys.length) return;
+    const pipeline = this.o.redis.pipeline();
+    for (const key of keys) pipeline.set(`followed:${key}`, '1', 'PX', FOLLOWED_MARK_MS);
+    void pipeline.exec().catch(() => {});
   }
 
   lastId = (key: string) => this.mirrors.get(key)?.lastId ?? 0;
@@ -257,6 +280,7 @@ export class RedisEventLog implements EventLog {
 
   /** Stops the timers; queued events are written first. */
   async close() {
+    clearInterval(this.markTimer);
     await this.flush();
     for (const m of this.mirrors.values()) clearTimeout(m.expiry);
     this.mirrors.clear();

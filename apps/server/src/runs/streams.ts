@@ -113,7 +113,7 @@ export class RunStreams {
     if (this.d.shared && opts.tokens) {
       // A run whose start has left the project's log: its own log gives the text so far (read now,
       // since what follows must not wait).
-      for (const run of active) if (textInProjectLog(this.d.projectLog.since(key, 0) ?? [], run.id) === null) await this.d.runLog.attach?.(runKey(run.id), true);
+      for (const run of active) if (textInProjectLog(this.d.projectLog.retained?.(key) ?? [], run.id) === null) await this.d.runLog.attach?.(runKey(run.id), true);
     }
     // From here on everything is synchronous until subscribed, so no event can fall between replay and tail.
     // An id past the log's tip is not one of its own (the log was dropped when idle, or the server
@@ -157,7 +157,9 @@ export class RunStreams {
    */
   private textSoFar(projectLogKey: string, runId: string) {
     if (!this.d.shared) return this.d.runs.sentText(runId);
-    return textInProjectLog(this.d.projectLog.since(projectLogKey, 0) ?? [], runId) ?? rebuildText(this.d.runLog.since(runKey(runId), 0) ?? []);
+    // Not there (over 5,000 project events since the run began): its own log, which may be a batch
+    // ahead of or behind the project's (a token might then repeat or be missing at the junction).
+    return textInProjectLog(this.d.projectLog.retained?.(projectLogKey) ?? [], runId) ?? rebuildText(this.d.runLog.since(runKey(runId), 0) ?? []);
   }
 
   private guardAccess(sse: SseStream, user: AuthUser, projectId: string, req: FastifyRequest) {
@@ -187,10 +189,12 @@ export class RunStreams {
   }
 
   private async publishProjectUpdate(projectId: string) {
-    if (this.d.projectLog.subscriberCount(projectKey(projectId)) === 0) return;
+    const key = projectKey(projectId);
+    // Shared logs: the followers may be on another instance.
+    if (this.d.projectLog.subscriberCount(key) === 0 && !(this.d.projectLog.followedAnywhere && (await this.d.projectLog.followedAnywhere(key)))) return;
     try {
       if (!(await this.d.projectRepo.findById(projectId))) return;
-      this.d.projectLog.append(projectKey(projectId), JSON.stringify(await this.projectUpdate(projectId)));
+      this.d.projectLog.append(key, JSON.stringify(await this.projectUpdate(projectId)));
     } catch {
       // The project may be deleted mid-way; nothing to publish then.
     }
