@@ -37,7 +37,8 @@ import { providerRoutes } from './providers/routes.ts';
 import { RedisProviderSelector } from './providers/redis-selector.ts';
 import { ProviderSelector, type ProviderLimiter } from './providers/selector.ts';
 import { ProviderService, type ClientProvider, type MediaUsage } from './providers/service.ts';
-import { InMemoryEventLog } from './runs/event-log.ts';
+import { InMemoryEventLog, type EventLog } from './runs/event-log.ts';
+import { RedisRunEvents } from './runs/redis-events.ts';
 import { validatorCompiler } from './request-validation.ts';
 import { RunRepository } from './runs/repository.ts';
 import { registerSecurityHeaders } from './security-headers.ts';
@@ -141,9 +142,11 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const metrics = new StudioMetrics();
   const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, selector, metrics);
   const runRepo = new RunRepository(database.db);
-  const runLog = new InMemoryEventLog();
+  // Scale-out mode: run events travel through Redis streams, so any instance serves any run's stream.
+  const redisEvents = config.redisUrl ? new RedisRunEvents(config, app.log) : null;
+  const runLog: EventLog = redisEvents?.runLog ?? new InMemoryEventLog();
   // A project's log is dropped when idle and may be made again: its ids start from the clock (event-log.ts).
-  const projectLog = new InMemoryEventLog({ maxEventsPerLog: 5_000, firstId: Date.now });
+  const projectLog: EventLog = redisEvents?.projectLog ?? new InMemoryEventLog({ maxEventsPerLog: 5_000, firstId: Date.now });
   const storyboards = new StoryboardRepository(database.db);
   const mediaRepo = new MediaRepository(database.db);
   const media = new MediaStore(path.join(config.dataDir, 'media'), mediaRepo);
@@ -164,10 +167,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         return 0;
       }),
   };
-  const runs = new RunService({ instanceId: lease.id, repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages });
+  const runs = new RunService({ instanceId: lease.id, repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages, remote: redisEvents ?? undefined });
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
-  const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, liveStreams, heartbeatMs: config.heartbeatMs });
+  const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, liveStreams, heartbeatMs: config.heartbeatMs, shared: !!redisEvents });
   runs.onFinished(({ stage, status }) => metrics.runsFinished.inc({ stage, status }));
   metrics.activeRuns(() => runs.activeCount);
   const services: Services = { database, cipher, auth, projects, providers, prompts, renderer, runs, media, metrics };
@@ -237,6 +240,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     if (killed) app.log.warn({ killed }, 'media processes still running at shutdown were killed');
   });
   app.addHook('onClose', async () => {
+    // The runs' last events (written by preClose) reach Redis before its connections close.
+    await redisEvents?.close();
     await lease.release();
     selector.close?.();
     await limitsRedis?.quit();
@@ -245,6 +250,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     if (!opts.database) await database.close();
   });
 
+  await redisEvents?.start();
   if (config.admin) await auth.ensureAdminFromEnv(config.admin);
   await providers.ensureDefaults(config);
   await prompts.ensureShipped();

@@ -131,9 +131,11 @@ export async function startStudio(
 ): Promise<TestStudio> {
   const testDb = existing ?? (await createTestDatabase());
   const database = await testDb.open();
+  // TEST_REDIS=1: the studio runs in scale-out mode (run events through Redis), under a prefix of its own.
+  const redis = process.env.TEST_REDIS ? { redisUrl: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', redisPrefix: `test-${randomUUID()}:` } : {};
   const config = loadConfig(
     { LOG_LEVEL: logStream ? 'info' : 'silent' },
-    { dataDir: testDb.location.dataDir, appSecret: 'test-secret-test-secret-test-secret-0123', loginRateLimit: 1000, ...overrides },
+    { dataDir: testDb.location.dataDir, appSecret: 'test-secret-test-secret-test-secret-0123', loginRateLimit: 1000, ...redis, ...overrides },
   );
   const added: RouteOptions[] = [];
   const onRoute = (route: RouteOptions) => {

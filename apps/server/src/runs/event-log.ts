@@ -14,7 +14,8 @@ export interface LoggedEvent {
 export type Subscriber = (event: LoggedEvent) => void;
 
 export interface EventLog {
-  append(key: string, json: string, terminal?: boolean): LoggedEvent;
+  /** Adds an event; where its id is assigned by a shared store (Redis), subscribers get it once numbered. */
+  append(key: string, json: string, terminal?: boolean): void;
   /** Events after `afterId`, or null when the log for `key` is gone (evicted or never existed here). */
   since(key: string, afterId: number): LoggedEvent[] | null;
   /** Follows new events; returns the unsubscribe function. */
@@ -27,6 +28,16 @@ export interface EventLog {
    * projects nobody follows, stay replayable from memory for a while).
    */
   expire(key: string, delayMs: number): void;
+  /**
+   * Shared logs only (several instances): brings the log for `key` into this process and follows it,
+   * so the synchronous reads above answer for it. `expectWrites`: follow it even while it is empty (a
+   * run another instance has just started). The in-process log has nothing to fetch and omits it.
+   */
+  attach?(key: string, expectWrites: boolean): Promise<void>;
+  /** Shared logs only: every event this instance holds of `key` (ids may start anywhere, e.g. at the clock). */
+  retained?(key: string): LoggedEvent[];
+  /** Shared logs only: whether any instance has a subscriber for `key` (within a minute or so). */
+  followedAnywhere?(key: string): Promise<boolean>;
 }
 
 interface Log {

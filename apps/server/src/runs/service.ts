@@ -20,6 +20,7 @@ import { LiveRun, type FinalStatus } from './live-run.ts';
 import { executeLlm } from './llm-execution.ts';
 import { executeMedia } from './media-execution.ts';
 import { KEEP_IN_MEMORY_MS, type RunPublisher } from './publisher.ts';
+import type { RemoteRuns } from './redis-events.ts';
 import type { RunRepository } from './repository.ts';
 
 export type RunFinishedListener = (run: { runId: string; projectId: string; stage: StageKey; status: FinalStatus }) => unknown;
@@ -39,6 +40,8 @@ export interface RunDeps {
   log: FastifyBaseLogger;
   /** The stages the engine runs (tests may add one of their own). */
   stages?: Partial<Record<StageKey, StageDefinition>>;
+  /** Scale-out mode: runs held by other instances (a cancel reaches their owner). */
+  remote?: RemoteRuns;
 }
 
 /**
@@ -57,6 +60,10 @@ export class RunService {
 
   constructor(private readonly d: RunDeps) {
     this.stages = { ...STAGES, ...d.stages };
+    d.remote?.onCancel((runId) => {
+      const run = this.active.get(runId);
+      if (run) this.stop(run, 'cancelled');
+    });
   }
 
   activeRun = (runId: string) => this.active.get(runId);
@@ -163,13 +170,19 @@ export class RunService {
     await this.d.projects.access(user, row.projectId, 'edit');
     const run = this.active.get(runId);
     if (!run) {
-      if (row.status === 'running' || row.status === 'queued') throw conflict('This run is owned by another server instance');
-      return toRun(row); // already finished: cancelling is a no-op, not an error
+      if (row.status !== 'running' && row.status !== 'queued') return toRun(row); // already finished: cancelling is a no-op, not an error
+      if (!this.d.remote) throw conflict('This run is owned by another server instance');
+      await this.d.remote.cancel(runId);
+      return toRun((await this.d.repo.find(runId))!);
     }
-    run.stopReason = 'cancelled';
-    run.abort.abort();
+    this.stop(run, 'cancelled');
     await run.finished;
     return toRun((await this.d.repo.find(runId))!);
+  }
+
+  private stop(run: LiveRun, reason: 'cancelled' | 'interrupted') {
+    run.stopReason = reason;
+    run.abort.abort();
   }
 
   async get(user: AuthUser, runId: string): Promise<Run> {
@@ -235,10 +248,7 @@ export class RunService {
   async shutdown() {
     this.closing = true;
     clearInterval(this.checkpointTimer);
-    for (const run of this.active.values()) {
-      run.stopReason = 'interrupted';
-      run.abort.abort();
-    }
+    for (const run of this.active.values()) this.stop(run, 'interrupted');
     await Promise.all([...this.active.values()].map((r) => r.finished));
   }
 

@@ -21,6 +21,11 @@ interface StreamDeps {
   projectLog: EventLog;
   liveStreams: LiveStreams;
   heartbeatMs: number;
+  /**
+   * The logs are shared by several instances (scale-out mode): a run may be executed by another
+   * instance, so whether it is active is the database's word, and its text so far is the log's.
+   */
+  shared?: boolean;
 }
 
 /**
@@ -40,12 +45,16 @@ export class RunStreams {
     await this.d.projects.access(user, row.projectId, 'view');
     const after = lastEventId(req);
     const key = runKey(runId);
+    const activeRow = row.status === 'running' || row.status === 'queued';
+    if (this.d.runLog.attach) await this.d.runLog.attach(key, activeRow);
+    // Running here, or (shared logs) anywhere: a log that is neither live nor closed was orphaned.
+    const live = this.d.runs.activeRun(runId) !== undefined || (this.d.shared && activeRow);
     // An id past the log's last one was never sent from it (a made-up id, another process's): what the
     // client holds is unknown, so it starts over — a reset, then the whole run, then the live tail.
     const unknown = after !== null && after > this.d.runLog.lastId(key);
     const logged = this.d.runLog.since(key, unknown ? 0 : (after ?? 0));
 
-    if (logged === null || (!this.d.runs.activeRun(runId) && !this.d.runLog.isClosed(key))) {
+    if (logged === null || (!live && !this.d.runLog.isClosed(key))) {
       return this.replayFromDatabase(row, after, req, reply);
     }
     const terminalSeen = after !== null && !unknown && this.d.runLog.isClosed(key) && after === this.d.runLog.lastId(key);
@@ -100,6 +109,12 @@ export class RunStreams {
     const key = projectKey(projectId);
     const after = lastEventId(req);
     const active = await this.d.repo.activeOfProject(projectId);
+    if (this.d.projectLog.attach) await this.d.projectLog.attach(key, true);
+    if (this.d.shared && opts.tokens) {
+      // A run whose start has left the project's log: its own log gives the text so far (read now,
+      // since what follows must not wait).
+      for (const run of active) if (textInProjectLog(this.d.projectLog.retained?.(key) ?? [], run.id) === null) await this.d.runLog.attach?.(runKey(run.id), true);
+    }
     // From here on everything is synchronous until subscribed, so no event can fall between replay and tail.
     // An id past the log's tip is not one of its own (the log was dropped when idle, or the server
     // restarted): like one from too far back, the client catches up from scratch.
@@ -121,7 +136,7 @@ export class RunStreams {
       if (after !== null) for (const run of active) sse.send(startingOver(run));
       for (const run of active) {
         sse.send({ id: null, json: JSON.stringify({ type: 'stage_update', run_id: run.id, stage: run.stage, status: 'running' }), terminal: false });
-        const text = opts.tokens ? this.d.runs.sentText(run.id) : '';
+        const text = opts.tokens ? this.textSoFar(key, run.id) : '';
         if (text) sse.send({ id: null, json: JSON.stringify({ type: 'token', run_id: run.id, stage: run.stage, content: text }), terminal: false });
       }
     }
@@ -134,6 +149,17 @@ export class RunStreams {
     // Project updates are only published while someone listens, so every (re)connection starts
     // with the current state, appended to the log so its id is in order for everyone.
     this.d.projectLog.append(key, JSON.stringify(await this.projectUpdate(projectId)));
+  }
+
+  /**
+   * A running run's text as sent in events so far. Shared logs: the part of it already in this
+   * instance's copy of the project's log (the live tail follows from there, whoever runs it).
+   */
+  private textSoFar(projectLogKey: string, runId: string) {
+    if (!this.d.shared) return this.d.runs.sentText(runId);
+    // Not there (over 5,000 project events since the run began): its own log, which may be a batch
+    // ahead of or behind the project's (a token might then repeat or be missing at the junction).
+    return textInProjectLog(this.d.projectLog.retained?.(projectLogKey) ?? [], runId) ?? rebuildText(this.d.runLog.since(runKey(runId), 0) ?? []);
   }
 
   private guardAccess(sse: SseStream, user: AuthUser, projectId: string, req: FastifyRequest) {
@@ -163,10 +189,12 @@ export class RunStreams {
   }
 
   private async publishProjectUpdate(projectId: string) {
-    if (this.d.projectLog.subscriberCount(projectKey(projectId)) === 0) return;
+    const key = projectKey(projectId);
+    // Shared logs: the followers may be on another instance.
+    if (this.d.projectLog.subscriberCount(key) === 0 && !(this.d.projectLog.followedAnywhere && (await this.d.projectLog.followedAnywhere(key)))) return;
     try {
       if (!(await this.d.projectRepo.findById(projectId))) return;
-      this.d.projectLog.append(projectKey(projectId), JSON.stringify(await this.projectUpdate(projectId)));
+      this.d.projectLog.append(key, JSON.stringify(await this.projectUpdate(projectId)));
     } catch {
       // The project may be deleted mid-way; nothing to publish then.
     }
@@ -203,6 +231,29 @@ const startingOver = (run: { id: string; stage: string }): SseEvent => ({
 });
 
 const isTokenOrProgress = (json: string) => json.startsWith('{"type":"token"') || json.startsWith('{"type":"progress"');
+
+/** A run's text in a project's log, or null when the log no longer holds the run's start (nor a reset of it). */
+function textInProjectLog(events: LoggedEvent[], runId: string): string | null {
+  let text: string | null = null;
+  for (const e of events) {
+    if (!e.json.includes(runId)) continue;
+    const event = JSON.parse(e.json) as { type: string; run_id?: string; status?: string; content?: string };
+    if (event.run_id !== runId) continue;
+    if ((event.type === 'stage_update' && event.status === 'running') || event.type === 'reset') text = '';
+    else if (event.type === 'token' && text !== null) text += event.content;
+  }
+  return text;
+}
+
+/** The text of a run's own log (its tokens, what came before a reset discarded). */
+function rebuildText(events: LoggedEvent[]) {
+  let text = '';
+  for (const e of events) {
+    if (e.json.startsWith('{"type":"reset"')) text = '';
+    else if (e.json.startsWith('{"type":"token"')) text += (JSON.parse(e.json) as { content: string }).content;
+  }
+  return text;
+}
 
 /** For a newcomer: the text so far as one token event (carrying the last merged id, so a resume continues after it). */
 function compactTokens(events: LoggedEvent[]): LoggedEvent[] {
