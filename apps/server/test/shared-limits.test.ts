@@ -57,10 +57,10 @@ describe.skipIf(TEST_DB !== 'postgres')('two studios share provider limits throu
     const provider = await limitedProvider(2);
     const before = fake.handler.stats.requests;
     const first = await start(onA, await projectOn(provider));
-    expect(first.status).toBe(202);
+    expect(first.status, JSON.stringify(first.body)).toBe(202);
     expect((await ended(onA, first.body.id)).status).toBe('completed');
     const second = await start(onB, await projectOn(provider));
-    expect(second.status).toBe(202);
+    expect(second.status, JSON.stringify(second.body)).toBe(202);
     expect((await ended(onB, second.body.id)).status).toBe('completed');
     for (const client of [onA, onB]) {
       const refused = await start(client, await projectOn(provider));

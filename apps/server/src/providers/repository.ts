@@ -12,14 +12,17 @@ export class ProviderRepository {
 
   constructor(private readonly db: Db) {}
 
-  list = (type?: string): Promise<ProviderRow[]> =>
-    this.lists.get(type ?? '', async () =>
+  /** `fresh`: read the table now (another instance may have written since the shared read). */
+  list = (type?: string, opts: { fresh?: boolean } = {}): Promise<ProviderRow[]> => {
+    if (opts.fresh) this.lists.clear();
+    return this.lists.get(type ?? '', async () =>
       this.db
         .select()
         .from(modelProviders)
         .where(type ? eq(modelProviders.providerType, type) : undefined)
         .orderBy(desc(modelProviders.priority), asc(modelProviders.createdAt)),
     );
+  };
 
   find = async (id: string) => (await this.db.select().from(modelProviders).where(eq(modelProviders.id, id)))[0];
   insert = async (values: typeof modelProviders.$inferInsert) => this.written((await this.db.insert(modelProviders).values(values).returning())[0]);

@@ -263,14 +263,18 @@ export class ProviderService {
    */
   /** The providers of a type that may serve a stage, in the order to try them (fail-over follows it). */
   async candidatesFor(type: ProviderType, stage: StageKey, opts: { providerId?: string; projectConfig?: ModelConfig }) {
-    const all = await this.repo.list(type);
+    const routing = opts.projectConfig?.[stage] ?? (await this.globalRouting())[stage];
+    let all = await this.repo.list(type);
+    // The shared read may predate a provider another instance just added (scale-out mode): a provider
+    // asked for by id but missing, or none active, is worth one fresh read before refusing.
+    const wanted = opts.providerId ? [opts.providerId] : (routing?.provider_ids ?? []);
+    if (wanted.some((id) => !all.some((p) => p.id === id)) || !all.some((p) => p.isActive)) all = await this.repo.list(type, { fresh: true });
     if (opts.providerId) {
       const chosen = all.find((p) => p.id === opts.providerId);
       if (!chosen) throw new AppError(400, 'validation_error', 'Unknown provider', { fields: { provider_id: 'Unknown provider' } });
       if (!chosen.isActive) throw new AppError(400, 'validation_error', 'This provider is switched off', { fields: { provider_id: 'Inactive provider' } });
       return { order: [chosen], skipped: [] as { id: string; reason: string; retryAfterMs?: number }[], cooling: [] as { id: string; reason: string }[] };
     }
-    const routing = opts.projectConfig?.[stage] ?? (await this.globalRouting())[stage];
     const byId = new Map(all.map((p) => [p.id, p]));
     const routed = routing?.provider_ids.length ? routing.provider_ids.map((id) => byId.get(id)).filter((p): p is ProviderRow => !!p) : all;
     // A simulated provider is never chosen automatically once a real one of its type is active (it
