@@ -4,9 +4,9 @@
  * The official `openai` SDK builds and sends the request (base URL, auth, headers) and turns HTTP
  * failures into typed errors; it sends through node:http (./node-fetch.ts), and the body of a 200 is
  * read here straight from the IncomingMessage with `eventsource-parser`, because the SDK's own stream
- * iterator costs about three times the CPU per token, and WHATWG body streams about twice per network
- * read (bench/llm-client.bench.ts), and the iterator hides what we must see: whether `[DONE]` arrived,
- * `reasoning_content`, comments versus data.
+ * iterator costs about three times the CPU per token (bench/llm-client.bench.ts), a fetch body up to
+ * twice per network read (./node-fetch.ts), and the iterator hides what we must see: whether `[DONE]`
+ * arrived, `reasoning_content`, comments versus data.
  *
  * What real providers do, and what this file does about it (DESIGN §6):
  * - usage arrives in a last chunk with `choices: []`; some servers never send it → usage is counted

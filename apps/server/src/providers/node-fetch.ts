@@ -3,9 +3,10 @@
  * IncomingMessage (`nodeBodyOf`), so that streamChat reads upstream tokens straight off the socket.
  *
  * Why: at a model's pace every token is its own network read, and reading a body through global
- * fetch (undici + WHATWG streams) costs about twice the CPU per read of an IncomingMessage: measured
- * with 50 streams × 600 tokens at 50 tokens/s, 66–101 ms CPU per 1,000 tokens for fetch against
- * 37–56 ms for node:http (bench/llm-client.bench.ts).
+ * fetch (undici + WHATWG streams) costs up to twice the CPU per read of an IncomingMessage: with
+ * 50 streams × 600 tokens at 50 tokens/s, the same bytes parsed the same way took 66–101 ms CPU per
+ * 1,000 tokens through fetch and 37–56 ms through node:http. bench/llm-client.bench.ts keeps a
+ * fetch reader beside streamChat to show the difference.
  *
  * The SDK still builds the request and maps error statuses: for that the Response carries a web body
  * too, pulled from the IncomingMessage only when someone reads it (`text()` of an error or of a JSON
