@@ -1,8 +1,10 @@
 /**
  * CPU cost of reading an upstream token stream, per way of reading it:
- *   raw      fetch + eventsource-parser + JSON.parse: the floor;
- *   sdk      the openai SDK's own stream iterator (`for await (const chunk of stream)`);
- *   client   streamChat (SDK request, eventsource-parser body, timers, accounting): what the studio runs.
+ *   raw      global fetch + eventsource-parser + JSON.parse: the least a fetch reader can cost;
+ *   sdk      the openai SDK's own stream iterator over global fetch (`for await (const chunk of stream)`);
+ *   client   streamChat: what the studio runs (SDK request over node:http, the IncomingMessage read with
+ *            eventsource-parser, timers, accounting). Paced, it costs less than `raw`: a fetch body's
+ *            per-read cost outweighs everything streamChat adds (providers/node-fetch.ts).
  * The simulated upstream runs in a child process, so process.cpuUsage() here counts the client only.
  *
  *   node --import tsx bench/llm-client.bench.ts [--streams 50] [--tokens 600] [--tps 250] [--rounds 3]
@@ -42,7 +44,7 @@ export interface LlmClientBenchRow {
 export interface LlmClientBenchResult {
   options: Required<LlmClientBenchOptions>;
   rows: LlmClientBenchRow[];
-  /** Per scenario: streamChat's CPU per token over the raw floor, and the SDK iterator's over streamChat's. */
+  /** Per scenario: streamChat's CPU per token over the raw fetch reader's, and the SDK iterator's over streamChat's. */
   ratios: Record<Scenario, { client_over_raw: number; sdk_over_client: number }>;
   note: string;
 }
@@ -68,7 +70,7 @@ async function startUpstream(): Promise<{ url: string; child: ChildProcess }> {
 
 type Reader = (url: string, model: string, prompt: string) => Promise<number>;
 
-/** (a) The floor: raw fetch, eventsource-parser, JSON.parse per event. */
+/** (a) The least a fetch reader costs: raw fetch, eventsource-parser, JSON.parse per event. */
 const readRaw: Reader = async (url, model, prompt) => {
   const res = await fetch(`${url}/chat/completions`, {
     method: 'POST',
@@ -144,7 +146,7 @@ export async function runLlmClientBench(options: LlmClientBenchOptions = {}): Pr
     const variants: [LlmClientBenchRow['variant'], string, Reader][] = [
       ['raw', 'fetch + eventsource-parser', readRaw],
       ['sdk', 'openai SDK stream iterator', sdkReader(url)],
-      ['client', 'streamChat', readClient],
+      ['client', 'streamChat (node:http)', readClient],
     ];
     // paced: tokens trickle in one per network read, as from a real model.
     // burst: the upstream writes as fast as it can, many events per read (a buffering proxy, a replay).
@@ -184,9 +186,9 @@ export async function runLlmClientBench(options: LlmClientBenchOptions = {}): Pr
       ratios,
       note:
         `Cheapest: ${cheapest('paced')} (paced), ${cheapest('burst')} (burst). ` +
-        `streamChat costs ${ratios.paced.client_over_raw}× / ${ratios.burst.client_over_raw}× the raw floor per token (paced / burst); ` +
+        `streamChat costs ${ratios.paced.client_over_raw}× / ${ratios.burst.client_over_raw}× the raw fetch reader per token (paced / burst); ` +
         `the SDK's iterator costs ${ratios.paced.sdk_over_client}× / ${ratios.burst.sdk_over_client}× streamChat. ` +
-        `Paced, most of the cost is per network read (fetch), common to all three; in bursts the cost per event dominates, and the SDK's SSE decoding with it.`,
+        `Paced, most of the cost is per network read: fetch's for raw and sdk, node:http's for streamChat; in bursts the cost per event dominates, and the SDK's SSE decoding with it.`,
     };
   } finally {
     child.kill('SIGTERM');

@@ -211,7 +211,8 @@ describe('faults before the first token are retried', () => {
 describe('faults after the first token end the stream', () => {
   test('cut_mid_stream: network error after the first token, text so far intact', async () => {
     const r = await run(`fake-model?tokens=30&${FAST}&quirk=cut_mid_stream&after=4`, '中途断开');
-    expect(r.error).toMatchObject({ code: 'network', afterFirstToken: true, retryable: true });
+    expect(r.error).toMatchObject({ code: 'network', afterFirstToken: true, retryable: true, upstreamCode: 'ECONNRESET' });
+    expect(r.error!.message).toMatch(/cut mid-stream/);
     expect(r.text).toBe(expectedTokens(r.request).slice(0, 4).join(''));
     expect(r.retries).toHaveLength(0);
   });
@@ -337,6 +338,47 @@ describe('errors that retrying cannot fix', () => {
       expect(r.error!.message).toContain('[redacted]');
     } finally {
       await close(leaky);
+    }
+  });
+});
+
+describe('the connection', () => {
+  test('a stream read to its end leaves its socket to the next request', async () => {
+    const inner = createFakeLlmHandler({ defaults: { tokens: 8, ttft_ms: 0, tps: 5000 } });
+    const sockets = new Set<unknown>();
+    const server = createServer((req, res) => {
+      sockets.add(req.socket);
+      const parts: Buffer[] = [];
+      req.on('data', (b) => parts.push(b)).on('end', () => inner(req, res, JSON.parse(Buffer.concat(parts).toString())));
+    });
+    const url = await listen(server);
+    try {
+      for (const prompt of ['第一次', '第二次']) {
+        const r = await run('fake-model', prompt, { api_url: url });
+        expect(r.error).toBeUndefined();
+        expect(r.text).toBe(expectedText(r.request, { defaults: { tokens: 8 } }));
+      }
+      expect(sockets.size).toBe(1);
+    } finally {
+      await close(server);
+    }
+  });
+
+  test('after [DONE], a body the server keeps open is not waited on: the answer returns and the socket is closed', async () => {
+    let socketClosed: Promise<unknown> | undefined;
+    const server = createServer((req, res) => {
+      socketClosed = new Promise((r) => req.socket.once('close', r));
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: '完' }, finish_reason: 'stop' }] })}\n\ndata: [DONE]\n\n`);
+    });
+    const url = await listen(server);
+    try {
+      const r = await run('fake-model', '不关的流', { api_url: url });
+      expect(r.error).toBeUndefined();
+      expect(r.result).toMatchObject({ text: '完', finish_reason: 'stop' });
+      await socketClosed;
+    } finally {
+      await close(server);
     }
   });
 });

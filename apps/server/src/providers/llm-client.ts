@@ -2,9 +2,11 @@
  * The one streaming client for OpenAI-compatible chat completions.
  *
  * The official `openai` SDK builds and sends the request (base URL, auth, headers) and turns HTTP
- * failures into typed errors; the body of a 200 is read here with `eventsource-parser`, because the
- * SDK's own stream iterator costs about three times the CPU per token (bench/llm-client.bench.ts) and
- * hides what we must see: whether `[DONE]` arrived, `reasoning_content`, comments versus data.
+ * failures into typed errors; it sends through node:http (./node-fetch.ts), and the body of a 200 is
+ * read here straight from the IncomingMessage with `eventsource-parser`, because the SDK's own stream
+ * iterator costs about three times the CPU per token (bench/llm-client.bench.ts), a fetch body up to
+ * twice per network read (./node-fetch.ts), and the iterator hides what we must see: whether `[DONE]`
+ * arrived, `reasoning_content`, comments versus data.
  *
  * What real providers do, and what this file does about it (DESIGN §6):
  * - usage arrives in a last chunk with `choices: []`; some servers never send it → usage is counted
@@ -23,6 +25,7 @@
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import OpenAI, { APIConnectionTimeoutError, APIError } from 'openai';
+import { nodeBodyOf, nodeFetch } from './node-fetch.ts';
 import { REDACTED, vendorSnippet } from './redact.ts';
 
 export interface LlmProviderConfig {
@@ -134,7 +137,7 @@ const BACKOFF_MAX_MS = 8_000;
 /** A `Retry-After` longer than this is not waited out: the error goes up so the engine can fail over. */
 const MAX_RETRY_AFTER_MS = 30_000;
 
-// One SDK client per (URL, key): the SDK keeps no connection state of its own (fetch pools sockets),
+// One SDK client per (URL, key): the SDK keeps no connection state of its own (the agents pool sockets),
 // so sharing is safe, and the cache spares building its option objects on every call.
 const clients = new Map<string, OpenAI>();
 function clientFor(p: LlmProviderConfig): OpenAI {
@@ -150,6 +153,7 @@ function clientFor(p: LlmProviderConfig): OpenAI {
       organization: null,
       project: null,
       maxRetries: 0,
+      fetch: nodeFetch,
     });
     clients.set(key, client);
   }
@@ -334,14 +338,15 @@ export async function* streamChat(params: StreamChatParams): AsyncGenerator<LlmD
         if (text) yield { kind: 'text', text };
         sawDone = true;
       } else {
-        if (!response.body) throw new LlmError('bad_response', 'The provider answered without a body.', true, false);
+        const upstream = nodeBodyOf(response);
+        if (!upstream) throw new LlmError('bad_response', 'The provider answered without a body.', true, false);
         const parser = createParser({ onEvent, onError: () => void garbage++ });
-        const decoder = new TextDecoder();
-        const reader = response.body.getReader();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          parser.feed(decoder.decode(value, { stream: true }));
+        upstream.setEncoding('utf8');
+        // Leaving this loop early (an error, [DONE], the consumer's return()) destroys the response.
+        for await (const data of upstream as AsyncIterable<string>) {
+          // The end had arrived with [DONE]: reading it out returns the socket to the pool.
+          if (sawDone) continue;
+          parser.feed(data);
           if (pending.length) {
             consumerTurn = true;
             for (let i = 0; i < pending.length; i++) {
@@ -353,15 +358,12 @@ export async function* streamChat(params: StreamChatParams): AsyncGenerator<LlmD
             lastEventAt = performance.now();
           }
           if (failure) throw failure;
-          if (sawDone) {
-            // Nothing meaningful follows [DONE]; do not wait on a server that keeps the body open.
-            reader.cancel().catch(() => {});
-            break;
-          }
+          // Nothing meaningful follows [DONE]; do not wait on a server that keeps the body open.
+          if (sawDone && !upstream.complete) break;
         }
         if (!sawDone) {
           // A last event without its blank line still counts (lenient, like most clients).
-          parser.feed(decoder.decode() + '\n\n');
+          parser.feed('\n\n');
           for (const d of pending) {
             yielded = true;
             yield d;
@@ -583,9 +585,9 @@ function networkCode(e: unknown): string | undefined {
   return undefined;
 }
 
-/** undici's "TypeError: terminated" when the socket closes under a body being read. */
+/** The socket closed under a body being read: node's IncomingMessage fails with "aborted" (ECONNRESET). */
 function isTerminated(e: unknown): boolean {
-  return e instanceof TypeError && /terminated/i.test(e.message);
+  return e instanceof Error && (e as NodeJS.ErrnoException).code === 'ECONNRESET' && e.message === 'aborted';
 }
 
 /** Host and port only: a URL's path or query may carry a key (some gateways take `?key=`). */
