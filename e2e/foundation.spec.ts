@@ -243,7 +243,7 @@ test("an admin sees a user's API token and revokes it: the user's script loses a
   const dialog = page.getByTestId('user-tokens');
   await expect(dialog.getByTestId('user-token-table')).toContainText('剪辑脚本');
   await shot(page, 'foundation-10-user-tokens');
-  await dialog.getByTestId('user-token-revoke').click();
+  await dialog.getByTestId('token-revoke').click();
   await page.locator('.el-message-box').getByRole('button', { name: '吊销' }).click();
   await expect(page.getByText('令牌已吊销')).toBeVisible();
   await expect(dialog).toContainText('这个用户没有 API 令牌');

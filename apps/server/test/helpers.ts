@@ -199,6 +199,15 @@ export class Client {
   delete = (url: string) => this.request('DELETE', url);
 }
 
+/** A run once it has ended (any status but running or queued), read through `client`'s API. */
+export async function endedRun(client: Client, runId: string, timeoutMs = 20_000) {
+  for (const until = Date.now() + timeoutMs; Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
+    const run = (await client.get(`/api/v1/runs/${runId}/`)).body;
+    if (run.status !== 'running' && run.status !== 'queued') return run;
+  }
+  throw new Error(`run ${runId} did not end within ${timeoutMs / 1000} s`);
+}
+
 export const ADMIN = { email: 'admin@example.com', name: 'Admin', password: 'correct horse battery' };
 
 /** Sets up the first admin and returns a signed-in client. */

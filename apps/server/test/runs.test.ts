@@ -1,6 +1,6 @@
 import { expectedText, startFakeLlm } from '@ai-story/fake-llm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
+import { Client, endedRun, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
 import { follow, rebuild, terminal } from './sse-client.ts';
 
 type Fake = Awaited<ReturnType<typeof startFakeLlm>>;
@@ -40,14 +40,7 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
   const events = (runId: string, opts: Parameters<typeof follow>[1] = {}) =>
     follow(`${studio.url}/api/v1/runs/${runId}/events`, { cookie: admin.cookie, ...opts });
 
-  const waitFinished = async (runId: string) => {
-    for (let i = 0; i < 200; i++) {
-      const run = (await admin.get(`/api/v1/runs/${runId}/`)).body;
-      if (!['running', 'queued'].includes(run.status)) return run;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error('run did not finish');
-  };
+  const waitFinished = (runId: string) => endedRun(admin, runId);
 
   beforeAll(async () => {
     fake = await startFakeLlm({ port: 0, host: '127.0.0.1' });

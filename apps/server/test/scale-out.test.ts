@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisRunEvents } from '../src/runs/redis-events.ts';
-import { ADMIN, Client, setupAdmin, spawnStudio, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
+import { ADMIN, Client, endedRun, setupAdmin, spawnStudio, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
 import { follow, type ReceivedEvent } from './sse-client.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -41,14 +41,7 @@ describe.skipIf(TEST_DB !== 'postgres')('scale-out: studio instances sharing Pos
       ],
     });
 
-  const saved = async (runId: string) => {
-    for (let i = 0; i < 400; i++) {
-      const run = (await admin.get(`/api/v1/runs/${runId}/`)).body;
-      if (!['running', 'queued'].includes(run.status)) return run;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error('the run did not finish');
-  };
+  const saved = (runId: string) => endedRun(admin, runId);
 
   beforeAll(async () => {
     fake = await startFakeLlm({ port: 0, host: '127.0.0.1' });

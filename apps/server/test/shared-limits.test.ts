@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, setupAdmin, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
+import { ADMIN, Client, endedRun, setupAdmin, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -45,13 +45,7 @@ describe.skipIf(TEST_DB !== 'postgres')('two studios share provider limits throu
     return id;
   };
   const start = (client: Client, projectId: string) => client.post(`/api/v1/projects/${projectId}/stages/rewrite/runs/`, { input: {} });
-  const ended = async (client: Client, runId: string) => {
-    for (;;) {
-      const run = (await client.get(`/api/v1/runs/${runId}/`)).body;
-      if (run.status !== 'running' && run.status !== 'queued') return run;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
+  const ended = (client: Client, runId: string) => endedRun(client, runId);
 
   it('a limit of 2 per minute lets one run through each studio, then both refuse with 503 and Retry-After', async () => {
     const provider = await limitedProvider(2);
