@@ -17,6 +17,7 @@ try {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   await app.listen({ port: config.port, host: config.host });
+  app.services.renderer.warm();
 } catch (err) {
   if (err instanceof ConfigError || err instanceof DataDirLockedError || err instanceof InstanceConflictError) {
     console.error(err.message);
