@@ -151,6 +151,8 @@ describe(`the export stage over real clips and narration (${process.env.TEST_DB 
     // The second shot's lines start where that shot starts on the faded timeline.
     const second = lines.find((l) => l.text.includes('小女孩'))!;
     expect(second.start_s).toBeCloseTo(CLIP_S - 0.4, 2);
+    // The fade overlaps the shots, never their lines: one line on screen at a time.
+    for (let i = 0; i + 1 < lines.length; i++) expect(lines[i].end_s).toBeLessThanOrEqual(lines[i + 1].start_s + 0.001);
     const ass = await download(out.subtitles.ass_url, 'subs.ass');
     expect(readFileSync(ass.file, 'utf8')).toContain('[Events]');
     const cover = await download(out.cover_url, 'cover.jpg');

@@ -92,7 +92,8 @@ export function planExport(ctx: StageContext, settings: ExportSettings): Planned
 
 /**
  * Subtitle lines on a timeline whose shots start at `starts`: each shot's lines shifted to its start,
- * cut at its end (its narration is cut there too), hand edits applied, empty edits dropping the line.
+ * cut at its end (its narration is cut there too), hand edits applied, empty edits dropping the line,
+ * and never two on screen at once.
  */
 export function placeLines(shots: PlannedShot[], starts: number[], edits: Record<string, string>): PlacedLine[] {
   const placed: PlacedLine[] = [];
@@ -114,6 +115,9 @@ export function placeLines(shots: PlannedShot[], starts: number[], edits: Record
       });
     }
   });
+  // A crossfade starts the next shot before this one ends: its first line then waits for no one, and
+  // the line still showing gives way, so two lines are never on screen at once.
+  for (let i = 0; i + 1 < placed.length; i++) if (placed[i].end_s > placed[i + 1].start_s) placed[i].end_s = placed[i + 1].start_s;
   return placed;
 }
 
