@@ -1,6 +1,6 @@
-import { expectedText, startFakeLlm } from '@ai-story/fake-llm';
+import { startFakeLlm } from '@ai-story/fake-llm';
 import { describe, expect, it } from 'vitest';
-import { ADMIN, Client, createTestDatabase, leasesExpired, spawnStudio, startStudio } from './helpers.ts';
+import { ADMIN, Client, createTestDatabase, expectedRewrite, leasesExpired, spawnStudio, startStudio } from './helpers.ts';
 import { follow } from './sse-client.ts';
 
 describe(`crash recovery (${process.env.TEST_DB ?? 'pglite'})`, () => {
@@ -29,13 +29,7 @@ describe(`crash recovery (${process.env.TEST_DB ?? 'pglite'})`, () => {
         const after = (await c.get(`/api/v1/runs/${run.body.id}/`)).body;
         expect(after.status).toBe('interrupted');
         expect(after.text.length).toBeGreaterThan(0);
-        const expected = expectedText({
-          model: run.body.model,
-          messages: [
-            { role: 'system', content: '你是一名资深短视频编剧，擅长把素材改写成引人入胜的中文故事旁白。' },
-            { role: 'user', content: run.body.prompt },
-          ],
-        });
+        const expected = expectedRewrite(run.body);
         expect(expected.startsWith(after.text)).toBe(true);
         const stage = (await c.get(`/api/v1/projects/${project.body.id}/stages/`)).body[0];
         expect(stage.status).toBe('interrupted');

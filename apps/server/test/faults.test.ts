@@ -1,22 +1,13 @@
-import { expectedText, startFakeLlm, type FakeLlmServer } from '@ai-story/fake-llm';
+import { startFakeLlm, type FakeLlmServer } from '@ai-story/fake-llm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { STAGES } from '../src/stages/index.ts';
-import { ADMIN, Client, createTestDatabase, setupAdmin, spawnStudio, startStudio, TEST_DB } from './helpers.ts';
+import { ADMIN, Client, createTestDatabase, expectedRewrite, setupAdmin, spawnStudio, startStudio, TEST_DB } from './helpers.ts';
 import { follow, terminal, type ReceivedEvent } from './sse-client.ts';
 import { behindProxy } from './tcp-proxy.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The whole text the fake model answers to a rewrite run. */
-const expectedFor = (run: { model: string; prompt: string }) =>
-  expectedText({
-    model: run.model,
-    messages: [
-      { role: 'system', content: STAGES.rewrite!.kind === 'llm' ? STAGES.rewrite!.systemPrompt : '' },
-      { role: 'user', content: run.prompt },
-    ],
-  });
+const expectedFor = expectedRewrite;
 
 describe(`faults (${TEST_DB})`, () => {
   let fake: FakeLlmServer;

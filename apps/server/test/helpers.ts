@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, RouteOptions } from 'fastify';
+import { expectedText } from '@ai-story/fake-llm';
 import { buildApp, type BuildOptions } from '../src/app.ts';
+import { rewriteStage } from '../src/stages/rewrite.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { openDatabase, type Database } from '../src/db/client.ts';
 
@@ -198,6 +200,16 @@ export class Client {
   put = (url: string, body: unknown) => this.request('PUT', url, body);
   delete = (url: string) => this.request('DELETE', url);
 }
+
+/** The whole text the simulated model answers to a rewrite run (its prompt and model as the run recorded them). */
+export const expectedRewrite = (run: { model: string; prompt: string }) =>
+  expectedText({
+    model: run.model,
+    messages: [
+      { role: 'system', content: rewriteStage.systemPrompt },
+      { role: 'user', content: run.prompt },
+    ],
+  });
 
 /** A run once it has ended (any status but running or queued), read through `client`'s API. */
 export async function endedRun(client: Client, runId: string, timeoutMs = 20_000) {

@@ -1,6 +1,6 @@
-import { expectedText, startFakeLlm } from '@ai-story/fake-llm';
+import { startFakeLlm } from '@ai-story/fake-llm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, endedRun, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
+import { Client, endedRun, expectedRewrite, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
 import { follow, rebuild, terminal } from './sse-client.ts';
 
 type Fake = Awaited<ReturnType<typeof startFakeLlm>>;
@@ -28,14 +28,7 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     return res.body as { id: string; prompt: string; model: string };
   };
 
-  const expectedFor = (run: { prompt: string; model: string }) =>
-    expectedText({
-      model: run.model,
-      messages: [
-        { role: 'system', content: '你是一名资深短视频编剧，擅长把素材改写成引人入胜的中文故事旁白。' },
-        { role: 'user', content: run.prompt },
-      ],
-    });
+  const expectedFor = expectedRewrite;
 
   const events = (runId: string, opts: Parameters<typeof follow>[1] = {}) =>
     follow(`${studio.url}/api/v1/runs/${runId}/events`, { cookie: admin.cookie, ...opts });

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { expectedText, startFakeLlm } from '@ai-story/fake-llm';
+import { startFakeLlm } from '@ai-story/fake-llm';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisRunEvents } from '../src/runs/redis-events.ts';
-import { ADMIN, Client, endedRun, setupAdmin, spawnStudio, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
+import { ADMIN, Client, endedRun, expectedRewrite, setupAdmin, spawnStudio, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
 import { follow, type ReceivedEvent } from './sse-client.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -32,14 +32,7 @@ describe.skipIf(TEST_DB !== 'postgres')('scale-out: studio instances sharing Pos
     return { projectId: project.body.id as string, run: run.body as { id: string; prompt: string; model: string } };
   };
 
-  const expectedFor = (run: { prompt: string; model: string }) =>
-    expectedText({
-      model: run.model,
-      messages: [
-        { role: 'system', content: '你是一名资深短视频编剧，擅长把素材改写成引人入胜的中文故事旁白。' },
-        { role: 'user', content: run.prompt },
-      ],
-    });
+  const expectedFor = expectedRewrite;
 
   const saved = (runId: string) => endedRun(admin, runId);
 

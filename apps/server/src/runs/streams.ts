@@ -21,11 +21,6 @@ interface StreamDeps {
   projectLog: EventLog;
   liveStreams: LiveStreams;
   heartbeatMs: number;
-  /**
-   * The logs are shared by several instances (scale-out mode): a run may be executed by another
-   * instance, so whether it is active is the database's word, and its text so far is the log's.
-   */
-  shared?: boolean;
 }
 
 /**
@@ -35,7 +30,15 @@ interface StreamDeps {
  * token that opened it, so signing out (or losing the account) ends it.
  */
 export class RunStreams {
+  /**
+   * The logs are shared by several instances (scale-out mode; only shared logs can `attach`): a run may
+   * be executed by another instance, so whether it is active is the database's word, and its text so
+   * far is the log's.
+   */
+  private readonly shared: boolean;
+
   constructor(private readonly d: StreamDeps) {
+    this.shared = d.runLog.attach !== undefined;
     d.projects.onChange((projectId) => void this.publishProjectUpdate(projectId));
   }
 
@@ -48,7 +51,7 @@ export class RunStreams {
     const activeRow = row.status === 'running' || row.status === 'queued';
     if (this.d.runLog.attach) await this.d.runLog.attach(key, activeRow);
     // Running here, or (shared logs) anywhere: a log that is neither live nor closed was orphaned.
-    const live = this.d.runs.activeRun(runId) !== undefined || (this.d.shared && activeRow);
+    const live = this.d.runs.activeRun(runId) !== undefined || (this.shared && activeRow);
     // An id past the log's last one was never sent from it (a made-up id, another process's): what the
     // client holds is unknown, so it starts over — a reset, then the whole run, then the live tail.
     const unknown = after !== null && after > this.d.runLog.lastId(key);
@@ -110,7 +113,7 @@ export class RunStreams {
     const after = lastEventId(req);
     const active = await this.d.repo.activeOfProject(projectId);
     if (this.d.projectLog.attach) await this.d.projectLog.attach(key, true);
-    if (this.d.shared && opts.tokens) {
+    if (this.shared && opts.tokens) {
       // A run whose start has left the project's log: its own log gives the text so far (read now,
       // since what follows must not wait).
       for (const run of active) if (textInProjectLog(this.d.projectLog.retained?.(key) ?? [], run.id) === null) await this.d.runLog.attach?.(runKey(run.id), true);
@@ -156,7 +159,7 @@ export class RunStreams {
    * instance's copy of the project's log (the live tail follows from there, whoever runs it).
    */
   private textSoFar(projectLogKey: string, runId: string) {
-    if (!this.d.shared) return this.d.runs.sentText(runId);
+    if (!this.shared) return this.d.runs.sentText(runId);
     // Not there (over 5,000 project events since the run began): its own log, which may be a batch
     // ahead of or behind the project's (a token might then repeat or be missing at the junction).
     return textInProjectLog(this.d.projectLog.retained?.(projectLogKey) ?? [], runId) ?? rebuildText(this.d.runLog.since(runKey(runId), 0) ?? []);
