@@ -10,9 +10,12 @@ test.describe.configure({ timeout: 480_000 });
 const SHOTS = path.join(import.meta.dirname, 'screenshots');
 mkdirSync(SHOTS, { recursive: true });
 
-// Every LLM stage of the project is routed to this model (the project's own model config), slow
-// enough that each stage is seen running, and the viewer has time to join.
-const SLOW_MODEL = 'fake-model?tps=30&ttft=200&tokens=240';
+// The project's LLM stages are routed (its own model config) to two simulated models: the rewrite slow
+// enough to be seen running while the viewer joins, the storyboard and camera quicker. The rewrite is
+// short (~150 characters, under a minute of narration) because every later stage renders each second of
+// it at 720p; the full-length render is the export spec's to check.
+const REWRITE_MODEL = 'fake-model?tps=15&ttft=200&tokens=100';
+const SHOTS_MODEL = 'fake-model?tps=45&ttft=200';
 let upstream: FakeLlmServer;
 test.beforeAll(async () => {
   upstream = await startFakeLlm();
@@ -56,15 +59,18 @@ test('one click runs every stage in turn to a finished video, with pause and res
       headers,
     })
   ).json();
-  const provider = await (
-    await page.request.post('/api/v1/models/providers/', {
-      data: { name: `流水线模型-${Date.now().toString(36)}`, api_url: upstream.url, api_key: 'sk-e2e-pipeline', model_name: SLOW_MODEL },
-      headers,
-    })
-  ).json();
-  // Short shots (a project setting): the media stages render little.
+  const providerFor = async (label: string, model: string) =>
+    (
+      await page.request.post('/api/v1/models/providers/', {
+        data: { name: `流水线${label}-${Date.now().toString(36)}`, api_url: upstream.url, api_key: 'sk-e2e-pipeline', model_name: model },
+        headers,
+      })
+    ).json();
+  const rewriter = await providerFor('改写', REWRITE_MODEL);
+  const shotMaker = await providerFor('分镜', SHOTS_MODEL);
+  // Short shots (a project setting); a shot still lasts as long as its narration.
   expect((await page.request.patch(`/api/v1/projects/${project.id}/`, { data: { min_shot_s: 1, max_shot_s: 2 }, headers })).status()).toBe(200);
-  const routing = Object.fromEntries(LLM_STAGES.map((s) => [s, { provider_ids: [provider.id] }]));
+  const routing = Object.fromEntries(LLM_STAGES.map((s) => [s, { provider_ids: [(s === 'rewrite' ? rewriter : shotMaker).id] }]));
   expect((await page.request.put(`/api/v1/projects/${project.id}/model-config/`, { data: routing, headers })).status()).toBe(200);
 
   // A teammate with read access, signed in in a browser of their own.
@@ -144,5 +150,5 @@ test('one click runs every stage in turn to a finished video, with pause and res
   await expect(watcher.locator('.el-message')).toContainText('访问权限已被移除', { timeout: 15_000 });
   await expect(watcher).toHaveURL(/\/projects$/);
 
-  await page.request.patch(`/api/v1/models/providers/${provider.id}/`, { data: { is_active: false }, headers });
+  for (const p of [rewriter, shotMaker]) await page.request.patch(`/api/v1/models/providers/${p.id}/`, { data: { is_active: false }, headers });
 });
