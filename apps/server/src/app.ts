@@ -58,7 +58,7 @@ import type { StageDefinition } from './stages/definition.ts';
 import { StageSettingsService } from './stages/settings.ts';
 import type { StageKey } from '@ai-story/contracts';
 import { RunStreams } from './runs/streams.ts';
-import { connectRedis } from './redis/connection.ts';
+import { assertRedisReachable, connectRedis } from './redis/connection.ts';
 import { StoryboardRepository } from './storyboard/repository.ts';
 import { storyboardRoutes } from './storyboard/routes.ts';
 import { StoryboardService } from './storyboard/service.ts';
@@ -100,6 +100,7 @@ declare module 'fastify' {
 
 /** Builds the whole studio as one Fastify instance; main.ts only listens, tests inject or listen on port 0. */
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  if (config.redisUrl) await assertRedisReachable(config.redisUrl, 10_000);
   const database = opts.database ?? (await openDatabase(config));
   const app = Fastify({
     logger: loggerOptions(config.logLevel, opts.logStream),
@@ -144,6 +145,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const runRepo = new RunRepository(database.db);
   // Scale-out mode: run events travel through Redis streams, so any instance serves any run's stream.
   const redisEvents = config.redisUrl ? new RedisRunEvents(config, app.log) : null;
+  if (redisEvents) {
+    liveStreams.shareWith((ending) => redisEvents.endStreams(ending));
+    redisEvents.onStreamEnding((ending) => liveStreams.endHere(ending));
+  }
   const runLog: EventLog = redisEvents?.runLog ?? new InMemoryEventLog();
   // A project's log is dropped when idle and may be made again: its ids start from the clock (event-log.ts).
   const projectLog: EventLog = redisEvents?.projectLog ?? new InMemoryEventLog({ maxEventsPerLog: 5_000, firstId: Date.now });
@@ -261,6 +266,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     lease.startHeartbeat(() => {
       void runs.shutdown().finally(() => opts.onLeaseLost?.());
     });
+    // Several instances: one that crashed leaves its runs to the others, once its lease has run out.
+    if (redisEvents) runs.startOrphanSweep(Math.max(1_000, Math.floor(config.instanceLeaseMs / 2)));
   }
   if (interrupted) app.log.warn({ interrupted }, 'runs left running by a previous process were marked interrupted');
   return app;

@@ -2,6 +2,7 @@ import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { DataDirLockedError } from './db/client.ts';
 import { InstanceConflictError } from './instances/lease.ts';
+import { RedisUnreachableError } from './redis/connection.ts';
 
 try {
   const config = loadConfig();
@@ -19,7 +20,7 @@ try {
   await app.listen({ port: config.port, host: config.host });
   app.services.renderer.warm();
 } catch (err) {
-  if (err instanceof ConfigError || err instanceof DataDirLockedError || err instanceof InstanceConflictError) {
+  if (err instanceof ConfigError || err instanceof DataDirLockedError || err instanceof InstanceConflictError || err instanceof RedisUnreachableError) {
     console.error(err.message);
     process.exit(1);
   }

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisRunEvents } from '../src/runs/redis-events.ts';
-import { ADMIN, Client, endedRun, expectedRewrite, setupAdmin, spawnStudio, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
-import { follow, type ReceivedEvent } from './sse-client.ts';
+import { ADMIN, Client, createTestDatabase, endedRun, expectedRewrite, setupAdmin, spawnStudio, startStudio, startStudioProcess, TEST_DB, type TestStudio } from './helpers.ts';
+import { follow, terminal, type ReceivedEvent } from './sse-client.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 type Fake = Awaited<ReturnType<typeof startFakeLlm>>;
@@ -38,7 +39,8 @@ describe.skipIf(TEST_DB !== 'postgres')('scale-out: studio instances sharing Pos
 
   beforeAll(async () => {
     fake = await startFakeLlm({ port: 0, host: '127.0.0.1' });
-    const shared = { redisUrl: REDIS_URL, redisPrefix: prefix, heartbeatMs: 200 };
+    // A 10 s lease: the instances look for a crashed one's runs every 5 s.
+    const shared = { redisUrl: REDIS_URL, redisPrefix: prefix, heartbeatMs: 200, instanceLeaseMs: 10_000 };
     a = await startStudio(shared);
     b = await startStudio(shared, a.testDb);
     admin = await setupAdmin(a);
@@ -166,6 +168,63 @@ describe.skipIf(TEST_DB !== 'postgres')('scale-out: studio instances sharing Pos
       await other.kill();
     }
   });
+  it('signing out through one instance ends the streams that session has open on another', async () => {
+    const { run } = await startRun(slowProviderId);
+    const reader = new Client(b.url);
+    expect((await reader.post('/api/v1/auth/login', { email: ADMIN.email, password: ADMIN.password })).status).toBe(200);
+    const other = new Client(b.url);
+    other.cookie = admin.cookie;
+    let tokens = 0;
+    const watched = follow(runUrl(b, run.id), { cookie: reader.cookie, timeoutMs: 30_000, stopWhen: (e) => ((tokens = tokenCount(e)), false) });
+    const alsoWatched = follow(runUrl(b, run.id), { cookie: admin.cookie, timeoutMs: 30_000, stopWhen: (e) => tokenCount(e) >= 40 });
+    while (tokens < 3) await new Promise((r) => setTimeout(r, 20));
+    const viaA = new Client(a.url);
+    viaA.cookie = reader.cookie;
+    expect((await viaA.post('/api/v1/auth/logout')).status).toBe(204);
+
+    // The signed-out session's stream on B ends at once, mid-run; another session's goes on.
+    const ended = await watched;
+    expect(ended.ended).toBe('closed');
+    expect(ended.events.filter(terminal)).toEqual([]);
+    expect((await alsoWatched).ended).toBe('aborted');
+    expect((await other.get(`/api/v1/runs/${run.id}/`)).body.status).toBe('running');
+    await other.post(`/api/v1/runs/${run.id}/cancel/`);
+  });
+
+  it('a run whose instance is killed mid-stream: the reader reconnects to another with Last-Event-ID and sees it end interrupted, nothing repeated, its text kept', { timeout: 120_000 }, async () => {
+    const other = await spawnStudio(a.testDb, { env: { REDIS_URL, REDIS_PREFIX: prefix, INSTANCE_LEASE_S: '3' } });
+    try {
+      const client = new Client(other.base);
+      expect((await client.post('/api/v1/auth/login', { email: ADMIN.email, password: ADMIN.password })).status).toBe(200);
+      const project = await client.post('/api/v1/projects/', { name: 'crash', original_topic: '深夜的地铁站里，一位老人在等最后一班车 🚇' });
+      const started = await client.post(`/api/v1/projects/${project.body.id}/stages/rewrite/runs/`, { input: {}, provider_id: slowProviderId });
+      expect(started.status).toBe(202);
+      const run = started.body as { id: string; prompt: string; model: string };
+      const before = await follow(runUrl({ url: other.base }, run.id), { cookie: client.cookie, stopWhen: (e) => tokenCount(e) >= 5 });
+      await other.kill();
+
+      // B serves the rest: what reached Redis before the kill, then the ending another instance wrote.
+      const after = await follow(runUrl(b, run.id), { cookie: admin.cookie, lastEventId: before.events.at(-1)!.id });
+      // A kill can beat the owner's last few ms of events to Redis: then the reader holds an id Redis never
+      // had, and B starts it over (a reset, the whole text); otherwise it carries on after that id.
+      const startedOver = after.events.some((e) => e.data.type === 'reset');
+      if (startedOver) expect(after.events[0].data.type).toBe('reset');
+      else expect(increasing([...before.events, ...after.events].map((e) => e.id))).toBe(true);
+      expect(after.events.at(-1)!.data).toMatchObject({ type: 'stage_update', status: 'interrupted' });
+      const seen = startedOver ? after.text : before.text + after.text;
+      expect(seen.length).toBeGreaterThan(0);
+      expect(expectedFor(run).startsWith(seen)).toBe(true);
+
+      // Saved as interrupted with the text checkpointed before the crash (never more than was sent).
+      const final = await saved(run.id);
+      expect(final.status).toBe('interrupted');
+      expect(seen.startsWith(final.text)).toBe(true);
+      const stage = await admin.get(`/api/v1/projects/${project.body.id}/`);
+      expect(stage.body.status).not.toBe('processing');
+    } finally {
+      await other.kill();
+    }
+  });
 });
 
 describe('Redis project streams written by two instances at once', () => {
@@ -217,6 +276,27 @@ describe('Redis project streams written by two instances at once', () => {
       const keys = await r.keys(`${prefix}*`);
       if (keys.length) await r.del(...keys);
       r.disconnect();
+    }
+  });
+});
+
+describe('a studio told to use a Redis that does not answer', () => {
+  it('stops at start-up, naming the Redis (without its password) and what to do, instead of waiting', { timeout: 60_000 }, async () => {
+    // A port that was free a moment ago: nothing answers there.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    await new Promise((resolve) => server.close(resolve));
+    const testDb = await createTestDatabase();
+    try {
+      const started = await startStudioProcess(testDb, { env: { REDIS_URL: `redis://:pa55word@127.0.0.1:${port}` } });
+      expect(started.studio).toBeNull();
+      expect(started.exited!.code).toBe(1);
+      expect(started.exited!.stderr).toContain(`Redis at redis://:***@127.0.0.1:${port}`);
+      expect(started.exited!.stderr).toContain('unset REDIS_URL');
+      expect(started.exited!.stderr).not.toContain('pa55word');
+    } finally {
+      await testDb.destroy();
     }
   });
 });

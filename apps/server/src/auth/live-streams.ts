@@ -12,8 +12,20 @@ const same = (a: Credential | null, b: Credential | null) => a !== null && b !==
  * outlives the request that authorised it, so ending a credential (logout, password change or reset,
  * token revoked, account deleted) must end its streams too, or a signed-out user keeps reading.
  */
+/** Which streams to end: a user's (all but `keep`'s), or those of one credential. */
+export type StreamEnding = { userId: string; credential: Credential } | { userId: string; keep: Credential | null };
+
 export class LiveStreams {
   private readonly byUser = new Map<string, Set<OpenStream>>();
+  private relay?: (ending: StreamEnding) => void;
+
+  /**
+   * Scale-out mode: the user's streams may be open on other instances too; every ending is also
+   * handed to `relay`, which brings it to them (and they call `endHere`).
+   */
+  shareWith(relay: (ending: StreamEnding) => void) {
+    this.relay = relay;
+  }
 
   /** Files an open stream; the returned function forgets it (call it when the stream closes). */
   track(user: AuthUser, credential: Credential | null, end: () => void): () => void {
@@ -29,7 +41,12 @@ export class LiveStreams {
 
   /** Ends every stream of a user, except those opened with `keep` (the session making a password change). */
   endUser(userId: string, keep: Credential | null = null) {
-    for (const s of [...(this.byUser.get(userId) ?? [])]) if (!same(s.credential, keep)) s.end();
+    this.end({ userId, keep });
+  }
+
+  /** Ends the streams opened with one session or token. */
+  endCredential(userId: string, credential: Credential) {
+    this.end({ userId, credential });
   }
 
   /** Ends every open stream: the server is shutting down, and its clients reconnect (to another instance behind a balancer). */
@@ -37,8 +54,15 @@ export class LiveStreams {
     for (const set of [...this.byUser.values()]) for (const s of [...set]) s.end();
   }
 
-  /** Ends the streams opened with one session or token. */
-  endCredential(userId: string, credential: Credential) {
-    for (const s of [...(this.byUser.get(userId) ?? [])]) if (same(s.credential, credential)) s.end();
+  private end(ending: StreamEnding) {
+    this.endHere(ending);
+    this.relay?.(ending);
+  }
+
+  /** Ends the matching streams of this instance (an ending decided here, or relayed from another instance). */
+  endHere(ending: StreamEnding) {
+    for (const s of [...(this.byUser.get(ending.userId) ?? [])]) {
+      if ('credential' in ending ? same(s.credential, ending.credential) : !same(s.credential, ending.keep)) s.end();
+    }
   }
 }

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import type { StreamEnding } from '../auth/live-streams.ts';
 import type { Config } from '../config.ts';
 import { connectRedis } from '../redis/connection.ts';
 import { runKey } from './publisher.ts';
@@ -30,8 +31,14 @@ export class RedisRunEvents implements RemoteRuns {
   /** Pub/sub channels are not prefixed by the connection: the prefix is written into the name. */
   private readonly cancelChannel: string;
   private cancelHandler: (runId: string) => void = () => {};
+  /** Sign-outs and revocations: a user's streams on every instance end with their credential. */
+  private readonly streamEndChannel: string;
+  private streamEndHandler: (ending: StreamEnding) => void = () => {};
 
-  constructor(config: Pick<Config, 'redisUrl' | 'redisPrefix'>, log: FastifyBaseLogger) {
+  constructor(
+    config: Pick<Config, 'redisUrl' | 'redisPrefix'>,
+    private readonly log: FastifyBaseLogger,
+  ) {
     const url = config.redisUrl!;
     const prefix = config.redisPrefix;
     this.redis = connectRedis({ url, prefix, name: 'events' });
@@ -42,14 +49,25 @@ export class RedisRunEvents implements RemoteRuns {
     this.runLog = new RedisEventLog({ redis: this.redis, reader: this.reader, ids: 'writer', maxEvents: 100_000, log });
     this.projectLog = new RedisEventLog({ redis: this.redis, reader: this.reader, ids: 'redis', maxEvents: 5_000, log });
     this.cancelChannel = `${prefix}runs:cancel`;
-    this.subscriber.on('message', (channel: string, runId: string) => {
-      if (channel === this.cancelChannel) this.cancelHandler(runId);
+    this.streamEndChannel = `${prefix}streams:end`;
+    this.subscriber.on('message', (channel: string, message: string) => {
+      if (channel === this.cancelChannel) this.cancelHandler(message);
+      else if (channel === this.streamEndChannel) this.streamEndHandler(JSON.parse(message) as StreamEnding);
     });
   }
 
   /** Resolves once the cancel channel is subscribed (a cancel published before would be missed). */
   async start() {
-    await this.subscriber.subscribe(this.cancelChannel);
+    await this.subscriber.subscribe(this.cancelChannel, this.streamEndChannel);
+  }
+
+  /** Tells every instance (this one too: ending twice changes nothing) to end the streams of a credential or user. */
+  endStreams(ending: StreamEnding) {
+    void this.redis.publish(this.streamEndChannel, JSON.stringify(ending)).catch((err: unknown) => this.log.warn({ err }, 'could not tell the other instances to end streams'));
+  }
+
+  onStreamEnding(handler: (ending: StreamEnding) => void) {
+    this.streamEndHandler = handler;
   }
 
   onCancel(handler: (runId: string) => void) {

@@ -19,7 +19,7 @@ import type { Outcome } from './execution.ts';
 import { LiveRun, type FinalStatus } from './live-run.ts';
 import { executeLlm } from './llm-execution.ts';
 import { executeMedia } from './media-execution.ts';
-import { KEEP_IN_MEMORY_MS, type RunPublisher } from './publisher.ts';
+import { KEEP_IN_MEMORY_MS, runKey, type RunPublisher } from './publisher.ts';
 import type { RemoteRuns } from './redis-events.ts';
 import type { RunRepository } from './repository.ts';
 
@@ -53,6 +53,7 @@ export interface RunDeps {
 export class RunService {
   private readonly active = new Map<string, LiveRun>();
   private checkpointTimer?: NodeJS.Timeout;
+  private sweepTimer?: NodeJS.Timeout;
   private closing = false;
   private checkpointing = false;
   private readonly finishedListeners = new Set<RunFinishedListener>();
@@ -240,14 +241,39 @@ export class RunService {
    */
   async recoverOrphans() {
     const orphans = await this.d.repo.interruptOrphans();
+    // Shared logs (scale-out): the followers of a crashed instance's run are on other instances, still
+    // waiting; they get the ending the owner never wrote. (A single studio's logs died with it.)
+    const { runLog } = this.d.publisher;
+    if (runLog.attach) {
+      for (const o of orphans) {
+        await runLog.attach(runKey(o.id), false);
+        this.d.publisher.emit({ runId: o.id, projectId: o.projectId, stage: o.stage as StageKey }, { type: 'stage_update', status: 'interrupted' }, true);
+      }
+    }
     for (const projectId of new Set(orphans.map((o) => o.projectId))) await this.d.projects.refreshStatus(projectId);
     return orphans.length;
+  }
+
+  /**
+   * Scale-out: an instance that crashes is not restarted by the others, so every instance looks for
+   * runs whose owner's lease has run out, this often (one of them wins each run: the update is atomic).
+   */
+  startOrphanSweep(everyMs: number) {
+    this.sweepTimer = setInterval(() => {
+      if (this.closing) return;
+      this.recoverOrphans().then(
+        (n) => n && this.d.log.warn({ interrupted: n }, 'runs of a studio instance that stopped answering were marked interrupted'),
+        (err: unknown) => this.d.log.warn({ err }, 'looking for runs of stopped instances failed'),
+      );
+    }, everyMs);
+    this.sweepTimer.unref();
   }
 
   /** On shutdown: stop every run, saving what it made as `interrupted`. */
   async shutdown() {
     this.closing = true;
     clearInterval(this.checkpointTimer);
+    clearInterval(this.sweepTimer);
     for (const run of this.active.values()) this.stop(run, 'interrupted');
     await Promise.all([...this.active.values()].map((r) => r.finished));
   }
