@@ -59,6 +59,7 @@ import { StageSettingsService } from './stages/settings.ts';
 import type { StageKey } from '@ai-story/contracts';
 import { RunStreams } from './runs/streams.ts';
 import { assertRedisReachable, connectRedis } from './redis/connection.ts';
+import { RunQueue, RunWorker } from './runs/run-queue.ts';
 import { StoryboardRepository } from './storyboard/repository.ts';
 import { storyboardRoutes } from './storyboard/routes.ts';
 import { StoryboardService } from './storyboard/service.ts';
@@ -77,6 +78,11 @@ export interface BuildOptions {
   onLeaseLost?: () => void;
   /** Sees every route as it is added, with its schemas (tests walk the route table). */
   onRoute?: (route: RouteOptions) => void;
+  /**
+   * `worker` (`npm run worker`, RUNS_IN=workers): executes the runs API instances queue, and serves only
+   * /healthz and /metrics. Default `api`: the studio itself.
+   */
+  role?: 'api' | 'worker';
 }
 
 export interface Services {
@@ -172,7 +178,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         return 0;
       }),
   };
-  const runs = new RunService({ instanceId: lease.id, repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages, remote: redisEvents ?? undefined });
+  const role = opts.role ?? 'api';
+  // Workers mode: API instances queue the runs they start; workers take them from the queue.
+  const queue = role === 'api' && config.runsIn === 'workers' ? new RunQueue(config.redisUrl!, config.redisPrefix) : undefined;
+  const runs = new RunService({ instanceId: lease.id, repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages, remote: redisEvents ?? undefined, queue });
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, liveStreams, heartbeatMs: config.heartbeatMs });
@@ -211,7 +220,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     await app.register(metricsRoutes(metrics, config.metricsToken));
   }
 
-  await app.register(
+  if (role === 'api') await app.register(
     async (api) => {
       await api.register(authRoutes(auth, { loginRateLimit: config.loginRateLimit }));
       await api.register(projectRoutes(projects));
@@ -231,13 +240,16 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // Two registrations: the root one only gives every route reply.sendFile (the media route: Range,
   // ETag; the SPA fallback: index.html); the web app's files are served by a public one.
   // wildcard: files are looked up per request, so a rebuilt web app is served without a restart.
-  const hasWeb = existsSync(config.webDist);
+  const hasWeb = role === 'api' && existsSync(config.webDist);
   await app.register(fastifyStatic, { root: hasWeb ? config.webDist : config.dataDir, serve: false });
   if (hasWeb) await app.register(publicly(fastifyStatic, { root: config.webDist, wildcard: true, index: 'index.html', decorateReply: false }));
 
   // Stop runs before the server closes its connections, so each saves its text as `interrupted`.
+  let worker: RunWorker | undefined;
   app.addHook('preClose', async () => {
     await runs.shutdown();
+    // Its jobs end with their runs (interrupted just above); it takes no new one.
+    await worker?.close();
     // Run streams end with their runs; project streams have nothing to end them, and would hold the close forever.
     liveStreams.endAll();
     // Runs kill their own children on abort; this catches any left (a render outside a run, a stuck kill).
@@ -247,6 +259,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   app.addHook('onClose', async () => {
     // The runs' last events (written by preClose) reach Redis before its connections close.
     await redisEvents?.close();
+    await queue?.close();
     await lease.release();
     selector.close?.();
     await limitsRedis?.quit();
@@ -270,6 +283,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     if (redisEvents) runs.startOrphanSweep(Math.max(1_000, Math.floor(config.instanceLeaseMs / 2)));
   }
   if (interrupted) app.log.warn({ interrupted }, 'runs left running by a previous process were marked interrupted');
+  if (role === 'worker') {
+    worker = new RunWorker(
+      { url: config.redisUrl!, prefix: config.redisPrefix, concurrency: config.workerConcurrency, lockMs: config.instanceLeaseMs, log: app.log },
+      (job) => runs.executeQueued(job),
+    );
+  }
   return app;
 }
 

@@ -59,3 +59,18 @@ describe('METRICS_TOKEN', () => {
     expect(() => loadConfig({ ...base, METRICS_TOKEN: value })).toThrow(/^Invalid METRICS_TOKEN: /);
   });
 });
+
+describe('where runs execute', () => {
+  const shared = { REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x' };
+  test('RUNS_IN defaults to here; workers is taken with REDIS_URL and DATABASE_URL', () => {
+    expect(loadConfig(base).runsIn).toBe('here');
+    expect(loadConfig({ ...base, ...shared, RUNS_IN: 'workers', WORKER_CONCURRENCY: '4' })).toMatchObject({ runsIn: 'workers', workerConcurrency: 4 });
+  });
+
+  test('RUNS_IN=workers without Redis or PostgreSQL, or an unknown value, stops start-up naming it', () => {
+    expect(() => loadConfig({ ...base, RUNS_IN: 'workers', DATABASE_URL: shared.DATABASE_URL })).toThrow(/^Invalid RUNS_IN: workers needs REDIS_URL and DATABASE_URL/);
+    expect(() => loadConfig({ ...base, RUNS_IN: 'workers', REDIS_URL: shared.REDIS_URL })).toThrow(/^Invalid RUNS_IN: /);
+    expect(() => loadConfig({ ...base, RUNS_IN: 'elsewhere' })).toThrow(/^Invalid RUNS_IN: must be here or workers/);
+    expect(() => loadConfig({ ...base, ...shared, RUNS_IN: 'workers', WORKER_CONCURRENCY: '0' })).toThrow(/^Invalid WORKER_CONCURRENCY: /);
+  });
+});

@@ -32,6 +32,10 @@ const Env = z.object({
   MEDIA_CONCURRENCY: z.coerce.number({ error: 'must be a whole number from 1 to 64' }).int('must be a whole number from 1 to 64').min(1, 'must be a whole number from 1 to 64').max(64, 'must be a whole number from 1 to 64').optional(),
   /** How long a studio's database lease lasts without a heartbeat (PostgreSQL mode); renewed three times as often. */
   INSTANCE_LEASE_S: z.coerce.number({ error: 'must be a number of seconds from 1 to 3600' }).min(1, 'must be a number of seconds from 1 to 3600').max(3600, 'must be a number of seconds from 1 to 3600').default(30),
+  /** Where runs execute: in the API instance that starts them, or in worker processes (`npm run worker`; needs REDIS_URL and DATABASE_URL). */
+  RUNS_IN: z.enum(['here', 'workers'], { error: 'must be here or workers' }).default('here'),
+  /** Runs a worker process executes at once. */
+  WORKER_CONCURRENCY: z.coerce.number({ error: 'must be a whole number from 1 to 256' }).int('must be a whole number from 1 to 256').min(1, 'must be a whole number from 1 to 256').max(256, 'must be a whole number from 1 to 256').default(8),
   /** Enables GET /metrics; Prometheus sends it as `Authorization: Bearer …`. */
   METRICS_TOKEN: z
     .string()
@@ -92,6 +96,10 @@ export interface Config {
   mediaConcurrency: number;
   /** Lifetime of this instance's database lease without a heartbeat (instances/lease.ts). */
   instanceLeaseMs: number;
+  /** `workers`: API instances queue the runs they start, worker processes execute them (scale-out). */
+  runsIn: 'here' | 'workers';
+  /** Runs one worker process executes at once. */
+  workerConcurrency: number;
   /** Fastify's trustProxy (TRUST_PROXY): which forwarded headers to believe; false = none. */
   trustProxy: boolean | string[];
   /** Bearer secret of the metrics scraper (METRICS_TOKEN); unset, GET /metrics does not exist. */
@@ -117,6 +125,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     // A typo here must not silently fall back to another binary on PATH.
     if (e[name] && !isExecutable(e[name])) throw new ConfigError(`Invalid ${name}: ${e[name]} is not an executable file`);
   }
+  if (e.RUNS_IN === 'workers' && (!e.REDIS_URL || !e.DATABASE_URL)) {
+    throw new ConfigError('Invalid RUNS_IN: workers needs REDIS_URL and DATABASE_URL (API instances and workers share PostgreSQL and Redis)');
+  }
   const dataDir = path.resolve(overrides.dataDir ?? e.DATA_DIR);
   return {
     port: e.PORT,
@@ -141,6 +152,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     instanceLeaseMs: Math.round(e.INSTANCE_LEASE_S * 1000),
     trustProxy: e.TRUST_PROXY ?? false,
     metricsToken: e.METRICS_TOKEN,
+    runsIn: e.RUNS_IN,
+    workerConcurrency: e.WORKER_CONCURRENCY,
     ...overrides,
   };
 }

@@ -285,6 +285,12 @@ export class ProviderService {
     return await this.selector.select(list, strategy, `${stage}:${routing ? routing.provider_ids.join(',') : 'all'}`);
   }
 
+  /** The providers a run was given when it started, in that order (a worker executing a queued run). */
+  async clientProvidersById(ids: string[]): Promise<ClientProvider[]> {
+    const rows = await Promise.all(ids.map((id) => this.repo.find(id)));
+    return Promise.all(rows.filter((r): r is ProviderRow => !!r).map((r) => this.clientProvider(r)));
+  }
+
   async clientProvider(row: ProviderRow): Promise<ClientProvider> {
     return {
       id: row.id,

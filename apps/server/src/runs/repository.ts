@@ -43,6 +43,34 @@ export class RunRepository {
     }
   }
 
+  /** A worker makes a queued run its own; undefined when it is no longer queued (cancelled, or already taken). */
+  claimQueued = async (id: string, ownerInstanceId: string): Promise<RunRow | undefined> =>
+    (
+      await this.db
+        .update(stageRuns)
+        .set({ status: 'running', ownerInstanceId, startedAt: new Date() })
+        .where(and(eq(stageRuns.id, id), eq(stageRuns.status, 'queued')))
+        .returning()
+    )[0];
+
+  /** A queued run nobody has taken yet is cancelled where it waits; false when a worker took it first. */
+  cancelQueued = (run: { id: string; projectId: string }): Promise<boolean> =>
+    this.db.transaction(async (tx) => {
+      const project = await lockProject(tx, run.projectId);
+      const ended = await tx
+        .update(stageRuns)
+        .set({ status: 'cancelled', finishedAt: new Date() })
+        .where(and(eq(stageRuns.id, run.id), eq(stageRuns.status, 'queued')))
+        .returning({ id: stageRuns.id });
+      if (!ended.length) return false;
+      await tx
+        .update(projectStages)
+        .set({ status: 'cancelled', statusReason: REASONS.stopped_by_user, updatedAt: new Date() })
+        .where(and(eq(projectStages.projectId, run.projectId), eq(projectStages.currentRunId, run.id)));
+      if (project) await settleStatus(tx, project, await stagesOf(tx, run.projectId));
+      return true;
+    });
+
   insert = async (values: typeof stageRuns.$inferInsert) => (await this.db.insert(stageRuns).values(values).returning())[0];
   find = async (id: string) => (await this.db.select().from(stageRuns).where(eq(stageRuns.id, id)))[0];
   findActive = async (projectId: string, stage: StageKey) =>
@@ -178,7 +206,8 @@ export class RunRepository {
       const orphans = await tx
         .update(stageRuns)
         .set({ status: 'interrupted', finishedAt: new Date(), error: { message: 'The server stopped while this run was in progress', code: 'interrupted', retryable: true } })
-        .where(and(inArray(stageRuns.status, ACTIVE), or(isNull(stageRuns.ownerInstanceId), notInArray(stageRuns.ownerInstanceId, liveOwners))))
+        // A queued run has no owner until a worker takes it: it is waiting, not orphaned.
+        .where(and(inArray(stageRuns.status, ACTIVE), or(and(isNull(stageRuns.ownerInstanceId), eq(stageRuns.status, 'running')), notInArray(stageRuns.ownerInstanceId, liveOwners))))
         .returning({ id: stageRuns.id, projectId: stageRuns.projectId, stage: stageRuns.stage, text: stageRuns.text });
       for (const orphan of orphans) {
         const text = await this.checkpointedText(tx, orphan.id);

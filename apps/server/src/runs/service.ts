@@ -20,6 +20,7 @@ import { LiveRun, type FinalStatus } from './live-run.ts';
 import { executeLlm } from './llm-execution.ts';
 import { executeMedia } from './media-execution.ts';
 import { KEEP_IN_MEMORY_MS, runKey, type RunPublisher } from './publisher.ts';
+import type { RunJob, RunQueue } from './run-queue.ts';
 import type { RemoteRuns } from './redis-events.ts';
 import type { RunRepository } from './repository.ts';
 
@@ -42,6 +43,8 @@ export interface RunDeps {
   stages?: Partial<Record<StageKey, StageDefinition>>;
   /** Scale-out mode: runs held by other instances (a cancel reaches their owner). */
   remote?: RemoteRuns;
+  /** Workers mode, in an API instance: runs are queued for the workers instead of executed here. */
+  queue?: RunQueue;
 }
 
 /**
@@ -124,10 +127,13 @@ export class RunService {
 
     const first = selection.order[0];
     const label = runsLocally && local ? { name: local.name, modelName: local.model, isSimulated: local.simulated } : first;
+    const queued = !!this.d.queue;
+    const candidates = queued ? [] : await Promise.all(selection.order.map((p) => this.d.providers.clientProvider(p)));
     const inserted = await this.d.repo.insertActive({
       projectId,
       stage,
-      status: 'running',
+      // Workers mode: `queued` with no owner until a worker takes it (and becomes its owner).
+      status: queued ? 'queued' : 'running',
       input,
       prompt,
       providerId: first?.id ?? null,
@@ -136,32 +142,61 @@ export class RunService {
       isSimulated: label?.isSimulated ?? false,
       createdBy: user.id,
       startedAt: new Date(),
-      ownerInstanceId: this.d.instanceId,
+      ownerInstanceId: queued ? null : this.d.instanceId,
     });
     if (inserted === 'conflict') {
       const active = await this.d.repo.findActive(projectId, stage);
       throw conflict('This stage is already running', { active_run_id: active?.id });
     }
-
-    const expected = definition.kind === 'llm' ? (definition.expectedTokens?.(input) ?? null) : null;
-    const run = new LiveRun(inserted, definition, input, ctx, this.d.publisher, expected);
-    this.active.set(inserted.id, run);
-    run.emit({ type: 'stage_update', status: 'running' });
-    if (label) {
-      run.emit({
-        type: 'info',
-        code: label.isSimulated ? 'generating_simulated' : 'generating',
-        // `local` lets the web app name the studio's own method in the reader's language.
-        params: { provider: label.name, model: label.modelName, ...(runsLocally && local && { local: stage }) },
-        message: `Generating with ${label.name} (${label.modelName})${label.isSimulated ? ' — simulated offline demo' : ''}`,
-      });
-    }
+    if (!this.d.queue) this.launch(inserted, definition, input, ctx, candidates, user.id);
     // The stage and the project's status were saved with the run; listeners of the project hear it now.
     this.d.projects.notifyChange(projectId);
-
-    const candidates = await Promise.all(selection.order.map((p) => this.d.providers.clientProvider(p)));
-    run.finished = this.execute(run, candidates, prompt ?? '', user.id).catch((err) => this.d.log.error({ err, runId: run.id }, 'run crashed'));
+    await this.d.queue?.add({ runId: inserted.id, userId: user.id, providerIds: selection.order.map((p) => p.id) });
     return toRun(inserted);
+  }
+
+  /**
+   * A worker (`npm run worker`): executes a run an API instance queued, once it has made the run its
+   * own. A run no longer queued (cancelled meanwhile, or handed out twice after a stall) is left alone.
+   */
+  async executeQueued(job: RunJob): Promise<void> {
+    const row = await this.d.repo.claimQueued(job.runId, this.d.instanceId);
+    if (!row) return;
+    const target = { runId: row.id, projectId: row.projectId, stage: row.stage as StageKey };
+    try {
+      const definition = this.stages[target.stage];
+      const project = await this.d.projectRepo.findById(row.projectId);
+      if (!definition || !project) throw new Error('Its stage or project no longer exists');
+      const ctx: StageContext = { project, stages: await this.d.projectRepo.stages(row.projectId), shots: await this.d.storyboards.shots(row.projectId) };
+      this.launch(row, definition, row.input, ctx, await this.d.providers.clientProvidersById(job.providerIds), job.userId);
+    } catch (err) {
+      // Taken but not started: it must not stay `running` under this live worker.
+      const error = { message: `The run could not start: ${(err as Error).message}`, code: 'internal', retryable: true };
+      await this.d.repo.endRun({ ...target, id: row.id, checkpointed: false }, { status: 'failed', text: '', error, reason: error.message, lastEventId: 1 });
+      this.d.publisher.emit(target, { type: 'error', ...error }, true);
+      this.d.projects.notifyChange(row.projectId);
+      throw err;
+    }
+    await this.active.get(row.id)?.finished;
+  }
+
+  /** Makes a saved run live here and executes it: its events start, and its ending is saved when it comes. */
+  private launch(row: RunRow, definition: StageDefinition, input: unknown, ctx: StageContext, candidates: ClientProvider[], userId: string) {
+    const expected = definition.kind === 'llm' ? (definition.expectedTokens?.(input as never) ?? null) : null;
+    const run = new LiveRun(row, definition, input, ctx, this.d.publisher, expected);
+    this.active.set(row.id, run);
+    run.emit({ type: 'stage_update', status: 'running' });
+    if (row.providerName) {
+      const local = definition.kind === 'media' && !row.providerId ? definition.local : undefined;
+      run.emit({
+        type: 'info',
+        code: row.isSimulated ? 'generating_simulated' : 'generating',
+        // `local` lets the web app name the studio's own method in the reader's language.
+        params: { provider: row.providerName, model: row.model ?? '', ...(local && { local: definition.key }) },
+        message: `Generating with ${row.providerName} (${row.model})${row.isSimulated ? ' — simulated offline demo' : ''}`,
+      });
+    }
+    run.finished = this.execute(run, candidates, row.prompt ?? '', userId).catch((err) => this.d.log.error({ err, runId: run.id }, 'run crashed'));
   }
 
   /** Stops a run at the user's request; what it made so far is kept. */
@@ -172,6 +207,12 @@ export class RunService {
     const run = this.active.get(runId);
     if (!run) {
       if (row.status !== 'running' && row.status !== 'queued') return toRun(row); // already finished: cancelling is a no-op, not an error
+      // Workers mode: a run still waiting for a worker is cancelled in the database; its followers are told.
+      if (row.status === 'queued' && (await this.d.repo.cancelQueued(row))) {
+        this.d.publisher.emit({ runId, projectId: row.projectId, stage: row.stage as StageKey }, { type: 'stage_update', status: 'cancelled' }, true);
+        this.d.projects.notifyChange(row.projectId);
+        return toRun((await this.d.repo.find(runId))!);
+      }
       if (!this.d.remote) throw conflict('This run is owned by another server instance');
       await this.d.remote.cancel(runId);
       return toRun((await this.d.repo.find(runId))!);
@@ -247,7 +288,11 @@ export class RunService {
     if (runLog.attach) {
       for (const o of orphans) {
         await runLog.attach(runKey(o.id), false);
-        this.d.publisher.emit({ runId: o.id, projectId: o.projectId, stage: o.stage as StageKey }, { type: 'stage_update', status: 'interrupted' }, true);
+        // No stream (its owner was not in scale-out mode, or it expired): nobody follows it; the database replays it.
+        if (runLog.lastId(runKey(o.id)) === 0) continue;
+        const target = { runId: o.id, projectId: o.projectId, stage: o.stage as StageKey };
+        this.d.publisher.emit(target, { type: 'stage_update', status: 'interrupted' }, true);
+        this.d.publisher.expire(target, KEEP_IN_MEMORY_MS);
       }
     }
     for (const projectId of new Set(orphans.map((o) => o.projectId))) await this.d.projects.refreshStatus(projectId);
