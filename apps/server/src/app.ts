@@ -177,6 +177,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         app.log.warn({ err, provider: provider.id }, 'could not record media usage');
         return 0;
       }),
+    beginCall: (provider: ClientProvider) => providers.beginMediaCall(provider),
   };
   const role = opts.role ?? 'api';
   // Workers mode: API instances queue the runs they start; workers take them from the queue.

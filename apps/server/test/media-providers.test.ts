@@ -133,6 +133,24 @@ describe(`media providers: test button and usage (${TEST_DB})`, () => {
       expect(usage.days[0].cost).toBeCloseTo(images * 0.04, 9);
     });
 
+    it("a media provider's rate_limit_rpm holds as an LLM provider's does: the call over it is not made, and the shot says why", async () => {
+      const limited = await create({ name: 'one image a minute', provider_type: 'text2image', api_format: 'openai', api_url: `${image.url}/v1`, api_key: IMAGE_KEY, model_name: 'doubao-seedream-3-0-t2i', rate_limit_rpm: 1 });
+      const project = await projectWithShots('limited images');
+      const servedBefore = image.stats.served.length;
+      const res = await admin.post(`/api/v1/projects/${project}/stages/image/runs/`, { input: { candidates: 1 }, provider_id: limited });
+      expect(res.status, JSON.stringify(res.body)).toBe(202);
+      const seen = await follow(`${studio.url}/api/v1/runs/${res.body.id}/events`, { cookie: admin.cookie, timeoutMs: 90_000 });
+      const done = seen.events.at(-1)!.data;
+      expect(done.type, JSON.stringify(done)).toBe('done');
+      // One shot got its image; the other was refused here, before any request reached the vendor.
+      expect(image.stats.served.length - servedBefore).toBe(1);
+      expect(done.output.failed_shot_ids).toHaveLength(1);
+      const failedTask = seen.events.filter((e) => e.data.type === 'task' && e.data.status === 'failed').at(-1)!.data;
+      expect(failedTask.message).toContain('over its limit of 1 requests per minute');
+      // Usage counts the call that was made, not the refusal.
+      expect((await usageOf(limited)).totals).toMatchObject({ calls: 1, failures: 0 });
+    });
+
     it('a narration run on a priced speech provider: characters as units, cost per 1,000 characters', async () => {
       const provider = await create({ provider_type: 'tts', api_format: 'openai_speech', api_url: speech.url, api_key: 'sk-speech-right', model_name: 'tts-1', price_per_unit: 0.015 });
       const project = await projectWithShots('priced speech');

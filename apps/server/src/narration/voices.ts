@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Voice } from '@ai-story/contracts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MediaProviderError, outcomeOf } from '../providers/media/errors.ts';
+import { MediaProviderError, outcomeOf, ProviderLimitError } from '../providers/media/errors.ts';
+import { limitedCall, type MediaServices } from '../stages/definition.ts';
 import { EDGE_DEFAULT_VOICE } from '../providers/media/tts-edge.ts';
 import { ttsAdapterFor, type TtsApiFormat, type TtsResult } from '../providers/media/tts-adapter.ts';
 import type { ClientProvider } from '../providers/service.ts';
@@ -77,6 +78,8 @@ export async function synthesizeSentence(
   request: { text: string; voice: string; speed: number; signal: AbortSignal },
   /** Told of every vendor call (retries included), for usage accounting; not called for the offline voice. */
   onCall?: (provider: ClientProvider, call: { outcome: string; durationMs: number }) => Promise<unknown>,
+  /** Counts each call against the provider's limits (MediaServices.beginCall); over a limit, the next provider. */
+  beginCall?: MediaServices['beginCall'],
 ): Promise<TtsResult> {
   if (providers.length === 0) {
     return ttsAdapterFor('espeak').synthesize({ api_format: 'espeak', api_url: '' }, { ...request, format: 'wav' });
@@ -88,14 +91,14 @@ export async function synthesizeSentence(
     for (let attempt = 0; attempt <= RETRIES_PER_PROVIDER; attempt++) {
       const started = performance.now();
       try {
-        const result = await adapter.synthesize(
-          { api_format: format, api_url: p.api_url, api_key: p.api_key, model_name: p.model_name, timeout_s: p.timeout_s },
-          { ...request, format: 'wav' },
-        );
+        const synthesize = () =>
+          adapter.synthesize({ api_format: format, api_url: p.api_url, api_key: p.api_key, model_name: p.model_name, timeout_s: p.timeout_s }, { ...request, format: 'wav' });
+        const result = beginCall ? await limitedCall({ beginCall }, p, request.signal, synthesize) : await synthesize();
         await onCall?.(p, { outcome: 'ok', durationMs: performance.now() - started });
         return result;
       } catch (err) {
         last = err;
+        if (err instanceof ProviderLimitError) break; // not called: nothing to record, the next provider at once
         await onCall?.(p, { outcome: outcomeOf(err, request.signal), durationMs: performance.now() - started });
         if (request.signal.aborted) throw err;
         if (!(err instanceof MediaProviderError) || !err.retryable || attempt === RETRIES_PER_PROVIDER) break;

@@ -11,6 +11,7 @@ import { OFFLINE_DEMO_URL, type OfflineDemoUpstream } from './offline-demo.ts';
 import { ReadCache } from './read-cache.ts';
 import { vendorSnippet } from './redact.ts';
 import type { ProviderRepository } from './repository.ts';
+import { ProviderLimitError } from './media/errors.ts';
 import type { ProviderLimiter } from './selector.ts';
 import type { StudioMetrics } from '../metrics/metrics.ts';
 
@@ -283,6 +284,13 @@ export class ProviderService {
     const list = real.length ? real : routed;
     const strategy: Strategy = routing?.strategy ?? 'round_robin';
     return await this.selector.select(list, strategy, `${stage}:${routing ? routing.provider_ids.join(',') : 'all'}`);
+  }
+
+  /** MediaServices.beginCall: the provider's limits and cool-down, shared across instances in scale-out mode. */
+  async beginMediaCall(p: ClientProvider): Promise<(outcome: 'ok' | 'failed') => void> {
+    const end = await this.selector.begin(p.id, { rateLimitRpm: p.rate_limit_rpm, rateLimitRpd: p.rate_limit_rpd });
+    if (typeof end !== 'function') throw new ProviderLimitError(p.name, end.reason);
+    return end;
   }
 
   /** The providers a run was given when it started, in that order (a worker executing a queued run). */

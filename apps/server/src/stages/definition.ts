@@ -122,6 +122,24 @@ export interface MediaServices {
    * the cost. A failed call is recorded too, with no units and its error code as `outcome`.
    */
   recordUsage(provider: ClientProvider, usage: MediaUsage): Promise<number>;
+  /**
+   * Counts one vendor call against the provider's limits, as LLM calls are; call the answer with the
+   * call's outcome when it ends. Over a limit it throws a ProviderLimitError instead (no call made).
+   */
+  beginCall(provider: ClientProvider): Promise<(outcome: 'ok' | 'failed') => void>;
+}
+
+/** One vendor call counted against the provider's limits (MediaServices.beginCall); a cancel is no failure. */
+export async function limitedCall<T>(services: Pick<MediaServices, 'beginCall'>, provider: ClientProvider, signal: AbortSignal, call: () => Promise<T>): Promise<T> {
+  const end = await services.beginCall(provider);
+  try {
+    const result = await call();
+    end('ok');
+    return result;
+  } catch (err) {
+    end(signal.aborted ? 'ok' : 'failed');
+    throw err;
+  }
 }
 
 /** One shot's task in a media stage. */

@@ -16,11 +16,11 @@ import sharp from 'sharp';
 import type { ProjectRow } from '../db/schema.ts';
 import { fetchRemoteMedia, RemoteMediaError } from '../media/fetch-remote.ts';
 import type { MediaStore } from '../media/store.ts';
-import { MediaProviderError, outcomeOf } from '../providers/media/errors.ts';
+import { MediaProviderError, outcomeOf, ProviderLimitError } from '../providers/media/errors.ts';
 import { imageAdapterFor } from '../providers/media/image-adapter.ts';
 import { renderOfflineImage } from '../providers/offline/image-renderer.ts';
 import type { ClientProvider } from '../providers/service.ts';
-import { settingsOf, shotSettingsOf, StageInputError, type MediaServices, type MediaStageDefinition, type ShotRow, type StageContext } from './definition.ts';
+import { limitedCall, settingsOf, shotSettingsOf, StageInputError, type MediaServices, type MediaStageDefinition, type ShotRow, type StageContext } from './definition.ts';
 
 /** The longer side of a card's thumbnail: sharp enough on a 2× screen, a few kB as WebP. */
 const THUMB_SIDE = 320;
@@ -139,7 +139,7 @@ async function generateRemote(
   n: number,
   reference: () => Promise<string | null>,
   signal: AbortSignal,
-  services: Pick<MediaServices, 'recordUsage' | 'runId'>,
+  services: Pick<MediaServices, 'recordUsage' | 'beginCall' | 'runId'>,
   onTry: (p: ClientProvider) => void,
 ) {
   let last: unknown;
@@ -149,15 +149,18 @@ async function generateRemote(
     try {
       const adapter = imageAdapterFor(provider.api_format);
       const referenceImage = adapter.acceptsReferenceImage ? await reference() : null;
-      const result = await adapter.generate(
-        { api_url: provider.api_url, api_key: provider.api_key, model_name: provider.model_name, timeout_s: provider.timeout_s },
-        { prompt, width: size.width, height: size.height, n, ...(referenceImage && { reference_image_url: referenceImage }) },
-        { signal },
+      const result = await limitedCall(services, provider, signal, () =>
+        adapter.generate(
+          { api_url: provider.api_url, api_key: provider.api_key, model_name: provider.model_name, timeout_s: provider.timeout_s },
+          { prompt, width: size.width, height: size.height, n, ...(referenceImage && { reference_image_url: referenceImage }) },
+          { signal },
+        ),
       );
       await services.recordUsage(provider, { units: result.usage.images, unit: 'images', durationMs: performance.now() - started, outcome: 'ok', runId: services.runId });
       return { provider, result };
     } catch (err) {
       last = err;
+      if (err instanceof ProviderLimitError) continue; // not called: nothing to record, the next provider at once
       await services.recordUsage(provider, { units: 0, unit: 'images', durationMs: performance.now() - started, outcome: outcomeOf(err, signal), runId: services.runId });
       if (signal.aborted) throw err;
       if (!(err instanceof MediaProviderError) || !err.retryable) throw err;

@@ -125,7 +125,7 @@ export const narrationStage: MediaStageDefinition<NarrationInput, NarrationItem,
                 billed.characters += characters;
                 billed.cost += (characters * provider.price_per_unit) / 1000;
               }
-            });
+            }, services.beginCall);
             const row = await services.media.put(shot.projectId, result.audio, { kind: 'audio', source: `sentence:${method}`, createdBy: services.userId });
             audio = result.audio;
             mediaId = row.id;

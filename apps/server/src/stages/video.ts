@@ -6,10 +6,10 @@ import { renderCameraMotion, type CameraMovement } from '../media/camera-motion.
 import { fetchRemoteMedia, RemoteMediaError } from '../media/fetch-remote.ts';
 import type { MediaTools } from '../media/ffmpeg.ts';
 import { fitClipDuration } from '../media/fit-duration.ts';
-import { MediaProviderError, outcomeOf } from '../providers/media/errors.ts';
+import { MediaProviderError, outcomeOf, ProviderLimitError } from '../providers/media/errors.ts';
 import { videoAdapterFor, type VideoApiFormat } from '../providers/media/video-adapter.ts';
 import type { ClientProvider } from '../providers/service.ts';
-import { settingsOf, shotSettingsOf, StageInputError, type MediaStageDefinition, type ShotRow, type ShotTask, type StageContext } from './definition.ts';
+import { limitedCall, settingsOf, shotSettingsOf, StageInputError, type MediaStageDefinition, type ShotRow, type ShotTask, type StageContext } from './definition.ts';
 
 /** Bumped when the local renderer's output changes, so older cached clips are not reused. */
 const RENDERER_VERSION = 1;
@@ -123,11 +123,12 @@ async function renderWithProvider(
   const started = performance.now();
   const usage = (units: number, outcome: string) =>
     services.recordUsage(provider, { units, unit: 'seconds', durationMs: performance.now() - started, outcome, runId: services.runId });
-  const result = await adapter.generate(
+  // Our media URLs need a session, so the vendor gets the picture itself.
+  const imageB64 = (await readFile(image)).toString('base64');
+  const result = await limitedCall(services, provider, signal, () => adapter.generate(
     { api_url: provider.api_url, api_key: provider.api_key, api_secret: provider.api_secret || undefined, model_name: provider.model_name, timeout_s: provider.timeout_s },
     {
-      // Our media URLs need a session, so the vendor gets the picture itself.
-      image_b64: (await readFile(image)).toString('base64'),
+      image_b64: imageB64,
       prompt: shot.sceneDescription || shot.imagePrompt,
       duration_s: clip.duration_s,
       aspect_ratio: ctx.project.aspectRatio,
@@ -137,8 +138,9 @@ async function renderWithProvider(
       signal,
       onStatus: (s) => task.progress(s.status === 'queued' ? 5 : 10 + Math.round((s.percent ?? 0) * 0.7), s.status === 'queued' ? 'vendor_queued' : 'vendor_running'),
     },
-  ).catch(async (err: unknown) => {
-    await usage(0, outcomeOf(err, signal));
+  )).catch(async (err: unknown) => {
+    // Over its limit: no call was made, so there is nothing to record (the shot fails over).
+    if (!(err instanceof ProviderLimitError)) await usage(0, outcomeOf(err, signal));
     throw err;
   });
   // The vendor bills the clip once its task succeeded, whatever happens to it here afterwards.

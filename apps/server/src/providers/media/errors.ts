@@ -54,3 +54,15 @@ export function outcomeOf(err: unknown, signal?: AbortSignal): string {
   if (signal?.aborted) return 'cancelled';
   return err instanceof MediaProviderError ? err.code : 'error';
 }
+
+/**
+ * Our own refusal, before any call: the provider is over the `rate_limit_rpm`/`rpd` an admin set
+ * (counted across instances in scale-out mode). Retryable, so a shot fails over to the next provider;
+ * no vendor call was made, so none is recorded as usage.
+ */
+export class ProviderLimitError extends MediaProviderError {
+  constructor(providerName: string, reason: string) {
+    super('rate_limited', `${providerName} is ${reason}`, { retryable: true });
+    this.name = 'ProviderLimitError';
+  }
+}
