@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { createParser } from 'eventsource-parser';
 
 const root = path.resolve(import.meta.dirname, '..');
-const STAMP = /\u0002([\d.]+)\u0003/g;
+export const STAMP = /\u0002([\d.]+)\u0003/g;
 const TOKENS = 300;
 const TTFT_MS = 200;
 const MODEL = `fake-model?ttft=${TTFT_MS}&tps=50&tokens=${TOKENS}&quirk=stamp`;
@@ -32,7 +32,7 @@ const RAMP_MS = 1000;
 
 type DbKind = 'postgres' | 'pglite';
 
-const freePort = () =>
+export const freePort = () =>
   new Promise<number>((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
       const port = (s.address() as { port: number }).port;
@@ -40,7 +40,7 @@ const freePort = () =>
     });
   });
 
-async function waitFor(url: string, ms = 300_000) {
+export async function waitFor(url: string, ms = 300_000) {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (await fetch(url).then((r) => r.status < 500, () => false)) return;
@@ -50,7 +50,7 @@ async function waitFor(url: string, ms = 300_000) {
 }
 
 /** CPU (ms) and resident memory of a child process, from /proc. */
-function procStats(pid: number) {
+export function procStats(pid: number) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   const ticks = Number(stat[11]) + Number(stat[12]);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -58,12 +58,12 @@ function procStats(pid: number) {
   return { cpuMs: (ticks * 1000) / 100, rssMb: kb('VmRSS') / 1024 };
 }
 
-const pct = (values: number[], p: number) => {
+export const pct = (values: number[], p: number) => {
   if (!values.length) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 };
-const now = () => performance.timeOrigin + performance.now();
+export const now = () => performance.timeOrigin + performance.now();
 
 interface StreamMeasure {
   ttftMs: number;
@@ -184,7 +184,7 @@ function pollProjects(studio: Studio) {
 }
 
 /** A fresh database on the PostgreSQL server at `serverUrl`, for the studio's PostgreSQL mode. */
-async function benchDatabase(serverUrl: string) {
+export async function benchDatabase(serverUrl: string) {
   const { default: postgres } = await import('postgres');
   const name = `ai_story_bench_${Date.now()}`;
   const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
@@ -211,7 +211,7 @@ interface Studio {
   projects: string[];
 }
 
-const spawnNode = (children: ChildProcess[], args: string[], env: Record<string, string> = {}, nodeFlags: string[] = [], cwd = root) => {
+export const spawnNode = (children: ChildProcess[], args: string[], env: Record<string, string> = {}, nodeFlags: string[] = [], cwd = root) => {
   const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(child);
   return child;

@@ -17,7 +17,9 @@ try {
   const app = await buildApp(config, { onLeaseLost: () => void shutdown('lease lost', 1) });
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-  await app.listen({ port: config.port, host: config.host });
+  // A queue of 511 connections (Node's default) overflows when thousands of followers arrive within a
+  // second or two (a deploy, a popular run): they would be refused. The kernel caps it (somaxconn).
+  await app.listen({ port: config.port, host: config.host, backlog: 4096 });
   app.services.renderer.warm();
 } catch (err) {
   if (err instanceof ConfigError || err instanceof DataDirLockedError || err instanceof InstanceConflictError || err instanceof RedisUnreachableError) {
