@@ -19,7 +19,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { findNginx, startNginx } from '../apps/server/test/local-nginx.ts';
-import { benchDatabase, freePort, now, pct, procStats, spawnNode, waitFor } from './relay.bench.ts';
+import { benchApi, benchDatabase, freePort, now, pct, procStats, spawnNode, waitFor } from './relay.bench.ts';
 
 const TOKENS = 100;
 const MODEL = `fake-model?ttft=200&tps=10&tokens=${TOKENS}&quirk=stamp`;
@@ -96,12 +96,7 @@ async function startStudios(count: number, env: Record<string, string>, children
 }
 
 async function signIn(base: string, upstream: string) {
-  const login = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'bench@example.com', password: 'bench-password' }) });
-  const cookie = login.headers.get('set-cookie')!.split(';')[0];
-  const tokenRes = await fetch(`${base}/api/v1/auth/tokens`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench' }) });
-  const token = ((await tokenRes.json()) as { token: string }).token;
-  const api = (method: string, url: string, body?: unknown) =>
-    fetch(base + url, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body && JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+  const { token, api } = await benchApi(base);
   const provider = await api('POST', '/api/v1/models/providers/', { name: `bench upstream ${Date.now()}`, api_url: upstream, model_name: MODEL, timeout_s: 120 });
   return { token, api, providerId: provider.id as string };
 }

@@ -217,6 +217,17 @@ export const spawnNode = (children: ChildProcess[], args: string[], env: Record<
   return child;
 };
 
+/** Signs the bench's admin in and makes an API token: JSON calls to the studio at `base` with it. */
+export async function benchApi(base: string) {
+  const login = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'bench@example.com', password: 'bench-password' }) });
+  const cookie = login.headers.get('set-cookie')!.split(';')[0];
+  const tokenRes = await fetch(`${base}/api/v1/auth/tokens`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench' }) });
+  const token = ((await tokenRes.json()) as { token: string }).token;
+  const api = (method: string, url: string, body?: unknown) =>
+    fetch(base + url, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body && JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+  return { token, api };
+}
+
 async function startStudio(db: DbKind, upstream: string, projectCount: number, children: ChildProcess[], cleanups: (() => Promise<void>)[]): Promise<Studio> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-bench-'));
   cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
@@ -233,12 +244,7 @@ async function startStudio(db: DbKind, upstream: string, projectCount: number, c
   );
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`${base}/healthz`);
-  const login = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'bench@example.com', password: 'bench-password' }) });
-  const cookie = login.headers.get('set-cookie')!.split(';')[0];
-  const tokenRes = await fetch(`${base}/api/v1/auth/tokens`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench' }) });
-  const token = ((await tokenRes.json()) as { token: string }).token;
-  const api = (method: string, url: string, body?: unknown) =>
-    fetch(base + url, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body && JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+  const { token, api } = await benchApi(base);
   const provider = await api('POST', '/api/v1/models/providers/', { name: 'bench upstream', api_url: upstream, model_name: MODEL, timeout_s: 120 });
   const projects: string[] = [];
   for (let i = 0; i < projectCount; i += 50) {

@@ -3,11 +3,14 @@
  * Machines are shared and noisy: compare the columns of one run, not runs of different days.
  */
 import { printTable, runLlmClientBench } from './llm-client.bench.ts';
+import { runFollowersBench } from './followers.bench.ts';
 import { runRelayBench } from './relay.bench.ts';
 
 console.log('\n== LLM client overhead: the simulated upstream read directly vs through streamChat');
 printTable(await runLlmClientBench());
 console.log('\n== The run engine under load: the simulated upstream read directly vs through the studio on PostgreSQL and PGlite');
 await runRelayBench([1, 50, 200, 400], ['postgres', 'pglite']);
+console.log('\n== Scale-out: 5,000 followers of 200 live runs, one studio vs two studios + Redis behind nginx');
+await runFollowersBench(200, 25);
 console.log('\n== Images: the offline model, and the studio CPU per vendor image');
 await import('./images.bench.ts');
