@@ -1,0 +1,41 @@
+import { buildApp } from './app.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { DataDirLockedError } from './db/client.ts';
+import { InstanceConflictError } from './instances/lease.ts';
+import { RedisUnreachableError } from './redis/connection.ts';
+
+/**
+ * Runs this process as a studio (`api`, main.ts) or a run worker (`worker`, worker.ts): listens on
+ * PORT, and on SIGTERM/SIGINT stops its runs (saved as `interrupted`) before it exits. A start-up
+ * problem the operator can fix is one line on stderr and exit code 1.
+ */
+export async function serve(role: 'api' | 'worker') {
+  try {
+    const config = loadConfig();
+    if (role === 'worker' && config.runsIn !== 'workers') {
+      throw new ConfigError('Invalid RUNS_IN: a worker needs RUNS_IN=workers (with REDIS_URL and DATABASE_URL), as the API instances it serves have');
+    }
+    let closing = false;
+    const shutdown = async (signal: string, code = 0) => {
+      if (closing) return;
+      closing = true;
+      app.log.info({ signal, role }, 'shutting down');
+      await app.close();
+      process.exit(code);
+    };
+    const app = await buildApp(config, { role, onLeaseLost: () => void shutdown('lease lost', 1) });
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+    // A queue of 511 connections (Node's default) overflows when thousands of followers arrive within a
+    // second or two (a deploy, a popular run): they would be refused. The kernel caps it (somaxconn).
+    await app.listen({ port: config.port, host: config.host, backlog: 4096 });
+    if (role === 'api') app.services.renderer.warm();
+    else app.log.info({ concurrency: config.workerConcurrency }, 'worker taking runs');
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof DataDirLockedError || err instanceof InstanceConflictError || err instanceof RedisUnreachableError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
