@@ -24,7 +24,7 @@ import { createParser } from 'eventsource-parser';
 
 const root = path.resolve(import.meta.dirname, '..');
 export const STAMP = /\u0002([\d.]+)\u0003/g;
-const TOKENS = 300;
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 300);
 const TTFT_MS = 200;
 const MODEL = `fake-model?ttft=${TTFT_MS}&tps=50&tokens=${TOKENS}&quirk=stamp`;
 const LONG_MODEL = 'fake-model?ttft=20&tps=200&tokens=2000';
@@ -239,7 +239,7 @@ async function startStudio(db: DbKind, upstream: string, projectCount: number, c
     children,
     ['apps/server/src/main.ts'],
     { PORT: String(port), DATA_DIR: dataDir, ...(pg && { DATABASE_URL: pg.url }), ADMIN_EMAIL: 'bench@example.com', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'warn' },
-    profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, db)}`] : [],
+    [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, db)}`] : []), ...(process.env.BENCH_STUDIO_FLAGS?.split(' ').filter(Boolean) ?? [])],
     process.env.BENCH_STUDIO_ROOT ?? root,
   );
   const base = `http://127.0.0.1:${port}`;

@@ -2,6 +2,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, r
 import path from 'node:path';
 import type { Logger as DrizzleLogger } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type { Sql as PostgresSql } from 'postgres';
 import * as schema from './schema.ts';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -65,7 +66,7 @@ async function openPostgres(url: string, migrations: string): Promise<Database> 
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
   const { stats, logger, onStatement } = countingLogger();
   const sql = postgres(url, { max: 10, onnotice: () => {} });
-  const db = drizzle(sql, { schema, logger });
+  const db = drizzle(preparing(sql), { schema, logger });
   await migrate(db, { migrationsFolder: migrations });
   const leaseSql = postgres(url, { max: 1, onnotice: () => {} });
   return {
@@ -73,11 +74,38 @@ async function openPostgres(url: string, migrations: string): Promise<Database> 
     kind: 'postgres',
     stats,
     onStatement,
-    leaseDb: drizzle(leaseSql, { schema }) as unknown as Db,
+    leaseDb: drizzle(preparing(leaseSql), { schema }) as unknown as Db,
     close: async () => {
       await Promise.all([sql.end({ timeout: 5 }), leaseSql.end({ timeout: 5 })]);
     },
   };
+}
+
+/** Statements with more parameters than this vary in shape (IN lists, many rows): not worth a cached plan. */
+const MAX_PREPARED_PARAMETERS = 32;
+
+/**
+ * Drizzle's postgres.js adapter sends every statement unprepared (drizzle-orm#6096), and postgres.js
+ * then asks the server to describe each one before binding it: two round trips, and a parse, per
+ * statement. This client prepares statements of a fixed shape once per connection instead (one round
+ * trip each after the first), in transactions too.
+ */
+function preparing<T extends PostgresSql>(sql: T): T {
+  return new Proxy(sql, {
+    get(target, prop, receiver) {
+      if (prop === 'unsafe') {
+        return (query: string, args: unknown[] = [], options: object = {}) =>
+          target.unsafe(query, args as never, { ...options, prepare: args.length > 0 && args.length <= MAX_PREPARED_PARAMETERS });
+      }
+      if (prop === 'begin' || prop === 'savepoint') {
+        return (...params: unknown[]) => {
+          const body = params.pop() as (tx: PostgresSql) => unknown;
+          return (target[prop] as (...a: unknown[]) => unknown)(...params, (tx: PostgresSql) => body(preparing(tx)));
+        };
+      }
+      return Reflect.get(target, prop, receiver);
+    },
+  });
 }
 
 /**
