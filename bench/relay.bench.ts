@@ -321,8 +321,10 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: DbKin
         const poll = n >= 200 ? () => pollProjects(s) : undefined;
         through.push(await phase(`studio-${s.db}`, upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll));
       }
-      rows.push({ ...summarize(n, direct, through), 'load avg': os.loadavg()[0].toFixed(2) });
+      const { errors, ...row } = summarize(n, direct, through);
+      rows.push({ ...row, 'load avg': os.loadavg()[0].toFixed(2) });
       console.table([rows.at(-1)]);
+      if (errors) console.log(`streams that failed: ${errors}`);
     }
 
     // One 2,000-token Chinese stream at 200 tokens/s, alone: bytes on the wire against its text.

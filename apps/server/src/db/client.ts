@@ -100,7 +100,8 @@ function preparing<T extends PostgresSql>(sql: T): T {
       if (prop === 'begin' || prop === 'savepoint') {
         return (...params: unknown[]) => {
           const body = params.pop() as (tx: PostgresSql) => unknown;
-          return (target[prop] as (...a: unknown[]) => unknown)(...params, (tx: PostgresSql) => body(preparing(tx)));
+          const method = (target as unknown as Record<string, (...a: unknown[]) => unknown>)[prop];
+          return method(...params, (tx: PostgresSql) => body(preparing(tx)));
         };
       }
       return Reflect.get(target, prop, receiver);

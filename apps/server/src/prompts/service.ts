@@ -16,6 +16,7 @@ import type { PromptRepository, PromptSetRow, PromptTemplateRow, PromptTemplateV
 import type { TemplateRenderer } from './render-pool.ts';
 import { TemplateError, TemplateLimitError } from './render.ts';
 import { checkTemplate, tryTemplate } from './template-check.ts';
+import { ReadCache } from '../read-cache.ts';
 
 export const SHIPPED_SET = { name: '默认模板 / Default', description: '随工作室提供的模板 / The templates shipped with the studio' };
 
@@ -37,6 +38,8 @@ const shippedTemplates = (): TemplateSeed[] =>
   definitions().map((d) => ({ stage: d.key, content: d.defaultTemplate, variables: d.templateVariables }));
 
 const isAdmin = (user: AuthUser) => user.role === 'admin';
+/** A template edited on another instance (scale-out mode) is used from this long after. */
+const TEMPLATE_CACHE_MS = 5_000;
 
 /**
  * Prompt template sets (提示词管理). Shared sets (no owner: the shipped one and any an admin shares)
@@ -45,6 +48,9 @@ const isAdmin = (user: AuthUser) => user.role === 'admin';
  * choice of its own follows.
  */
 export class PromptService {
+  /** Every run start reads its template: shared for a few seconds, dropped on every write made here. */
+  private readonly templates = new ReadCache<StageTemplate>(TEMPLATE_CACHE_MS);
+
   constructor(
     private readonly repo: PromptRepository,
     private readonly projects: ProjectService,
@@ -60,8 +66,12 @@ export class PromptService {
    * The template a run of `stage` renders for this project: the project's set's, else the default
    * set's, else the stage's shipped template (e.g. before start-up seeding, or a set since deleted).
    */
-  async templateFor(project: { id: string; promptSetId: string | null }, stage: StageKey): Promise<StageTemplate> {
-    const row = await this.repo.templateFor(project.promptSetId, stage);
+  templateFor(project: { id: string; promptSetId: string | null }, stage: StageKey): Promise<StageTemplate> {
+    return this.templates.get(`${project.promptSetId ?? 'default'}:${stage}`, () => this.loadTemplate(project.promptSetId, stage));
+  }
+
+  private async loadTemplate(setId: string | null, stage: StageKey): Promise<StageTemplate> {
+    const row = await this.repo.templateFor(setId, stage);
     if (row) return { content: row.content, template_id: row.id, version: row.version };
     const definition = TEMPLATED_STAGES[stage];
     if (!definition) throw new Error(`No stage definition for ${stage}`);
@@ -121,13 +131,17 @@ export class PromptService {
     if (patch.name !== undefined || patch.description !== undefined) {
       await this.repo.updateSet(id, { name: patch.name, description: patch.description });
     }
-    if (makeDefault) await this.repo.markDefault(id);
+    if (makeDefault) {
+      await this.repo.markDefault(id);
+      this.templates.clear();
+    }
     return this.getSet(user, id);
   }
 
   async removeSet(user: AuthUser, id: string) {
     await this.editableSet(user, id);
     const result = await this.repo.deleteSet(id);
+    this.templates.clear();
     if (result === 'missing') throw notFound('Prompt set');
     if (result === 'default') throw conflict('The default prompt set cannot be deleted; mark another set as the default first');
   }
@@ -217,7 +231,9 @@ export class PromptService {
       const message = `Unknown variable${check.unknown.length > 1 ? 's' : ''} ${names}: the ${stage} stage declares ${declared.map((v) => v.name).join(', ') || 'none'}`;
       throw new AppError(400, 'validation_error', `content: ${message}`, { fields: { content: message }, unknown: check.unknown });
     }
-    return this.repo.saveVersion(template.id, content, declared, user.id);
+    const saved = await this.repo.saveVersion(template.id, content, declared, user.id);
+    this.templates.clear();
+    return saved;
   }
 
   private async visibleSet(user: AuthUser, id: string) {

@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, gte, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { modelProviders, providerUsage, type ProviderRow } from '../db/schema.ts';
-import { ReadCache } from './read-cache.ts';
+import { ReadCache } from '../read-cache.ts';
 
 /** How long a provider list read may be shared (every run start asks for it). */
 const LIST_CACHE_MS = 5_000;

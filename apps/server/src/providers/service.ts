@@ -8,7 +8,7 @@ import { AppError, forbidden, notFound } from '../errors.ts';
 import { testConnection, type ConnectionTestResult } from './connection-test.ts';
 import { testMediaConnection } from './media/provider-test.ts';
 import { OFFLINE_DEMO_URL, type OfflineDemoUpstream } from './offline-demo.ts';
-import { ReadCache } from './read-cache.ts';
+import { ReadCache } from '../read-cache.ts';
 import { vendorSnippet } from './redact.ts';
 import type { ProviderRepository } from './repository.ts';
 import { ProviderLimitError } from './media/errors.ts';

@@ -4,7 +4,7 @@ import type { ClientProvider } from '../providers/service.ts';
 import type { StageContext, StageDefinition } from '../stages/definition.ts';
 import { StreamedItems } from '../stages/item-stream.ts';
 import { cleanDeep, cleanDelta } from './well-formed.ts';
-import type { RunEventBody, RunPublisher, RunTarget } from './publisher.ts';
+import { tokenTarget, type RunEventBody, type RunPublisher, type TokenTarget } from './publisher.ts';
 
 /**
  * A token that follows a quiet spell of at least a frame goes out at once; tokens arriving faster
@@ -44,7 +44,7 @@ export function etaMs(tokens: number, elapsedMs: number, expectedTokens: number 
  * service decides what happens; this object keeps the moment-to-moment state and emits its events.
  */
 export class LiveRun {
-  readonly target: RunTarget;
+  readonly target: TokenTarget;
   readonly abort = new AbortController();
   /** Why the run was stopped from outside: a user's cancel or the server shutting down. */
   stopReason?: 'cancelled' | 'interrupted';
@@ -82,7 +82,7 @@ export class LiveRun {
     private readonly publisher: RunPublisher,
     private readonly expectedTokens: number | null,
   ) {
-    this.target = { runId: row.id, projectId: row.projectId, stage: definition.key };
+    this.target = tokenTarget({ runId: row.id, projectId: row.projectId, stage: definition.key });
     if (definition.kind === 'llm' && definition.items) this.streamed = new StreamedItems(definition.items.key);
   }
 

@@ -16,6 +16,20 @@ export interface RunTarget {
   stage: StageKey;
 }
 
+/** A running run's target with what its every token needs built once: its logs' keys, its project-stream tail. */
+export interface TokenTarget extends RunTarget {
+  runKey: string;
+  projectKey: string;
+  tokenSuffix: string;
+}
+
+export const tokenTarget = (t: RunTarget): TokenTarget => ({
+  ...t,
+  runKey: runKey(t.runId),
+  projectKey: projectKey(t.projectId),
+  tokenSuffix: `,"run_id":"${t.runId}","stage":"${t.stage}"}`,
+});
+
 /**
  * Writes a run's events into its own log and its project's log (each numbered on its own). Typed by
  * the contracts' union, so a misspelt field is a compile error here, not a warning in a browser.
@@ -36,10 +50,10 @@ export class RunPublisher {
    * The hot path: one token event, its content serialised once. In a run's own stream a token needs
    * no run id or stage (the URL says which run it is); the project stream needs both.
    */
-  token(target: RunTarget, content: string) {
+  token(target: TokenTarget, content: string) {
     const c = JSON.stringify(content);
-    this.runLog.append(runKey(target.runId), `{"type":"token","content":${c}}`);
-    this.projectLog.append(projectKey(target.projectId), `{"type":"token","content":${c},"run_id":"${target.runId}","stage":"${target.stage}"}`);
+    this.runLog.append(target.runKey, `{"type":"token","content":${c}}`);
+    this.projectLog.append(target.projectKey, `{"type":"token","content":${c}${target.tokenSuffix}`);
   }
 
   lastId = (runId: string) => this.runLog.lastId(runKey(runId));

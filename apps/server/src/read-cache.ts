@@ -1,5 +1,5 @@
 /**
- * Reads that every run start repeats (the provider list, the routing) shared for a short while and
+ * Reads that every run start repeats (the provider list, the routing, the prompt template) shared for a short while and
  * dropped on every write made here. A write made by another instance (scale-out mode) is seen once
  * `ttlMs` has passed; a failed read is not kept.
  */
