@@ -3,8 +3,28 @@ import type { Db } from '../db/client.ts';
 import { apiTokens, sessions, settings, users } from '../db/schema.ts';
 import { containing } from '../db/like.ts';
 
+/** Every request's authentication, built once (drizzle's query building costs more than the lookup). */
+const credentialQueries = (db: Db) => ({
+  sessionUser: db
+    .select({ user: users, expiresAt: sessions.expiresAt })
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(and(eq(sessions.id, sql.placeholder('id')), gt(sessions.expiresAt, sql.placeholder('now'))))
+    .prepare('session_user'),
+  tokenUser: db
+    .select({ user: users, tokenId: apiTokens.id, lastUsedAt: apiTokens.lastUsedAt })
+    .from(apiTokens)
+    .innerJoin(users, eq(users.id, apiTokens.userId))
+    .where(eq(apiTokens.tokenHash, sql.placeholder('tokenHash')))
+    .prepare('token_user'),
+});
+
 export class AuthRepository {
-  constructor(private readonly db: Db) {}
+  private readonly credentials: ReturnType<typeof credentialQueries>;
+
+  constructor(private readonly db: Db) {
+    this.credentials = credentialQueries(db);
+  }
 
   countUsers = async () => (await this.db.select({ n: count() }).from(users))[0].n;
   countAdmins = async () => (await this.db.select({ n: count() }).from(users).where(eq(users.role, 'admin')))[0].n;
@@ -43,14 +63,8 @@ export class AuthRepository {
   insertSession = async (id: string, userId: string, expiresAt: Date) => {
     await this.db.insert(sessions).values({ id, userId, expiresAt });
   };
-  findSessionUser = async (id: string) =>
-    (
-      await this.db
-        .select({ user: users, expiresAt: sessions.expiresAt })
-        .from(sessions)
-        .innerJoin(users, eq(users.id, sessions.userId))
-        .where(and(eq(sessions.id, id), gt(sessions.expiresAt, new Date())))
-    )[0];
+  // A placeholder is bound as is (not through the column's mapping): the time goes as ISO text.
+  findSessionUser = async (id: string) => (await this.credentials.sessionUser.execute({ id, now: new Date().toISOString() }))[0];
   /** The user whose session it was, or undefined when there was none. */
   deleteSession = async (id: string) => (await this.db.delete(sessions).where(eq(sessions.id, id)).returning({ userId: sessions.userId }))[0]?.userId;
   /** Every session and API token of a user but `keep`, in one transaction (no half-signed-out state). */
@@ -64,14 +78,7 @@ export class AuthRepository {
   listTokens = (userId: string) => this.db.select().from(apiTokens).where(eq(apiTokens.userId, userId)).orderBy(desc(apiTokens.createdAt));
   deleteToken = async (userId: string, id: string) =>
     (await this.db.delete(apiTokens).where(and(eq(apiTokens.userId, userId), eq(apiTokens.id, id))).returning({ id: apiTokens.id })).length > 0;
-  findTokenUser = async (tokenHash: string) =>
-    (
-      await this.db
-        .select({ user: users, tokenId: apiTokens.id, lastUsedAt: apiTokens.lastUsedAt })
-        .from(apiTokens)
-        .innerJoin(users, eq(users.id, apiTokens.userId))
-        .where(eq(apiTokens.tokenHash, tokenHash))
-    )[0];
+  findTokenUser = async (tokenHash: string) => (await this.credentials.tokenUser.execute({ tokenHash }))[0];
   touchToken = async (id: string) => {
     await this.db.update(apiTokens).set({ lastUsedAt: new Date() }).where(eq(apiTokens.id, id));
   };

@@ -4,8 +4,35 @@ import type { Db } from '../db/client.ts';
 import { projectMembers, projectStages, projects, stageRuns, users, type StageRow } from '../db/schema.ts';
 import { containing } from '../db/like.ts';
 
+/**
+ * Reads every run start and every event stream makes, built once: drizzle's query building is a good
+ * part of what a start costs, and a built query is only bound to new values.
+ */
+const hotQueries = (db: Db) => ({
+  withRole: db
+    .select({ project: projects, role: projectMembers.role })
+    .from(projects)
+    .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
+    .where(eq(projects.id, sql.placeholder('projectId')))
+    .prepare('project_with_role'),
+  forRun: db
+    .select({ project: projects, role: projectMembers.role, stage: projectStages, activeRunId: stageRuns.id })
+    .from(projects)
+    .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
+    .leftJoin(projectStages, eq(projectStages.projectId, projects.id))
+    .leftJoin(stageRuns, and(eq(stageRuns.projectId, projects.id), eq(stageRuns.stage, sql.placeholder('stage')), inArray(stageRuns.status, ['queued', 'running'])))
+    .where(eq(projects.id, sql.placeholder('projectId')))
+    .orderBy(projectStages.position)
+    .prepare('project_for_run'),
+  byId: db.select().from(projects).where(eq(projects.id, sql.placeholder('id'))).prepare('project_by_id'),
+});
+
 export class ProjectRepository {
-  constructor(private readonly db: Db) {}
+  private readonly hot: ReturnType<typeof hotQueries>;
+
+  constructor(private readonly db: Db) {
+    this.hot = hotQueries(db);
+  }
 
   /** A project and the stage records of every stage, in one transaction: never half-created. */
   async create(values: typeof projects.$inferInsert) {
@@ -44,11 +71,7 @@ export class ProjectRepository {
   }
 
   async findWithRole(projectId: string, userId: string) {
-    const [row] = await this.db
-      .select({ project: projects, role: projectMembers.role })
-      .from(projects)
-      .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, userId)))
-      .where(eq(projects.id, projectId));
+    const [row] = await this.hot.withRole.execute({ projectId, userId });
     return row;
   }
 
@@ -57,20 +80,13 @@ export class ProjectRepository {
    * and the id of the stage's active run if there is one (a partial unique index allows at most one).
    */
   async findForRun(projectId: string, userId: string, stage: StageKey) {
-    const rows = await this.db
-      .select({ project: projects, role: projectMembers.role, stage: projectStages, activeRunId: stageRuns.id })
-      .from(projects)
-      .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, userId)))
-      .leftJoin(projectStages, eq(projectStages.projectId, projects.id))
-      .leftJoin(stageRuns, and(eq(stageRuns.projectId, projects.id), eq(stageRuns.stage, stage), inArray(stageRuns.status, ['queued', 'running'])))
-      .where(eq(projects.id, projectId))
-      .orderBy(projectStages.position);
+    const rows = await this.hot.forRun.execute({ projectId, userId, stage });
     if (!rows.length) return undefined;
     const { project, role, activeRunId } = rows[0];
     return { project, role, activeRunId, stages: rows.flatMap((r) => (r.stage ? [r.stage] : [])) };
   }
 
-  findById = async (id: string) => (await this.db.select().from(projects).where(eq(projects.id, id)))[0];
+  findById = async (id: string) => (await this.hot.byId.execute({ id }))[0];
 
   update = async (id: string, values: Partial<typeof projects.$inferInsert>) =>
     (await this.db.update(projects).set({ ...values, updatedAt: new Date() }).where(eq(projects.id, id)).returning())[0];

@@ -14,8 +14,15 @@ const ACTIVE = ['queued', 'running'];
 /** Thrown inside an ending's transaction to undo it: the run is no longer active (another studio recovered it). */
 class NotActive extends Error {}
 
+const runById = (db: Db) => db.select().from(stageRuns).where(eq(stageRuns.id, sql.placeholder('id'))).prepare('run_by_id');
+
 export class RunRepository {
-  constructor(readonly db: Db) {}
+  /** Every event stream reads its run: built once (drizzle's query building costs more than the lookup). */
+  private readonly byId: ReturnType<typeof runById>;
+
+  constructor(readonly db: Db) {
+    this.byId = runById(db);
+  }
 
   /**
    * Inserts a running run and makes it its stage's current run, in one transaction; the partial unique
@@ -72,7 +79,7 @@ export class RunRepository {
     });
 
   insert = async (values: typeof stageRuns.$inferInsert) => (await this.db.insert(stageRuns).values(values).returning())[0];
-  find = async (id: string) => (await this.db.select().from(stageRuns).where(eq(stageRuns.id, id)))[0];
+  find = async (id: string) => (await this.byId.execute({ id }))[0];
   findActive = async (projectId: string, stage: StageKey) =>
     (await this.db.select().from(stageRuns).where(and(eq(stageRuns.projectId, projectId), eq(stageRuns.stage, stage), inArray(stageRuns.status, ACTIVE))))[0];
   activeOfProject = (projectId: string) => this.db.select().from(stageRuns).where(and(eq(stageRuns.projectId, projectId), inArray(stageRuns.status, ACTIVE)));

@@ -5,11 +5,19 @@ import { cameraMovements, storyboardShots } from '../db/schema.ts';
 
 type ShotFields = Pick<Shot, 'scene_description' | 'narration_text' | 'image_prompt' | 'duration_seconds'> & { speaker?: string | null };
 
+const shotsQuery = (db: Db) =>
+  db.select().from(storyboardShots).where(eq(storyboardShots.projectId, sql.placeholder('projectId'))).orderBy(asc(storyboardShots.sequenceNumber)).prepare('shots_of_project');
+
 export class StoryboardRepository {
   /** Shots whose content (a storyboard save) or length (a narration save) changed: their media downstream is out of date. */
   readonly changedShotIds = new Set<string>();
 
-  constructor(private readonly db: Db) {}
+  /** Every run start reads them: built once (drizzle's query building is a good part of a start's CPU). */
+  private readonly shotsOfProject: ReturnType<typeof shotsQuery>;
+
+  constructor(private readonly db: Db) {
+    this.shotsOfProject = shotsQuery(db);
+  }
 
   /**
    * A new storyboard over the old one, by position (DESIGN §9): shots that still exist keep their ids,
@@ -84,8 +92,7 @@ export class StoryboardRepository {
     return rows.map(({ m, seq }) => ({ id: m.id, shot_id: m.shotId, sequence_number: seq, movement_type: m.movementType as MovementType, params: m.params as Movement['params'] }));
   }
 
-  shots = (projectId: string) =>
-    this.db.select().from(storyboardShots).where(eq(storyboardShots.projectId, projectId)).orderBy(asc(storyboardShots.sequenceNumber));
+  shots = (projectId: string) => this.shotsOfProject.execute({ projectId });
 
   shot = async (id: string) => (await this.db.select().from(storyboardShots).where(eq(storyboardShots.id, id)))[0];
 
