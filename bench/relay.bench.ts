@@ -154,6 +154,9 @@ const studioStream = (studio: Studio, projectId: string, providerId: string) =>
     m.wireBytes = await readSse(res, (data) => {
       const event = JSON.parse(data);
       if (event.type === 'done') m.complete = true;
+      // A stream that ends otherwise says why in the table's failures.
+      if (event.type === 'error') m.error = `error event: ${event.code} ${event.message}`;
+      if (event.type === 'stage_update' && event.status !== 'running') m.error = `stage_update ${event.status}`;
       if (event.type !== 'token') return;
       collect(event.content, t0, m);
       text += event.content;
@@ -214,7 +217,7 @@ interface Studio {
 }
 
 export const spawnNode = (children: ChildProcess[], args: string[], env: Record<string, string> = {}, nodeFlags: string[] = [], cwd = root) => {
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', process.env.BENCH_STUDIO_STDOUT ? 'inherit' : 'ignore', 'inherit'] });
   children.push(child);
   return child;
 };

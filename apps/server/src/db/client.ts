@@ -2,7 +2,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, r
 import path from 'node:path';
 import type { Logger as DrizzleLogger } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import type { Sql as PostgresSql } from 'postgres';
+import postgres, { type Options, type Sql as PostgresSql } from 'postgres';
 import * as schema from './schema.ts';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -61,24 +61,28 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
 }
 
 async function openPostgres(url: string, migrations: string): Promise<Database> {
-  const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
   const { stats, logger, onStatement } = countingLogger();
-  const sql = postgres(url, { max: 10, onnotice: () => {} });
-  const db = drizzle(preparing(sql), { schema, logger });
+  const sql = postgresClient(url, { max: 10 });
+  const db = drizzle(sql, { schema, logger });
   await migrate(db, { migrationsFolder: migrations });
-  const leaseSql = postgres(url, { max: 1, onnotice: () => {} });
+  const leaseSql = postgresClient(url, { max: 1 });
   return {
     db: db as unknown as Db,
     kind: 'postgres',
     stats,
     onStatement,
-    leaseDb: drizzle(preparing(leaseSql), { schema }) as unknown as Db,
+    leaseDb: drizzle(leaseSql, { schema }) as unknown as Db,
     close: async () => {
       await Promise.all([sql.end({ timeout: 5 }), leaseSql.end({ timeout: 5 })]);
     },
   };
+}
+
+/** The studio's postgres.js client: statements prepared, transactions on a connection of their own (below). */
+export function postgresClient(url: string, options: Options<{}> = {}): PostgresSql {
+  return preparing(postgres(url, { onnotice: () => {}, ...options }));
 }
 
 /** Statements with more parameters than this vary in shape (IN lists, many rows): not worth a cached plan. */
@@ -97,16 +101,38 @@ function preparing<T extends PostgresSql>(sql: T): T {
         return (query: string, args: unknown[] = [], options: object = {}) =>
           target.unsafe(query, args as never, { ...options, prepare: args.length > 0 && args.length <= MAX_PREPARED_PARAMETERS });
       }
-      if (prop === 'begin' || prop === 'savepoint') {
+      if (prop === 'begin') {
         return (...params: unknown[]) => {
           const body = params.pop() as (tx: PostgresSql) => unknown;
-          const method = (target as unknown as Record<string, (...a: unknown[]) => unknown>)[prop];
-          return method(...params, (tx: PostgresSql) => body(preparing(tx)));
+          return transaction(target, typeof params[0] === 'string' ? params[0] : '', body);
         };
       }
       return Reflect.get(target, prop, receiver);
     },
   });
+}
+
+/**
+ * postgres.js 3.4.9 can send a transaction's BEGIN down a connection that is busy with other queries
+ * without reserving it (porsager/postgres#1189): under load the transaction fails with
+ * UNSAFE_TRANSACTION, or shares its connection. A transaction here first takes an idle connection of
+ * its own, then begins on it.
+ */
+async function transaction(sql: PostgresSql, options: string, body: (tx: PostgresSql) => unknown) {
+  const own = await sql.reserve();
+  try {
+    await own.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`);
+    try {
+      const result = await body(preparing(own));
+      await own.unsafe('commit');
+      return result;
+    } catch (err) {
+      await own.unsafe('rollback').catch(() => {}); // a broken connection has rolled back by itself
+      throw err;
+    }
+  } finally {
+    own.release();
+  }
 }
 
 /**

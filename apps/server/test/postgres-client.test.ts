@@ -1,0 +1,78 @@
+import { sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresClient } from '../src/db/client.ts';
+import { createTestDatabase, TEST_DB, type TestDatabase } from './helpers.ts';
+
+describe.skipIf(TEST_DB !== 'postgres')('the studio’s PostgreSQL client (PostgreSQL only)', () => {
+  let testDb: TestDatabase;
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await testDb?.destroy();
+  });
+  const url = () => testDb.location.databaseUrl!;
+
+  it('prepares a statement once per connection and reuses it', async () => {
+    const client = postgresClient(url(), { max: 1 });
+    const db = drizzle(client);
+    try {
+      for (let i = 0; i < 3; i++) expect((await db.execute(sql`select ${i}::int as n`))[0]).toEqual({ n: i });
+      const prepared = await db.execute(sql`select count(*)::int as n from pg_prepared_statements where statement like ${'select $1::int as n%'}`);
+      expect(prepared[0]).toEqual({ n: 1 });
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('keeps each transaction on a connection of its own while every connection is busy with pipelined queries', async () => {
+    // The shape in which postgres.js 3.4.9's own sql.begin writes BEGIN down a busy connection without
+    // reserving it (porsager/postgres#1189): three connections each running a query with one more
+    // pipelined behind it, so the BEGIN that comes next fills a connection's pipeline (max_pipeline 2).
+    const smallPipelines = { max: 3, max_pipeline: 2 }; // a postgres.js option its typings leave out
+    const client = postgresClient(url(), smallPipelines);
+    try {
+      for (let round = 0; round < 5; round++) {
+        const busy = Array.from({ length: 3 }, () => client`select pg_sleep(0.05)`.execute());
+        const pipelined = Array.from({ length: 3 }, (_, i) => client.unsafe(`select ${i} as n`).execute());
+        const transactions = Array.from({ length: 3 }, () =>
+          client.begin(async (tx) => {
+            const [first] = await tx`select txid_current()::text as id`;
+            await tx`select pg_sleep(0.01)`;
+            const [second] = await tx`select txid_current()::text as id`;
+            return { first: first.id as string, second: second.id as string };
+          }),
+        );
+        const [, numbers, ids] = await Promise.all([Promise.all(busy), Promise.all(pipelined), Promise.all(transactions)]);
+        expect(numbers.map((r) => r[0].n)).toEqual([0, 1, 2]);
+        // Each transaction's statements ran in one transaction, and no two transactions shared one.
+        for (const { first, second } of ids) expect(second).toBe(first);
+        expect(new Set(ids.map((t) => t.first)).size).toBe(3);
+      }
+      // Nothing was left open: every connection is back outside a transaction.
+      const [open] = await client`select count(*)::int as n from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`;
+      expect(open.n).toBe(0);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('rolls a failed transaction back and gives its connection back', async () => {
+    const client = postgresClient(url(), { max: 1 });
+    const db = drizzle(client);
+    try {
+      await db.execute(sql`create table if not exists client_probe (n int)`);
+      await expect(
+        db.transaction(async (tx) => {
+          await tx.execute(sql`insert into client_probe values (1)`);
+          throw new Error('changed my mind');
+        }),
+      ).rejects.toThrow('changed my mind');
+      // One connection in the pool: this answers only if the failed transaction released it.
+      expect((await db.execute(sql`select count(*)::int as n from client_probe`))[0]).toEqual({ n: 0 });
+    } finally {
+      await client.end();
+    }
+  });
+});
