@@ -12,12 +12,13 @@ export class StoryboardRepository {
   /** Shots whose content (a storyboard save) or length (a narration save) changed: their media downstream is out of date. */
   readonly changedShotIds = new Set<string>();
 
-  /** Every run start reads them: built once (drizzle's query building is a good part of a start's CPU). */
-  private readonly shotsOfProject: ReturnType<typeof shotsQuery>;
+  /**
+   * Every run start reads them: built once, on first use (drizzle's query building is a good part of a
+   * start's CPU, and a repository made for one transaction's version save may never read them).
+   */
+  private shotsOfProject?: ReturnType<typeof shotsQuery>;
 
-  constructor(private readonly db: Db) {
-    this.shotsOfProject = shotsQuery(db);
-  }
+  constructor(private readonly db: Db) {}
 
   /**
    * A new storyboard over the old one, by position (DESIGN §9): shots that still exist keep their ids,
@@ -92,7 +93,7 @@ export class StoryboardRepository {
     return rows.map(({ m, seq }) => ({ id: m.id, shot_id: m.shotId, sequence_number: seq, movement_type: m.movementType as MovementType, params: m.params as Movement['params'] }));
   }
 
-  shots = (projectId: string) => this.shotsOfProject.execute({ projectId });
+  shots = (projectId: string) => (this.shotsOfProject ??= shotsQuery(this.db)).execute({ projectId });
 
   shot = async (id: string) => (await this.db.select().from(storyboardShots).where(eq(storyboardShots.id, id)))[0];
 
