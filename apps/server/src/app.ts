@@ -157,7 +157,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   }
   const runLog: EventLog = redisEvents?.runLog ?? new InMemoryEventLog();
   // A project's log is dropped when idle and may be made again: its ids start from the clock (event-log.ts).
-  const projectLog: EventLog = redisEvents?.projectLog ?? new InMemoryEventLog({ maxEventsPerLog: 5_000, firstId: Date.now });
+  const projectLog: EventLog = redisEvents?.projectLog ?? new InMemoryEventLog({ maxEventsPerLog: 5_000, firstId: Date.now, tokensWhileFollowed: true });
   const storyboards = new StoryboardRepository(database.db);
   const mediaRepo = new MediaRepository(database.db);
   const media = new MediaStore(path.join(config.dataDir, 'media'), mediaRepo);

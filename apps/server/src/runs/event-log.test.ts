@@ -70,6 +70,72 @@ describe('InMemoryEventLog', () => {
   });
 });
 
+describe('InMemoryEventLog tokens', () => {
+  it('keeps a token compactly and gives back its exact JSON', () => {
+    const log = new InMemoryEventLog();
+    const seen: string[] = [];
+    log.subscribe('r', (e) => seen.push(e.json));
+    log.appendToken('r', JSON.stringify('你好 "x"'), '}');
+    log.append('r', '{"type":"done"}', true);
+    const expected = ['{"type":"token","content":"你好 \\"x\\""}', '{"type":"done"}'];
+    expect(seen).toEqual(expected);
+    expect(log.since('r', 0)!.map((e) => [e.id, e.json, e.terminal])).toEqual([
+      [1, expected[0], false],
+      [2, expected[1], true],
+    ]);
+  });
+
+  it('with tokensWhileFollowed, keeps tokens only while a follower wants them, and never replays a gap as if whole', () => {
+    const log = new InMemoryEventLog({ tokensWhileFollowed: true });
+    const page: number[] = [];
+    log.subscribe('p', (e) => page.push(e.id), { tokens: false });
+    log.append('p', '{"type":"stage_update"}'); // 1
+    log.appendToken('p', '"a"', '}'); // 2: only a page without tokens follows: not kept, not sent to it
+    log.append('p', '{"type":"progress"}'); // 3
+    expect(page).toEqual([1, 3]);
+    // A client without tokens resumes exactly; one with tokens would miss token 2: it must catch up instead.
+    expect(log.since('p', 1, { tokens: false })!.map((e) => e.id)).toEqual([3]);
+    expect(log.since('p', 1)).toBeNull();
+    expect(log.since('p', 2)!.map((e) => e.id)).toEqual([3]);
+
+    const tokens: string[] = [];
+    const stop = log.subscribe('p', (e) => tokens.push(e.json));
+    log.appendToken('p', '"b"', ',"run_id":"r1"}'); // 4: kept now
+    expect(tokens).toEqual(['{"type":"token","content":"b","run_id":"r1"}']);
+    expect(log.since('p', 3)!.map((e) => e.json)).toEqual(['{"type":"token","content":"b","run_id":"r1"}']);
+    stop();
+    log.appendToken('p', '"c"', '}'); // 5: dropped again
+    expect(log.since('p', 3)).toBeNull();
+    expect(log.since('p', 3, { tokens: false })!.map((e) => e.id)).toEqual([4]);
+    expect(log.lastId('p')).toBe(5);
+  });
+
+  it("compacts a closed log: each stretch of tokens becomes one, replays stay exact or are refused", () => {
+    const log = new InMemoryEventLog();
+    log.append('r', '{"type":"stage_update"}'); // 1
+    log.appendToken('r', '"雪"', '}'); // 2
+    log.append('r', '{"type":"progress"}'); // 3
+    log.appendToken('r', '"\\"山"', '}'); // 4
+    log.appendToken('r', '"🏔"', '}'); // 5
+    log.append('r', '{"type":"shot"}'); // 6
+    log.appendToken('r', '"!"', '}'); // 7
+    log.compact('r'); // still open: nothing changes
+    expect(log.since('r', 0)).toHaveLength(7);
+    log.append('r', '{"type":"done"}', true); // 8
+    log.compact('r');
+    const replay = log.since('r', 0)!;
+    expect(replay.map((e) => e.id)).toEqual([1, 5, 6, 7, 8]);
+    expect(JSON.parse(replay[1].json)).toEqual({ type: 'token', content: '雪"山🏔' });
+    expect(replay.at(-1)!.terminal).toBe(true);
+    // Inside the merged stretch a client holds part of its text: refused, so it starts over elsewhere.
+    for (const cut of [2, 3, 4]) expect(log.since('r', cut)).toBeNull();
+    expect(log.since('r', 1)!.map((e) => e.id)).toEqual([5, 6, 7, 8]);
+    expect(log.since('r', 5)!.map((e) => e.id)).toEqual([6, 7, 8]);
+    expect(log.since('r', 7)!.map((e) => e.id)).toEqual([8]);
+    expect([log.lastId('r'), log.isClosed('r')]).toEqual([8, true]);
+  });
+});
+
 describe('RunPublisher', () => {
   it("expires a finished run's log and its project's log, once nobody follows the project", () => {
     vi.useFakeTimers();

@@ -13,13 +13,26 @@ export interface LoggedEvent {
 
 export type Subscriber = (event: LoggedEvent) => void;
 
+/** Token events: a follower that leaves them out (`tokens: false`) needs none of them kept for its replay. */
+export interface TokenChoice {
+  tokens?: boolean;
+}
+
+/** A token event's JSON from its JSON-escaped content and what follows the content (`}` or the run's id and stage). */
+export const tokenJson = (content: string, tail: string) => `{"type":"token","content":${content}${tail}`;
+
 export interface EventLog {
   /** Adds an event; where its id is assigned by a shared store (Redis), subscribers get it once numbered. */
   append(key: string, json: string, terminal?: boolean): void;
-  /** Events after `afterId`, or null when the log for `key` is gone (evicted or never existed here). */
-  since(key: string, afterId: number): LoggedEvent[] | null;
+  /** Adds a token event (the hot path: a log may hold it without its JSON, see `tokenJson`). */
+  appendToken(key: string, content: string, tail: string): void;
+  /**
+   * Events after `afterId`, or null when the log for `key` is gone (evicted or never existed here) or
+   * no longer holds all of them (with `tokens: false`, all but token events).
+   */
+  since(key: string, afterId: number, choice?: TokenChoice): LoggedEvent[] | null;
   /** Follows new events; returns the unsubscribe function. */
-  subscribe(key: string, subscriber: Subscriber): () => void;
+  subscribe(key: string, subscriber: Subscriber, choice?: TokenChoice): () => void;
   lastId(key: string): number;
   subscriberCount(key: string): number;
   isClosed(key: string): boolean;
@@ -28,6 +41,13 @@ export interface EventLog {
    * projects nobody follows, stay replayable from memory for a while).
    */
   expire(key: string, delayMs: number): void;
+  /**
+   * A closed log whose text is saved elsewhere (a finished run's, in the database): each stretch of
+   * token events becomes one, under the last one's id, and progress events go. A replay from inside a
+   * merged stretch is refused (`since` answers null: it comes from the saved copy); from anywhere
+   * else it stays exact. Logs shared between instances omit it.
+   */
+  compact?(key: string): void;
   /**
    * Shared logs only (several instances): brings the log for `key` into this process and follows it,
    * so the synchronous reads above answer for it. `expectWrites`: follow it even while it is empty (a
@@ -40,13 +60,41 @@ export interface EventLog {
   followedAnywhere?(key: string): Promise<boolean>;
 }
 
+/**
+ * A token event as a log keeps it: its content already escaped, its JSON built when it is read. Held
+ * for every token of every live run, it costs one small object, where the JSON itself and its event
+ * would cost three times as much (a stream's tokens are most of the studio's memory under load).
+ */
+class KeptToken implements LoggedEvent {
+  constructor(
+    readonly id: number,
+    readonly content: string,
+    readonly tail: string,
+  ) {}
+
+  get json() {
+    return tokenJson(this.content, this.tail);
+  }
+
+  get terminal() {
+    return false;
+  }
+}
+
 interface Log {
+  /** In id order; ids may jump where tokens were not kept. */
   events: LoggedEvent[];
-  /** Id of events[0] minus one: trimmed logs still number their events consistently. */
-  offset: number;
+  /** The last id whose event was dropped (trimmed, or dropped with the log): a replay from before it is impossible. */
+  droppedThrough: number;
+  /** The last id of a token not kept (nobody followed the tokens): a replay with tokens from before it is impossible. */
+  tokensDroppedThrough: number;
+  /** Stretches of tokens merged into their last one by `compact` ([first id, last id]): no replay starts inside one. */
+  merged: [number, number][];
   nextId: number;
   closed: boolean;
   subscribers: Set<Subscriber>;
+  /** The subscribers that want token events (the others never see them). */
+  tokenSubscribers: Set<Subscriber>;
   expiry?: NodeJS.Timeout;
 }
 
@@ -58,23 +106,32 @@ export interface EventLogOptions {
    * cannot mistake the new ids for its own.
    */
   firstId?: () => number;
+  /**
+   * Keep token events only while someone follows them (a project's log: the studio's pages follow
+   * projects without tokens, and a client that comes back catches up from the run's text). By
+   * default every token is kept, for an exact resume (a run's own log).
+   */
+  tokensWhileFollowed?: boolean;
 }
 
 export class InMemoryEventLog implements EventLog {
   private readonly logs = new Map<string, Log>();
   private readonly maxEventsPerLog: number;
   private readonly firstId: () => number;
+  private readonly tokensWhileFollowed: boolean;
 
   constructor(opts: EventLogOptions = {}) {
     this.maxEventsPerLog = opts.maxEventsPerLog ?? 100_000;
     this.firstId = opts.firstId ?? (() => 1);
+    this.tokensWhileFollowed = opts.tokensWhileFollowed ?? false;
   }
 
   private log(key: string): Log {
     let log = this.logs.get(key);
     if (!log) {
       const first = this.firstId();
-      this.logs.set(key, (log = { events: [], offset: first - 1, nextId: first, closed: false, subscribers: new Set() }));
+      log = { events: [], droppedThrough: first - 1, tokensDroppedThrough: first - 1, nextId: first, closed: false, subscribers: new Set(), tokenSubscribers: new Set(), merged: [] };
+      this.logs.set(key, log);
     }
     return log;
   }
@@ -82,32 +139,54 @@ export class InMemoryEventLog implements EventLog {
   append(key: string, json: string, terminal = false): LoggedEvent {
     const log = this.log(key);
     const event = { id: log.nextId++, json, terminal };
-    log.events.push(event);
-    if (log.events.length > this.maxEventsPerLog) {
-      const drop = log.events.length - this.maxEventsPerLog;
-      log.events.splice(0, drop);
-      log.offset += drop;
-    }
+    this.keep(log, event);
     if (terminal) log.closed = true;
     for (const s of log.subscribers) s(event);
     return event;
   }
 
-  since(key: string, afterId: number): LoggedEvent[] | null {
+  appendToken(key: string, content: string, tail: string) {
+    const log = this.log(key);
+    const event = new KeptToken(log.nextId++, content, tail);
+    if (this.tokensWhileFollowed && log.tokenSubscribers.size === 0) log.tokensDroppedThrough = event.id;
+    else this.keep(log, event);
+    for (const s of log.tokenSubscribers) s(event);
+  }
+
+  private keep(log: Log, event: LoggedEvent) {
+    log.events.push(event);
+    if (log.events.length > this.maxEventsPerLog) {
+      const dropped = log.events.splice(0, log.events.length - this.maxEventsPerLog);
+      log.droppedThrough = dropped.at(-1)!.id;
+    }
+  }
+
+  since(key: string, afterId: number, choice: TokenChoice = {}): LoggedEvent[] | null {
     const log = this.logs.get(key);
     if (!log) return null;
-    if (afterId < log.offset) return null; // the part the client needs was trimmed
-    return log.events.slice(Math.max(0, afterId - log.offset));
+    if (afterId < log.droppedThrough) return null; // the part the client needs was dropped
+    if (choice.tokens !== false && afterId < log.tokensDroppedThrough) return null;
+    if (log.merged.some(([first, last]) => afterId >= first && afterId < last)) return null;
+    // Ids increase but may jump (tokens not kept): search, not index.
+    let lo = 0;
+    let hi = log.events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (log.events[mid].id <= afterId) lo = mid + 1;
+      else hi = mid;
+    }
+    return log.events.slice(lo);
   }
 
-  subscribe(key: string, subscriber: Subscriber) {
+  subscribe(key: string, subscriber: Subscriber, choice: TokenChoice = {}) {
     const log = this.log(key);
     log.subscribers.add(subscriber);
+    if (choice.tokens !== false) log.tokenSubscribers.add(subscriber);
     return () => {
       log.subscribers.delete(subscriber);
+      log.tokenSubscribers.delete(subscriber);
     };
   }
-
   lastId = (key: string) => (this.logs.get(key)?.nextId ?? 1) - 1;
   subscriberCount = (key: string) => this.logs.get(key)?.subscribers.size ?? 0;
   isClosed = (key: string) => this.logs.get(key)?.closed ?? false;
@@ -124,6 +203,31 @@ export class InMemoryEventLog implements EventLog {
       else this.logs.delete(key);
     }, delayMs);
     log.expiry.unref();
+  }
+
+  compact(key: string) {
+    const log = this.logs.get(key);
+    if (!log?.closed) return;
+    const kept: LoggedEvent[] = [];
+    let stretch: KeptToken[] = [];
+    const mergeStretch = () => {
+      if (stretch.length > 1) {
+        const [first, last] = [stretch[0], stretch.at(-1)!];
+        // Escaping is per character, so the escaped pieces joined are the escaped whole.
+        kept.push(new KeptToken(last.id, `"${stretch.map((t) => t.content.slice(1, -1)).join('')}"`, last.tail));
+        log.merged.push([first.id, last.id]);
+      } else kept.push(...stretch);
+      stretch = [];
+    };
+    for (const event of log.events) {
+      if (event instanceof KeptToken) stretch.push(event);
+      else if (!event.json.startsWith('{"type":"progress"')) {
+        mergeStretch();
+        kept.push(event);
+      }
+    }
+    mergeStretch();
+    log.events = kept;
   }
 
   has = (key: string) => this.logs.has(key);

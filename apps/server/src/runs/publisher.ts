@@ -52,11 +52,15 @@ export class RunPublisher {
    */
   token(target: TokenTarget, content: string) {
     const c = JSON.stringify(content);
-    this.runLog.append(target.runKey, `{"type":"token","content":${c}}`);
-    this.projectLog.append(target.projectKey, `{"type":"token","content":${c}${target.tokenSuffix}`);
+    this.runLog.appendToken(target.runKey, c, '}');
+    this.projectLog.appendToken(target.projectKey, c, target.tokenSuffix);
   }
 
   lastId = (runId: string) => this.runLog.lastId(runKey(runId));
+  /** A run whose end is saved: its log may drop what the database now holds (logs that can). */
+  compact(target: RunTarget) {
+    this.runLog.compact?.(runKey(target.runId));
+  }
   /** A finished run's log, and its project's once nobody follows it or writes to it, leave memory after `delayMs`. */
   expire(target: RunTarget, delayMs: number) {
     this.runLog.expire(runKey(target.runId), delayMs);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
-import type { EventLog, LoggedEvent, Subscriber } from './event-log.ts';
+import { tokenJson, type EventLog, type LoggedEvent, type Subscriber } from './event-log.ts';
 
 /**
  * The event log of scale-out mode (DESIGN §2, §4): one Redis stream per run and per project, so a run
@@ -113,6 +113,10 @@ export class RedisEventLog implements EventLog {
       // Numbered in Redis: this instance's subscribers get it through the reader, like everyone's.
       this.enqueue(key, { id: null, json, terminal });
     }
+  }
+
+  appendToken(key: string, content: string, tail: string) {
+    this.append(key, tokenJson(content, tail));
   }
 
   private enqueue(key: string, item: Queued) {

@@ -19,7 +19,7 @@ import type { Outcome } from './execution.ts';
 import { LiveRun, type FinalStatus } from './live-run.ts';
 import { executeLlm } from './llm-execution.ts';
 import { executeMedia } from './media-execution.ts';
-import { KEEP_IN_MEMORY_MS, runKey, type RunPublisher } from './publisher.ts';
+import { KEEP_IN_MEMORY_MS, runKey, type RunEventBody, type RunPublisher } from './publisher.ts';
 import type { RunJob, RunQueue } from './run-queue.ts';
 import type { RemoteRuns } from './redis-events.ts';
 import type { RunRepository } from './repository.ts';
@@ -401,8 +401,7 @@ export class RunService {
       ),
     );
     if (!saved) return this.endedElsewhere(run);
-    run.finalStatus = 'completed';
-    run.emit({ type: 'done', output: saved.output, ...(definition.kind === 'llm' && { full_text: run.text }), run: slimRun(saved) }, true);
+    this.ended(run, 'completed', { type: 'done', output: saved.output, ...(definition.kind === 'llm' && { full_text: run.text }), run: slimRun(saved) });
   }
 
   private async finishFailed(run: LiveRun, err: unknown, code?: string) {
@@ -422,8 +421,7 @@ export class RunService {
       ),
     );
     if (!saved) return this.endedElsewhere(run);
-    run.finalStatus = 'failed';
-    run.emit({ type: 'error', ...error }, true);
+    this.ended(run, 'failed', { type: 'error', ...error });
   }
 
   private async finishStopped(run: LiveRun) {
@@ -441,8 +439,18 @@ export class RunService {
       ),
     );
     if (!saved) return this.endedElsewhere(run);
+    this.ended(run, status, { type: 'stage_update', status });
+  }
+
+  /**
+   * Its end is in the database: clients get the terminal event, and the run's log merges its tokens
+   * (a finished run stays replayable from memory for minutes; one event per token would keep every
+   * token's event there as long).
+   */
+  private ended(run: LiveRun, status: FinalStatus, terminal: RunEventBody) {
     run.finalStatus = status;
-    run.emit({ type: 'stage_update', status }, true);
+    run.emit(terminal, true);
+    this.d.publisher.compact(run.target);
   }
 
   /**

@@ -122,7 +122,7 @@ export class RunStreams {
     // An id past the log's tip is not one of its own (the log was dropped when idle, or the server
     // restarted): like one from too far back, the client catches up from scratch.
     const known = after !== null && after <= this.d.projectLog.lastId(key);
-    const missed = known ? this.d.projectLog.since(key, after) : null;
+    const missed = known ? this.d.projectLog.since(key, after, opts) : null;
     const sse = openSse(req, reply, this.d.heartbeatMs);
     const wanted = opts.tokens ? (e: LoggedEvent) => e : (e: LoggedEvent) => (isTokenOrProgress(e.json) ? null : e);
     const send = (e: LoggedEvent) => {
@@ -143,7 +143,7 @@ export class RunStreams {
         if (text) sse.send({ id: null, json: JSON.stringify({ type: 'token', run_id: run.id, stage: run.stage, content: text }), terminal: false });
       }
     }
-    const stop = this.d.projectLog.subscribe(key, send);
+    const stop = this.d.projectLog.subscribe(key, send, opts);
     sse.onClose(() => {
       stop();
       // Like a finished run's, a project's log leaves memory once nobody follows it or writes to it.
