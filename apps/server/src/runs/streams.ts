@@ -12,6 +12,9 @@ import { KEEP_IN_MEMORY_MS, projectKey, runKey } from './publisher.ts';
 import { toRun, type RunService } from './service.ts';
 import { lastEventId, openSse, type SseEvent, type SseStream } from './sse.ts';
 
+/** How long a resume waits for ids another instance has sent but this one has not read yet. */
+const CATCH_UP_MS = 1_000;
+
 interface StreamDeps {
   runs: RunService;
   repo: RunRepository;
@@ -50,6 +53,7 @@ export class RunStreams {
     const key = runKey(runId);
     const activeRow = row.status === 'running' || row.status === 'queued';
     if (this.d.runLog.attach) await this.d.runLog.attach(key, activeRow);
+    if (this.shared && after !== null && (activeRow || this.d.runLog.lastId(key) > 0)) await this.caughtUp(key, after);
     // Running here, or (shared logs) anywhere: a log that is neither live nor closed was orphaned.
     const live = this.d.runs.activeRun(runId) !== undefined || (this.shared && activeRow);
     // An id past the log's last one was never sent from it (a made-up id, another process's): what the
@@ -74,6 +78,27 @@ export class RunStreams {
       if (e.terminal) sse.end();
     });
     sse.onClose(stop);
+  }
+
+  /**
+   * Shared logs: the instance that runs a run sends its events to its own followers a moment before
+   * they reach Redis, so a client resuming here may hold an id this instance has yet to read. Give
+   * it a moment to arrive before taking the id for an unknown one (which starts the client over).
+   */
+  private caughtUp(key: string, after: number) {
+    const log = this.d.runLog;
+    if (log.lastId(key) >= after) return;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        stop();
+        resolve();
+      };
+      const timer = setTimeout(done, CATCH_UP_MS);
+      const stop = log.subscribe(key, () => {
+        if (log.lastId(key) >= after) done();
+      });
+    });
   }
 
   /**
