@@ -75,7 +75,7 @@ describe('InMemoryEventLog tokens', () => {
     const log = new InMemoryEventLog();
     const seen: string[] = [];
     log.subscribe('r', (e) => seen.push(e.json));
-    log.appendToken('r', JSON.stringify('你好 "x"'), '}');
+    log.appendToken('r', '你好 "x"', '}');
     log.append('r', '{"type":"done"}', true);
     const expected = ['{"type":"token","content":"你好 \\"x\\""}', '{"type":"done"}'];
     expect(seen).toEqual(expected);
@@ -90,7 +90,7 @@ describe('InMemoryEventLog tokens', () => {
     const page: number[] = [];
     log.subscribe('p', (e) => page.push(e.id), { tokens: false });
     log.append('p', '{"type":"stage_update"}'); // 1
-    log.appendToken('p', '"a"', '}'); // 2: only a page without tokens follows: not kept, not sent to it
+    log.appendToken('p', 'a', '}'); // 2: only a page without tokens follows: not kept, not sent to it
     log.append('p', '{"type":"progress"}'); // 3
     expect(page).toEqual([1, 3]);
     // A client without tokens resumes exactly; one with tokens would miss token 2: it must catch up instead.
@@ -100,11 +100,11 @@ describe('InMemoryEventLog tokens', () => {
 
     const tokens: string[] = [];
     const stop = log.subscribe('p', (e) => tokens.push(e.json));
-    log.appendToken('p', '"b"', ',"run_id":"r1"}'); // 4: kept now
+    log.appendToken('p', 'b', ',"run_id":"r1"}'); // 4: kept now
     expect(tokens).toEqual(['{"type":"token","content":"b","run_id":"r1"}']);
     expect(log.since('p', 3)!.map((e) => e.json)).toEqual(['{"type":"token","content":"b","run_id":"r1"}']);
     stop();
-    log.appendToken('p', '"c"', '}'); // 5: dropped again
+    log.appendToken('p', 'c', '}'); // 5: dropped again
     expect(log.since('p', 3)).toBeNull();
     expect(log.since('p', 3, { tokens: false })!.map((e) => e.id)).toEqual([4]);
     expect(log.lastId('p')).toBe(5);
@@ -113,12 +113,12 @@ describe('InMemoryEventLog tokens', () => {
   it("compacts a closed log: each stretch of tokens becomes one, replays stay exact or are refused", () => {
     const log = new InMemoryEventLog();
     log.append('r', '{"type":"stage_update"}'); // 1
-    log.appendToken('r', '"雪"', '}'); // 2
+    log.appendToken('r', '雪', '}'); // 2
     log.append('r', '{"type":"progress"}'); // 3
-    log.appendToken('r', '"\\"山"', '}'); // 4
-    log.appendToken('r', '"🏔"', '}'); // 5
+    log.appendToken('r', '"山', '}'); // 4
+    log.appendToken('r', '🏔', '}'); // 5
     log.append('r', '{"type":"shot"}'); // 6
-    log.appendToken('r', '"!"', '}'); // 7
+    log.appendToken('r', '!', '}'); // 7
     log.compact('r'); // still open: nothing changes
     expect(log.since('r', 0)).toHaveLength(7);
     log.append('r', '{"type":"done"}', true); // 8

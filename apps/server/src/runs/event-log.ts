@@ -18,13 +18,13 @@ export interface TokenChoice {
   tokens?: boolean;
 }
 
-/** A token event's JSON from its JSON-escaped content and what follows the content (`}` or the run's id and stage). */
-export const tokenJson = (content: string, tail: string) => `{"type":"token","content":${content}${tail}`;
+/** A token event's JSON from its content and what follows the content (`}` or the run's id and stage). */
+export const tokenJson = (content: string, tail: string) => `{"type":"token","content":${JSON.stringify(content)}${tail}`;
 
 export interface EventLog {
   /** Adds an event; where its id is assigned by a shared store (Redis), subscribers get it once numbered. */
   append(key: string, json: string, terminal?: boolean): void;
-  /** Adds a token event (the hot path: a log may hold it without its JSON, see `tokenJson`). */
+  /** Adds a token event (the hot path: a log may keep its content alone and build its JSON, `tokenJson`, when read). */
   appendToken(key: string, content: string, tail: string): void;
   /**
    * Events after `afterId`, or null when the log for `key` is gone (evicted or never existed here) or
@@ -61,9 +61,10 @@ export interface EventLog {
 }
 
 /**
- * A token event as a log keeps it: its content already escaped, its JSON built when it is read. Held
- * for every token of every live run, it costs one small object, where the JSON itself and its event
- * would cost three times as much (a stream's tokens are most of the studio's memory under load).
+ * A token event as a log keeps it: its content (the string the run's text is made of already), its
+ * JSON built when it is read. Held for every token of every live run, it costs one small object,
+ * where the JSON and its event would cost three times as much (tokens are most of the studio's
+ * memory under load).
  */
 class KeptToken implements LoggedEvent {
   constructor(
@@ -213,8 +214,7 @@ export class InMemoryEventLog implements EventLog {
     const mergeStretch = () => {
       if (stretch.length > 1) {
         const [first, last] = [stretch[0], stretch.at(-1)!];
-        // Escaping is per character, so the escaped pieces joined are the escaped whole.
-        kept.push(new KeptToken(last.id, `"${stretch.map((t) => t.content.slice(1, -1)).join('')}"`, last.tail));
+        kept.push(new KeptToken(last.id, stretch.map((t) => t.content).join(''), last.tail));
         log.merged.push([first.id, last.id]);
       } else kept.push(...stretch);
       stretch = [];

@@ -47,13 +47,12 @@ export class RunPublisher {
   }
 
   /**
-   * The hot path: one token event, its content serialised once. In a run's own stream a token needs
-   * no run id or stage (the URL says which run it is); the project stream needs both.
+   * The hot path: one token event. In a run's own stream a token needs no run id or stage (the URL
+   * says which run it is); the project stream needs both.
    */
   token(target: TokenTarget, content: string) {
-    const c = JSON.stringify(content);
-    this.runLog.appendToken(target.runKey, c, '}');
-    this.projectLog.appendToken(target.projectKey, c, target.tokenSuffix);
+    this.runLog.appendToken(target.runKey, content, '}');
+    this.projectLog.appendToken(target.projectKey, content, target.tokenSuffix);
   }
 
   lastId = (runId: string) => this.runLog.lastId(runKey(runId));
