@@ -245,7 +245,8 @@ async function startStudio(db: DbKind, upstream: string, projectCount: number, c
     children,
     ['apps/server/src/main.ts'],
     { PORT: String(port), DATA_DIR: dataDir, ...(pg && { DATABASE_URL: pg.url }), ADMIN_EMAIL: 'bench@example.com', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'warn' },
-    [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, db)}`] : []), ...(process.env.BENCH_STUDIO_FLAGS?.split(' ').filter(Boolean) ?? [])],
+    // The heap limit `npm start` gives the studio (scripts/start.mjs); BENCH_STUDIO_FLAGS can override it.
+    ['--max-old-space-size=1536', ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, db)}`] : []), ...(process.env.BENCH_STUDIO_FLAGS?.split(' ').filter(Boolean) ?? [])],
     process.env.BENCH_STUDIO_ROOT ?? root,
   );
   const base = `http://127.0.0.1:${port}`;
