@@ -60,6 +60,18 @@ export interface EventLog {
   followedAnywhere?(key: string): Promise<boolean>;
 }
 
+/** The events with an id past `afterId`. Ids increase but may jump (tokens not kept, a log started again from the clock): search, not index. */
+export function eventsAfter(events: LoggedEvent[], afterId: number): LoggedEvent[] {
+  let lo = 0;
+  let hi = events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (events[mid].id <= afterId) lo = mid + 1;
+    else hi = mid;
+  }
+  return events.slice(lo);
+}
+
 /**
  * A token event as a log keeps it: its content (the string the run's text is made of already), its
  * JSON built when it is read. Held for every token of every live run, it costs one small object,
@@ -168,15 +180,7 @@ export class InMemoryEventLog implements EventLog {
     if (afterId < log.droppedThrough) return null; // the part the client needs was dropped
     if (choice.tokens !== false && afterId < log.tokensDroppedThrough) return null;
     if (log.merged.some(([first, last]) => afterId >= first && afterId < last)) return null;
-    // Ids increase but may jump (tokens not kept): search, not index.
-    let lo = 0;
-    let hi = log.events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (log.events[mid].id <= afterId) lo = mid + 1;
-      else hi = mid;
-    }
-    return log.events.slice(lo);
+    return eventsAfter(log.events, afterId);
   }
 
   subscribe(key: string, subscriber: Subscriber, choice: TokenChoice = {}) {

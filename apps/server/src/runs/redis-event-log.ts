@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
-import { tokenJson, type EventLog, type LoggedEvent, type Subscriber } from './event-log.ts';
+import { eventsAfter, tokenJson, type EventLog, type LoggedEvent, type Subscriber } from './event-log.ts';
 
 /**
  * The event log of scale-out mode (DESIGN §2, §4): one Redis stream per run and per project, so a run
@@ -167,15 +167,7 @@ export class RedisEventLog implements EventLog {
     const m = this.mirrors.get(key);
     if (!m) return null;
     if (afterId < m.offset) return null;
-    // Ids increase but may jump (a project stream started again from the clock): search, not index.
-    let lo = 0;
-    let hi = m.events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (m.events[mid].id <= afterId) lo = mid + 1;
-      else hi = mid;
-    }
-    return m.events.slice(lo);
+    return eventsAfter(m.events, afterId);
   }
 
   retained = (key: string) => this.mirrors.get(key)?.events ?? [];
