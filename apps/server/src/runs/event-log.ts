@@ -160,9 +160,14 @@ export class InMemoryEventLog implements EventLog {
 
   appendToken(key: string, content: string, tail: string) {
     const log = this.log(key);
-    const event = new KeptToken(log.nextId++, content, tail);
-    if (this.tokensWhileFollowed && log.tokenSubscribers.size === 0) log.tokensDroppedThrough = event.id;
-    else this.keep(log, event);
+    const id = log.nextId++;
+    // Nobody to keep it for or send it to (a project's log while nobody follows its tokens): just its id.
+    if (this.tokensWhileFollowed && log.tokenSubscribers.size === 0) {
+      log.tokensDroppedThrough = id;
+      return;
+    }
+    const event = new KeptToken(id, content, tail);
+    this.keep(log, event);
     for (const s of log.tokenSubscribers) s(event);
   }
 
@@ -192,6 +197,7 @@ export class InMemoryEventLog implements EventLog {
       log.tokenSubscribers.delete(subscriber);
     };
   }
+
   lastId = (key: string) => (this.logs.get(key)?.nextId ?? 1) - 1;
   subscriberCount = (key: string) => this.logs.get(key)?.subscribers.size ?? 0;
   isClosed = (key: string) => this.logs.get(key)?.closed ?? false;
