@@ -13,6 +13,7 @@
  * client lists projects in a loop, so the table also says how the API answers under that load.
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`--cpu-prof`) when it stops;
  * BENCH_STUDIO_ROOT=<checkout> runs the studio of another checkout (a before/after comparison);
+ * BENCH_BASELINE_ROOT=<checkout> runs it as well, in a column of its own beside this one, same run;
  * BENCH_TOKENS=<n> sets the stream length (e.g. 3: what run starts and finishes cost, almost alone);
  * BENCH_STUDIO_FLAGS="<node flags>" starts the studio with them (e.g. a V8 heap setting to try);
  * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say).
@@ -210,6 +211,7 @@ export async function benchDatabase(serverUrl: string) {
 
 interface Studio {
   db: DbKind;
+  label: string;
   base: string;
   token: string;
   pid: number;
@@ -234,7 +236,7 @@ export async function benchApi(base: string) {
   return { token, api };
 }
 
-async function startStudio(db: DbKind, upstream: string, projectCount: number, children: ChildProcess[], cleanups: (() => Promise<void>)[]): Promise<Studio> {
+async function startStudio(db: DbKind, upstream: string, projectCount: number, children: ChildProcess[], cleanups: (() => Promise<void>)[], studioRoot = process.env.BENCH_STUDIO_ROOT ?? root, label: string = db): Promise<Studio> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-bench-'));
   cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
   const pg = db === 'postgres' ? await benchDatabase(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres') : null;
@@ -246,8 +248,8 @@ async function startStudio(db: DbKind, upstream: string, projectCount: number, c
     ['apps/server/src/main.ts'],
     { PORT: String(port), DATA_DIR: dataDir, ...(pg && { DATABASE_URL: pg.url }), ADMIN_EMAIL: 'bench@example.com', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'warn' },
     // The heap limit `npm start` gives the studio (scripts/start.mjs); BENCH_STUDIO_FLAGS can override it.
-    ['--max-old-space-size=1536', ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, db)}`] : []), ...(process.env.BENCH_STUDIO_FLAGS?.split(' ').filter(Boolean) ?? [])],
-    process.env.BENCH_STUDIO_ROOT ?? root,
+    ['--max-old-space-size=1536', ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, label)}`] : []), ...(process.env.BENCH_STUDIO_FLAGS?.split(' ').filter(Boolean) ?? [])],
+    studioRoot,
   );
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`${base}/healthz`);
@@ -258,7 +260,7 @@ async function startStudio(db: DbKind, upstream: string, projectCount: number, c
     const batch = await Promise.all(Array.from({ length: Math.min(50, projectCount - i) }, (_, j) => api('POST', '/api/v1/projects/', { name: `bench ${i + j}` })));
     projects.push(...batch.map((p) => p.id));
   }
-  return { db, base, token, pid: child.pid!, providerId: provider.id, projects };
+  return { db, label, base, token, pid: child.pid!, providerId: provider.id, projects };
 }
 
 interface Phase {
@@ -316,8 +318,12 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: DbKin
     await waitFor(`${upstream}/models`);
     const maxStreams = Math.max(...streamCounts);
     const studios: Studio[] = [];
-    for (const db of dbs) studios.push(await startStudio(db, upstream, maxStreams, children, cleanups));
-    console.log(`columns: direct / ${dbs.map((d) => `studio-${d}`).join(' / ')}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
+    const baseline = process.env.BENCH_BASELINE_ROOT;
+    for (const db of dbs) {
+      studios.push(await startStudio(db, upstream, maxStreams, children, cleanups));
+      if (baseline) studios.push(await startStudio(db, upstream, maxStreams, children, cleanups, baseline, `${db}@baseline`));
+    }
+    console.log(`columns: direct / ${studios.map((s) => `studio-${s.label}`).join(' / ')}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
 
     const rows: Record<string, unknown>[] = [];
     for (const n of streamCounts) {
@@ -326,7 +332,7 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: DbKin
       for (const s of studios) {
         // The API is polled only under real load: its own CPU would be most of a single stream's.
         const poll = n >= 200 ? () => pollProjects(s) : undefined;
-        through.push(await phase(`studio-${s.db}`, upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll));
+        through.push(await phase(`studio-${s.label}`, upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll));
       }
       const { errors, ...row } = summarize(n, direct, through);
       rows.push({ ...row, 'load avg': os.loadavg()[0].toFixed(2) });
@@ -343,7 +349,7 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: DbKin
       const fast = await api({ name: 'bench 2000', api_url: upstream, model_name: LONG_MODEL, timeout_s: 120 });
       const ours = await studioStream(s, s.projects[0], fast.id);
       long.push({
-        studio: s.db,
+        studio: s.label,
         'text UTF-8 bytes': ours.textBytes,
         'studio wire bytes': ours.wireBytes,
         'studio wire/text': (ours.wireBytes / ours.textBytes).toFixed(2),
