@@ -327,6 +327,9 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
       // then the project's status, the run and its stage in one transaction. The provider list and
       // the prompt template are shared between starts for a few seconds (and dropped on a write).
       expect(start.length, start.join('\n')).toBeLessThanOrEqual(6);
+      // Those three leave together, in the order that keeps the lock order (project, then stage).
+      const written = start.map((sql) => sql.match(/^(update|insert into) "(\w+)"/)?.[2]).filter(Boolean);
+      expect(written).toEqual(['projects', 'stage_runs', 'project_stages']);
       // The usage row; then in one transaction the project locked, the run, its stage, the stages
       // read back and the project's status; then the pipeline's look at the project.
       expect(finish.length, finish.join('\n')).toBeLessThanOrEqual(7);

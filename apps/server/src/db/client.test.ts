@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataDirLockedError, isConnectionError, lockRecord, openDatabase, processStartTime } from './client.ts';
 
@@ -59,6 +60,26 @@ describe('the embedded database folder', () => {
     }
     await new Promise((r) => setTimeout(r, 10));
     expect(warnings.join()).toMatch(/never fully initialised/);
+  });
+});
+
+describe('statements of one transaction sent together', () => {
+  it('run in the order they were issued on the embedded database, each with its own result, and roll back together', { timeout: 60_000 }, async () => {
+    const database = await openDatabase({ dataDir: tempDir() });
+    try {
+      const { db } = database;
+      await db.execute(sql`create table together (n int primary key)`);
+      const results = await db.transaction((tx) =>
+        Promise.all(Array.from({ length: 20 }, (_, i) => tx.execute(sql`insert into together values (${i}) returning (select count(*)::int from together) as before`))),
+      );
+      // Each insert saw exactly the ones issued before it: one at a time, in order (the run start relies on it).
+      expect(results.map((r) => (r as unknown as { rows: { before: number }[] }).rows[0].before)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      await expect(db.transaction((tx) => Promise.all([tx.execute(sql`insert into together values (100)`), tx.execute(sql`insert into together values (0)`)]))).rejects.toThrow();
+      const [{ n }] = ((await db.execute(sql`select count(*)::int as n from together`)) as unknown as { rows: { n: number }[] }).rows;
+      expect(n).toBe(20);
+    } finally {
+      await database.close();
+    }
   });
 });
 

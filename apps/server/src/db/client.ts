@@ -121,9 +121,14 @@ function preparing<T extends PostgresSql>(sql: T): T {
 async function transaction(sql: PostgresSql, options: string, body: (tx: PostgresSql) => unknown) {
   const own = await sql.reserve();
   try {
-    await own.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`);
+    // BEGIN leaves in the same socket write as the body's first statement (postgres.js sends what a
+    // tick queued on a connection together), not a round trip of its own. On this reserved connection
+    // nothing can slip between them, and a BEGIN on an idle connection fails only with the connection,
+    // which then fails every statement after it too.
+    // (A postgres.js query is sent when awaited or executed: execute() puts BEGIN first in line.)
+    const begun = own.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`).execute();
     try {
-      const result = await body(preparing(own));
+      const [, result] = await Promise.all([begun, body(preparing(own))]);
       await own.unsafe('commit');
       return result;
     } catch (err) {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
 import { and, asc, count, desc, eq, gt, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
@@ -30,18 +31,26 @@ export class RunRepository {
    * `processing` whatever its other stages say (deriveStatus), so the status is set, not derived.
    */
   async insertActive(values: typeof stageRuns.$inferInsert & { stage: StageKey }): Promise<RunRow | 'conflict'> {
+    // The id is made here, so the stage can point at the run in the same round trip as its insert.
+    const id = randomUUID();
     try {
       return await this.db.transaction(async (tx) => {
-        // The project row first: a finish holds it while it reads the stages (lock order project, then stage).
-        await tx
-          .update(projects)
-          .set({ status: 'processing', updatedAt: new Date() })
-          .where(and(eq(projects.id, values.projectId), ne(projects.status, 'processing')));
-        const [row] = await tx.insert(stageRuns).values(values).returning();
-        await tx
-          .update(projectStages)
-          .set({ status: 'running', currentRunId: row.id, statusReason: null, updatedAt: new Date() })
-          .where(and(eq(projectStages.projectId, values.projectId), eq(projectStages.stageType, values.stage)));
+        // Sent together, run in this order: the project row first, since a finish holds it while it
+        // reads the stages (lock order project, then stage). A refused insert fails the update after it.
+        const [, [row]] = await Promise.all([
+          tx
+            .update(projects)
+            .set({ status: 'processing', updatedAt: new Date() })
+            .where(and(eq(projects.id, values.projectId), ne(projects.status, 'processing'))),
+          tx
+            .insert(stageRuns)
+            .values({ ...values, id })
+            .returning(),
+          tx
+            .update(projectStages)
+            .set({ status: 'running', currentRunId: id, statusReason: null, updatedAt: new Date() })
+            .where(and(eq(projectStages.projectId, values.projectId), eq(projectStages.stageType, values.stage))),
+        ]);
         return row;
       });
     } catch (err) {

@@ -86,8 +86,8 @@ export class RunService {
   }
 
   async start(user: AuthUser, projectId: string, stage: StageKey, body: { input: Record<string, unknown>; provider_id?: string }): Promise<Run> {
-    // Access, the stages and the active-run check in one read.
-    const { project, stages, activeRunId } = await this.d.projects.accessForRun(user, projectId, stage);
+    // Access, the stages and the active-run check in one read; the shots beside it (used only once access is granted).
+    const [{ project, stages, activeRunId }, shots] = await Promise.all([this.d.projects.accessForRun(user, projectId, stage), this.d.storyboards.shots(projectId)]);
     const definition = this.stages[stage];
     if (!definition) {
       throw new AppError(400, 'validation_error', `The ${stage} stage is not available yet`, { fields: { stage: 'Not available yet' } });
@@ -96,7 +96,7 @@ export class RunService {
     if (definition.kind === 'media' && definition.usesFfmpeg && !this.d.media.mediaTools) {
       throw new AppError(503, 'unavailable', 'ffmpeg is not installed on the server: an admin runs apt-get install -y ffmpeg (or sets FFMPEG_PATH and FFPROBE_PATH)', { missing: 'ffmpeg' });
     }
-    const ctx: StageContext = { project, stages, shots: await this.d.storyboards.shots(projectId) };
+    const ctx: StageContext = { project, stages, shots };
     const input = parseInput(definition, ctx, body.input);
     if (activeRunId) throw conflict('This stage is already running', { active_run_id: activeRunId });
 
