@@ -121,11 +121,10 @@ function preparing<T extends PostgresSql>(sql: T): T {
 async function transaction(sql: PostgresSql, options: string, body: (tx: PostgresSql) => unknown) {
   const own = await sql.reserve();
   try {
-    // BEGIN leaves in the same socket write as the body's first statement (postgres.js sends what a
-    // tick queued on a connection together), not a round trip of its own. On this reserved connection
-    // nothing can slip between them, and a BEGIN on an idle connection fails only with the connection,
-    // which then fails every statement after it too.
-    // (A postgres.js query is sent when awaited or executed: execute() puts BEGIN first in line.)
+    // BEGIN shares a socket write with the body's first statement (postgres.js sends what one tick
+    // queued on a connection together) instead of taking a round trip of its own. A postgres.js query
+    // is sent only when executed or awaited, so execute() puts it first in line; nothing else can use
+    // this reserved connection, and a BEGIN there fails only with the connection, failing the rest too.
     const begun = own.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`).execute();
     try {
       const [, result] = await Promise.all([begun, body(preparing(own))]);
