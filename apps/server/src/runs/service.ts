@@ -282,6 +282,9 @@ export class RunService {
    */
   async recoverOrphans() {
     const orphans = await this.d.repo.interruptOrphans();
+    // The projects' statuses first: a follower told the run ended reads its project next, and must not
+    // find it still `processing`.
+    for (const projectId of new Set(orphans.map((o) => o.projectId))) await this.d.projects.refreshStatus(projectId);
     // Shared logs (scale-out): the followers of a crashed instance's run are on other instances, still
     // waiting; they get the ending the owner never wrote. (A single studio's logs died with it.)
     const { runLog } = this.d.publisher;
@@ -295,7 +298,6 @@ export class RunService {
         this.d.publisher.expire(target, KEEP_IN_MEMORY_MS);
       }
     }
-    for (const projectId of new Set(orphans.map((o) => o.projectId))) await this.d.projects.refreshStatus(projectId);
     return orphans.length;
   }
 
