@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { InMemoryEventLog } from './event-log.ts';
+import { InMemoryEventLog, TOKENS_KEPT_AFTER_FOLLOWER_MS } from './event-log.ts';
 import { projectKey, RunPublisher, runKey } from './publisher.ts';
 
 afterEach(() => {
@@ -86,6 +86,7 @@ describe('InMemoryEventLog tokens', () => {
   });
 
   it('with tokensWhileFollowed, keeps tokens only while a follower wants them, and never replays a gap as if whole', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
     const log = new InMemoryEventLog({ tokensWhileFollowed: true });
     const page: number[] = [];
     log.subscribe('p', (e) => page.push(e.id), { tokens: false });
@@ -104,10 +105,14 @@ describe('InMemoryEventLog tokens', () => {
     expect(tokens).toEqual(['{"type":"token","content":"b","run_id":"r1"}']);
     expect(log.since('p', 3)!.map((e) => e.json)).toEqual(['{"type":"token","content":"b","run_id":"r1"}']);
     stop();
-    log.appendToken('p', 'c', '}'); // 5: dropped again
+    log.appendToken('p', 'c', '}'); // 5: kept a while after its follower left, so a reconnect resumes exactly
+    expect(log.since('p', 4)!.map((e) => e.id)).toEqual([5]);
+    vi.setSystemTime(Date.now() + TOKENS_KEPT_AFTER_FOLLOWER_MS + 1);
+    log.appendToken('p', 'd', '}'); // 6: dropped again
     expect(log.since('p', 3)).toBeNull();
-    expect(log.since('p', 3, { tokens: false })!.map((e) => e.id)).toEqual([4]);
-    expect(log.lastId('p')).toBe(5);
+    expect(log.since('p', 3, { tokens: false })!.map((e) => e.id)).toEqual([4, 5]);
+    expect(log.lastId('p')).toBe(6);
+    vi.useRealTimers();
   });
 
   it("compacts a closed log: each stretch of tokens becomes one, replays stay exact or are refused", () => {

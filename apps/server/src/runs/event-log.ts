@@ -108,8 +108,13 @@ interface Log {
   subscribers: Set<Subscriber>;
   /** The subscribers that want token events (the others never see them). */
   tokenSubscribers: Set<Subscriber>;
+  /** Tokens are still kept until then after the last token follower left: its reconnect resumes exactly. */
+  tokensKeptUntil: number;
   expiry?: NodeJS.Timeout;
 }
+
+/** How long a log that keeps tokens only while followed keeps them after its last token follower left (a reconnect's time). */
+export const TOKENS_KEPT_AFTER_FOLLOWER_MS = 30_000;
 
 export interface EventLogOptions {
   maxEventsPerLog?: number;
@@ -143,7 +148,7 @@ export class InMemoryEventLog implements EventLog {
     let log = this.logs.get(key);
     if (!log) {
       const first = this.firstId();
-      log = { events: [], droppedThrough: first - 1, tokensDroppedThrough: first - 1, nextId: first, closed: false, subscribers: new Set(), tokenSubscribers: new Set(), merged: [] };
+      log = { events: [], droppedThrough: first - 1, tokensDroppedThrough: first - 1, nextId: first, closed: false, subscribers: new Set(), tokenSubscribers: new Set(), tokensKeptUntil: 0, merged: [] };
       this.logs.set(key, log);
     }
     return log;
@@ -162,7 +167,7 @@ export class InMemoryEventLog implements EventLog {
     const log = this.log(key);
     const id = log.nextId++;
     // Nobody to keep it for or send it to (a project's log while nobody follows its tokens): just its id.
-    if (this.tokensWhileFollowed && log.tokenSubscribers.size === 0) {
+    if (this.tokensWhileFollowed && log.tokenSubscribers.size === 0 && Date.now() > log.tokensKeptUntil) {
       log.tokensDroppedThrough = id;
       return;
     }
@@ -194,7 +199,7 @@ export class InMemoryEventLog implements EventLog {
     if (choice.tokens !== false) log.tokenSubscribers.add(subscriber);
     return () => {
       log.subscribers.delete(subscriber);
-      log.tokenSubscribers.delete(subscriber);
+      if (log.tokenSubscribers.delete(subscriber) && log.tokenSubscribers.size === 0) log.tokensKeptUntil = Date.now() + TOKENS_KEPT_AFTER_FOLLOWER_MS;
     };
   }
 
