@@ -331,8 +331,11 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
       const written = start.map((sql) => sql.match(/^(update|insert into) "(\w+)"/)?.[2]).filter(Boolean);
       expect(written).toEqual(['projects', 'stage_runs', 'project_stages']);
       // The usage row; then in one transaction the project locked, the run, its stage, the stages
-      // read back and the project's status; then the pipeline's look at the project.
-      expect(finish.length, finish.join('\n')).toBeLessThanOrEqual(7);
+      // read back and the project's status (the pipeline, idle at the end, needs no look of its own).
+      expect(finish.length, finish.join('\n')).toBeLessThanOrEqual(6);
+      // After the lock, the run, its stage and the stages (read after the stage's update) leave together, in the lock order.
+      const finishing = finish.map((sql) => sql.match(/^(select|update)\b.*?"(stage_runs|project_stages|projects)"/)?.slice(1).join(' ')).filter(Boolean);
+      expect(finishing.slice(finishing.indexOf('update stage_runs'), finishing.indexOf('update stage_runs') + 3)).toEqual(['update stage_runs', 'update project_stages', 'select project_stages']);
     } finally {
       stop();
     }

@@ -24,7 +24,10 @@ export class PipelineService {
     private readonly runs: RunService,
     private readonly runRepo: RunRepository,
   ) {
-    runs.onFinished(async ({ runId, projectId, status }) => {
+    runs.onFinished(async ({ runId, projectId, status, pipeline }) => {
+      // Idle or paused when the run's ending was saved: only the user moves it on from there, and a
+      // pipeline they start from now on advances by itself.
+      if (pipeline === 'idle' || pipeline === 'paused') return;
       const project = await this.projectRepo.findById(projectId);
       if (!project || project.pipelineState === 'idle' || project.pipelineState === 'paused') return;
       if (project.pipelineState === 'pausing') return this.settle(projectId, 'paused');

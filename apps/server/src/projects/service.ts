@@ -179,7 +179,8 @@ export class ProjectService {
  * The one authorization rule for projects: no access at all answers 404 (a stranger must not learn
  * that the id exists); a member without enough rights gets 403.
  */
-function checkAccess(user: AuthUser, row: { project: ProjectRow; role: 'viewer' | 'editor' | null } | undefined, need: Need): Access {
+/** The user's access to a project read with their membership (`role`), or 404/403 as the user may know. */
+export function checkAccess(user: AuthUser, row: { project: ProjectRow; role: 'viewer' | 'editor' | null } | undefined, need: Need): Access {
   if (!row) throw notFound('Project');
   const role: AccessRole | undefined = row.project.ownerId === user.id ? 'owner' : (row.role ?? undefined);
   if (!role) throw notFound('Project');

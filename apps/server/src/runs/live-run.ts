@@ -1,5 +1,6 @@
 import type { MediaItem, ProgressStep, TaskStatus } from '@ai-story/contracts';
 import type { RunRow } from '../db/schema.ts';
+import type { PipelineState } from './repository.ts';
 import type { ClientProvider } from '../providers/service.ts';
 import type { StageContext, StageDefinition } from '../stages/definition.ts';
 import { StreamedItems } from '../stages/item-stream.ts';
@@ -49,6 +50,8 @@ export class LiveRun {
   /** Why the run was stopped from outside: a user's cancel or the server shutting down. */
   stopReason?: 'cancelled' | 'interrupted';
   finalStatus?: FinalStatus;
+  /** The project's pipeline state its saved ending saw. */
+  pipelineAtEnd?: PipelineState;
   provider?: ClientProvider;
   finished: Promise<void> = Promise.resolve();
 

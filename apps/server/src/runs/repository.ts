@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
 import { and, asc, count, desc, eq, gt, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { instances, projects, projectStages, runItems, runTextChunks, stageRuns, type RunRow, type StageRow } from '../db/schema.ts';
+import { instances, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type RunRow, type StageRow } from '../db/schema.ts';
 import { deriveStatus } from '../projects/service.ts';
 import { REASONS } from '../projects/status-reasons.ts';
 import { StoryboardRepository } from '../storyboard/repository.ts';
@@ -15,14 +15,23 @@ const ACTIVE = ['queued', 'running'];
 /** Thrown inside an ending's transaction to undo it: the run is no longer active (another studio recovered it). */
 class NotActive extends Error {}
 
-const runById = (db: Db) => db.select().from(stageRuns).where(eq(stageRuns.id, sql.placeholder('id'))).prepare('run_by_id');
+/** Built once: drizzle's query building costs more than these lookups, which every event stream makes. */
+const hotQueries = (db: Db) => ({
+  byId: db.select().from(stageRuns).where(eq(stageRuns.id, sql.placeholder('id'))).prepare('run_by_id'),
+  withAccess: db
+    .select({ run: stageRuns, project: projects, role: projectMembers.role })
+    .from(stageRuns)
+    .innerJoin(projects, eq(projects.id, stageRuns.projectId))
+    .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
+    .where(eq(stageRuns.id, sql.placeholder('id')))
+    .prepare('run_with_access'),
+});
 
 export class RunRepository {
-  /** Every event stream reads its run: built once (drizzle's query building costs more than the lookup). */
-  private readonly byId: ReturnType<typeof runById>;
+  private readonly hot: ReturnType<typeof hotQueries>;
 
   constructor(readonly db: Db) {
-    this.byId = runById(db);
+    this.hot = hotQueries(db);
   }
 
   /**
@@ -88,7 +97,9 @@ export class RunRepository {
     });
 
   insert = async (values: typeof stageRuns.$inferInsert) => (await this.db.insert(stageRuns).values(values).returning())[0];
-  find = async (id: string) => (await this.byId.execute({ id }))[0];
+  find = async (id: string) => (await this.hot.byId.execute({ id }))[0];
+  /** A run with its project and the user's membership in it: what an access check needs, in one read. */
+  findWithAccess = async (id: string, userId: string) => (await this.hot.withAccess.execute({ id, userId }))[0];
   findActive = async (projectId: string, stage: StageKey) =>
     (await this.db.select().from(stageRuns).where(and(eq(stageRuns.projectId, projectId), eq(stageRuns.stage, stage), inArray(stageRuns.status, ACTIVE))))[0];
   activeOfProject = (projectId: string) => this.db.select().from(stageRuns).where(and(eq(stageRuns.projectId, projectId), inArray(stageRuns.status, ACTIVE)));
@@ -151,20 +162,19 @@ export class RunRepository {
     run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { text: string; usage: unknown; lastEventId: number },
     persist: (store: StageStore) => Promise<unknown>,
-  ): Promise<RunRow | null> => {
+  ): Promise<(Ending & { row: RunRow }) | null> => {
     try {
-      return await this.db.transaction((tx) =>
-        makeCurrent(tx, run, persist, async (output) => {
-          const [row] = await tx
+      return await this.db.transaction(async (tx) => {
+        const ending = await makeCurrent(tx, { ...run, runId: run.id }, persist, (output) =>
+          tx
             .update(stageRuns)
             .set({ status: 'completed', text: values.text, output, usage: values.usage, finishedAt: new Date(), lastEventId: values.lastEventId })
             .where(and(eq(stageRuns.id, run.id), inArray(stageRuns.status, ACTIVE)))
-            .returning();
-          if (!row) throw new NotActive();
-          if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
-          return row;
-        }),
-      );
+            .returning(),
+        );
+        if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
+        return ending;
+      });
     } catch (err) {
       if (err instanceof NotActive) return null;
       throw err;
@@ -173,43 +183,55 @@ export class RunRepository {
 
   /**
    * A run that failed or was stopped: its text is kept, the stage says why (if the run is still its
-   * current one). False, with nothing written, when the run is no longer active.
+   * current one). Null, with nothing written, when the run is no longer active.
    */
-  endRun = (
+  endRun = async (
     run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { status: 'failed' | 'cancelled' | 'interrupted'; text: string; error?: RunError; reason: string; lastEventId: number },
-  ): Promise<boolean> =>
-    this.db.transaction(async (tx) => {
-      const project = await lockProject(tx, run.projectId);
-      const ended = await tx
-        .update(stageRuns)
-        .set({ status: values.status, text: values.text, ...(values.error && { error: values.error }), finishedAt: new Date(), lastEventId: values.lastEventId })
-        .where(and(eq(stageRuns.id, run.id), inArray(stageRuns.status, ACTIVE)))
-        .returning({ id: stageRuns.id });
-      if (!ended.length) return false;
-      if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
-      await tx
-        .update(projectStages)
-        .set({ status: values.status, statusReason: values.reason, updatedAt: new Date() })
-        .where(and(eq(projectStages.projectId, run.projectId), eq(projectStages.stageType, run.stage), eq(projectStages.currentRunId, run.id)));
-      if (project) await settleStatus(tx, project, await stagesOf(tx, run.projectId));
-      return true;
-    });
+  ): Promise<Ending | null> => {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const project = await lockProject(tx, run.projectId);
+        // Sent together, run in this order (the lock order: project, run, stage); undone if the run was no longer active.
+        const [ended, , stages] = await Promise.all([
+          tx
+            .update(stageRuns)
+            .set({ status: values.status, text: values.text, ...(values.error && { error: values.error }), finishedAt: new Date(), lastEventId: values.lastEventId })
+            .where(and(eq(stageRuns.id, run.id), inArray(stageRuns.status, ACTIVE)))
+            .returning({ id: stageRuns.id }),
+          tx
+            .update(projectStages)
+            .set({ status: values.status, statusReason: values.reason, updatedAt: new Date() })
+            .where(and(eq(projectStages.projectId, run.projectId), eq(projectStages.stageType, run.stage), eq(projectStages.currentRunId, run.id))),
+          stagesOf(tx, run.projectId),
+        ]);
+        if (!ended.length) throw new NotActive();
+        if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
+        if (project) await settleStatus(tx, project, stages);
+        return { pipeline: project?.pipelineState };
+      });
+    } catch (err) {
+      if (err instanceof NotActive) return null;
+      throw err;
+    }
+  };
 
   /** A new version from a hand edit or a restore: a completed run of its own, made current. */
   saveVersion = (
     values: { projectId: string; stage: StageKey; source: 'edit' | 'restore'; text: string; createdBy: string },
     persist: (store: StageStore) => Promise<unknown>,
-  ) =>
-    this.db.transaction((tx) =>
-      makeCurrent(tx, values, persist, async (output) => {
-        const [row] = await tx
+  ) => {
+    const runId = randomUUID();
+    return this.db.transaction(async (tx) => {
+      const { row } = await makeCurrent(tx, { ...values, runId }, persist, (output) =>
+        tx
           .insert(stageRuns)
-          .values({ ...values, status: 'completed', input: {}, output, startedAt: new Date(), finishedAt: new Date() })
-          .returning();
-        return row;
-      }),
-    );
+          .values({ ...values, id: runId, status: 'completed', input: {}, output, startedAt: new Date(), finishedAt: new Date() })
+          .returning(),
+      );
+      return row;
+    });
+  };
 
   /**
    * After a crash: active runs whose owner holds no live lease (it is gone: crashed, stopped, or its
@@ -243,19 +265,38 @@ export class RunRepository {
 
 /**
  * Inside a transaction: the stage persists its output through its repositories, `save` writes the run
- * that carries it, and the stage is completed with it (what follows it becoming out of date).
+ * that carries it, and the stage is completed with it (what follows it becoming out of date). The run,
+ * its stage and the stages read back leave together, run in this order (the lock order: project, run,
+ * stage); a run `save` no longer finds active undoes it all.
  */
-async function makeCurrent(tx: Db, run: { projectId: string; stage: StageKey }, persist: (store: StageStore) => Promise<unknown>, save: (output: unknown) => Promise<RunRow>) {
+async function makeCurrent(
+  tx: Db,
+  run: { projectId: string; stage: StageKey; runId: string },
+  persist: (store: StageStore) => Promise<unknown>,
+  save: (output: unknown) => Promise<RunRow[]>,
+) {
   const project = await lockProject(tx, run.projectId);
   const store = { storyboards: new StoryboardRepository(tx) };
   const output = await persist(store);
-  const row = await save(output);
-  const stages = await completeStage(tx, run.projectId, run.stage, row.id, output, store.storyboards.changedShotIds);
+  const [[row], , stages] = await Promise.all([
+    save(output),
+    tx
+      .update(projectStages)
+      .set({ status: 'completed', output, currentRunId: run.runId, stale: false, staleShotIds: [], statusReason: null, updatedAt: new Date() })
+      .where(and(eq(projectStages.projectId, run.projectId), eq(projectStages.stageType, run.stage))),
+    stagesOf(tx, run.projectId),
+  ]);
+  if (!row) throw new NotActive();
+  await markLaterOutOfDate(tx, stages, run.stage, store.storyboards.changedShotIds);
   if (project) await settleStatus(tx, project, stages);
-  return row;
+  return { row, pipeline: project?.pipelineState };
 }
 
-type ProjectState = { id: string; status: string; pipelineState: 'idle' | 'running' | 'pausing' | 'paused' };
+export type PipelineState = 'idle' | 'running' | 'pausing' | 'paused';
+type ProjectState = { id: string; status: string; pipelineState: PipelineState };
+
+/** A saved ending: the project's pipeline state it saw under the project's lock (the pipeline needs no read of its own when it was idle). */
+type Ending = { pipeline: PipelineState | undefined };
 
 /**
  * The project's row, locked until the transaction ends: two runs of one project ending at once
@@ -279,17 +320,12 @@ async function settleStatus(tx: Db, project: ProjectState, stages: StageRow[]) {
 }
 
 /**
- * Marks the stage completed with this output, and what follows from it out of date: when the change is
+ * What follows from a stage's new output (`stages` as read back after it was saved): when the change is
  * known per shot (a storyboard saved in place, shots retimed by their narration), the stages that
- * depend on it per shot get those shots in
- * `stale_shot_ids` and redo only them; otherwise every completed stage after it becomes stale.
+ * depend on it per shot get those shots in `stale_shot_ids` and redo only them; otherwise every
+ * completed stage after it becomes stale.
  */
-async function completeStage(tx: Db, projectId: string, stage: StageKey, runId: string, output: unknown, changedShotIds: Set<string>): Promise<StageRow[]> {
-  await tx
-    .update(projectStages)
-    .set({ status: 'completed', output, currentRunId: runId, stale: false, staleShotIds: [], statusReason: null, updatedAt: new Date() })
-    .where(and(eq(projectStages.projectId, projectId), eq(projectStages.stageType, stage)));
-  const stages = await stagesOf(tx, projectId);
+async function markLaterOutOfDate(tx: Db, stages: StageRow[], stage: StageKey, changedShotIds: Set<string>) {
   const position = stages.find((s) => s.stageType === stage)!.position;
   const perShot = PER_SHOT_DEPENDENTS[stage] ?? [];
   const wholeStale: string[] = [];
@@ -304,7 +340,6 @@ async function completeStage(tx: Db, projectId: string, stage: StageKey, runId: 
     }
   }
   if (wholeStale.length) await tx.update(projectStages).set({ stale: true, updatedAt: new Date() }).where(inArray(projectStages.id, wholeStale));
-  return stages;
 }
 
 /**

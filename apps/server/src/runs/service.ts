@@ -8,7 +8,7 @@ import type { RunRow } from '../db/schema.ts';
 import { AppError, conflict, notFound, unavailable } from '../errors.ts';
 import type { PromptService } from '../prompts/service.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
-import type { ProjectService } from '../projects/service.ts';
+import { checkAccess, type Need, type ProjectService } from '../projects/service.ts';
 import { REASONS } from '../projects/status-reasons.ts';
 import { LlmError } from '../providers/llm-client.ts';
 import type { ClientProvider, ProviderService } from '../providers/service.ts';
@@ -22,9 +22,10 @@ import { executeMedia } from './media-execution.ts';
 import { KEEP_IN_MEMORY_MS, runKey, type RunEventBody, type RunPublisher } from './publisher.ts';
 import type { RunJob, RunQueue } from './run-queue.ts';
 import type { RemoteRuns } from './redis-events.ts';
-import type { RunRepository } from './repository.ts';
+import type { PipelineState, RunRepository } from './repository.ts';
 
-export type RunFinishedListener = (run: { runId: string; projectId: string; stage: StageKey; status: FinalStatus }) => unknown;
+/** `pipeline`: the project's pipeline state when the ending was saved (absent when it was not saved here). */
+export type RunFinishedListener = (run: { runId: string; projectId: string; stage: StageKey; status: FinalStatus; pipeline?: PipelineState }) => unknown;
 
 export interface RunDeps {
   /** This studio's lease (instances/lease.ts): the owner of every run it starts. */
@@ -201,9 +202,7 @@ export class RunService {
 
   /** Stops a run at the user's request; what it made so far is kept. */
   async cancel(user: AuthUser, runId: string): Promise<Run> {
-    const row = await this.d.repo.find(runId);
-    if (!row) throw notFound('Run');
-    await this.d.projects.access(user, row.projectId, 'edit');
+    const row = await this.accessibleRun(user, runId, 'edit');
     const run = this.active.get(runId);
     if (!run) {
       if (row.status !== 'running' && row.status !== 'queued') return toRun(row); // already finished: cancelling is a no-op, not an error
@@ -228,10 +227,15 @@ export class RunService {
   }
 
   async get(user: AuthUser, runId: string): Promise<Run> {
-    const row = await this.d.repo.find(runId);
-    if (!row) throw notFound('Run');
-    await this.d.projects.access(user, row.projectId, 'view');
-    return this.withLiveText(row);
+    return this.withLiveText(await this.accessibleRun(user, runId, 'view'));
+  }
+
+  /** The run, once the user's access to its project allows `need` (read together). */
+  async accessibleRun(user: AuthUser, runId: string, need: Need): Promise<RunRow> {
+    const found = await this.d.repo.findWithAccess(runId, user.id);
+    if (!found) throw notFound('Run');
+    checkAccess(user, found, need);
+    return found.run;
   }
 
   async history(user: AuthUser, projectId: string, stage: StageKey, page: number, pageSize: number) {
@@ -242,9 +246,7 @@ export class RunService {
 
   /** Makes a past run's output the stage's current output again (recorded as a new version). */
   async restore(user: AuthUser, runId: string): Promise<Run> {
-    const row = await this.d.repo.find(runId);
-    if (!row) throw notFound('Run');
-    await this.d.projects.access(user, row.projectId, 'edit');
+    const row = await this.accessibleRun(user, runId, 'edit');
     if (!row.output) throw conflict('Only a completed run with an output can be restored');
     return this.saveVersion(user, row.projectId, row.stage as StageKey, row.output, 'restore', row.text);
   }
@@ -384,7 +386,7 @@ export class RunService {
       this.d.publisher.expire(run.target, KEEP_IN_MEMORY_MS);
       // The ending's transaction settled the project's status; listeners of the project hear it now.
       this.d.projects.notifyChange(run.row.projectId);
-      const finished = { runId: run.id, projectId: run.row.projectId, stage: run.definition.key, status: run.finalStatus ?? 'failed' };
+      const finished = { runId: run.id, projectId: run.row.projectId, stage: run.definition.key, status: run.finalStatus ?? 'failed', pipeline: run.pipelineAtEnd };
       for (const l of this.finishedListeners) void Promise.resolve(l(finished)).catch((err) => this.d.log.error({ err }, 'run listener failed'));
     }
   }
@@ -403,7 +405,8 @@ export class RunService {
       ),
     );
     if (!saved) return this.endedElsewhere(run);
-    this.ended(run, 'completed', { type: 'done', output: saved.output, ...(definition.kind === 'llm' && { full_text: run.text }), run: slimRun(saved) });
+    const { row, pipeline } = saved;
+    this.ended(run, 'completed', { type: 'done', output: row.output, ...(definition.kind === 'llm' && { full_text: run.text }), run: slimRun(row) }, pipeline);
   }
 
   private async finishFailed(run: LiveRun, err: unknown, code?: string) {
@@ -423,7 +426,7 @@ export class RunService {
       ),
     );
     if (!saved) return this.endedElsewhere(run);
-    this.ended(run, 'failed', { type: 'error', ...error });
+    this.ended(run, 'failed', { type: 'error', ...error }, saved.pipeline);
   }
 
   private async finishStopped(run: LiveRun) {
@@ -441,7 +444,7 @@ export class RunService {
       ),
     );
     if (!saved) return this.endedElsewhere(run);
-    this.ended(run, status, { type: 'stage_update', status });
+    this.ended(run, status, { type: 'stage_update', status }, saved.pipeline);
   }
 
   /**
@@ -449,8 +452,9 @@ export class RunService {
    * (a finished run stays replayable from memory for minutes; one event per token would keep every
    * token's event there as long).
    */
-  private ended(run: LiveRun, status: FinalStatus, terminal: RunEventBody) {
+  private ended(run: LiveRun, status: FinalStatus, terminal: RunEventBody, pipeline: PipelineState | undefined) {
     run.finalStatus = status;
+    run.pipelineAtEnd = pipeline;
     run.emit(terminal, true);
     this.d.publisher.compact(run.target);
   }

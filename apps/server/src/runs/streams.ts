@@ -3,7 +3,6 @@ import type { LiveStreams } from '../auth/live-streams.ts';
 import type { AuthUser } from '../auth/service.ts';
 import type { StageKey } from '@ai-story/contracts';
 import type { RunRow } from '../db/schema.ts';
-import { notFound } from '../errors.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
 import { toStage, type ProjectService } from '../projects/service.ts';
 import type { EventLog, LoggedEvent } from './event-log.ts';
@@ -46,9 +45,7 @@ export class RunStreams {
   }
 
   async followRun(user: AuthUser, runId: string, req: FastifyRequest, reply: FastifyReply) {
-    const row = await this.d.repo.find(runId);
-    if (!row) throw notFound('Run');
-    await this.d.projects.access(user, row.projectId, 'view');
+    const row = await this.d.runs.accessibleRun(user, runId, 'view');
     const after = lastEventId(req);
     const key = runKey(runId);
     const activeRow = row.status === 'running' || row.status === 'queued';
