@@ -3,8 +3,9 @@ import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { unavailable } from '../errors.ts';
-import type { RenderResult, RenderTask } from './render-worker.ts';
-import { TemplateError, TemplateLimitError } from './render.ts';
+import type { Template } from 'liquidjs';
+import type { RenderTask } from './render-worker.ts';
+import { engine, failed, TemplateError, TemplateLimitError, type RenderResult } from './render.ts';
 
 export interface RenderLimits {
   /** A render still running this long after it began is stopped by ending its worker. */
@@ -38,10 +39,13 @@ export class TemplateRenderer {
   private pool?: Piscina<RenderTask, RenderResult>;
   private readonly running = new Map<number, { abort: AbortController; timer?: NodeJS.Timeout }>();
   private nextId = 1;
+  private readonly trusted = new Map<string, Template[]>();
   /** Renders taken or waiting (tests watch the pool fill). */
   inFlight = 0;
   /** Renders stopped by ending their worker. */
   killed = 0;
+  /** Renders handed to a worker (the studio's own templates render here). */
+  sentToWorkers = 0;
 
   constructor(limits: Partial<RenderLimits> = {}) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
@@ -54,11 +58,29 @@ export class TemplateRenderer {
   async render(content: string, variables: Record<string, unknown>, name: string): Promise<string> {
     // Plain text has nothing to render: it needs no worker (a cheap path for the common case).
     if (!content.includes('{{') && !content.includes('{%')) return content.trim();
+    const ours = this.trusted.get(content);
+    const result = ours ? renderHere(ours, variables) : await this.inWorker(content, variables);
+    if ('text' in result) return result.text;
+    if (result.limit === 'time') throw new TemplateLimitError(`Rendering ${name} took too long and was stopped; simplify its loops`, 'time');
+    if (result.limit === 'memory') throw new TemplateLimitError(`Rendering ${name} needed too much memory and was stopped; use smaller ranges and loops`, 'memory');
+    throw new TemplateError(`The prompt template could not be rendered: ${result.error}`);
+  }
+
+  /**
+   * The studio's own templates (the shipped ones, as written): bounded by us, so they render here,
+   * without a worker's round trip on every run start. A user's templates keep their sandbox.
+   */
+  trust(contents: string[]) {
+    for (const content of contents) this.trusted.set(content, engine.parse(content));
+  }
+
+  private async inWorker(content: string, variables: Record<string, unknown>): Promise<RenderResult> {
     const id = this.nextId++;
     const abort = new AbortController();
     const render: { abort: AbortController; timer?: NodeJS.Timeout } = { abort };
     this.running.set(id, render);
     this.inFlight++;
+    this.sentToWorkers++;
     let result: RenderResult;
     try {
       result = await this.workers().run({ id, content, variables }, { signal: abort.signal });
@@ -74,10 +96,7 @@ export class TemplateRenderer {
       this.running.delete(id);
       this.inFlight--;
     }
-    if ('text' in result) return result.text;
-    if (result.limit === 'time') throw new TemplateLimitError(`Rendering ${name} took too long and was stopped; simplify its loops`, 'time');
-    if (result.limit === 'memory') throw new TemplateLimitError(`Rendering ${name} needed too much memory and was stopped; use smaller ranges and loops`, 'memory');
-    throw new TemplateError(`The prompt template could not be rendered: ${result.error}`);
+    return result;
   }
 
   /**
@@ -114,5 +133,13 @@ export class TemplateRenderer {
       if (render) render.timer = setTimeout(() => render.abort.abort(), this.limits.timeMs);
     });
     return this.pool;
+  }
+}
+
+function renderHere(templates: Template[], variables: Record<string, unknown>): RenderResult {
+  try {
+    return { text: (engine.renderSync(templates, variables) as string).trim() };
+  } catch (err) {
+    return failed(err);
   }
 }

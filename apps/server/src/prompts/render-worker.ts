@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import type { Template } from 'liquidjs';
-import { engine } from './render.ts';
+import { engine, failed, type RenderResult } from './render.ts';
 
 /** One render, posted by render-pool.ts. `id` lets the pool start the hard time limit when it begins here. */
 export interface RenderTask {
@@ -9,9 +9,6 @@ export interface RenderTask {
   content: string;
   variables: Record<string, unknown>;
 }
-
-/** Errors travel as values: an Error's class does not survive the trip between threads. */
-export type RenderResult = { text: string } | { error: string; limit: 'time' | 'memory' | null };
 
 /** A worker renders the same few templates over and over (one per stage and set): parse each once. */
 const CACHE_SIZE = 200;
@@ -35,9 +32,6 @@ export default async function render(task: RenderTask): Promise<RenderResult> {
   try {
     return { text: (await engine.render(parse(task.content), task.variables)).trim() };
   } catch (err) {
-    const message = (err instanceof Error ? err.message : String(err)).split('\n')[0];
-    // liquidjs's budgets: "template render limit exceeded", "memory alloc limit exceeded".
-    const limit = /render limit exceeded/.test(message) ? 'time' : /alloc limit exceeded/.test(message) ? 'memory' : null;
-    return { error: message, limit };
+    return failed(err);
   }
 }

@@ -47,6 +47,25 @@ describe('rendering a template', () => {
 });
 
 describe('the render workers', () => {
+  it("are not needed for the studio's own templates, which render the same text without them", async () => {
+    const pool = new TemplateRenderer({ threads: 1 });
+    try {
+      const ours = '改写：{{ original_text }}{% for s in shots %}[{{ forloop.index }}:{{ s }}]{% endfor %}';
+      const data = { original_text: '一只猫', shots: ['a', 'b'] };
+      const inWorker = await pool.render(ours, data, 'x');
+      expect([inWorker, pool.sentToWorkers]).toEqual(['改写：一只猫[1:a][2:b]', 1]);
+      pool.trust([ours]);
+      expect(await pool.render(ours, data, 'x')).toBe(inWorker);
+      expect(await pool.render(ours, { original_text: '狗', shots: [] }, 'x')).toBe('改写：狗');
+      expect(pool.sentToWorkers).toBe(1);
+      // The same words changed by a user are theirs: back to the sandbox.
+      expect(await pool.render(`${ours} `, data, 'x')).toBe(inWorker);
+      expect(pool.sentToWorkers).toBe(2);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('refuse a range larger than the memory budget before it is built, naming the template; the worker lives on', async () => {
     // The budget, not the worker's heap limit, is the guard: an 80 MB array can make V8 abort the whole
     // process rather than end the worker alone.

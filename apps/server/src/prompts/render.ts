@@ -3,8 +3,9 @@ import { Liquid } from 'liquidjs';
 /**
  * Prompt templates are user-editable, so they render in a sandbox: no file system (include/render/
  * layout find nothing), only the data's own properties (no prototype walking), and bounded parse,
- * render and memory costs so a hostile template cannot stall the server. Rendering happens in the
- * render workers (render-pool.ts); this thread only parses, to check what a template reads.
+ * render and memory costs so a hostile template cannot stall the server. A user's templates render
+ * in the render workers (render-pool.ts); this thread parses them, to check what they read, and
+ * renders only the studio's own.
  */
 export const engine = new Liquid({
   ownPropertyOnly: true,
@@ -39,6 +40,16 @@ for (const tag of ['include', 'render', 'layout']) {
     },
     render() {},
   });
+}
+
+/** A render's outcome; errors travel as values (an Error's class does not survive the trip between threads). */
+export type RenderResult = { text: string } | { error: string; limit: 'time' | 'memory' | null };
+
+/** A liquidjs failure as a RenderResult: its budgets say "render limit exceeded" and "memory alloc limit exceeded". */
+export function failed(err: unknown): RenderResult {
+  const message = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+  const limit = /render limit exceeded/.test(message) ? 'time' : /alloc limit exceeded/.test(message) ? 'memory' : null;
+  return { error: message, limit };
 }
 
 /** The template cannot be rendered (a bad filter argument, a syntax error): the user's to fix. */

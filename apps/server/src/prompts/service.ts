@@ -55,7 +55,9 @@ export class PromptService {
     private readonly repo: PromptRepository,
     private readonly projects: ProjectService,
     private readonly renderer: TemplateRenderer,
-  ) {}
+  ) {
+    renderer.trust(shippedTemplates().map((t) => t.content));
+  }
 
   /** Start-up: the shipped set, a default, and a template for every stage in every set. */
   ensureShipped() {
