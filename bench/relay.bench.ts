@@ -34,7 +34,7 @@ const MODEL = `fake-model?ttft=${TTFT_MS}&tps=50&tokens=${TOKENS}&quirk=stamp`;
 const LONG_MODEL = 'fake-model?ttft=20&tps=200&tokens=2000';
 const RAMP_MS = 1000;
 
-type DbKind = 'postgres' | 'pglite';
+export type DbKind = 'postgres' | 'pglite';
 
 export const freePort = () =>
   new Promise<number>((resolve) => {
@@ -209,7 +209,7 @@ export async function benchDatabase(serverUrl: string) {
   };
 }
 
-interface Studio {
+export interface Studio {
   db: DbKind;
   label: string;
   base: string;
@@ -236,7 +236,22 @@ export async function benchApi(base: string) {
   return { token, api };
 }
 
-async function startStudio(db: DbKind, upstream: string, projectCount: number, children: ChildProcess[], cleanups: (() => Promise<void>)[], studioRoot = process.env.BENCH_STUDIO_ROOT ?? root, label: string = db): Promise<Studio> {
+export interface StudioOptions {
+  db: DbKind;
+  /** The simulated upstream's base URL, and the model (with its quirks) the studio's provider asks for. */
+  upstream: string;
+  model?: string;
+  /** Projects made up front: one per concurrent stream, so no start waits for another run to end. */
+  projectCount: number;
+  children: ChildProcess[];
+  cleanups: (() => Promise<void>)[];
+  /** Another checkout's studio (a before/after comparison). */
+  studioRoot?: string;
+  label?: string;
+}
+
+/** A studio of its own (fresh data folder or database), signed in, with a provider and its projects. */
+export async function startStudio({ db, upstream, model = MODEL, projectCount, children, cleanups, studioRoot = process.env.BENCH_STUDIO_ROOT ?? root, label = db }: StudioOptions): Promise<Studio> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-bench-'));
   cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
   const pg = db === 'postgres' ? await benchDatabase(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres') : null;
@@ -254,7 +269,7 @@ async function startStudio(db: DbKind, upstream: string, projectCount: number, c
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`${base}/healthz`);
   const { token, api } = await benchApi(base);
-  const provider = await api('POST', '/api/v1/models/providers/', { name: 'bench upstream', api_url: upstream, model_name: MODEL, timeout_s: 120 });
+  const provider = await api('POST', '/api/v1/models/providers/', { name: 'bench upstream', api_url: upstream, model_name: model, timeout_s: 120 });
   const projects: string[] = [];
   for (let i = 0; i < projectCount; i += 50) {
     const batch = await Promise.all(Array.from({ length: Math.min(50, projectCount - i) }, (_, j) => api('POST', '/api/v1/projects/', { name: `bench ${i + j}` })));
@@ -320,8 +335,8 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: DbKin
     const studios: Studio[] = [];
     const baseline = process.env.BENCH_BASELINE_ROOT;
     for (const db of dbs) {
-      studios.push(await startStudio(db, upstream, maxStreams, children, cleanups));
-      if (baseline) studios.push(await startStudio(db, upstream, maxStreams, children, cleanups, baseline, `${db}@baseline`));
+      studios.push(await startStudio({ db, upstream, projectCount: maxStreams, children, cleanups }));
+      if (baseline) studios.push(await startStudio({ db, upstream, projectCount: maxStreams, children, cleanups, studioRoot: baseline, label: `${db}@baseline` }));
     }
     console.log(`columns: direct / ${studios.map((s) => `studio-${s.label}`).join(' / ')}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
 
