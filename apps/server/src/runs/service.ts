@@ -13,7 +13,7 @@ import { REASONS } from '../projects/status-reasons.ts';
 import { LlmError } from '../providers/llm-client.ts';
 import type { ClientProvider, ProviderService } from '../providers/service.ts';
 import { StageInputError, StageOutputError, type MediaServices, type StageContext, type StageDefinition } from '../stages/definition.ts';
-import { STAGES } from '../stages/index.ts';
+import { readsShots, STAGES } from '../stages/index.ts';
 import type { StoryboardRepository } from '../storyboard/repository.ts';
 import type { Outcome } from './execution.ts';
 import { LiveRun, type FinalStatus } from './live-run.ts';
@@ -88,7 +88,10 @@ export class RunService {
 
   async start(user: AuthUser, projectId: string, stage: StageKey, body: { input: Record<string, unknown>; provider_id?: string }): Promise<Run> {
     // Access, the stages and the active-run check in one read; the shots beside it (used only once access is granted).
-    const [{ project, stages, activeRunId }, shots] = await Promise.all([this.d.projects.accessForRun(user, projectId, stage), this.d.storyboards.shots(projectId)]);
+    const [{ project, stages, activeRunId }, shots] = await Promise.all([
+      this.d.projects.accessForRun(user, projectId, stage),
+      readsShots(stage) ? this.d.storyboards.shots(projectId) : [],
+    ]);
     const definition = this.stages[stage];
     if (!definition) {
       throw new AppError(400, 'validation_error', `The ${stage} stage is not available yet`, { fields: { stage: 'Not available yet' } });
@@ -168,7 +171,8 @@ export class RunService {
       const definition = this.stages[target.stage];
       const project = await this.d.projectRepo.findById(row.projectId);
       if (!definition || !project) throw new Error('Its stage or project no longer exists');
-      const ctx: StageContext = { project, stages: await this.d.projectRepo.stages(row.projectId), shots: await this.d.storyboards.shots(row.projectId) };
+      const shots = readsShots(target.stage) ? await this.d.storyboards.shots(row.projectId) : [];
+      const ctx: StageContext = { project, stages: await this.d.projectRepo.stages(row.projectId), shots };
       this.launch(row, definition, row.input, ctx, await this.d.providers.clientProvidersById(job.providerIds), job.userId);
     } catch (err) {
       // Taken but not started: it must not stay `running` under this live worker.

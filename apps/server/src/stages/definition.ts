@@ -12,7 +12,7 @@ export type ShotRow = typeof storyboardShots.$inferSelect;
 export interface StageContext {
   project: ProjectRow;
   stages: StageRow[];
-  /** The project's storyboard, in order. */
+  /** The project's storyboard, in order (empty for the stages up to the storyboard: `readsShots`). */
   shots: ShotRow[];
 }
 

@@ -1,4 +1,4 @@
-import type { StageKey } from '@ai-story/contracts';
+import { STAGE_KEYS, type StageKey } from '@ai-story/contracts';
 import { cameraStage } from './camera.ts';
 import { exportStage } from './export.ts';
 import type { LlmStageDefinition, StageDefinition } from './definition.ts';
@@ -23,3 +23,9 @@ export const STAGES: Partial<Record<StageKey, StageDefinition>> = {
   narration: narrationStage,
   video: videoStage,
 };
+
+/**
+ * Whether a run of `stage` works from the storyboard's shots: the stages after the storyboard do. The
+ * rewrite and the storyboard itself read none, so their starts do not read them.
+ */
+export const readsShots = (stage: StageKey) => STAGE_KEYS.indexOf(stage) > STAGE_KEYS.indexOf('storyboard');
