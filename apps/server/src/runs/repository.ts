@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
 import { and, asc, count, desc, eq, gt, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { instances, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type RunRow, type StageRow } from '../db/schema.ts';
+import { instances, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type ProjectRow, type RunRow, type StageRow } from '../db/schema.ts';
 import { deriveStatus } from '../projects/service.ts';
 import { REASONS } from '../projects/status-reasons.ts';
 import { StoryboardRepository } from '../storyboard/repository.ts';
@@ -292,7 +292,8 @@ async function makeCurrent(
   return { row, pipeline: project?.pipelineState };
 }
 
-export type PipelineState = 'idle' | 'running' | 'pausing' | 'paused';
+/** What `projects.pipeline_state` holds (the schema's enum is the one list). */
+export type PipelineState = ProjectRow['pipelineState'];
 type ProjectState = { id: string; status: string; pipelineState: PipelineState };
 
 /** A saved ending: the project's pipeline state it saw under the project's lock (the pipeline needs no read of its own when it was idle). */
