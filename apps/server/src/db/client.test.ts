@@ -73,9 +73,9 @@ describe('statements of one transaction sent together', () => {
         Promise.all(Array.from({ length: 20 }, (_, i) => tx.execute(sql`insert into together values (${i}) returning (select count(*)::int from together) as before`))),
       );
       // Each insert saw exactly the ones issued before it: one at a time, in order (the run start relies on it).
-      expect(results.map((r) => (r as unknown as { rows: { before: number }[] }).rows[0].before)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      expect(results.map((r) => (r as unknown as { before: number }[])[0].before)).toEqual(Array.from({ length: 20 }, (_, i) => i));
       await expect(db.transaction((tx) => Promise.all([tx.execute(sql`insert into together values (100)`), tx.execute(sql`insert into together values (0)`)]))).rejects.toThrow();
-      const [{ n }] = ((await db.execute(sql`select count(*)::int as n from together`)) as unknown as { rows: { n: number }[] }).rows;
+      const [{ n }] = (await db.execute(sql`select count(*)::int as n from together`)) as unknown as { n: number }[];
       expect(n).toBe(20);
     } finally {
       await database.close();

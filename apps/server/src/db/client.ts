@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Logger as DrizzleLogger } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import postgres, { type Options, type Sql as PostgresSql } from 'postgres';
+import { PgliteThread } from './pglite-thread.ts';
 import * as schema from './schema.ts';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -81,8 +82,9 @@ async function openPostgres(url: string, migrations: string): Promise<Database> 
 }
 
 /** The studio's postgres.js client: statements prepared, transactions on a connection of their own (below). */
-export function postgresClient(url: string, options: Options<{}> = {}): PostgresSql {
-  return preparing(postgres(url, { onnotice: () => {}, ...options }));
+export function postgresClient(url: string | undefined, options: Options<{}> = {}): PostgresSql {
+  const all = { onnotice: () => {}, ...options };
+  return preparing(url === undefined ? postgres(all) : postgres(url, all));
 }
 
 /** Statements with more parameters than this vary in shape (IN lists, many rows): not worth a cached plan. */
@@ -144,11 +146,11 @@ async function transaction(sql: PostgresSql, options: string, body: (tx: Postgre
  * so a lock file guards it, and a folder whose first start never finished is set aside.
  */
 async function openPglite(dataDir: string, migrations: string): Promise<Database> {
-  const { PGlite } = await import('@electric-sql/pglite');
-  const { drizzle } = await import('drizzle-orm/pglite');
-  const { migrate } = await import('drizzle-orm/pglite/migrator');
+  const { drizzle } = await import('drizzle-orm/postgres-js');
+  const { migrate } = await import('drizzle-orm/postgres-js/migrator');
   mkdirSync(dataDir, { recursive: true });
   const releaseLock = takeLock(path.join(dataDir, 'studio.lock'));
+  let thread: PgliteThread | undefined;
   try {
     const pgdata = path.join(dataDir, 'pgdata');
     const ready = path.join(dataDir, 'pgdata.ready');
@@ -157,9 +159,13 @@ async function openPglite(dataDir: string, migrations: string): Promise<Database
       renameSync(pgdata, aside);
       process.emitWarning(`The embedded database in ${pgdata} was never fully initialised; moved it to ${aside} and starting fresh.`);
     }
-    const client = await PGlite.create(pgdata);
+    thread = await PgliteThread.start(pgdata);
+    const opened = thread;
+    // PGlite has one session: one connection, kept for the studio's life (no idle or lifetime end).
+    // (postgres.js takes a `socket` factory, which its types leave out.)
+    const sql = postgresClient(undefined, { socket: () => opened.connect(), max: 1, idle_timeout: 0, max_lifetime: 0, user: 'postgres', database: 'postgres' } as Options<{}>);
     const { stats, logger, onStatement } = countingLogger();
-    const db = drizzle(client, { schema, logger });
+    const db = drizzle(sql, { schema, logger });
     await migrate(db, { migrationsFolder: migrations });
     if (!existsSync(ready)) writeFileSync(ready, new Date().toISOString() + '\n');
     return {
@@ -169,11 +175,13 @@ async function openPglite(dataDir: string, migrations: string): Promise<Database
       onStatement,
       leaseDb: db as unknown as Db,
       close: async () => {
-        await client.close();
+        await sql.end({ timeout: 5 });
+        await opened.close();
         releaseLock();
       },
     };
   } catch (err) {
+    await thread?.close();
     releaseLock();
     throw err;
   }

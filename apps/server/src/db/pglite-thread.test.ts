@@ -1,0 +1,72 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isConnectionError } from './client.ts';
+import { PgliteThread } from './pglite-thread.ts';
+
+/** A postgres.js client on one connection to the thread, as the studio opens it. */
+const clientOf = (thread: PgliteThread) => postgres({ socket: () => thread.connect(), max: 1, user: 'postgres', database: 'postgres', onnotice: () => {} } as postgres.Options<{}>);
+
+describe('the embedded database on its own thread', () => {
+  let dir: string;
+  let thread: PgliteThread;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-pglite-thread-'));
+    thread = await PgliteThread.start(path.join(dir, 'pgdata'));
+  }, 60_000);
+  afterAll(async () => {
+    await thread.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers pipelined statements, prepared and not, each with its own result and error', async () => {
+    const sql = clientOf(thread);
+    try {
+      await sql`create table pipelined (n int primary key, label text)`;
+      // Sent together in one write: the worker runs them in one go and every answer finds its query.
+      const inserted = await Promise.all(Array.from({ length: 50 }, (_, i) => sql`insert into pipelined values (${i}, ${'第' + i}) returning label`));
+      expect(inserted.map(([row]) => row.label)).toEqual(Array.from({ length: 50 }, (_, i) => '第' + i));
+      const [duplicate, after] = await Promise.allSettled([sql`insert into pipelined values (1, 'again')`, sql`select count(*)::int as n from pipelined`]);
+      expect(duplicate.status === 'rejected' && (duplicate.reason as { code?: string }).code).toBe('23505');
+      expect(after.status === 'fulfilled' && after.value[0].n).toBe(50);
+      const [{ big }] = await sql.unsafe(`select repeat('x', 200000) as big`);
+      expect(big).toHaveLength(200_000);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('rolls back what a connection left open when it went away, so the next one starts clean', async () => {
+    const first = clientOf(thread);
+    await first`create table left_open (n int)`;
+    const reserved = await first.reserve();
+    await reserved`begin`;
+    await reserved`insert into left_open values (1)`;
+    reserved.release();
+    await first.end(); // ends its connection mid-transaction
+    const next = clientOf(thread);
+    try {
+      const [{ state }] = await next`select count(*)::int as state from left_open`;
+      expect(state).toBe(0);
+      // and the session is not stuck in a transaction: this one commits
+      await next`insert into left_open values (2)`;
+      expect((await next`select n from left_open`).map((r) => r.n)).toEqual([2]);
+    } finally {
+      await next.end();
+    }
+  });
+
+  it('fails what is in flight as a lost connection when the thread dies, instead of waiting for ever', async () => {
+    const own = await PgliteThread.start(path.join(dir, 'dying'));
+    const sql = clientOf(own);
+    await sql`select 1`;
+    const waiting = sql`select pg_sleep(5)`;
+    await new Promise((r) => setTimeout(r, 50));
+    await (own as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    const err = await waiting.then(() => null, (e: unknown) => e);
+    expect(isConnectionError(err)).toBe(true);
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }, 30_000);
+});
