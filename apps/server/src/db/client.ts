@@ -159,6 +159,11 @@ async function openPglite(dataDir: string, migrations: string): Promise<Database
       renameSync(pgdata, aside);
       process.emitWarning(`The embedded database in ${pgdata} was never fully initialised; moved it to ${aside} and starting fresh.`);
     }
+    if (!existsSync(ready)) {
+      // Creating the database (initdb) leaves PGlite's memory grown by some 450 MB, which WebAssembly
+      // never returns: it is created on a thread of its own, which ends, and opened afresh.
+      await (await PgliteThread.start(pgdata)).close();
+    }
     thread = await PgliteThread.start(pgdata);
     const opened = thread;
     // PGlite has one session: one connection, kept for the studio's life (no idle or lifetime end).
