@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Logger as DrizzleLogger } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import postgres, { type Options, type Sql as PostgresSql } from 'postgres';
-import { PgliteThread } from './pglite-thread.ts';
+import { createPglite, PgliteThread } from './pglite-thread.ts';
 import * as schema from './schema.ts';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -159,11 +159,8 @@ async function openPglite(dataDir: string, migrations: string): Promise<Database
       renameSync(pgdata, aside);
       process.emitWarning(`The embedded database in ${pgdata} was never fully initialised; moved it to ${aside} and starting fresh.`);
     }
-    if (!existsSync(ready)) {
-      // Creating the database (initdb) leaves PGlite's memory grown by some 450 MB, which WebAssembly
-      // never returns: it is created on a thread of its own, which ends, and opened afresh.
-      await (await PgliteThread.start(pgdata)).close();
-    }
+    // Creating the database grows PGlite's memory for good: a process of its own does it.
+    if (!existsSync(ready)) await createPglite(pgdata);
     thread = await PgliteThread.start(pgdata);
     const opened = thread;
     // PGlite has one session: one connection, kept for the studio's life (no idle or lifetime end).

@@ -9,14 +9,25 @@
  * machine can connect to a database that has no password. (`@electric-sql/pglite-socket` serves
  * PGlite on such a socket; its 0.2.17 also pins pglite 0.5.14 and seven extensions as peers.)
  */
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { Duplex } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { FromWorker, ToWorker } from './pglite-worker.ts';
 
 // The server runs TypeScript through tsx, but a worker starts with a bare loader (and under vitest the
 // parent has no tsx at all; `--import tsx` in a worker's execArgv comes too late for its entry module):
 // the worker registers tsx, then imports its module.
-const BOOT = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./pglite-worker.ts', import.meta.url).href)}); })`;
+const WORKER = new URL('./pglite-worker.ts', import.meta.url);
+const BOOT = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER.href)}); })`;
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+/** Creates a new database in `pgdata` in a process of its own (see pglite-worker.ts for why). */
+export async function createPglite(pgdata: string) {
+  await promisify(execFile)(process.execPath, ['--import', TSX, fileURLToPath(WORKER), pgdata], { timeout: 120_000 });
+}
 
 export class PgliteThread {
   private readonly connections = new Set<PortSocket>();

@@ -3,9 +3,13 @@
  * WebAssembly, so here it blocks this thread only. Each connection is a MessagePort carrying the
  * PostgreSQL wire protocol both ways; every complete message that has arrived goes to PGlite in one
  * call, so statements a client pipelines run back to back without a trip through the event loop each.
+ *
+ * Run as a process (`node --import tsx pglite-worker.ts <pgdata>`), it creates the database and exits:
+ * creating one (initdb) grows PGlite's WebAssembly memory by some 100 MB that is never given back,
+ * which a process of its own returns to the system when it ends.
  */
 import { PGlite } from '@electric-sql/pglite';
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 
 export type ToWorker = { type: 'connect'; port: MessagePort } | { type: 'close' };
 export type FromWorker = { type: 'ready' } | { type: 'failed'; message: string } | { type: 'closed' };
@@ -23,6 +27,11 @@ const post = (message: FromWorker) => parentPort!.postMessage(message);
  * an open database costs ~100 MB less resident memory.
  */
 const START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=32MB'];
+
+if (isMainThread) {
+  await (await PGlite.create(process.argv[2], { startParams: START_PARAMS })).close();
+  process.exit(0);
+}
 
 let pg: PGlite;
 try {
