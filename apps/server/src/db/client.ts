@@ -161,11 +161,8 @@ async function openPglite(dataDir: string, migrations: string): Promise<Database
     }
     // Creating the database grows PGlite's memory for good: a process of its own does it.
     if (!existsSync(ready)) await createPglite(pgdata);
-    thread = await PgliteThread.start(pgdata);
-    const opened = thread;
-    // PGlite has one session: one connection, kept for the studio's life (no idle or lifetime end).
-    // (postgres.js takes a `socket` factory, which its types leave out.)
-    const sql = postgresClient(undefined, { socket: () => opened.connect(), max: 1, idle_timeout: 0, max_lifetime: 0, user: 'postgres', database: 'postgres' } as Options<{}>);
+    const opened = (thread = await PgliteThread.start(pgdata));
+    const sql = postgresClient(undefined, opened.clientOptions());
     const { stats, logger, onStatement } = countingLogger();
     const db = drizzle(sql, { schema, logger });
     await migrate(db, { migrationsFolder: migrations });

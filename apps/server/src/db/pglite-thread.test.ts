@@ -7,7 +7,7 @@ import { isConnectionError } from './client.ts';
 import { PgliteThread } from './pglite-thread.ts';
 
 /** A postgres.js client on one connection to the thread, as the studio opens it. */
-const clientOf = (thread: PgliteThread) => postgres({ socket: () => thread.connect(), max: 1, user: 'postgres', database: 'postgres', onnotice: () => {} } as postgres.Options<{}>);
+const clientOf = (thread: PgliteThread) => postgres({ ...thread.clientOptions(), onnotice: () => {} });
 
 describe('the embedded database on its own thread', () => {
   let dir: string;

@@ -15,6 +15,7 @@ import { Duplex } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { Options } from 'postgres';
 import type { FromWorker, ToWorker } from './pglite-worker.ts';
 
 // The server runs TypeScript through tsx, but a worker starts with a bare loader (and under vitest the
@@ -52,6 +53,14 @@ export class PgliteThread {
     worker.removeAllListeners('message').removeAllListeners('error');
     worker.on('error', () => {}); // it then exits, which ends its connections
     return new PgliteThread(worker);
+  }
+
+  /**
+   * postgres.js options for this database: one connection (PGlite has one session), kept for the
+   * studio's life (no idle or lifetime end). postgres.js takes a `socket` factory its types leave out.
+   */
+  clientOptions(): Options<{}> {
+    return { socket: () => this.connect(), max: 1, idle_timeout: 0, max_lifetime: 0, user: 'postgres', database: 'postgres' } as Options<{}>;
   }
 
   /** A new connection to the database, as postgres.js's `socket` option takes it. */

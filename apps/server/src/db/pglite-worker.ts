@@ -60,6 +60,12 @@ parentPort!.on('message', async (message: ToWorker) => {
 function serve(port: MessagePort) {
   let buffered: Buffer = Buffer.alloc(0);
   let started = false;
+  const reply = (answer: Uint8Array) => {
+    if (!answer.length) return;
+    // Handed over, not copied: only an array that is all of its buffer (a pooled one would go with it).
+    const own = answer.byteOffset === 0 && answer.byteLength === answer.buffer.byteLength ? answer : new Uint8Array(answer);
+    port.postMessage(own, [own.buffer as ArrayBuffer]);
+  };
   const end = () => {
     port.close();
     if (transactionState !== 'I') execute(simpleQuery('rollback'));
@@ -72,12 +78,6 @@ function serve(port: MessagePort) {
     const flushBatch = () => {
       if (at > batchFrom) reply(execute(buffered.subarray(batchFrom, at)));
       batchFrom = at;
-    };
-    const reply = (answer: Uint8Array) => {
-      if (!answer.length) return;
-      // Handed over, not copied: only an array that is all of its buffer (a pooled one would go with it).
-      const own = answer.byteOffset === 0 && answer.byteLength === answer.buffer.byteLength ? answer : new Uint8Array(answer);
-      port.postMessage(own, [own.buffer as ArrayBuffer]);
     };
     for (;;) {
       const left = buffered.length - at;
