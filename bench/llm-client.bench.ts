@@ -112,16 +112,17 @@ function sdkReader(url: string): Reader {
 
 /** (b) What the studio runs. */
 const readClient: Reader = async (url, model, prompt) => {
-  const stream = streamChat({
-    provider: { api_url: url, api_key: 'bench', model_name: model, timeout_s: 60 },
-    messages: [{ role: 'user', content: prompt }],
-  });
   let n = 0;
-  for (;;) {
-    const next = await stream.next();
-    if (next.done) return n;
-    if (next.value.kind === 'text') n++;
-  }
+  await streamChat(
+    {
+      provider: { api_url: url, api_key: 'bench', model_name: model, timeout_s: 60 },
+      messages: [{ role: 'user', content: prompt }],
+    },
+    (delta) => {
+      if (delta.kind === 'text') n++;
+    },
+  );
+  return n;
 };
 
 async function measure(read: Reader, url: string, o: Required<LlmClientBenchOptions>, tag: string) {

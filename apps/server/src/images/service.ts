@@ -133,7 +133,7 @@ export class ImageService {
     const provider = await this.d.providers.clientProvider(order[0]);
     let text = '';
     try {
-      const stream = streamChat({
+      const answer = await streamChat({
         provider: { ...provider, max_tokens: 800 },
         response_format: 'json_object',
         signal: AbortSignal.timeout(60_000),
@@ -142,11 +142,7 @@ export class ImageService {
           { role: 'user', content: story.slice(0, 8_000) },
         ],
       });
-      for (;;) {
-        const next = await stream.next();
-        if (next.done) break;
-        if (next.value.kind === 'text') text += next.value.text;
-      }
+      text = answer.text;
     } catch (err) {
       throw unavailable(`${provider.name} could not propose characters: ${err instanceof Error ? err.message : String(err)}`, 5);
     }

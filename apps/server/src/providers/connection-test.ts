@@ -23,31 +23,33 @@ export async function testConnection(provider: LlmProviderConfig): Promise<Conne
   const started = performance.now();
   const timeout_s = Math.min(provider.timeout_s, MAX_TEST_TIMEOUT_S);
   const latency = () => Math.round(performance.now() - started);
-  const stream = streamChat({
-    provider: { ...provider, timeout_s },
-    messages: [{ role: 'user', content: 'Reply with one word: ok' }],
-    max_tokens: 5,
-    // Say what is wrong now; retrying would only make the admin wait for the same answer.
-    maxRetries: 0,
-  });
+  const stop = new AbortController();
+  let firstMs: number | undefined;
   try {
     // The first delta (or a complete answer) proves the whole path; the rest is not needed.
-    const first = await stream.next();
-    const ms = latency();
-    const model = provider.model_name;
-    return {
-      ok: true,
-      latency_ms: ms,
-      ...(first.done
-        ? said('connected', { model, ms }, `Connected: model "${model}" answered in ${ms} ms.`)
-        : said('connected', { model, ms }, `Connected: model "${model}" started answering in ${ms} ms.`)),
-    };
+    await streamChat(
+      {
+        provider: { ...provider, timeout_s },
+        messages: [{ role: 'user', content: 'Reply with one word: ok' }],
+        max_tokens: 5,
+        // Say what is wrong now; retrying would only make the admin wait for the same answer.
+        maxRetries: 0,
+        signal: stop.signal,
+      },
+      () => {
+        firstMs ??= latency();
+        stop.abort();
+      },
+    );
   } catch (e) {
-    return { ok: false, latency_ms: latency(), ...explain(e, provider, timeout_s) };
-  } finally {
-    // Closes the upstream request if it is still streaming.
-    await stream.return(undefined as never).catch(() => {});
+    if (firstMs === undefined) return { ok: false, latency_ms: latency(), ...explain(e, provider, timeout_s) };
   }
+  const model = provider.model_name;
+  if (firstMs !== undefined) {
+    return { ok: true, latency_ms: firstMs, ...said('connected', { model, ms: firstMs }, `Connected: model "${model}" started answering in ${firstMs} ms.`) };
+  }
+  const ms = latency();
+  return { ok: true, latency_ms: ms, ...said('connected', { model, ms }, `Connected: model "${model}" answered in ${ms} ms.`) };
 }
 
 function explain(e: unknown, p: LlmProviderConfig, timeout_s: number): Said {

@@ -17,7 +17,7 @@ afterAll(() => fake.close());
 
 type Params = Omit<StreamChatParams, 'provider' | 'messages'> & { timeout_s?: number; api_url?: string };
 
-/** Runs one streamChat to its end; returns what was yielded and how it ended. */
+/** Runs one streamChat to its end; returns the deltas it handed over and how it ended. */
 async function run(model: string, prompt: string, opts: Params = {}) {
   const { timeout_s = 5, api_url = fake.url, onRetry, ...rest } = opts;
   const messages = [{ role: 'user' as const, content: prompt }];
@@ -27,23 +27,18 @@ async function run(model: string, prompt: string, opts: Params = {}) {
   let result: LlmResult | undefined;
   let error: LlmError | undefined;
   try {
-    const stream = streamChat({
-      provider: { api_url, api_key: KEY, model_name: model, timeout_s },
-      messages,
-      onRetry: (info) => {
-        retries.push(info);
-        onRetry?.(info);
+    result = await streamChat(
+      {
+        provider: { api_url, api_key: KEY, model_name: model, timeout_s },
+        messages,
+        onRetry: (info) => {
+          retries.push(info);
+          onRetry?.(info);
+        },
+        ...rest,
       },
-      ...rest,
-    });
-    for (;;) {
-      const next = await stream.next();
-      if (next.done) {
-        result = next.value;
-        break;
-      }
-      deltas.push(next.value);
-    }
+      (delta) => deltas.push(delta),
+    );
   } catch (e) {
     if (!(e instanceof LlmError)) throw e;
     error = e;
@@ -250,19 +245,19 @@ describe('timeouts', () => {
   });
 
   test('a slow consumer is not mistaken for a stalled upstream', async () => {
-    const stream = streamChat({
-      provider: { api_url: fake.url, api_key: KEY, model_name: 'fake-model?tokens=10&tps=50&ttft=0', timeout_s: 5 },
-      messages: [{ role: 'user', content: '慢慢读' }],
-      timeouts: { idle_ms: 150 },
-    });
     let text = '';
-    for (;;) {
-      const next = await stream.next();
-      if (next.done) break;
-      text += next.value.text;
-      // Holds the first delta longer than the idle limit while the upstream keeps streaming.
-      await new Promise((r) => setTimeout(r, text.length === next.value.text.length ? 400 : 0));
-    }
+    await streamChat(
+      {
+        provider: { api_url: fake.url, api_key: KEY, model_name: 'fake-model?tokens=10&tps=50&ttft=0', timeout_s: 5 },
+        messages: [{ role: 'user', content: '慢慢读' }],
+        timeouts: { idle_ms: 150 },
+      },
+      (delta) => {
+        // Holds the first delta longer than the idle limit while the upstream keeps streaming.
+        if (!text) for (const until = performance.now() + 400; performance.now() < until; );
+        text += delta.text;
+      },
+    );
     expect(text).toBe(expectedText({ model: 'fake-model?tokens=10', messages: [{ role: 'user', content: '慢慢读' }] }));
   });
 
@@ -387,31 +382,40 @@ describe('cancellation', () => {
   test('aborting the signal mid-stream throws cancelled and closes the upstream socket', async () => {
     const ac = new AbortController();
     const model = 'abort-model';
-    const stream = streamChat({
-      provider: { api_url: fake.url, api_key: KEY, model_name: `${model}?tokens=500&tps=200&ttft=0`, timeout_s: 5 },
-      messages: [{ role: 'user', content: '取消我' }],
-      signal: ac.signal,
-    });
     let got = 0;
-    const error = await (async () => {
-      try {
-        for await (const _ of stream) if (++got === 3) ac.abort();
-      } catch (e) {
-        return e;
-      }
-    })();
+    const error = await streamChat(
+      {
+        provider: { api_url: fake.url, api_key: KEY, model_name: `${model}?tokens=500&tps=200&ttft=0`, timeout_s: 5 },
+        messages: [{ role: 'user', content: '取消我' }],
+        signal: ac.signal,
+      },
+      () => {
+        if (++got === 3) ac.abort();
+      },
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LlmError);
     expect(error).toMatchObject({ code: 'cancelled', retryable: false, afterFirstToken: true });
+    // Nothing is handed over once the signal is aborted.
+    expect(got).toBe(3);
     expect((await closedUpstream(model)).chunks_sent).toBeLessThan(500);
   });
 
-  test('a consumer that stops iterating closes the upstream socket too', async () => {
-    const model = 'break-model';
-    const stream = streamChat({
-      provider: { api_url: fake.url, api_key: KEY, model_name: `${model}?tokens=500&tps=200&ttft=0`, timeout_s: 5 },
-      messages: [{ role: 'user', content: '只要开头' }],
-    });
-    for await (const _ of stream) break;
+  test('a consumer that throws gets its own error back, and the upstream socket is closed', async () => {
+    const model = 'throw-model';
+    const mine = new Error('the consumer gave up');
+    let got = 0;
+    const error = await streamChat(
+      {
+        provider: { api_url: fake.url, api_key: KEY, model_name: `${model}?tokens=500&tps=200&ttft=0`, timeout_s: 5 },
+        messages: [{ role: 'user', content: '只要开头' }],
+      },
+      () => {
+        got++;
+        throw mine;
+      },
+    ).catch((e: unknown) => e);
+    expect(error).toBe(mine);
+    expect(got).toBe(1);
     const closed = await closedUpstream(model);
     expect(closed.outcome).toBe('client_closed');
     expect(closed.chunks_sent).toBeLessThan(500);

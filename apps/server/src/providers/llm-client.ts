@@ -12,7 +12,7 @@
  * - usage arrives in a last chunk with `choices: []`; some servers never send it → usage is counted
  *   with gpt-tokenizer and marked `estimated`;
  * - reasoning models stream `reasoning_content` (DeepSeek, vLLM, Qwen) or `reasoning` (OpenRouter) on
- *   `delta`, untyped → yielded apart as `kind: 'reasoning'`;
+ *   `delta`, untyped → handed over apart as `kind: 'reasoning'`;
  * - a body that ends without `[DONE]` and without a `finish_reason` is a cut, not an answer → `truncated`;
  * - an `{"error":{…}}` object inside the stream → `stream_error`; a dropped connection → `network`;
  * - the SDK's `timeout` covers only the response headers → a first-token deadline and an idle-gap
@@ -23,6 +23,8 @@
  * - aborting makes the SDK end quietly → a cancel is checked on `signal.aborted` and thrown as
  *   `cancelled`; every exit path aborts the request, so the upstream socket is closed.
  */
+import type { IncomingMessage } from 'node:http';
+import { finished as onFinished } from 'node:stream';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import OpenAI, { APIConnectionTimeoutError, APIError } from 'openai';
 import { nodeBodyOf, nodeFetch } from './node-fetch.ts';
@@ -208,7 +210,15 @@ interface Chunk {
   error?: unknown;
 }
 
-export async function* streamChat(params: StreamChatParams): AsyncGenerator<LlmDelta, LlmResult, undefined> {
+/**
+ * Streams one chat completion: each delta goes to `onDelta` as soon as its network read is parsed,
+ * and the promise settles with how the answer ended. Deltas are pushed, not pulled: a pull (an async
+ * generator over the body's async iterator) costs two promise hops and a read() per network read,
+ * about a sixth of the client's CPU per token (bench/llm-client.bench.ts). `onDelta` runs inside
+ * the read, so it must be quick; if it throws, the stream stops and its error comes back as is.
+ * To stop early, abort `signal` (the promise then rejects with `cancelled`).
+ */
+export async function streamChat(params: StreamChatParams, onDelta: (delta: LlmDelta) => void = () => {}): Promise<LlmResult> {
   const started = performance.now();
   const { provider, signal } = params;
   const firstTokenMs = params.timeouts?.first_token_ms ?? provider.timeout_s * 1000;
@@ -240,22 +250,31 @@ export async function* streamChat(params: StreamChatParams): AsyncGenerator<LlmD
     let firstAt: number | null = null;
     let lastEventAt = attemptStart;
     let failure: LlmError | null = null;
-    let yielded = false;
+    /** Some delta reached `onDelta`: a failure from now on is after the first token. */
+    let delivered = false;
     let timedOut: 'first_token' | 'idle' | null = null;
     let finished = false;
-    /** True while the consumer holds the deltas of one read: its time is not the upstream's idleness. */
-    let consumerTurn = false;
     const pending: LlmDelta[] = [];
+    /** Hands over what one read parsed; the consumer's own time is not the upstream's idleness. */
+    const deliver = () => {
+      if (!pending.length) return;
+      delivered = true;
+      try {
+        for (let i = 0; i < pending.length && !signal?.aborted; i++) onDelta(pending[i]);
+      } catch (err) {
+        throw new ConsumerError(err);
+      } finally {
+        pending.length = 0;
+      }
+      lastEventAt = performance.now();
+      if (signal?.aborted) throw cancelled(true);
+    };
 
     // One timer per attempt: until the first delta it guards the first-token deadline, then the gap
     // since the last event. Events only stamp a time; the timer re-arms itself lazily.
     let watchdog: NodeJS.Timeout | undefined;
     const check = () => {
       const t = performance.now();
-      if (consumerTurn && firstAt !== null) {
-        watchdog = setTimeout(check, idleMs);
-        return;
-      }
       const due = firstAt === null ? attemptStart + firstTokenMs : lastEventAt + idleMs;
       if (t >= due) {
         timedOut = firstAt === null ? 'first_token' : 'idle';
@@ -277,12 +296,12 @@ export async function* streamChat(params: StreamChatParams): AsyncGenerator<LlmD
       try {
         chunk = JSON.parse(data) as Chunk;
       } catch {
-        failure = new LlmError('bad_response', `The provider sent a stream event that is not JSON: ${snippet(data, provider.api_key)}`, false, yielded);
+        failure = new LlmError('bad_response', `The provider sent a stream event that is not JSON: ${snippet(data, provider.api_key)}`, false, delivered);
         return;
       }
       if (chunk === null || typeof chunk !== 'object') return;
       if (chunk.error || ev.event === 'error') {
-        failure = streamError(chunk.error ?? chunk, provider.api_key, yielded);
+        failure = streamError(chunk.error ?? chunk, provider.api_key, delivered);
         return;
       }
       if (chunk.usage) usage = chunk.usage;
@@ -333,49 +352,33 @@ export async function* streamChat(params: StreamChatParams): AsyncGenerator<LlmD
         finish = whole.finish;
         usage = whole.usage;
         firstAt = performance.now();
-        yielded = reasoning !== '' || text !== '';
-        if (reasoning) yield { kind: 'reasoning', text: reasoning };
-        if (text) yield { kind: 'text', text };
+        if (reasoning) pending.push({ kind: 'reasoning', text: reasoning });
+        if (text) pending.push({ kind: 'text', text });
+        deliver();
         sawDone = true;
       } else {
         const upstream = nodeBodyOf(response);
         if (!upstream) throw new LlmError('bad_response', 'The provider answered without a body.', true, false);
         const parser = createParser({ onEvent, onError: () => void garbage++ });
         upstream.setEncoding('utf8');
-        // Leaving this loop early (an error, [DONE], the consumer's return()) destroys the response.
-        for await (const data of upstream as AsyncIterable<string>) {
-          // The end had arrived with [DONE]: reading it out returns the socket to the pool.
-          if (sawDone) continue;
+        await readBody(upstream, (data) => {
           parser.feed(data);
-          if (pending.length) {
-            consumerTurn = true;
-            for (let i = 0; i < pending.length; i++) {
-              yielded = true;
-              yield pending[i];
-            }
-            pending.length = 0;
-            consumerTurn = false;
-            lastEventAt = performance.now();
-          }
+          deliver();
           if (failure) throw failure;
-          // Nothing meaningful follows [DONE]; do not wait on a server that keeps the body open.
-          if (sawDone && !upstream.complete) break;
-        }
+          // Nothing meaningful follows [DONE]: the rest is read out only if it has already arrived.
+          return sawDone;
+        });
         if (!sawDone) {
           // A last event without its blank line still counts (lenient, like most clients).
           parser.feed('\n\n');
-          for (const d of pending) {
-            yielded = true;
-            yield d;
-          }
-          pending.length = 0;
+          deliver();
           if (failure) throw failure;
         }
         if (!sawDone && finish === null) {
           if (events === 0 && garbage > 0) {
             throw new LlmError('bad_response', `The endpoint did not answer like an OpenAI-compatible API (content-type ${type || 'missing'}); check the API URL.`, false, false);
           }
-          throw new LlmError('truncated', 'The stream ended before the answer was complete (no [DONE] and no finish_reason); the output may be cut short.', true, yielded);
+          throw new LlmError('truncated', 'The stream ended before the answer was complete (no [DONE] and no finish_reason); the output may be cut short.', true, delivered);
         }
       }
       finished = true;
@@ -393,7 +396,8 @@ export async function* streamChat(params: StreamChatParams): AsyncGenerator<LlmD
         attempts,
       };
     } catch (e) {
-      const err = toLlmError(e, { signal, timedOut, yielded, firstTokenMs, idleMs, provider });
+      if (e instanceof ConsumerError) throw e.cause;
+      const err = toLlmError(e, { signal, timedOut, delivered, firstTokenMs, idleMs, provider });
       if (err.code === 'cancelled' || err.afterFirstToken) throw err;
       const adapted = adaptations < 3 ? adaptBody(body, err) : null;
       if (adapted) {
@@ -409,10 +413,50 @@ export async function* streamChat(params: StreamChatParams): AsyncGenerator<LlmD
     } finally {
       clearTimeout(watchdog);
       signal?.removeEventListener('abort', onAbort);
-      // Also on `return()` by a consumer that stops early: closes the upstream socket.
+      // Also when the consumer threw: closes the upstream socket.
       if (!finished) ac.abort();
     }
   }
+}
+
+/** An error thrown by the consumer of the deltas: it goes back to the caller as it was, never retried. */
+class ConsumerError {
+  constructor(readonly cause: unknown) {}
+}
+
+/**
+ * Hands each piece of a response body to `onData` as it arrives ('data' events: per network read,
+ * cheaper than the stream's async iterator); settles when the body ends, fails or `onData` throws.
+ * When `onData` answers true the rest is not wanted: read out if it has all arrived (the socket then
+ * goes back to the pool), otherwise the response is destroyed.
+ */
+function readBody(body: IncomingMessage, onData: (data: string) => boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      body.off('data', data);
+      if (err) reject(err);
+      else resolve();
+    };
+    const data = (chunk: string) => {
+      let enough: boolean;
+      try {
+        enough = onData(chunk);
+      } catch (err) {
+        settle(err);
+        body.destroy();
+        return;
+      }
+      if (!enough) return;
+      settle();
+      // The parser marks the message complete after handing over its last piece: decide once it is done.
+      process.nextTick(() => (body.complete ? body.resume() : body.destroy()));
+    };
+    body.on('data', data);
+    onFinished(body, (err) => settle(err ?? undefined));
+  });
 }
 
 /** Exponential backoff with equal jitter; a `Retry-After` is honoured as given (plus a little jitter). */
@@ -483,7 +527,7 @@ function parseWhole(raw: string, apiKey: string) {
 interface ErrorContext {
   signal: AbortSignal | undefined;
   timedOut: 'first_token' | 'idle' | null;
-  yielded: boolean;
+  delivered: boolean;
   firstTokenMs: number;
   idleMs: number;
   provider: LlmProviderConfig;
@@ -492,9 +536,9 @@ interface ErrorContext {
 const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
 
 function toLlmError(e: unknown, ctx: ErrorContext): LlmError {
-  const after = ctx.yielded;
+  const after = ctx.delivered;
   if (ctx.signal?.aborted) return cancelled(after);
-  // Errors found while parsing are built before the deltas of the same network read are yielded.
+  // Errors found while parsing are built before the deltas of the same network read are handed over.
   if (e instanceof LlmError) return e.withAfterFirstToken(after);
   if (ctx.timedOut === 'first_token' || e instanceof APIConnectionTimeoutError) {
     return new LlmError('timeout', `The provider sent no answer within ${seconds(ctx.firstTokenMs)}.`, true, after, { cause: e });

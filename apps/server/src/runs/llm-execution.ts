@@ -69,19 +69,16 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
 }
 
 /** Streams one attempt from one provider into the run. */
-async function streamAttempt(run: LiveRun, provider: ClientProvider, messages: { role: 'system' | 'user'; content: string }[], gaps: Histogram, responseFormat?: 'json_object') {
-  const stream = streamChat({ provider, messages, response_format: responseFormat, signal: run.abort.signal });
+function streamAttempt(run: LiveRun, provider: ClientProvider, messages: { role: 'system' | 'user'; content: string }[], gaps: Histogram, responseFormat?: 'json_object') {
   let last = 0;
-  for (;;) {
-    const next = await stream.next();
-    if (next.done) return next.value;
-    if (next.value.kind !== 'text') continue;
+  return streamChat({ provider, messages, response_format: responseFormat, signal: run.abort.signal }, (delta) => {
+    if (delta.kind !== 'text') return;
     // The hot path: one clock read and one histogram observe per delta, nothing kept.
     const now = performance.now();
     if (last) gaps.observe((now - last) / 1000);
     last = now;
-    run.onDelta(next.value.text);
-  }
+    run.onDelta(delta.text);
+  });
 }
 
 async function recordUsage(run: LiveRun, provider: ClientProvider, final: LlmResult | null, outcome: string, d: LlmExecutionDeps): Promise<RunUsage> {
