@@ -131,7 +131,7 @@ export class ImageService {
     const { order } = await this.d.providers.candidatesFor('llm', 'storyboard', { projectConfig: project.modelConfig as ModelConfig });
     if (!order[0]) return { characters: namesFrom(shots), method: 'names', message: 'No language model is available; these are names the storyboard repeats — describe their look' };
     const provider = await this.d.providers.clientProvider(order[0]);
-    let text = '';
+    let text: string;
     try {
       const answer = await streamChat({
         provider: { ...provider, max_tokens: 800 },

@@ -42,14 +42,18 @@ export async function testConnection(provider: LlmProviderConfig): Promise<Conne
       },
     );
   } catch (e) {
+    // After the first delta the error is our own stop (or comes too late to matter): the path works.
     if (firstMs === undefined) return { ok: false, latency_ms: latency(), ...explain(e, provider, timeout_s) };
   }
   const model = provider.model_name;
-  if (firstMs !== undefined) {
-    return { ok: true, latency_ms: firstMs, ...said('connected', { model, ms: firstMs }, `Connected: model "${model}" started answering in ${firstMs} ms.`) };
-  }
-  const ms = latency();
-  return { ok: true, latency_ms: ms, ...said('connected', { model, ms }, `Connected: model "${model}" answered in ${ms} ms.`) };
+  const ms = firstMs ?? latency();
+  return {
+    ok: true,
+    latency_ms: ms,
+    ...(firstMs === undefined
+      ? said('connected', { model, ms }, `Connected: model "${model}" answered in ${ms} ms.`)
+      : said('connected', { model, ms }, `Connected: model "${model}" started answering in ${ms} ms.`)),
+  };
 }
 
 function explain(e: unknown, p: LlmProviderConfig, timeout_s: number): Said {

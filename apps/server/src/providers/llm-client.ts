@@ -214,7 +214,7 @@ interface Chunk {
  * Streams one chat completion: each delta goes to `onDelta` as soon as its network read is parsed,
  * and the promise settles with how the answer ended. Deltas are pushed, not pulled: a pull (an async
  * generator over the body's async iterator) costs two promise hops and a read() per network read,
- * about a sixth of the client's CPU per token (bench/llm-client.bench.ts). `onDelta` runs inside
+ * some 15 % of the client's CPU per token (bench/llm-client.bench.ts). `onDelta` runs inside
  * the read, so it must be quick; if it throws, the stream stops and its error comes back as is.
  * To stop early, abort `signal` (the promise then rejects with `cancelled`).
  */
