@@ -207,7 +207,7 @@ export class ProviderService {
     this.metrics.providerFailed(p.provider_type, u.outcome);
     await this.repo.insertUsage({
       providerId: p.id,
-      runId: u.runId ?? undefined,
+      runId: u.runId ?? null,
       model: p.model_name,
       promptTokens: 0,
       completionTokens: Math.round(u.units),
@@ -226,7 +226,7 @@ export class ProviderService {
     if (u.ttftMs !== null) this.metrics.ttft.observe(u.ttftMs / 1000);
     await this.repo.insertUsage({
       providerId: p.id,
-      runId: u.runId,
+      runId: u.runId ?? null,
       model: p.model_name,
       promptTokens: u.promptTokens,
       completionTokens: u.completionTokens,

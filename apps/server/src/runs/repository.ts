@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
 import { and, asc, count, desc, eq, gt, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
+import { fixedStatement, given } from '../db/fixed-statement.ts';
 import { instances, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type ProjectRow, type RunRow, type StageRow } from '../db/schema.ts';
 import { deriveStatus } from '../projects/service.ts';
 import { REASONS } from '../projects/status-reasons.ts';
@@ -14,6 +15,103 @@ const ACTIVE = ['queued', 'running'];
 
 /** Thrown inside an ending's transaction to undo it: the run is no longer active (another studio recovered it). */
 class NotActive extends Error {}
+
+const value = sql.placeholder;
+
+/** What a run is started with; the rest of its row is the table's defaults. */
+type StartValues = Required<
+  Pick<typeof stageRuns.$inferInsert, 'projectId' | 'status' | 'input' | 'prompt' | 'providerId' | 'providerName' | 'model' | 'isSimulated' | 'createdBy' | 'startedAt' | 'ownerInstanceId'>
+> & { stage: StageKey };
+const START_COLUMNS = ['id', 'projectId', 'stage', 'status', 'input', 'prompt', 'providerId', 'providerName', 'model', 'isSimulated', 'createdBy', 'startedAt', 'ownerInstanceId'] as const;
+
+/**
+ * The statements every run's start and ending make, built once (db/fixed-statement.ts) and run on the
+ * transaction's connection: drizzle would build each anew, at more CPU than the database spends on it.
+ */
+const lifecycle = {
+  projectProcessing: fixedStatement('run_start_project', (db) =>
+    db
+      .update(projects)
+      .set({ status: 'processing', updatedAt: given(projects.updatedAt, 'now') })
+      .where(and(eq(projects.id, value('projectId')), ne(projects.status, 'processing'))),
+  ),
+  insertRun: fixedStatement('run_start_insert', (db) =>
+    db
+      .insert(stageRuns)
+      .values(Object.fromEntries(START_COLUMNS.map((c) => [c, value(c)])) as unknown as typeof stageRuns.$inferInsert)
+      .returning(),
+  ),
+  stageRunning: fixedStatement('run_start_stage', (db) =>
+    db
+      .update(projectStages)
+      .set({ status: 'running', currentRunId: given(projectStages.currentRunId, 'runId'), statusReason: null, updatedAt: given(projectStages.updatedAt, 'now') })
+      .where(and(eq(projectStages.projectId, value('projectId')), eq(projectStages.stageType, value('stage')))),
+  ),
+  lockProject: fixedStatement('project_lock', (db) =>
+    db
+      .select({ id: projects.id, status: projects.status, pipelineState: projects.pipelineState })
+      .from(projects)
+      .where(eq(projects.id, value('projectId')))
+      .for('no key update'),
+  ),
+  stagesOf: fixedStatement('project_stages_in_order', (db) =>
+    db.select().from(projectStages).where(eq(projectStages.projectId, value('projectId'))).orderBy(projectStages.position),
+  ),
+  projectStatus: fixedStatement('project_status', (db) =>
+    db
+      .update(projects)
+      .set({ status: given(projects.status, 'status'), updatedAt: given(projects.updatedAt, 'now') })
+      .where(eq(projects.id, value('projectId'))),
+  ),
+  completeRun: fixedStatement('run_complete', (db) =>
+    db
+      .update(stageRuns)
+      .set({
+        status: 'completed',
+        text: given(stageRuns.text, 'text'),
+        output: given(stageRuns.output, 'output'),
+        usage: given(stageRuns.usage, 'usage'),
+        finishedAt: given(stageRuns.finishedAt, 'now'),
+        lastEventId: given(stageRuns.lastEventId, 'lastEventId'),
+      })
+      .where(and(eq(stageRuns.id, value('runId')), inArray(stageRuns.status, ACTIVE)))
+      .returning(),
+  ),
+  stageCompleted: fixedStatement('run_complete_stage', (db) =>
+    db
+      .update(projectStages)
+      .set({
+        status: 'completed',
+        output: given(projectStages.output, 'output'),
+        currentRunId: given(projectStages.currentRunId, 'runId'),
+        stale: false,
+        staleShotIds: [],
+        statusReason: null,
+        updatedAt: given(projectStages.updatedAt, 'now'),
+      })
+      .where(and(eq(projectStages.projectId, value('projectId')), eq(projectStages.stageType, value('stage')))),
+  ),
+  endRun: fixedStatement('run_end', (db) =>
+    db
+      .update(stageRuns)
+      .set({
+        status: given(stageRuns.status, 'status'),
+        text: given(stageRuns.text, 'text'),
+        error: given(stageRuns.error, 'error'),
+        finishedAt: given(stageRuns.finishedAt, 'now'),
+        lastEventId: given(stageRuns.lastEventId, 'lastEventId'),
+      })
+      .where(and(eq(stageRuns.id, value('runId')), inArray(stageRuns.status, ACTIVE)))
+      .returning({ id: stageRuns.id }),
+  ),
+  stageEnded: fixedStatement('run_end_stage', (db) =>
+    db
+      .update(projectStages)
+      .set({ status: given(projectStages.status, 'status'), statusReason: given(projectStages.statusReason, 'reason'), updatedAt: given(projectStages.updatedAt, 'now') })
+      .where(and(eq(projectStages.projectId, value('projectId')), eq(projectStages.stageType, value('stage')), eq(projectStages.currentRunId, value('runId')))),
+  ),
+  deleteChunks: fixedStatement('run_chunks_delete', (db) => db.delete(runTextChunks).where(eq(runTextChunks.runId, value('runId')))),
+};
 
 /** Built once: drizzle's query building costs more than these lookups, which every event stream makes. */
 const hotQueries = (db: Db) => ({
@@ -39,26 +137,18 @@ export class RunRepository {
    * index refuses a second active run of the same stage. A running stage makes the project
    * `processing` whatever its other stages say (deriveStatus), so the status is set, not derived.
    */
-  async insertActive(values: typeof stageRuns.$inferInsert & { stage: StageKey }): Promise<RunRow | 'conflict'> {
+  async insertActive(values: StartValues): Promise<RunRow | 'conflict'> {
     // The id is made here, so the stage can point at the run in the same round trip as its insert.
     const id = randomUUID();
+    const now = new Date();
     try {
       return await this.db.transaction(async (tx) => {
         // Sent together, run in this order: the project row first, since a finish holds it while it
         // reads the stages (lock order project, then stage). A refused insert fails the update after it.
         const [, [row]] = await Promise.all([
-          tx
-            .update(projects)
-            .set({ status: 'processing', updatedAt: new Date() })
-            .where(and(eq(projects.id, values.projectId), ne(projects.status, 'processing'))),
-          tx
-            .insert(stageRuns)
-            .values({ ...values, id })
-            .returning(),
-          tx
-            .update(projectStages)
-            .set({ status: 'running', currentRunId: id, statusReason: null, updatedAt: new Date() })
-            .where(and(eq(projectStages.projectId, values.projectId), eq(projectStages.stageType, values.stage))),
+          lifecycle.projectProcessing(tx, { projectId: values.projectId, now }),
+          lifecycle.insertRun(tx, { ...values, id }),
+          lifecycle.stageRunning(tx, { projectId: values.projectId, stage: values.stage, runId: id, now }),
         ]);
         return row;
       });
@@ -108,7 +198,6 @@ export class RunRepository {
     await this.db.update(stageRuns).set(values).where(eq(stageRuns.id, id));
   };
 
-  /** One statement for many runs' checkpoints. */
   /** One statement for many runs' checkpoints: each appends only its new text. */
   async appendChunks(chunks: { runId: string; seq: number; offset: number; text: string }[]) {
     await this.db.insert(runTextChunks).values(chunks);
@@ -122,7 +211,7 @@ export class RunRepository {
   }
 
   deleteChunks = async (tx: Db, runId: string) => {
-    await tx.delete(runTextChunks).where(eq(runTextChunks.runId, runId));
+    await lifecycle.deleteChunks(tx, { runId });
   };
 
   async history(projectId: string, stage: StageKey, page: number, pageSize: number) {
@@ -165,14 +254,10 @@ export class RunRepository {
   ): Promise<(Ending & { row: RunRow }) | null> => {
     try {
       return await this.db.transaction(async (tx) => {
-        const ending = await makeCurrent(tx, { ...run, runId: run.id }, persist, (output) =>
-          tx
-            .update(stageRuns)
-            .set({ status: 'completed', text: values.text, output, usage: values.usage, finishedAt: new Date(), lastEventId: values.lastEventId })
-            .where(and(eq(stageRuns.id, run.id), inArray(stageRuns.status, ACTIVE)))
-            .returning(),
+        const ending = await makeCurrent(tx, { ...run, runId: run.id }, persist, (output, now) =>
+          lifecycle.completeRun(tx, { runId: run.id, text: values.text, output, usage: values.usage, now, lastEventId: values.lastEventId }),
         );
-        if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
+        if (run.checkpointed) await this.deleteChunks(tx, run.id);
         return ending;
       });
     } catch (err) {
@@ -192,21 +277,16 @@ export class RunRepository {
     try {
       return await this.db.transaction(async (tx) => {
         const project = await lockProject(tx, run.projectId);
+        const now = new Date();
         // Sent together, run in this order (the lock order: project, run, stage); undone if the run was no longer active.
+        // An active run has no error yet: one not given stays none.
         const [ended, , stages] = await Promise.all([
-          tx
-            .update(stageRuns)
-            .set({ status: values.status, text: values.text, ...(values.error && { error: values.error }), finishedAt: new Date(), lastEventId: values.lastEventId })
-            .where(and(eq(stageRuns.id, run.id), inArray(stageRuns.status, ACTIVE)))
-            .returning({ id: stageRuns.id }),
-          tx
-            .update(projectStages)
-            .set({ status: values.status, statusReason: values.reason, updatedAt: new Date() })
-            .where(and(eq(projectStages.projectId, run.projectId), eq(projectStages.stageType, run.stage), eq(projectStages.currentRunId, run.id))),
+          lifecycle.endRun(tx, { runId: run.id, status: values.status, text: values.text, error: values.error ?? null, now, lastEventId: values.lastEventId }),
+          lifecycle.stageEnded(tx, { projectId: run.projectId, stage: run.stage, runId: run.id, status: values.status, reason: values.reason, now }),
           stagesOf(tx, run.projectId),
         ]);
         if (!ended.length) throw new NotActive();
-        if (run.checkpointed) await tx.delete(runTextChunks).where(eq(runTextChunks.runId, run.id));
+        if (run.checkpointed) await this.deleteChunks(tx, run.id);
         if (project) await settleStatus(tx, project, stages);
         return { pipeline: project?.pipelineState };
       });
@@ -223,10 +303,10 @@ export class RunRepository {
   ) => {
     const runId = randomUUID();
     return this.db.transaction(async (tx) => {
-      const { row } = await makeCurrent(tx, { ...values, runId }, persist, (output) =>
+      const { row } = await makeCurrent(tx, { ...values, runId }, persist, (output, now) =>
         tx
           .insert(stageRuns)
-          .values({ ...values, id: runId, status: 'completed', input: {}, output, startedAt: new Date(), finishedAt: new Date() })
+          .values({ ...values, id: runId, status: 'completed', input: {}, output, startedAt: now, finishedAt: now })
           .returning(),
       );
       return row;
@@ -273,17 +353,15 @@ async function makeCurrent(
   tx: Db,
   run: { projectId: string; stage: StageKey; runId: string },
   persist: (store: StageStore) => Promise<unknown>,
-  save: (output: unknown) => Promise<RunRow[]>,
+  save: (output: unknown, now: Date) => Promise<RunRow[]>,
 ) {
   const project = await lockProject(tx, run.projectId);
   const store = { storyboards: new StoryboardRepository(tx) };
   const output = await persist(store);
+  const now = new Date();
   const [[row], , stages] = await Promise.all([
-    save(output),
-    tx
-      .update(projectStages)
-      .set({ status: 'completed', output, currentRunId: run.runId, stale: false, staleShotIds: [], statusReason: null, updatedAt: new Date() })
-      .where(and(eq(projectStages.projectId, run.projectId), eq(projectStages.stageType, run.stage))),
+    save(output, now),
+    lifecycle.stageCompleted(tx, { projectId: run.projectId, stage: run.stage, output, runId: run.runId, now }),
     stagesOf(tx, run.projectId),
   ]);
   if (!row) throw new NotActive();
@@ -304,20 +382,15 @@ type Ending = { pipeline: PipelineState | undefined };
  * derive its status one after the other, each from what the other saved.
  */
 async function lockProject(tx: Db, projectId: string): Promise<ProjectState | undefined> {
-  const [row] = await tx
-    .select({ id: projects.id, status: projects.status, pipelineState: projects.pipelineState })
-    .from(projects)
-    .where(eq(projects.id, projectId))
-    .for('no key update');
-  return row;
+  return (await lifecycle.lockProject(tx, { projectId }))[0];
 }
 
-const stagesOf = (tx: Db, projectId: string) => tx.select().from(projectStages).where(eq(projectStages.projectId, projectId)).orderBy(projectStages.position);
+const stagesOf = (tx: Db, projectId: string): Promise<StageRow[]> => lifecycle.stagesOf(tx, { projectId });
 
 /** The project's status re-derived from its stages (DESIGN §1), written only when it changed. */
 async function settleStatus(tx: Db, project: ProjectState, stages: StageRow[]) {
   const status = deriveStatus(stages, project.pipelineState);
-  if (status !== project.status) await tx.update(projects).set({ status, updatedAt: new Date() }).where(eq(projects.id, project.id));
+  if (status !== project.status) await lifecycle.projectStatus(tx, { projectId: project.id, status, now: new Date() });
 }
 
 /**
