@@ -52,6 +52,9 @@ function valueOf(values: Values, name: string) {
   return values[name];
 }
 
+/** An insert's values for `columns`, each given at execution under its own name. */
+export const placeholders = <C extends string>(columns: readonly C[]) => Object.fromEntries(columns.map((c) => [c, sql.placeholder(c)])) as { [K in C]: Placeholder<K> };
+
 /**
  * A value given at each execution, for an update's `set` (whose types take no placeholder): it is sent
  * as `column` sends its values (a date as its ISO text, JSON as its text).

@@ -47,13 +47,8 @@ export async function testConnection(provider: LlmProviderConfig): Promise<Conne
   }
   const model = provider.model_name;
   const ms = firstMs ?? latency();
-  return {
-    ok: true,
-    latency_ms: ms,
-    ...(firstMs === undefined
-      ? said('connected', { model, ms }, `Connected: model "${model}" answered in ${ms} ms.`)
-      : said('connected', { model, ms }, `Connected: model "${model}" started answering in ${ms} ms.`)),
-  };
+  const how = firstMs === undefined ? 'answered' : 'started answering';
+  return { ok: true, latency_ms: ms, ...said('connected', { model, ms }, `Connected: model "${model}" ${how} in ${ms} ms.`) };
 }
 
 function explain(e: unknown, p: LlmProviderConfig, timeout_s: number): Said {

@@ -1,19 +1,17 @@
 import { and, asc, desc, eq, gte, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { fixedStatement } from '../db/fixed-statement.ts';
+import { fixedStatement, placeholders } from '../db/fixed-statement.ts';
 import { modelProviders, providerUsage, type ProviderRow } from '../db/schema.ts';
 import { ReadCache } from '../read-cache.ts';
 
 /** How long a provider list read may be shared (every run start asks for it). */
 const LIST_CACHE_MS = 5_000;
 
-type UsageValues = Required<Omit<typeof providerUsage.$inferInsert, 'id' | 'createdAt'>>;
 const USAGE_COLUMNS = ['providerId', 'runId', 'model', 'promptTokens', 'completionTokens', 'estimated', 'ttftMs', 'durationMs', 'outcome', 'cost'] as const;
+type UsageValues = Required<Pick<typeof providerUsage.$inferInsert, (typeof USAGE_COLUMNS)[number]>>;
 
 /** Every run ends with one (db/fixed-statement.ts). */
-const insertUsage = fixedStatement('insert_usage', (db) =>
-  db.insert(providerUsage).values(Object.fromEntries(USAGE_COLUMNS.map((c) => [c, sql.placeholder(c)])) as unknown as UsageValues),
-);
+const insertUsage = fixedStatement('insert_usage', (db) => db.insert(providerUsage).values(placeholders(USAGE_COLUMNS)));
 
 export class ProviderRepository {
   /** Rows in here are shared between callers: read them, never change them. */

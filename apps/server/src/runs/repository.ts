@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
 import { and, asc, count, desc, eq, gt, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { fixedStatement, given } from '../db/fixed-statement.ts';
+import { fixedStatement, given, placeholders } from '../db/fixed-statement.ts';
 import { instances, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type ProjectRow, type RunRow, type StageRow } from '../db/schema.ts';
 import { deriveStatus } from '../projects/service.ts';
 import { REASONS } from '../projects/status-reasons.ts';
@@ -16,13 +16,10 @@ const ACTIVE = ['queued', 'running'];
 /** Thrown inside an ending's transaction to undo it: the run is no longer active (another studio recovered it). */
 class NotActive extends Error {}
 
-const value = sql.placeholder;
-
-/** What a run is started with; the rest of its row is the table's defaults. */
-type StartValues = Required<
-  Pick<typeof stageRuns.$inferInsert, 'projectId' | 'status' | 'input' | 'prompt' | 'providerId' | 'providerName' | 'model' | 'isSimulated' | 'createdBy' | 'startedAt' | 'ownerInstanceId'>
-> & { stage: StageKey };
 const START_COLUMNS = ['id', 'projectId', 'stage', 'status', 'input', 'prompt', 'providerId', 'providerName', 'model', 'isSimulated', 'createdBy', 'startedAt', 'ownerInstanceId'] as const;
+/** What a run is started with (its id is made here); the rest of its row is the table's defaults. */
+type StartValues = Required<Pick<typeof stageRuns.$inferInsert, Exclude<(typeof START_COLUMNS)[number], 'id' | 'stage'>>> & { stage: StageKey };
+const value = sql.placeholder;
 
 /**
  * The statements every run's start and ending make, built once (db/fixed-statement.ts) and run on the
@@ -38,7 +35,7 @@ const lifecycle = {
   insertRun: fixedStatement('run_start_insert', (db) =>
     db
       .insert(stageRuns)
-      .values(Object.fromEntries(START_COLUMNS.map((c) => [c, value(c)])) as unknown as typeof stageRuns.$inferInsert)
+      .values(placeholders(START_COLUMNS))
       .returning(),
   ),
   stageRunning: fixedStatement('run_start_stage', (db) =>
@@ -115,13 +112,13 @@ const lifecycle = {
 
 /** Built once: drizzle's query building costs more than these lookups, which every event stream makes. */
 const hotQueries = (db: Db) => ({
-  byId: db.select().from(stageRuns).where(eq(stageRuns.id, sql.placeholder('id'))).prepare('run_by_id'),
+  byId: db.select().from(stageRuns).where(eq(stageRuns.id, value('id'))).prepare('run_by_id'),
   withAccess: db
     .select({ run: stageRuns, project: projects, role: projectMembers.role })
     .from(stageRuns)
     .innerJoin(projects, eq(projects.id, stageRuns.projectId))
-    .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
-    .where(eq(stageRuns.id, sql.placeholder('id')))
+    .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, value('userId'))))
+    .where(eq(stageRuns.id, value('id')))
     .prepare('run_with_access'),
 });
 
