@@ -8,6 +8,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 export default defineConfig({
   testDir: 'e2e',
+  globalSetup: './e2e/build-server.ts',
   outputDir: 'test-results',
   // Each worker runs its own studio (server + in-process database) next to a browser. On the 2-core
   // CI machine one worker keeps the streaming and drag-and-drop specs clear of CPU contention (a run

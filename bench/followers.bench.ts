@@ -19,7 +19,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { findNginx, startNginx } from '../apps/server/test/local-nginx.ts';
-import { benchApi, benchDatabase, freePort, now, pct, procStats, spawnNode, waitFor } from './relay.bench.ts';
+import { benchApi, benchDatabase, freePort, now, pct, procStats, spawnNode, spawnStudio, waitFor } from './relay.bench.ts';
 
 const TOKENS = 100;
 const MODEL = `fake-model?ttft=200&tps=10&tokens=${TOKENS}&quirk=stamp`;
@@ -79,7 +79,7 @@ async function startStudios(count: number, env: Record<string, string>, children
   const studios: Studio[] = [];
   for (let i = 0; i < count; i++) {
     const port = await freePort();
-    const child = spawnNode(children, ['apps/server/src/main.ts'], {
+    const child = spawnStudio(children, {
       PORT: String(port),
       DATA_DIR: dataDir,
       DATABASE_URL: pg.url,

@@ -18,8 +18,8 @@
  * BENCH_STUDIO_FLAGS="<node flags>" starts the studio with them (e.g. a V8 heap setting to try);
  * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -219,11 +219,29 @@ export interface Studio {
   projects: string[];
 }
 
-export const spawnNode = (children: ChildProcess[], args: string[], env: Record<string, string> = {}, nodeFlags: string[] = [], cwd = root) => {
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', process.env.BENCH_STUDIO_STDOUT ? 'inherit' : 'ignore', 'inherit'] });
+/** Runs a TypeScript entry (the simulated upstream, say) through tsx. */
+export const spawnNode = (children: ChildProcess[], args: string[], env: Record<string, string> = {}, nodeFlags: string[] = [], cwd = root) =>
+  spawnJs(children, ['--import', 'tsx', ...nodeFlags, ...args], env, cwd);
+
+function spawnJs(children: ChildProcess[], args: string[], env: Record<string, string>, cwd: string) {
+  const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', process.env.BENCH_STUDIO_STDOUT ? 'inherit' : 'ignore', 'inherit'] });
   children.push(child);
   return child;
-};
+}
+
+const built = new Set<string>();
+
+/**
+ * Runs the studio of the checkout at `cwd` as `npm start` does: built (apps/server/build.mjs), with
+ * the same flags. A checkout from before the build existed runs from its source through tsx.
+ */
+export function spawnStudio(children: ChildProcess[], env: Record<string, string>, nodeFlags: string[] = [], cwd = root) {
+  if (!existsSync(path.join(cwd, 'apps/server/build.mjs'))) return spawnNode(children, ['apps/server/src/main.ts'], env, nodeFlags, cwd);
+  // Once per checkout: a rebuild would replace the files under a studio already running from them.
+  if (!built.has(cwd)) execFileSync(process.execPath, ['apps/server/build.mjs'], { cwd, stdio: 'ignore' });
+  built.add(cwd);
+  return spawnJs(children, ['--enable-source-maps', ...nodeFlags, 'apps/server/dist/main.js'], env, cwd);
+}
 
 /** Signs the bench's admin in and makes an API token: JSON calls to the studio at `base` with it. */
 export async function benchApi(base: string) {
@@ -258,9 +276,8 @@ export async function startStudio({ db, upstream, model = MODEL, projectCount, c
   if (pg) cleanups.push(pg.drop);
   const port = await freePort();
   const profDir = process.env.BENCH_CPU_PROF;
-  const child = spawnNode(
+  const child = spawnStudio(
     children,
-    ['apps/server/src/main.ts'],
     { PORT: String(port), DATA_DIR: dataDir, ...(pg && { DATABASE_URL: pg.url }), ADMIN_EMAIL: 'bench@example.com', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'warn' },
     // The heap limit `npm start` gives the studio (scripts/start.mjs); BENCH_STUDIO_FLAGS can override it.
     ['--max-old-space-size=1536', ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, label)}`] : []), ...(process.env.BENCH_STUDIO_FLAGS?.split(' ').filter(Boolean) ?? [])],

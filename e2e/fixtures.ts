@@ -1,6 +1,7 @@
 // Fixtures for the end-to-end specs: every Playwright worker gets a studio of its own — the real
-// server (`node --import tsx apps/server/src/main.ts`) on a free port, with a fresh temporary
-// DATA_DIR (embedded database) — serving the built web app. Specs import { test, expect } from here.
+// server as `npm start` runs it (built: apps/server/dist/main.js, which e2e/build-server.ts makes
+// before the specs run) on a free port, with a fresh temporary DATA_DIR (embedded database) — serving
+// the built web app. Specs import { test, expect } from here.
 //
 //   test('…', async ({ page, studio }) => { await page.goto('/'); … });   // baseURL = the studio
 //
@@ -25,7 +26,7 @@ import {
 export { expect };
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const SERVER_ENTRY = path.join(ROOT, 'apps/server/src/main.ts');
+const SERVER_ENTRY = path.join(ROOT, 'apps/server/dist/main.js');
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 10_000;
 
@@ -56,7 +57,7 @@ export interface StudioOptions {
   env?: Record<string, string>;
   /** Keep DATA_DIR after stop (also: E2E_KEEP_DATA=1). */
   keepData?: boolean;
-  /** Another server entry beside main.ts, relative to the repository (e.g. a studio with a test-only stage). */
+  /** Another server entry, TypeScript run through tsx, relative to the repository (e.g. a studio with a test-only stage). */
   entry?: string;
 }
 
@@ -139,7 +140,7 @@ async function launch(o: {
     ...o.env,
   });
 
-  const child = spawn(process.execPath, ['--import', 'tsx', o.entry ? path.join(ROOT, o.entry) : SERVER_ENTRY], {
+  const child = spawn(process.execPath, o.entry ? ['--import', 'tsx', path.join(ROOT, o.entry)] : ['--enable-source-maps', SERVER_ENTRY], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

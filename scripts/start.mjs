@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `npm start`: works on a fresh clone by itself. Installs dependencies and builds the web app only
-// when they are missing or out of date, so a second start is fast; then runs the studio in the
-// foreground and hands it SIGTERM/SIGINT for a clean shutdown.
+// `npm start`: works on a fresh clone by itself. Installs dependencies and builds the web app and the
+// server only when they are missing or out of date, so a second start is fast; then runs the studio in
+// the foreground and hands it SIGTERM/SIGINT for a clean shutdown. `npm run worker` (this with
+// `worker`) runs a scale-out run worker the same way.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -34,6 +35,18 @@ if (builtAt < sourcesAt) {
   run('npm', ['run', 'build', '-w', '@ai-story/web']);
 }
 
+// The server runs built (apps/server/build.mjs): rebuilt when its code or a workspace package it bundles changed.
+const serverBuiltAt = mtime(path.join(root, 'apps/server/dist/main.js'));
+const serverSourcesAt = Math.max(
+  ...['apps/server/src', 'packages/contracts/src', 'tools/fake-llm/src', 'tools/fake-media/src'].map((dir) => newest(path.join(root, dir))),
+  mtime(path.join(root, 'apps/server/build.mjs')),
+  mtime(path.join(root, 'package-lock.json')),
+);
+if (serverBuiltAt < serverSourcesAt) {
+  console.log('[start] building the server…');
+  run('npm', ['run', 'build', '-w', '@ai-story/server']);
+}
+
 // The media stages need Debian's ffmpeg and espeak-ng (DESIGN §9). Installed when this is root with
 // apt; otherwise the one command is printed and the studio starts anyway (the LLM stages work, and the
 // media tabs say what is missing).
@@ -58,6 +71,8 @@ if (missingMedia.length) {
 // A heap limit below V8's default (a quarter of the machine's memory, up to 4 GB) also makes V8 let the
 // heap grow less past what is live before it collects: at 1,000 live streams the studio's resident
 // memory fell from ~520 to ~430 MB for the same CPU (bench/relay.bench.ts). The Dockerfile sets the same.
-const server = spawn(process.execPath, ['--max-old-space-size=1536', '--import', 'tsx', 'apps/server/src/main.ts'], { cwd: root, stdio: 'inherit' });
+// Source maps: stack traces in the log name the TypeScript source.
+const entry = process.argv[2] === 'worker' ? 'apps/server/dist/worker.js' : 'apps/server/dist/main.js';
+const server = spawn(process.execPath, ['--max-old-space-size=1536', '--enable-source-maps', entry], { cwd: root, stdio: 'inherit' });
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.kill(signal));
 server.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -5,7 +5,7 @@
 //   2. system       scripts/ensure-system.mjs: Chromium, CJK fonts, a PostgreSQL server
 //   3. typecheck    server (tsc), web (vue-tsc), e2e specs and the test configs (tsc)
 //   4. vitest       unit + integration tests on PGlite, then the integration tests on PostgreSQL
-//   5. build        the web app (the studio serves apps/web/dist)
+//   5. build        the web app (the studio serves apps/web/dist) and the server (what npm start runs)
 //   6. e2e          Playwright in Chromium against real studios (e2e/fixtures.ts)
 //
 // Output streams live; the first failing step stops the run with its name and a non-zero exit.
@@ -131,9 +131,9 @@ const steps = [
   },
   {
     id: 'build',
-    title: 'build: web app (vite)',
+    title: 'build: web app (vite) and server (esbuild)',
     cmd: 'npm',
-    args: ['run', 'build', '-w', '@ai-story/web'],
+    args: ['run', 'build'],
     timeoutMs: 15 * MIN,
   },
   {

@@ -10,24 +10,18 @@
  * PGlite on such a socket; its 0.2.17 also pins pglite 0.5.14 and seven extensions as peers.)
  */
 import { execFile } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { Duplex } from 'node:stream';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Options } from 'postgres';
+import { workerModule } from '../worker-module.ts';
 import type { FromWorker, ToWorker } from './pglite-worker.ts';
 
-// The server runs TypeScript through tsx, but a worker starts with a bare loader (and under vitest the
-// parent has no tsx at all; `--import tsx` in a worker's execArgv comes too late for its entry module):
-// the worker registers tsx, then imports its module.
-const WORKER = new URL('./pglite-worker.ts', import.meta.url);
-const BOOT = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER.href)}); })`;
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+const WORKER = workerModule('pglite-worker', import.meta.url);
 
 /** Creates a new database in `pgdata` in a process of its own (see pglite-worker.ts for why). */
 export async function createPglite(pgdata: string) {
-  await promisify(execFile)(process.execPath, ['--import', TSX, fileURLToPath(WORKER), pgdata], { timeout: 120_000 });
+  await promisify(execFile)(process.execPath, [...WORKER.processArgs, pgdata], { timeout: 120_000 });
 }
 
 export class PgliteThread {
@@ -44,7 +38,7 @@ export class PgliteThread {
 
   /** Opens the database in `pgdata` on a new thread; resolves once it is ready for connections. */
   static async start(pgdata: string): Promise<PgliteThread> {
-    const worker = new Worker(BOOT, { eval: true, workerData: { pgdata } });
+    const worker = new Worker(WORKER.boot, { eval: true, workerData: { pgdata } });
     await new Promise<void>((resolve, reject) => {
       worker.once('message', (m: FromWorker) => (m.type === 'ready' ? resolve() : reject(new Error(`The embedded database did not open: ${m.type === 'failed' ? m.message : m.type}`))));
       worker.once('error', reject);

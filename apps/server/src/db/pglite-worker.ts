@@ -4,7 +4,7 @@
  * PostgreSQL wire protocol both ways; every complete message that has arrived goes to PGlite in one
  * call, so statements a client pipelines run back to back without a trip through the event loop each.
  *
- * Run as a process (`node --import tsx pglite-worker.ts <pgdata>`), it creates the database and exits:
+ * Run as a process (`node pglite-worker.js <pgdata>`; see worker-module.ts), it creates the database and exits:
  * creating one (initdb) grows PGlite's WebAssembly memory by some 100 MB that is never given back,
  * which a process of its own returns to the system when it ends.
  */

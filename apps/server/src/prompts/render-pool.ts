@@ -1,8 +1,7 @@
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { unavailable } from '../errors.ts';
+import { workerModule } from '../worker-module.ts';
 import type { Template } from 'liquidjs';
 import type { RenderTask } from './render-worker.ts';
 import { engine, failed, TemplateError, TemplateLimitError, type RenderResult } from './render.ts';
@@ -24,10 +23,7 @@ export interface RenderLimits {
 // the heap); the heap limit bounds what it does not, where V8 can end the worker alone.
 const DEFAULT_LIMITS: RenderLimits = { timeMs: 3_000, heapMb: 64, threads: Math.min(2, availableParallelism()), queue: 64 };
 
-// The server runs TypeScript through tsx, but a worker thread starts with a bare loader (and under
-// vitest the parent has no tsx at all): the worker imports tsx itself, resolved from here.
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-const WORKER = new URL('./render-worker.ts', import.meta.url).href;
+const WORKER = workerModule('render-worker', import.meta.url);
 
 /**
  * Renders user templates off the event loop (issue 15, finding 1): a runaway template costs a worker
@@ -115,8 +111,8 @@ export class TemplateRenderer {
   private workers() {
     if (this.pool) return this.pool;
     this.pool = new Piscina<RenderTask, RenderResult>({
-      filename: WORKER,
-      execArgv: ['--import', TSX],
+      filename: WORKER.url.href,
+      execArgv: WORKER.execArgv,
       // One stays (its parsed templates with it); at least one, because only a live worker takes up
       // the queue again after another was ended.
       minThreads: 1,
