@@ -229,17 +229,13 @@ function spawnJs(children: ChildProcess[], args: string[], env: Record<string, s
   return child;
 }
 
-const built = new Set<string>();
-
 /**
  * Runs the studio of the checkout at `cwd` as `npm start` does: built (apps/server/build.mjs), with
  * the same flags. A checkout from before the build existed runs from its source through tsx.
  */
 export function spawnStudio(children: ChildProcess[], env: Record<string, string>, nodeFlags: string[] = [], cwd = root) {
   if (!existsSync(path.join(cwd, 'apps/server/build.mjs'))) return spawnNode(children, ['apps/server/src/main.ts'], env, nodeFlags, cwd);
-  // Once per checkout: a rebuild would replace the files under a studio already running from them.
-  if (!built.has(cwd)) execFileSync(process.execPath, ['apps/server/build.mjs'], { cwd, stdio: 'ignore' });
-  built.add(cwd);
+  execFileSync(process.execPath, ['apps/server/build.mjs'], { cwd, stdio: 'ignore' });
   return spawnJs(children, ['--enable-source-maps', ...nodeFlags, 'apps/server/dist/main.js'], env, cwd);
 }
 

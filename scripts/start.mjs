@@ -8,6 +8,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
+/** `npm run worker`: a run worker, which serves no web app. */
+const worker = process.argv[2] === 'worker';
 const run = (cmd, args) => {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
@@ -30,22 +32,13 @@ if (mtime(path.join(root, 'package-lock.json')) > mtime(path.join(root, 'node_mo
 const web = path.join(root, 'apps/web');
 const builtAt = mtime(path.join(web, 'dist/index.html'));
 const sourcesAt = Math.max(newest(path.join(web, 'src')), newest(path.join(root, 'packages/contracts/src')), mtime(path.join(web, 'index.html')));
-if (builtAt < sourcesAt) {
+if (!worker && builtAt < sourcesAt) {
   console.log('[start] building the web app…');
   run('npm', ['run', 'build', '-w', '@ai-story/web']);
 }
 
-// The server runs built (apps/server/build.mjs): rebuilt when its code or a workspace package it bundles changed.
-const serverBuiltAt = mtime(path.join(root, 'apps/server/dist/main.js'));
-const serverSourcesAt = Math.max(
-  ...['apps/server/src', 'packages/contracts/src', 'tools/fake-llm/src', 'tools/fake-media/src'].map((dir) => newest(path.join(root, dir))),
-  mtime(path.join(root, 'apps/server/build.mjs')),
-  mtime(path.join(root, 'package-lock.json')),
-);
-if (serverBuiltAt < serverSourcesAt) {
-  console.log('[start] building the server…');
-  run('npm', ['run', 'build', '-w', '@ai-story/server']);
-}
+// The server runs built; the build keeps itself when none of the files it was made from changed.
+run(process.execPath, ['apps/server/build.mjs']);
 
 // The media stages need Debian's ffmpeg and espeak-ng (DESIGN §9). Installed when this is root with
 // apt; otherwise the one command is printed and the studio starts anyway (the LLM stages work, and the
@@ -72,7 +65,7 @@ if (missingMedia.length) {
 // heap grow less past what is live before it collects: at 1,000 live streams the studio's resident
 // memory fell from ~520 to ~430 MB for the same CPU (bench/relay.bench.ts). The Dockerfile sets the same.
 // Source maps: stack traces in the log name the TypeScript source.
-const entry = process.argv[2] === 'worker' ? 'apps/server/dist/worker.js' : 'apps/server/dist/main.js';
+const entry = worker ? 'apps/server/dist/worker.js' : 'apps/server/dist/main.js';
 const server = spawn(process.execPath, ['--max-old-space-size=1536', '--enable-source-maps', entry], { cwd: root, stdio: 'inherit' });
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.kill(signal));
 server.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
