@@ -6,6 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isConnectionError } from './client.ts';
 import { PgliteThread } from './pglite-thread.ts';
 
+async function snapshotBytes(thread: PgliteThread) {
+  let bytes = 0;
+  for await (const chunk of await thread.heapSnapshot()) bytes += (chunk as Buffer).length;
+  return bytes;
+}
+
 /** A postgres.js client on one connection to the thread, as the studio opens it. */
 const clientOf = (thread: PgliteThread) => postgres({ ...thread.clientOptions(), onnotice: () => {} });
 
@@ -37,6 +43,23 @@ describe('the embedded database on its own thread', () => {
       await sql.end();
     }
   });
+
+  it('keeps nothing of what it answered: rows read leave no trace in the thread', async () => {
+    const before = await snapshotBytes(thread);
+    const sql = clientOf(thread);
+    try {
+      // 20 MB of rows, each one different, in ten reads.
+      for (let i = 0; i < 10; i++) {
+        const rows = await sql.unsafe(`select n, repeat(md5(n::text || '-${i}'), 16) as text from generate_series(1, 4000) as n`);
+        expect(rows).toHaveLength(4000);
+      }
+    } finally {
+      await sql.end();
+    }
+    // A heap snapshot holds every object and string the thread keeps: rows kept there (as PGlite's
+    // own message parser keeps them) would grow it by more than their text.
+    expect((await snapshotBytes(thread)) - before).toBeLessThan(10 * 1024 * 1024);
+  }, 60_000);
 
   it('rolls back what a connection left open when it went away, so the next one starts clean', async () => {
     const first = clientOf(thread);

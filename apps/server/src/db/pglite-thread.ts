@@ -68,6 +68,11 @@ export class PgliteThread {
     return socket;
   }
 
+  /** The thread's JavaScript heap as a V8 heap snapshot (what it keeps, e.g. for a memory test). */
+  heapSnapshot() {
+    return this.worker.getHeapSnapshot();
+  }
+
   /** Closes the database (PGlite writes what it holds) and ends the thread. */
   async close() {
     if (this.exited) return;
