@@ -1,7 +1,8 @@
 /**
  * Reads that every run start repeats (the provider list, the routing, the prompt template) shared for a short while and
  * dropped on every write made here. A write made by another instance (scale-out mode) is seen once
- * `ttlMs` has passed; a failed read is not kept.
+ * `ttlMs` has passed; a failed read is not kept, nor an expired one (keys such as a prompt set's
+ * come and go with the users: the map holds only what was read in the last `ttlMs`).
  */
 export class ReadCache<T> {
   private readonly entries = new Map<string, { at: number; value: Promise<T> }>();
@@ -14,11 +15,17 @@ export class ReadCache<T> {
     const value = load();
     const entry = { at: Date.now(), value };
     this.entries.set(key, entry);
-    value.catch(() => this.entries.get(key) === entry && this.entries.delete(key));
+    const drop = () => this.entries.get(key) === entry && this.entries.delete(key);
+    value.catch(drop);
+    setTimeout(drop, this.ttlMs).unref();
     return value;
   }
 
   clear() {
     this.entries.clear();
+  }
+
+  get size() {
+    return this.entries.size;
   }
 }
