@@ -4,8 +4,13 @@ import type { EventLog } from './event-log.ts';
 export const runKey = (runId: string) => `run:${runId}`;
 export const projectKey = (projectId: string) => `project:${projectId}`;
 
-/** Finished runs (and projects nobody follows) stay replayable from memory this long; later the database serves them. */
-export const KEEP_IN_MEMORY_MS = 5 * 60_000;
+/**
+ * Finished runs (and projects nobody follows) stay replayable from memory this long; later the
+ * database serves them (reset, text, items and ending: the same to a client). Long enough for a
+ * reload or a reconnect; short because what is kept grows with the runs finished in that time
+ * (a finished run's log holds its text three times over: tokens, output and full_text).
+ */
+export const KEEP_IN_MEMORY_MS = 60_000;
 
 /** An event as a stage or the engine writes it: the publisher adds the run and stage (STYLE §11). */
 export type RunEventBody = RunEvent extends infer E ? (E extends RunEvent ? Omit<E, 'run_id' | 'stage'> : never) : never;
