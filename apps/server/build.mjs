@@ -13,7 +13,7 @@
 //
 // A build whose inputs are unchanged is kept: callers (npm start, the benches, the e2e setup) run this
 // every time, and rewriting dist would swap files under a studio already running from them.
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 
@@ -44,6 +44,8 @@ function upToDate() {
 if (upToDate()) {
   console.log('[build] server up to date');
 } else {
+  // The build is dated from its start: a file saved while esbuild runs is newer, so the next call rebuilds.
+  const startedAt = new Date();
   rmSync(dist, { recursive: true, force: true });
   const { metafile } = await build({
     absWorkingDir: server,
@@ -67,5 +69,6 @@ if (upToDate()) {
   });
   cpSync(migrations, path.join(dist, 'migrations'), { recursive: true });
   writeFileSync(INPUTS, JSON.stringify(Object.keys(metafile.inputs)));
+  utimesSync(INPUTS, startedAt, startedAt);
   console.log(`[build] server → ${path.relative(process.cwd(), dist) || '.'}`);
 }
