@@ -41,9 +41,9 @@ describe(`model providers (${TEST_DB})`, () => {
   it('offers the offline demo model, labelled simulated, when no provider is configured', async () => {
     const list = (await admin.get('/api/v1/models/providers/')).body;
     expect(list).toHaveLength(1);
-    expect(list[0]).toMatchObject({ name: 'Offline demo model', is_simulated: true, is_active: true });
+    expect(list[0]).toMatchObject({ name: '离线演示模型 / Offline demo model', is_simulated: true, is_active: true });
     const reduced = (await user.get('/api/v1/models/providers/')).body;
-    expect(reduced).toEqual([{ id: list[0].id, name: 'Offline demo model', provider_type: 'llm', model_name: list[0].model_name, is_simulated: true }]);
+    expect(reduced).toEqual([{ id: list[0].id, name: '离线演示模型 / Offline demo model', provider_type: 'llm', model_name: list[0].model_name, is_simulated: true }]);
   });
 
   it('runs a rewrite on the offline demo model with no key and no network, marked simulated', async () => {

@@ -2,6 +2,8 @@ import { startFakeLlm } from '@ai-story/fake-llm';
 
 /** The api_url stored for the offline demo provider; resolved to the in-process upstream at call time. */
 export const OFFLINE_DEMO_URL = 'builtin:offline-demo';
+/** Named in both languages, as the shipped template set is: the web app shows the reader's half. */
+export const OFFLINE_DEMO_NAME = '离线演示模型 / Offline demo model';
 
 /**
  * The bundled simulated upstream, served in-process on a loopback port the first time a run needs it,

@@ -7,7 +7,7 @@ import type { ProviderRow } from '../db/schema.ts';
 import { AppError, forbidden, notFound } from '../errors.ts';
 import { testConnection, type ConnectionTestResult } from './connection-test.ts';
 import { testMediaConnection } from './media/provider-test.ts';
-import { OFFLINE_DEMO_URL, type OfflineDemoUpstream } from './offline-demo.ts';
+import { OFFLINE_DEMO_NAME, OFFLINE_DEMO_URL, type OfflineDemoUpstream } from './offline-demo.ts';
 import { ReadCache } from '../read-cache.ts';
 import { vendorSnippet } from './redact.ts';
 import type { ProviderRepository } from './repository.ts';
@@ -106,7 +106,7 @@ export class ProviderService {
     if (all.some((p) => p.isActive) || (await this.settings.getSetting(DEMO_DELETED, false))) return;
     if (all.some((p) => p.isSimulated)) return;
     await this.repo.insert({
-      name: 'Offline demo model',
+      name: OFFLINE_DEMO_NAME,
       providerType: 'llm',
       apiUrl: OFFLINE_DEMO_URL,
       modelName: 'ai-story-demo',
