@@ -19,15 +19,34 @@ export type ProjectChangeListener = (projectId: string) => void;
 
 export class ProjectService {
   private readonly listeners = new Set<ProjectChangeListener>();
+  /** Per project: every open event stream checks its reader's access on a change of its own project only. */
+  private readonly listenersOf = new Map<string, Set<() => void>>();
 
   constructor(private readonly repo: ProjectRepository) {}
 
+  /** Told of a change to any project. */
   onChange(listener: ProjectChangeListener) {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+
+  /**
+   * Told of a change to one project. Every run starts and ends with a change, and every open stream
+   * listens: filed by project, a change costs its own project's listeners, not every stream's.
+   */
+  onChangeOf(projectId: string, listener: () => void) {
+    let own = this.listenersOf.get(projectId);
+    if (!own) this.listenersOf.set(projectId, (own = new Set()));
+    own.add(listener);
+    return () => {
+      own.delete(listener);
+      if (own.size === 0 && this.listenersOf.get(projectId) === own) this.listenersOf.delete(projectId);
+    };
+  }
+
   notifyChange(projectId: string) {
     for (const l of this.listeners) l(projectId);
+    for (const l of this.listenersOf.get(projectId) ?? []) l();
   }
 
   /** The user's access to a project, as `checkAccess` rules. */

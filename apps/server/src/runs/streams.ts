@@ -189,14 +189,14 @@ export class RunStreams {
 
   private guardAccess(sse: SseStream, user: AuthUser, projectId: string, req: FastifyRequest) {
     sse.onClose(this.d.liveStreams.track(user, req.credential, () => sse.end()));
-    const stop = this.d.projects.onChange(async (changed) => {
-      if (changed !== projectId || sse.closed) return;
+    const stop = this.d.projects.onChangeOf(projectId, async () => {
+      if (sse.closed) return;
       if ((await this.d.projects.roleOf(user.id, projectId)) === null) {
         sse.send({ id: null, json: JSON.stringify({ type: 'access_revoked', project_id: projectId }), terminal: true });
         sse.end();
       }
     });
-    sse.onClose(() => void stop());
+    sse.onClose(stop);
   }
 
   private async projectUpdate(projectId: string) {
