@@ -1,5 +1,5 @@
 import { startFakeLlm } from '@ai-story/fake-llm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Client, endedRun, expectedRewrite, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
 import { follow, rebuild, terminal } from './sse-client.ts';
 
@@ -236,12 +236,16 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
 
   it('serves the seed endpoint: start and stream in one response, the first event naming the run', async () => {
     const projectId = await newProject();
+    const sent: string[] = [];
+    const stop = studio.database.onStatement((sql) => sent.push(sql));
     const res = await follow(`${studio.url}/api/v1/projects/${projectId}/rewrite-stream/`, {
       cookie: admin.cookie,
       method: 'POST',
       body: { original_text: '小镇上的最后一家书店 📚', style: 'emotional', provider_id: providers.fast },
-    });
+    }).finally(stop);
     expect(res.status).toBe(200);
+    // The run it has just started is not read back to be followed: the start checked the access.
+    expect(sent.filter((sql) => sql.startsWith('select "stage_runs"."id"'))).toEqual([]);
     const first = res.events[0].data;
     expect(first).toMatchObject({ type: 'stage_update', status: 'running' });
     const run = (await admin.get(`/api/v1/runs/${first.run_id}/`)).body;
@@ -338,6 +342,36 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
       expect(finishing.slice(finishing.indexOf('update stage_runs'), finishing.indexOf('update stage_runs') + 3)).toEqual(['update stage_runs', 'update project_stages', 'select project_stages']);
     } finally {
       stop();
+    }
+  });
+
+  it('saves the usage row side by side with the ending, and sends done once both are saved', async () => {
+    const projectId = await newProject();
+    const providerId = await provider('usage held', 'fake-model?ttft=20&tps=400&tokens=20');
+    const repo = (studio.app.services.providers as unknown as { repo: { insertUsage: (values: unknown) => Promise<void> } }).repo;
+    const insertUsage = repo.insertUsage;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    repo.insertUsage = async (values) => {
+      await held;
+      return insertUsage(values);
+    };
+    try {
+      const run = await startRun(projectId, 'usage held');
+      let ended = false;
+      const followed = events(run.id).finally(() => (ended = true));
+      // The ending is saved while the usage row is still on its way (one after the other, it would wait)…
+      await vi.waitFor(async () => expect((await admin.get(`/api/v1/runs/${run.id}/`)).body.status).toBe('completed'), { timeout: 10_000, interval: 20 });
+      // …and `done`, which tells the client all is saved, waits for the row.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(ended).toBe(false);
+      release();
+      expect((await followed).events.at(-1)!.data.type).toBe('done');
+      const usage = (await admin.get(`/api/v1/models/providers/${providerId}/usage`)).body;
+      expect(usage.totals).toMatchObject({ calls: 1, completion_tokens: 20, failures: 0 });
+    } finally {
+      repo.insertUsage = insertUsage;
+      release();
     }
   });
 

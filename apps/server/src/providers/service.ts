@@ -220,11 +220,12 @@ export class ProviderService {
     return cost;
   }
 
-  async recordUsage(p: ClientProvider, u: { runId?: string; promptTokens: number; completionTokens: number; estimated: boolean; ttftMs: number | null; durationMs: number; outcome: string }) {
+  /** An LLM call's cost, known at once, and its usage row being saved. */
+  recordUsage(p: ClientProvider, u: { runId?: string; promptTokens: number; completionTokens: number; estimated: boolean; ttftMs: number | null; durationMs: number; outcome: string }) {
     const cost = (u.promptTokens * p.price_input_per_m + u.completionTokens * p.price_output_per_m) / 1_000_000;
     this.metrics.providerFailed(p.provider_type, u.outcome);
     if (u.ttftMs !== null) this.metrics.ttft.observe(u.ttftMs / 1000);
-    await this.repo.insertUsage({
+    const saved = this.repo.insertUsage({
       providerId: p.id,
       runId: u.runId ?? null,
       model: p.model_name,
@@ -236,7 +237,7 @@ export class ProviderService {
       outcome: u.outcome,
       cost,
     });
-    return cost;
+    return { cost, saved };
   }
 
   // ---- routing ----

@@ -49,20 +49,22 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
         if (err instanceof StageOutputError) return { status: 'failed', error: err, code: 'bad_output' };
         throw err;
       }
-      return { status: 'completed', output, usage: await recordUsage(run, provider, final, 'ok', d) };
+      // The usage row and the run's ending are saved together: the ending waits for both, not one after the other.
+      const { usage, saved } = recordUsage(run, provider, final, 'ok', d);
+      return { status: 'completed', output, usage, usageSaved: saved };
     } catch (err) {
       endCall(err instanceof LlmError && err.code === 'cancelled' ? 'ok' : 'failed');
       lastError = err as Error;
       if (run.abort.signal.aborted) break;
       const e = err instanceof LlmError ? err : undefined;
-      if (e) await recordUsage(run, provider, null, e.code, d);
+      if (e) await recordUsage(run, provider, null, e.code, d).saved;
       if (!(i + 1 < candidates.length && e?.retryable)) break;
       // The partial answer came from a provider that broke; clients discard it and follow the restart.
       if (e.afterFirstToken) run.resetText(`${provider.name} failed mid-answer (${e.message}); restarting on another provider`);
     }
   }
   if (run.abort.signal.aborted) {
-    if (run.provider) await recordUsage(run, run.provider, null, run.stopReason ?? 'cancelled', d);
+    if (run.provider) await recordUsage(run, run.provider, null, run.stopReason ?? 'cancelled', d).saved;
     return { status: 'stopped' };
   }
   return { status: 'failed', error: lastError ?? new Error('No provider answered') };
@@ -81,19 +83,24 @@ function streamAttempt(run: LiveRun, provider: ClientProvider, messages: { role:
   });
 }
 
-async function recordUsage(run: LiveRun, provider: ClientProvider, final: LlmResult | null, outcome: string, d: LlmExecutionDeps): Promise<RunUsage> {
+/** A call's usage (its cost known at once) and its row being saved; a failed save is bookkeeping lost, never the run's failure. */
+function recordUsage(run: LiveRun, provider: ClientProvider, final: LlmResult | null, outcome: string, d: LlmExecutionDeps): { usage: RunUsage; saved: Promise<void> } {
   const usage = final?.usage ?? { prompt_tokens: 0, completion_tokens: run.tokens, estimated: true };
   const durationMs = final?.duration_ms ?? Date.now() - run.startedAt;
-  const cost = await d.providers
-    .recordUsage(provider, {
-      runId: run.id,
-      promptTokens: usage.prompt_tokens,
-      completionTokens: usage.completion_tokens,
-      estimated: usage.estimated,
-      ttftMs: final?.ttft_ms ?? null,
-      durationMs,
-      outcome,
-    })
-    .catch(() => 0); // usage is bookkeeping: a failed insert must not fail the run
-  return { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, estimated: usage.estimated, ttft_ms: final?.ttft_ms ?? null, duration_ms: durationMs, cost };
+  const { cost, saved } = d.providers.recordUsage(provider, {
+    runId: run.id,
+    promptTokens: usage.prompt_tokens,
+    completionTokens: usage.completion_tokens,
+    estimated: usage.estimated,
+    ttftMs: final?.ttft_ms ?? null,
+    durationMs,
+    outcome,
+  });
+  return {
+    usage: { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, estimated: usage.estimated, ttft_ms: final?.ttft_ms ?? null, duration_ms: durationMs, cost },
+    saved: saved.then(
+      () => {},
+      () => {},
+    ),
+  };
 }

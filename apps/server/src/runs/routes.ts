@@ -54,8 +54,8 @@ export const runRoutes =
       app.post(`/projects/:id/${stage}-stream`, { schema: { params: ProjectParams, querystring: ResumeQuery.pick({ compat: true }), body: z.record(z.string(), z.unknown()), response: SSE_RESPONSE } }, async (req, reply) => {
         const user = currentUser(req);
         const { provider_id, ...input } = req.body as { provider_id?: unknown };
-        const run = await runs.start(user, req.params.id, stage, { input, provider_id: typeof provider_id === 'string' ? provider_id : undefined });
-        return streams.followRun(user, run.id, req, reply);
+        const run = await runs.startRow(user, req.params.id, stage, { input, provider_id: typeof provider_id === 'string' ? provider_id : undefined });
+        return streams.followRun(user, run.id, req, reply, run);
       });
     }
   };

@@ -87,6 +87,11 @@ export class RunService {
   }
 
   async start(user: AuthUser, projectId: string, stage: StageKey, body: { input: Record<string, unknown>; provider_id?: string }): Promise<Run> {
+    return toRun(await this.startRow(user, projectId, stage, body));
+  }
+
+  /** Starts a run and answers its saved row (a start that streams its events at once needs no read of it). */
+  async startRow(user: AuthUser, projectId: string, stage: StageKey, body: { input: Record<string, unknown>; provider_id?: string }): Promise<RunRow> {
     // Access, the stages and the active-run check in one read; the shots beside it (used only once access is granted).
     const [{ project, stages, activeRunId }, shots] = await Promise.all([
       this.d.projects.accessForRun(user, projectId, stage),
@@ -156,7 +161,7 @@ export class RunService {
     // The stage and the project's status were saved with the run; listeners of the project hear it now.
     this.d.projects.notifyChange(projectId);
     await this.d.queue?.add({ runId: inserted.id, userId: user.id, providerIds: selection.order.map((p) => p.id) });
-    return toRun(inserted);
+    return inserted;
   }
 
   /**
@@ -401,13 +406,17 @@ export class RunService {
     // Structured items still unsent (complete only now) go out before the save, so the terminal
     // event's id, saved with the run, is exactly the next one; `done` carries them with their ids.
     if (definition.kind === 'llm' && definition.items) run.sendItems((outcome.output as Record<string, unknown[]>)[definition.items.key] ?? [], true);
-    const saved = await this.untilSaved(() =>
-      this.d.repo.completeRun(
-        { id: run.id, projectId: run.row.projectId, stage: definition.key, checkpointed: run.checkpointed },
-        { text: run.text, usage: outcome.usage, lastEventId: this.d.publisher.lastId(run.id) + 1 },
-        (store) => definition.persist(store, run.row.projectId, outcome.output),
+    // The call's usage row is on its way already: `done` follows both saves, taken side by side.
+    const [saved] = await Promise.all([
+      this.untilSaved(() =>
+        this.d.repo.completeRun(
+          { id: run.id, projectId: run.row.projectId, stage: definition.key, checkpointed: run.checkpointed },
+          { text: run.text, usage: outcome.usage, lastEventId: this.d.publisher.lastId(run.id) + 1 },
+          (store) => definition.persist(store, run.row.projectId, outcome.output),
+        ),
       ),
-    );
+      outcome.usageSaved,
+    ]);
     if (!saved) return this.endedElsewhere(run);
     const { row, pipeline } = saved;
     this.ended(run, 'completed', { type: 'done', output: row.output, ...(definition.kind === 'llm' && { full_text: run.text }), run: slimRun(row) }, pipeline);

@@ -44,8 +44,9 @@ export class RunStreams {
     d.projects.onChange((projectId) => void this.publishProjectUpdate(projectId));
   }
 
-  async followRun(user: AuthUser, runId: string, req: FastifyRequest, reply: FastifyReply) {
-    const row = await this.d.runs.accessibleRun(user, runId, 'view');
+  /** `started`: the row of a run this request has just started (its access was checked then). */
+  async followRun(user: AuthUser, runId: string, req: FastifyRequest, reply: FastifyReply, started?: RunRow) {
+    const row = started ?? (await this.d.runs.accessibleRun(user, runId, 'view'));
     const after = lastEventId(req);
     const key = runKey(runId);
     const activeRow = row.status === 'running' || row.status === 'queued';
