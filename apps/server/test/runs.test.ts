@@ -1,5 +1,6 @@
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ProviderRepository } from '../src/providers/repository.ts';
 import { Client, endedRun, expectedRewrite, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
 import { follow, rebuild, terminal } from './sse-client.ts';
 
@@ -348,14 +349,13 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
   it('saves the usage row side by side with the ending, and sends done once both are saved', async () => {
     const projectId = await newProject();
     const providerId = await provider('usage held', 'fake-model?ttft=20&tps=400&tokens=20');
-    const repo = (studio.app.services.providers as unknown as { repo: { insertUsage: (values: unknown) => Promise<void> } }).repo;
-    const insertUsage = repo.insertUsage;
+    const insertUsage = ProviderRepository.prototype.insertUsage;
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
-    repo.insertUsage = async (values) => {
+    const spy = vi.spyOn(ProviderRepository.prototype, 'insertUsage').mockImplementation(async function (this: ProviderRepository, values) {
       await held;
-      return insertUsage(values);
-    };
+      return insertUsage.call(this, values);
+    });
     try {
       const run = await startRun(projectId, 'usage held');
       let ended = false;
@@ -370,9 +370,28 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
       const usage = (await admin.get(`/api/v1/models/providers/${providerId}/usage`)).body;
       expect(usage.totals).toMatchObject({ calls: 1, completion_tokens: 20, failures: 0 });
     } finally {
-      repo.insertUsage = insertUsage;
+      spy.mockRestore();
       release();
     }
+  });
+
+  it('completes a run whose usage row cannot be saved: lost bookkeeping is never a lost result', async () => {
+    const projectId = await newProject();
+    const providerId = await provider('usage lost', 'fake-model?ttft=20&tps=400&tokens=20');
+    const spy = vi.spyOn(ProviderRepository.prototype, 'insertUsage').mockRejectedValue(new Error('usage table unavailable'));
+    try {
+      const run = await startRun(projectId, 'usage lost');
+      const seen = await events(run.id);
+      expect(seen.events.at(-1)!.data.type).toBe('done');
+      expect(seen.text).toBe(expectedFor(run));
+      expect(spy).toHaveBeenCalled();
+      const saved = (await admin.get(`/api/v1/runs/${run.id}/`)).body;
+      expect(saved.status).toBe('completed');
+      expect(saved.output.rewritten_text).toBe(expectedFor(run).trim());
+    } finally {
+      spy.mockRestore();
+    }
+    expect((await admin.get(`/api/v1/models/providers/${providerId}/usage`)).body.totals).toMatchObject({ calls: 0 });
   });
 
   it("uses the project's own template set for the next run, an edit at once, with the exact prompt stored on the run", async () => {

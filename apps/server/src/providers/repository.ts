@@ -45,9 +45,9 @@ export class ProviderRepository {
   countActiveLlm = async () =>
     (await this.db.select({ n: sql<number>`count(*)::int` }).from(modelProviders).where(and(eq(modelProviders.providerType, 'llm'), eq(modelProviders.isActive, true))))[0].n;
 
-  insertUsage = async (values: UsageValues) => {
+  async insertUsage(values: UsageValues) {
     await insertUsage(this.db, values);
-  };
+  }
 
   async usageByDay(providerId: string, since: Date) {
     const day = sql<string>`to_char(date_trunc('day', ${providerUsage.createdAt} at time zone 'UTC'), 'YYYY-MM-DD')`;

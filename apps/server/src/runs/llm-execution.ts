@@ -1,4 +1,5 @@
 import type { RunUsage } from '@ai-story/contracts';
+import type { FastifyBaseLogger } from 'fastify';
 import type { Histogram } from 'prom-client';
 import { LlmError, streamChat, type LlmResult } from '../providers/llm-client.ts';
 import type { ClientProvider, ProviderService } from '../providers/service.ts';
@@ -11,6 +12,7 @@ import { cleanDeep } from './well-formed.ts';
 export interface LlmExecutionDeps {
   providers: ProviderService;
   repo: RunRepository;
+  log: FastifyBaseLogger;
 }
 
 /**
@@ -98,9 +100,6 @@ function recordUsage(run: LiveRun, provider: ClientProvider, final: LlmResult | 
   });
   return {
     usage: { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, estimated: usage.estimated, ttft_ms: final?.ttft_ms ?? null, duration_ms: durationMs, cost },
-    saved: saved.then(
-      () => {},
-      () => {},
-    ),
+    saved: saved.catch((err: unknown) => d.log.warn({ err, runId: run.id }, 'usage row not saved')),
   };
 }

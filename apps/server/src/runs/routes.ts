@@ -55,7 +55,7 @@ export const runRoutes =
         const user = currentUser(req);
         const { provider_id, ...input } = req.body as { provider_id?: unknown };
         const run = await runs.startRow(user, req.params.id, stage, { input, provider_id: typeof provider_id === 'string' ? provider_id : undefined });
-        return streams.followRun(user, run.id, req, reply, run);
+        return streams.followRun(user, run, req, reply);
       });
     }
   };

@@ -376,7 +376,7 @@ export class RunService {
       try {
         outcome =
           run.definition.kind === 'llm'
-            ? await executeLlm(run, candidates, prompt, { providers: this.d.providers, repo: this.d.repo })
+            ? await executeLlm(run, candidates, prompt, { providers: this.d.providers, repo: this.d.repo, log: this.d.log })
             : await executeMedia(run, candidates, { repo: this.d.repo, services: { ...this.d.media, userId, runId: run.id } });
       } catch (err) {
         outcome = run.abort.signal.aborted ? { status: 'stopped' } : { status: 'failed', error: err as Error };

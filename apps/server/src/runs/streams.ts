@@ -44,9 +44,10 @@ export class RunStreams {
     d.projects.onChange((projectId) => void this.publishProjectUpdate(projectId));
   }
 
-  /** `started`: the row of a run this request has just started (its access was checked then). */
-  async followRun(user: AuthUser, runId: string, req: FastifyRequest, reply: FastifyReply, started?: RunRow) {
-    const row = started ?? (await this.d.runs.accessibleRun(user, runId, 'view'));
+  /** `run`: its id, or the row a start has just saved (already access-checked, so not read again). */
+  async followRun(user: AuthUser, run: string | RunRow, req: FastifyRequest, reply: FastifyReply) {
+    const row = typeof run === 'string' ? await this.d.runs.accessibleRun(user, run, 'view') : run;
+    const runId = row.id;
     const after = lastEventId(req);
     const key = runKey(runId);
     const activeRow = row.status === 'running' || row.status === 'queued';
