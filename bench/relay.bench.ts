@@ -3,7 +3,7 @@
  * the same load through the studio on PostgreSQL and on PGlite, side by side in one run.
  *
  *   npm run bench                    all benchmarks
- *   node --import tsx bench/relay.bench.ts [--streams 1,50,200,400,1600] [--db postgres,pglite]
+ *   node --import tsx bench/relay.bench.ts [--streams 1,50,200,400,1600] [--db bare,postgres,pglite]
  *
  * Each stream is 300 tokens at 50 tokens/s after a 200 ms time to first token; a level's streams
  * start spread over one second. The upstream and each studio run as child processes, so their CPU
@@ -17,6 +17,8 @@
  * BENCH_TOKENS=<n> sets the stream length (e.g. 3: what run starts and finishes cost, almost alone);
  * BENCH_STUDIO_FLAGS="<node flags>" starts the studio with them (e.g. a V8 heap setting to try);
  * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say).
+ * `--db bare` adds a column for bench/bare-relay.ts, the least a Node relay does (no database, no
+ * sign-in, no framework): what relaying itself costs here, against what the studio adds.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -35,6 +37,8 @@ const LONG_MODEL = 'fake-model?ttft=20&tps=200&tokens=2000';
 const RAMP_MS = 1000;
 
 export type DbKind = 'postgres' | 'pglite';
+/** A column of the table: the studio on one database, or the bare relay (bench/bare-relay.ts). */
+type Relay = DbKind | 'bare';
 
 export const freePort = () =>
   new Promise<number>((resolve) => {
@@ -210,7 +214,7 @@ export async function benchDatabase(serverUrl: string) {
 }
 
 export interface Studio {
-  db: DbKind;
+  db: Relay;
   label: string;
   base: string;
   token: string;
@@ -336,7 +340,17 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
   };
 }
 
-export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: DbKind[] = ['postgres', 'pglite']) {
+/** The bare relay (bench/bare-relay.ts) in front of the same upstream, shaped as a studio for the phases. */
+export async function startBareRelay(upstream: string, projectCount: number, children: ChildProcess[], model = MODEL): Promise<Studio> {
+  const port = await freePort();
+  const profDir = process.env.BENCH_CPU_PROF;
+  const child = spawnNode(children, ['bench/bare-relay.ts', '--port', String(port), '--upstream', upstream, '--model', model], {}, profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, 'bare')}`] : []);
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(`${base}/healthz`);
+  return { db: 'bare', label: 'bare', base, token: 'none', pid: child.pid!, providerId: 'none', projects: Array.from({ length: projectCount }, (_, i) => `bare-${i}`) };
+}
+
+export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay[] = ['postgres', 'pglite']) {
   const children: ChildProcess[] = [];
   const cleanups: (() => Promise<void>)[] = [];
   try {
@@ -348,6 +362,10 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: DbKin
     const studios: Studio[] = [];
     const baseline = process.env.BENCH_BASELINE_ROOT;
     for (const db of dbs) {
+      if (db === 'bare') {
+        studios.push(await startBareRelay(upstream, maxStreams, children));
+        continue;
+      }
       studios.push(await startStudio({ db, upstream, projectCount: maxStreams, children, cleanups }));
       if (baseline) studios.push(await startStudio({ db, upstream, projectCount: maxStreams, children, cleanups, studioRoot: baseline, label: `${db}@baseline` }));
     }
@@ -359,7 +377,7 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: DbKin
       const through: Phase[] = [];
       for (const s of studios) {
         // The API is polled only under real load: its own CPU would be most of a single stream's.
-        const poll = n >= 200 ? () => pollProjects(s) : undefined;
+        const poll = n >= 200 && s.db !== 'bare' ? () => pollProjects(s) : undefined;
         through.push(await phase(`studio-${s.label}`, upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll));
       }
       const { errors, ...row } = summarize(n, direct, through);
@@ -371,7 +389,7 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: DbKin
     // One 2,000-token Chinese stream at 200 tokens/s, alone: bytes on the wire against its text.
     const long: Record<string, unknown>[] = [];
     const directLong = await directStream(upstream, LONG_MODEL);
-    for (const s of studios) {
+    for (const s of studios.filter((s) => s.db !== 'bare')) {
       const api = (body: unknown) =>
         fetch(`${s.base}/api/v1/models/providers/`, { method: 'POST', headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<{ id: string }>);
       const fast = await api({ name: 'bench 2000', api_url: upstream, model_name: LONG_MODEL, timeout_s: 120 });
@@ -404,5 +422,5 @@ function seedWireBytes(tokens: number, textBytes: number) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({ options: { streams: { type: 'string' }, db: { type: 'string' } } });
-  await runRelayBench(values.streams?.split(',').map(Number), values.db?.split(',') as DbKind[] | undefined);
+  await runRelayBench(values.streams?.split(',').map(Number), values.db?.split(',') as Relay[] | undefined);
 }

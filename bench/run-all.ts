@@ -10,7 +10,7 @@ import { runRunCostBench } from './run-cost.bench.ts';
 console.log('\n== LLM client overhead: the simulated upstream read directly vs through streamChat');
 printTable(await runLlmClientBench());
 console.log('\n== The run engine under load: the simulated upstream read directly vs through the studio on PostgreSQL and PGlite');
-await runRelayBench([1, 50, 200, 400], ['postgres', 'pglite']);
+await runRelayBench([1, 50, 200, 400], ['bare', 'postgres', 'pglite']);
 console.log('\n== What a run costs to start and finish: CPU per 3-token run, the studio and the whole machine');
 await runRunCostBench(1000, 3, 'postgres');
 console.log('\n== Scale-out: 5,000 followers of 200 live runs, one studio vs two studios + Redis behind nginx');

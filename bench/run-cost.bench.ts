@@ -9,12 +9,14 @@
  * BENCH_BASELINE_ROOT=<checkout> measures that checkout's studio too, round by round in turn with this
  * one (run `npm ci` there first): the two columns of one run are what a change is judged by.
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`bench/profile-top.ts --by-package`).
+ * Each round also measures bench/bare-relay.ts, the same two requests and upstream call with nothing
+ * behind them: what a run costs any Node relay here, against what the studio adds.
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { freePort, procStats, spawnNode, startStudio, waitFor, type DbKind, type Studio } from './relay.bench.ts';
+import { freePort, procStats, spawnNode, startBareRelay, startStudio, waitFor, type DbKind, type Studio } from './relay.bench.ts';
 
 const CLIENTS = 20;
 const MODEL = 'fake-model?ttft=0&tps=1000&tokens=3';
@@ -51,7 +53,7 @@ async function measure(s: Studio, runs: number) {
     }),
   );
   const f = (ms: number) => (ms / runs).toFixed(2);
-  return { 'studio CPU ms/run': f(procStats(s.pid).cpuMs - cpu0), 'machine CPU ms/run': f(machineBusyMs() - machine0), 'wall ms/run': f(performance.now() - t0) };
+  return { 'relay CPU ms/run': f(procStats(s.pid).cpuMs - cpu0), 'machine CPU ms/run': f(machineBusyMs() - machine0), 'wall ms/run': f(performance.now() - t0) };
 }
 
 export async function runRunCostBench(runs = 1000, rounds = 3, db: DbKind = 'postgres') {
@@ -66,11 +68,12 @@ export async function runRunCostBench(runs = 1000, rounds = 3, db: DbKind = 'pos
     const studios = [await startStudio(common)];
     const baseline = process.env.BENCH_BASELINE_ROOT;
     if (baseline) studios.push(await startStudio({ ...common, studioRoot: baseline, label: `${db}@baseline` }));
+    studios.push(await startBareRelay(upstream, CLIENTS, children, MODEL));
     for (const s of studios) await measure(s, 200); // warm: the first runs pay for compiling and connecting
     console.log(`${runs} runs a round, ${CLIENTS} clients; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
     const rows: Record<string, unknown>[] = [];
     for (let round = 1; round <= rounds; round++) {
-      for (const s of studios) rows.push({ round, studio: s.label, ...(await measure(s, runs)) });
+      for (const s of studios) rows.push({ round, relay: s.label, ...(await measure(s, runs)) });
     }
     console.table(rows);
     return rows;
