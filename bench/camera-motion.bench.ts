@@ -35,7 +35,8 @@ const dir = await mkdtemp(path.join(tmpdir(), 'camera-motion-bench-'));
 try {
   // A photo-like 1536×2048 picture (what image models return), noisy so the encoder has real work.
   const image = path.join(dir, 'picture.jpg');
-  const noise = await sharp({ create: { width: 1536, height: 2048, channels: 3, noise: { type: 'gaussian', mean: 110, sigma: 40 } } })
+  // sharp's type asks for a background; with noise it is not used.
+  const noise = await sharp({ create: { width: 1536, height: 2048, channels: 3, background: '#000000', noise: { type: 'gaussian', mean: 110, sigma: 40 } } })
     .blur(2)
     .png()
     .toBuffer();

@@ -250,7 +250,7 @@ export async function benchApi(base: string) {
   const tokenRes = await fetch(`${base}/api/v1/auth/tokens`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench' }) });
   const token = ((await tokenRes.json()) as { token: string }).token;
   const api = (method: string, url: string, body?: unknown) =>
-    fetch(base + url, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body && JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+    fetch(base + url, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
   return { token, api };
 }
 

@@ -82,7 +82,7 @@ const steps = [
   },
   {
     id: 'typecheck-server',
-    title: 'typecheck: server, contracts, fake-llm (tsc)',
+    title: 'typecheck: server, contracts, fake upstreams, benches (tsc)',
     cmd: path.join(BIN, 'tsc'),
     args: ['-p', 'apps/server'],
     timeoutMs: 10 * MIN,
