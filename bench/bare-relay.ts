@@ -55,6 +55,8 @@ function start(id: string) {
     res.setEncoding('utf8');
     res.on('data', (text: string) => parser.feed(text));
     res.on('end', () => send(run, { type: 'done' }, true));
+    // A body cut midway ends without 'end': the reader is told, not left waiting.
+    res.on('error', (err) => send(run, { type: 'error', code: 'network', message: err.message }, true));
   });
   req.on('error', (err) => send(run, { type: 'error', code: 'network', message: err.message }, true));
   req.end(body);

@@ -268,6 +268,12 @@ export interface StudioOptions {
   label?: string;
 }
 
+/** BENCH_CPU_PROF=<dir>: a relay's CPU profile, written to <dir>/<label> when it stops. */
+const cpuProfFlags = (label: string) => {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, label)}`] : [];
+};
+
 /** A studio of its own (fresh data folder or database), signed in, with a provider and its projects. */
 export async function startStudio({ db, upstream, model = MODEL, projectCount, children, cleanups, studioRoot = process.env.BENCH_STUDIO_ROOT ?? root, label = db }: StudioOptions): Promise<Studio> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-bench-'));
@@ -275,12 +281,11 @@ export async function startStudio({ db, upstream, model = MODEL, projectCount, c
   const pg = db === 'postgres' ? await benchDatabase(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres') : null;
   if (pg) cleanups.push(pg.drop);
   const port = await freePort();
-  const profDir = process.env.BENCH_CPU_PROF;
   const child = spawnStudio(
     children,
     { PORT: String(port), DATA_DIR: dataDir, ...(pg && { DATABASE_URL: pg.url }), ADMIN_EMAIL: 'bench@example.com', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'warn' },
     // The heap limit `npm start` gives the studio (scripts/start.mjs); BENCH_STUDIO_FLAGS can override it.
-    ['--max-old-space-size=1536', ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, label)}`] : []), ...(process.env.BENCH_STUDIO_FLAGS?.split(' ').filter(Boolean) ?? [])],
+    ['--max-old-space-size=1536', ...cpuProfFlags(label), ...(process.env.BENCH_STUDIO_FLAGS?.split(' ').filter(Boolean) ?? [])],
     studioRoot,
   );
   const base = `http://127.0.0.1:${port}`;
@@ -343,8 +348,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
 /** The bare relay (bench/bare-relay.ts) in front of the same upstream, shaped as a studio for the phases. */
 export async function startBareRelay(upstream: string, projectCount: number, children: ChildProcess[], model = MODEL): Promise<Studio> {
   const port = await freePort();
-  const profDir = process.env.BENCH_CPU_PROF;
-  const child = spawnNode(children, ['bench/bare-relay.ts', '--port', String(port), '--upstream', upstream, '--model', model], {}, profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, 'bare')}`] : []);
+  const child = spawnNode(children, ['bench/bare-relay.ts', '--port', String(port), '--upstream', upstream, '--model', model], {}, cpuProfFlags('bare'));
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`${base}/healthz`);
   return { db: 'bare', label: 'bare', base, token: 'none', pid: child.pid!, providerId: 'none', projects: Array.from({ length: projectCount }, (_, i) => `bare-${i}`) };
@@ -369,7 +373,8 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay
       studios.push(await startStudio({ db, upstream, projectCount: maxStreams, children, cleanups }));
       if (baseline) studios.push(await startStudio({ db, upstream, projectCount: maxStreams, children, cleanups, studioRoot: baseline, label: `${db}@baseline` }));
     }
-    console.log(`columns: direct / ${studios.map((s) => `studio-${s.label}`).join(' / ')}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
+    const column = (s: Studio) => (s.db === 'bare' ? 'bare relay' : `studio-${s.label}`);
+    console.log(`columns: direct / ${studios.map(column).join(' / ')}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
 
     const rows: Record<string, unknown>[] = [];
     for (const n of streamCounts) {
@@ -378,7 +383,7 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay
       for (const s of studios) {
         // The API is polled only under real load: its own CPU would be most of a single stream's.
         const poll = n >= 200 && s.db !== 'bare' ? () => pollProjects(s) : undefined;
-        through.push(await phase(`studio-${s.label}`, upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll));
+        through.push(await phase(column(s), upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll));
       }
       const { errors, ...row } = summarize(n, direct, through);
       rows.push({ ...row, 'load avg': os.loadavg()[0].toFixed(2) });
