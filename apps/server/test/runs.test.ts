@@ -1,6 +1,8 @@
 import { startFakeLlm } from '@ai-story/fake-llm';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ProviderRepository } from '../src/providers/repository.ts';
+import { RunRepository } from '../src/runs/repository.ts';
 import { Client, endedRun, expectedRewrite, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
 import { follow, rebuild, terminal } from './sse-client.ts';
 
@@ -343,6 +345,39 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
       expect(finishing.slice(finishing.indexOf('update stage_runs'), finishing.indexOf('update stage_runs') + 3)).toEqual(['update stage_runs', 'update project_stages', 'select project_stages']);
     } finally {
       stop();
+    }
+  });
+
+  it("looks up a stage's active run through its partial index, also in the plan the database caches", async () => {
+    const projectId = await newProject();
+    await provider('planned', 'fake-model?ttft=10&tps=400&tokens=5');
+    const sent: string[] = [];
+    const stop = studio.database.onStatement((sql) => sent.push(sql));
+    try {
+      const run = await startRun(projectId, 'planned');
+      await waitFinished(run.id);
+      // The other reads of active runs: a refused start's, and the pipeline's and the streams'.
+      const runs = new RunRepository(studio.database.db);
+      await runs.findActive(projectId, 'rewrite');
+      await runs.activeOfProject(projectId);
+    } finally {
+      stop();
+    }
+    const lookups = [...new Set(sent.filter((q) => /(from|join) "stage_runs"/.test(q) && /"project_id" = /.test(q) && /"status" in /.test(q)))];
+    // The start's access check, and the two reads above.
+    expect(lookups.length, sent.join('\n')).toBe(3);
+    for (const query of lookups) {
+      // A prepared statement runs on a generic plan after a few executions: one made without its
+      // values. Only a predicate written as the index's own lets that plan use the partial index.
+      const params = Math.max(0, ...[...query.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+      const plan = await studio.database.db.transaction(async (tx) => {
+        await tx.execute(sql.raw(`set local plan_cache_mode = force_generic_plan`));
+        await tx.execute(sql.raw(`prepare active_lookup as ${query}`));
+        const rows: any = await tx.execute(sql.raw(`explain execute active_lookup(${Array(params).fill('null').join(', ')})`));
+        await tx.execute(sql.raw(`deallocate active_lookup`));
+        return (rows.rows ?? rows).map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
+      });
+      expect(plan, query).toContain('stage_runs_one_active_uq');
     }
   });
 

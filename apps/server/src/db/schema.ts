@@ -153,6 +153,13 @@ export const stageRuns = pgTable(
 );
 
 /**
+ * A run not yet ended, written as stage_runs_one_active_uq's own predicate, literally: with the statuses
+ * as parameters, a prepared statement's cached (generic) plan cannot prove the partial index applies and
+ * reads every run the stage ever had instead of the one active entry.
+ */
+export const isActiveRun = sql`${stageRuns.status} in ('queued', 'running')`;
+
+/**
  * One row per running studio process: its lease on the database. A live lease (expires_at in the
  * future, renewed by the instance's heartbeat) keeps a second studio out in single-instance mode and
  * keeps the instance's runs from being recovered by anyone else. Times come from the database's clock,

@@ -1,7 +1,7 @@
 import { STAGE_KEYS, type StageKey } from '@ai-story/contracts';
 import { and, count, desc, eq, ilike, inArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { projectMembers, projectStages, projects, stageRuns, users, type StageRow } from '../db/schema.ts';
+import { isActiveRun, projectMembers, projectStages, projects, stageRuns, users, type StageRow } from '../db/schema.ts';
 import { containing } from '../db/like.ts';
 
 /**
@@ -20,7 +20,7 @@ const hotQueries = (db: Db) => ({
     .from(projects)
     .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
     .leftJoin(projectStages, eq(projectStages.projectId, projects.id))
-    .leftJoin(stageRuns, and(eq(stageRuns.projectId, projects.id), eq(stageRuns.stage, sql.placeholder('stage')), inArray(stageRuns.status, ['queued', 'running'])))
+    .leftJoin(stageRuns, and(eq(stageRuns.projectId, projects.id), eq(stageRuns.stage, sql.placeholder('stage')), isActiveRun))
     .where(eq(projects.id, sql.placeholder('projectId')))
     .orderBy(projectStages.position)
     .prepare('project_for_run'),

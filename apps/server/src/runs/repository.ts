@@ -3,7 +3,7 @@ import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
 import { and, asc, count, desc, eq, gt, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { fixedStatement, given, placeholders } from '../db/fixed-statement.ts';
-import { instances, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type ProjectRow, type RunRow, type StageRow } from '../db/schema.ts';
+import { instances, isActiveRun, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type ProjectRow, type RunRow, type StageRow } from '../db/schema.ts';
 import { deriveStatus } from '../projects/service.ts';
 import { REASONS } from '../projects/status-reasons.ts';
 import { StoryboardRepository } from '../storyboard/repository.ts';
@@ -188,8 +188,8 @@ export class RunRepository {
   /** A run with its project and the user's membership in it: what an access check needs, in one read. */
   findWithAccess = async (id: string, userId: string) => (await this.hot.withAccess.execute({ id, userId }))[0];
   findActive = async (projectId: string, stage: StageKey) =>
-    (await this.db.select().from(stageRuns).where(and(eq(stageRuns.projectId, projectId), eq(stageRuns.stage, stage), inArray(stageRuns.status, ACTIVE))))[0];
-  activeOfProject = (projectId: string) => this.db.select().from(stageRuns).where(and(eq(stageRuns.projectId, projectId), inArray(stageRuns.status, ACTIVE)));
+    (await this.db.select().from(stageRuns).where(and(eq(stageRuns.projectId, projectId), eq(stageRuns.stage, stage), isActiveRun)))[0];
+  activeOfProject = (projectId: string) => this.db.select().from(stageRuns).where(and(eq(stageRuns.projectId, projectId), isActiveRun));
 
   update = async (id: string, values: Partial<typeof stageRuns.$inferInsert>) => {
     await this.db.update(stageRuns).set(values).where(eq(stageRuns.id, id));
