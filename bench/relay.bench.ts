@@ -196,9 +196,9 @@ function pollProjects(studio: Studio) {
 
 /** A fresh database on the PostgreSQL server at `serverUrl`, for the studio's PostgreSQL mode. */
 export async function benchDatabase(serverUrl: string) {
-  const { default: postgres } = await import('postgres');
+  const { postgresClient } = await import('../apps/server/src/db/client.ts');
   const name = `ai_story_bench_${Date.now()}`;
-  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  const admin = postgresClient(serverUrl, { max: 1 });
   await admin.unsafe(`create database ${name}`);
   await admin.end();
   const url = new URL(serverUrl);
@@ -206,7 +206,7 @@ export async function benchDatabase(serverUrl: string) {
   return {
     url: url.toString(),
     drop: async () => {
-      const a = postgres(serverUrl, { max: 1, onnotice: () => {} });
+      const a = postgresClient(serverUrl, { max: 1 });
       await a.unsafe(`drop database if exists ${name} with (force)`);
       await a.end();
     },

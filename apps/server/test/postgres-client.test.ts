@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +23,25 @@ describe.skipIf(TEST_DB !== 'postgres')('the studio’s PostgreSQL client (Postg
       for (let i = 0; i < 3; i++) expect((await db.execute(sql`select ${i}::int as n`))[0]).toEqual({ n: i });
       const prepared = await db.execute(sql`select count(*)::int as n from pg_prepared_statements where statement like ${'select $1::int as n%'}`);
       expect(prepared[0]).toEqual({ n: 1 });
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('reaches a server on this machine through its Unix socket, named as libpq names it (?host=/dir)', async (ctx) => {
+    const tcp = postgresClient(url(), { max: 1 });
+    const [{ dirs, port }] = await tcp`select current_setting('unix_socket_directories') as dirs, current_setting('port') as port`;
+    await tcp.end();
+    const dir = String(dirs).split(',')[0].trim();
+    if (!dir || !existsSync(path.join(dir, `.s.PGSQL.${port}`))) ctx.skip(); // a server on another machine
+    const viaSocket = new URL(url());
+    viaSocket.searchParams.set('host', dir);
+    viaSocket.searchParams.set('application_name', 'socket-check');
+    const client = postgresClient(viaSocket.toString(), { max: 1 });
+    try {
+      // No server address on a Unix socket; the other URL parameters still reach the server.
+      const [row] = await client`select inet_server_addr() is null as socket, current_database() as db, current_setting('application_name') as app`;
+      expect(row).toEqual({ socket: true, db: new URL(url()).pathname.slice(1), app: 'socket-check' });
     } finally {
       await client.end();
     }

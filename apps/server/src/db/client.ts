@@ -83,8 +83,23 @@ async function openPostgres(url: string, migrations: string): Promise<Database> 
 
 /** The studio's postgres.js client: statements prepared, transactions on a connection of their own (below). */
 export function postgresClient(url: string | undefined, options: Options<{}> = {}): PostgresSql {
-  const all = { onnotice: () => {}, ...options };
-  return preparing(url === undefined ? postgres(all) : postgres(url, all));
+  const { url: target, host } = socketHost(url);
+  const all = { onnotice: () => {}, ...(host && { host }), ...options };
+  return preparing(target === undefined ? postgres(all) : postgres(target, all));
+}
+
+/**
+ * libpq's way to name a Unix socket, `postgres://user@localhost/db?host=/var/run/postgresql`: a
+ * database on the same machine is cheaper to reach through its socket than through loopback TCP.
+ * postgres.js would send an unknown URL parameter to the server as a setting, so it is taken out here.
+ */
+export function socketHost(url: string | undefined): { url: string | undefined; host?: string } {
+  if (!url) return { url };
+  const parsed = new URL(url);
+  const host = parsed.searchParams.get('host');
+  if (!host?.startsWith('/')) return { url };
+  parsed.searchParams.delete('host');
+  return { url: parsed.toString(), host };
 }
 
 /** Statements with more parameters than this vary in shape (IN lists, many rows): not worth a cached plan. */
