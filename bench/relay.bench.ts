@@ -16,7 +16,9 @@
  * BENCH_BASELINE_ROOT=<checkout> runs it as well, in a column of its own beside this one, same run;
  * BENCH_TOKENS=<n> sets the stream length (e.g. 3: what run starts and finishes cost, almost alone);
  * BENCH_STUDIO_FLAGS="<node flags>" starts the studio with them (e.g. a V8 heap setting to try);
- * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say).
+ * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say);
+ * BENCH_DATABASE_URL=<server url> is the PostgreSQL server the studios get their databases on
+ * (default postgres://postgres@127.0.0.1:5432/postgres; `?host=/var/run/postgresql` for its socket).
  * `--db bare` adds a column for bench/bare-relay.ts, the least a Node relay does (no database, no
  * sign-in, no framework): what relaying itself costs here, against what the studio adds.
  */
