@@ -1,7 +1,7 @@
 import { eq, sql } from 'drizzle-orm';
 import { integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../src/db/client.ts';
+import { commitBehind, type Database } from '../src/db/client.ts';
 import { fixedStatement, given } from '../src/db/fixed-statement.ts';
 import { createTestDatabase, type TestDatabase } from './helpers.ts';
 
@@ -61,6 +61,41 @@ describe('a statement built once, run on the pool and inside transactions', () =
       }),
     ).rejects.toBe(undo);
     expect(await probeById(database.db, { id: 10 })).toEqual([]);
+  });
+
+  it('commits a transaction right behind its last statements (commitBehind), answering their result', async () => {
+    const label = await database.db.transaction(async (tx) => {
+      await insertProbe(tx, { id: 30, label: 'first', detail: null, seenAt: null });
+      return commitBehind(relabel(tx, { id: 30, label: 'last', detail: { n: 2 } }).then(([row]) => row.label));
+    });
+    expect(label).toBe('last');
+    expect((await probeById(database.db, { id: 30 }))[0]).toMatchObject({ label: 'last', detail: { n: 2 } });
+    // Many at once, on every connection the pool has.
+    const ids = Array.from({ length: 12 }, (_, i) => 300 + i);
+    await Promise.all(ids.map((id) => database.db.transaction(async (tx) => commitBehind(insertProbe(tx, { id, label: `behind ${id}`, detail: null, seenAt: null })))));
+    for (const id of ids) expect(await probeById(database.db, { id })).toHaveLength(1);
+  });
+
+  it('undoes the whole transaction when one of the last statements fails, and its connection serves the next one', async () => {
+    await insertProbe(database.db, { id: 40, label: 'taken', detail: null, seenAt: null });
+    const failed = database.db.transaction(async (tx) => {
+      await insertProbe(tx, { id: 41, label: 'before', detail: null, seenAt: null });
+      return commitBehind(Promise.all([insertProbe(tx, { id: 42, label: 'beside', detail: null, seenAt: null }), insertProbe(tx, { id: 40, label: 'again', detail: null, seenAt: null })]));
+    });
+    await expect(failed).rejects.toSatisfy((err: any) => err.cause?.code === '23505'); // the duplicate's own error
+    expect(await probeById(database.db, { id: 41 })).toEqual([]);
+    expect(await probeById(database.db, { id: 42 })).toEqual([]);
+    // A statement that failed unseen (sent, but neither awaited nor among the last) still fails the transaction.
+    const unseen = database.db.transaction(async (tx) => {
+      insertProbe(tx, { id: 43, label: 'unseen', detail: null, seenAt: null }).catch(() => {});
+      insertProbe(tx, { id: 40, label: 'unseen', detail: null, seenAt: null }).catch(() => {});
+      return commitBehind(Promise.resolve('nothing last'));
+    });
+    await expect(unseen).rejects.toThrow(/ended with ROLLBACK, not COMMIT/);
+    expect(await probeById(database.db, { id: 43 })).toEqual([]);
+    // Every connection is back in the pool outside any transaction.
+    await Promise.all(Array.from({ length: 12 }, (_, i) => database.db.transaction(async (tx) => commitBehind(insertProbe(tx, { id: 400 + i, label: 'next', detail: null, seenAt: null })))));
+    expect((await probeById(database.db, { id: 411 }))[0]).toMatchObject({ label: 'next' });
   });
 
   it('serves many transactions at once, each with its own values', async () => {

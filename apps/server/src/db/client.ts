@@ -144,8 +144,12 @@ async function transaction(sql: PostgresSql, options: string, body: (tx: Postgre
     // this reserved connection, and a BEGIN there fails only with the connection, failing the rest too.
     const begun = own.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`).execute();
     try {
-      const [, result] = await Promise.all([begun, body(preparing(own))]);
-      await own.unsafe('commit');
+      // A body that ends with commitBehind has its COMMIT sent behind its last statements without
+      // waiting for their answers (a statement that fails aborts the transaction, and PostgreSQL then
+      // answers that COMMIT with a rollback).
+      const ended = Promise.resolve(body(preparing(own))).then((result) => (result instanceof CommitBehind ? commitBehindLast(own, result.last) : { result, committed: false }));
+      const [, { result, committed }] = await Promise.all([begun, ended]);
+      if (!committed) await own.unsafe('commit');
       return result;
     } catch (err) {
       await own.unsafe('rollback').catch(() => {}); // a broken connection has rolled back by itself
@@ -154,6 +158,30 @@ async function transaction(sql: PostgresSql, options: string, body: (tx: Postgre
   } finally {
     own.release();
   }
+}
+
+class CommitBehind {
+  constructor(readonly last: Promise<unknown>) {}
+}
+
+/**
+ * What a transaction's body returns when `last` holds its final statements, already sent: the COMMIT
+ * follows them at once instead of a round trip later, and the transaction answers what `last`
+ * resolves to. Nothing may be sent on the transaction after it.
+ */
+export const commitBehind = <T>(last: Promise<T>): T => new CommitBehind(last) as T;
+
+async function commitBehindLast(own: PostgresSql, last: Promise<unknown>) {
+  last.catch(() => {}); // its failure is reported below, even if it comes while the COMMIT waits its turn
+  // The statements in `last` reach postgres.js a few promise steps after they are called (through
+  // drizzle): once those have all run, the COMMIT is surely queued behind them.
+  await new Promise(setImmediate);
+  const commit = own.unsafe('commit').execute();
+  commit.catch(() => {}); // a failed statement in `last` is the error to report; the commit's is the same broken transaction
+  const [result, done] = await Promise.all([last, commit]);
+  // Only a statement sent without being awaited or handed to `last` can have aborted the transaction unseen.
+  if (done.command !== 'COMMIT') throw new Error(`The transaction ended with ${done.command}, not COMMIT: one of its statements failed`);
+  return { result, committed: true };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
 import { and, asc, count, desc, eq, gt, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
-import type { Db } from '../db/client.ts';
+import { commitBehind, type Db } from '../db/client.ts';
 import { fixedStatement, given, placeholders } from '../db/fixed-statement.ts';
 import { instances, isActiveRun, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type ProjectRow, type RunRow, type StageRow } from '../db/schema.ts';
 import { deriveStatus } from '../projects/service.ts';
@@ -139,16 +139,18 @@ export class RunRepository {
     const id = randomUUID();
     const now = new Date();
     try {
-      return await this.db.transaction(async (tx) => {
-        // Sent together, run in this order: the project row first, since a finish holds it while it
-        // reads the stages (lock order project, then stage). A refused insert fails the update after it.
-        const [, [row]] = await Promise.all([
-          lifecycle.projectProcessing(tx, { projectId: values.projectId, now }),
-          lifecycle.insertRun(tx, { ...values, id }),
-          lifecycle.stageRunning(tx, { projectId: values.projectId, stage: values.stage, runId: id, now }),
-        ]);
-        return row;
-      });
+      return await this.db.transaction(async (tx) =>
+        // Sent together with the COMMIT, run in this order: the project row first, since a finish holds
+        // it while it reads the stages (lock order project, then stage). A refused insert fails the
+        // update after it, and the transaction with it.
+        commitBehind(
+          Promise.all([
+            lifecycle.projectProcessing(tx, { projectId: values.projectId, now }),
+            lifecycle.insertRun(tx, { ...values, id }),
+            lifecycle.stageRunning(tx, { projectId: values.projectId, stage: values.stage, runId: id, now }),
+          ]).then(([, [row]]) => row),
+        ),
+      );
     } catch (err) {
       if (isUniqueViolation(err)) return 'conflict';
       throw err;
@@ -251,11 +253,10 @@ export class RunRepository {
   ): Promise<(Ending & { row: RunRow }) | null> => {
     try {
       return await this.db.transaction(async (tx) => {
-        const ending = await makeCurrent(tx, { ...run, runId: run.id }, persist, (output, now) =>
+        const { settling, ...ending } = await makeCurrent(tx, { ...run, runId: run.id }, persist, (output, now) =>
           lifecycle.completeRun(tx, { runId: run.id, text: values.text, output, usage: values.usage, now, lastEventId: values.lastEventId }),
         );
-        if (run.checkpointed) await this.deleteChunks(tx, run.id);
-        return ending;
+        return commitBehind(Promise.all([settling, run.checkpointed && this.deleteChunks(tx, run.id)]).then(() => ending));
       });
     } catch (err) {
       if (err instanceof NotActive) return null;
@@ -283,9 +284,8 @@ export class RunRepository {
           stagesOf(tx, run.projectId),
         ]);
         if (!ended.length) throw new NotActive();
-        if (run.checkpointed) await this.deleteChunks(tx, run.id);
-        if (project) await settleStatus(tx, project, stages);
-        return { pipeline: project?.pipelineState };
+        const last = [run.checkpointed && this.deleteChunks(tx, run.id), project && settleStatus(tx, project, stages)];
+        return commitBehind(Promise.all(last).then(() => ({ pipeline: project?.pipelineState })));
       });
     } catch (err) {
       if (err instanceof NotActive) return null;
@@ -300,13 +300,13 @@ export class RunRepository {
   ) => {
     const runId = randomUUID();
     return this.db.transaction(async (tx) => {
-      const { row } = await makeCurrent(tx, { ...values, runId }, persist, (output, now) =>
+      const { row, settling } = await makeCurrent(tx, { ...values, runId }, persist, (output, now) =>
         tx
           .insert(stageRuns)
           .values({ ...values, id: runId, status: 'completed', input: {}, output, startedAt: now, finishedAt: now })
           .returning(),
       );
-      return row;
+      return commitBehind(settling.then(() => row));
     });
   };
 
@@ -344,7 +344,8 @@ export class RunRepository {
  * Inside a transaction: the stage persists its output through its repositories, `save` writes the run
  * that carries it, and the stage is completed with it (what follows it becoming out of date). The run,
  * its stage and the stages read back leave together, run in this order (the lock order: project, run,
- * stage); a run `save` no longer finds active undoes it all.
+ * stage); a run `save` no longer finds active undoes it all. `settling`, the project's status, is the
+ * last write, sent but not awaited: the caller's COMMIT can follow it at once (commitBehind).
  */
 async function makeCurrent(
   tx: Db,
@@ -363,8 +364,8 @@ async function makeCurrent(
   ]);
   if (!row) throw new NotActive();
   await markLaterOutOfDate(tx, stages, run.stage, store.storyboards.changedShotIds);
-  if (project) await settleStatus(tx, project, stages);
-  return { row, pipeline: project?.pipelineState };
+  const settling = project ? settleStatus(tx, project, stages) : Promise.resolve();
+  return { row, pipeline: project?.pipelineState, settling };
 }
 
 /** What `projects.pipeline_state` holds (the schema's enum is the one list). */
@@ -385,9 +386,9 @@ async function lockProject(tx: Db, projectId: string): Promise<ProjectState | un
 const stagesOf = (tx: Db, projectId: string): Promise<StageRow[]> => lifecycle.stagesOf(tx, { projectId });
 
 /** The project's status re-derived from its stages (DESIGN §1), written only when it changed. */
-async function settleStatus(tx: Db, project: ProjectState, stages: StageRow[]) {
+function settleStatus(tx: Db, project: ProjectState, stages: StageRow[]): Promise<unknown> {
   const status = deriveStatus(stages, project.pipelineState);
-  if (status !== project.status) await lifecycle.projectStatus(tx, { projectId: project.id, status, now: new Date() });
+  return status !== project.status ? lifecycle.projectStatus(tx, { projectId: project.id, status, now: new Date() }) : Promise.resolve();
 }
 
 /**
