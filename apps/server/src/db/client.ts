@@ -174,8 +174,9 @@ export const commitBehind = <T>(last: Promise<T>): T => new CommitBehind(last) a
 async function commitBehindLast(own: PostgresSql, last: Promise<unknown>) {
   last.catch(() => {}); // its failure is reported below, even if it comes while the COMMIT waits its turn
   // The statements in `last` reach postgres.js a few promise steps after they are called (through
-  // drizzle): once those have all run, the COMMIT is surely queued behind them.
-  await new Promise(setImmediate);
+  // drizzle). A nextTick runs once every promise step now queued has run, so the COMMIT is surely
+  // queued behind them, and before postgres.js sends what the tick queued (at setImmediate): one write.
+  await new Promise((resolve) => process.nextTick(resolve));
   const commit = own.unsafe('commit').execute();
   commit.catch(() => {}); // a failed statement in `last` is the error to report; the commit's is the same broken transaction
   const [result, done] = await Promise.all([last, commit]);
