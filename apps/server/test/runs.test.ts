@@ -381,6 +381,27 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     }
   });
 
+  it("updates its project in place (HOT): no index of projects holds a column a run's start or ending writes", async () => {
+    const projectId = await newProject();
+    await provider('in place', 'fake-model?ttft=10&tps=400&tokens=5');
+    const sent: string[] = [];
+    const stop = studio.database.onStatement((sql) => sent.push(sql));
+    try {
+      await waitFinished((await startRun(projectId, 'in place')).id);
+    } finally {
+      stop();
+    }
+    const written = new Set(sent.flatMap((q) => [...(q.match(/^update "projects" set (.*?) where/)?.[1].matchAll(/"(\w+)" =/g) ?? [])].map((m) => m[1])));
+    expect([...written].sort(), sent.join('\n')).toEqual(['status', 'updated_at']);
+    const indexed: any = await studio.database.db.execute(
+      sql.raw(`select distinct a.attname from pg_index i join pg_class c on c.oid = i.indrelid join pg_attribute a on a.attrelid = c.oid and a.attnum = any(i.indkey) where c.relname = 'projects'`),
+    );
+    const columns = (indexed.rows ?? indexed).map((r: { attname: string }) => r.attname);
+    expect(columns).toContain('owner_id');
+    // A written column in an index would give every update a new row version and index entries (and dead ones to vacuum).
+    expect(columns.filter((c: string) => written.has(c))).toEqual([]);
+  });
+
   it('saves the usage row side by side with the ending, and sends done once both are saved', async () => {
     const projectId = await newProject();
     const providerId = await provider('usage held', 'fake-model?ttft=20&tps=400&tokens=20');
