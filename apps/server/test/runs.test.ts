@@ -38,6 +38,18 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
 
   const waitFinished = (runId: string) => endedRun(admin, runId);
 
+  /** The SQL of every statement sent while `action` runs. */
+  const statementsDuring = async (action: () => Promise<unknown>) => {
+    const sent: string[] = [];
+    const stop = studio.database.onStatement((sql) => sent.push(sql));
+    try {
+      await action();
+    } finally {
+      stop();
+    }
+    return sent;
+  };
+
   beforeAll(async () => {
     fake = await startFakeLlm({ port: 0, host: '127.0.0.1' });
     studio = await startStudio({ heartbeatMs: 100 });
@@ -351,18 +363,13 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
   it("looks up a stage's active run through its partial index, also in the plan the database caches", async () => {
     const projectId = await newProject();
     await provider('planned', 'fake-model?ttft=10&tps=400&tokens=5');
-    const sent: string[] = [];
-    const stop = studio.database.onStatement((sql) => sent.push(sql));
-    try {
-      const run = await startRun(projectId, 'planned');
-      await waitFinished(run.id);
+    const sent = await statementsDuring(async () => {
+      await waitFinished((await startRun(projectId, 'planned')).id);
       // The other reads of active runs: a refused start's, and the pipeline's and the streams'.
       const runs = new RunRepository(studio.database.db);
       await runs.findActive(projectId, 'rewrite');
       await runs.activeOfProject(projectId);
-    } finally {
-      stop();
-    }
+    });
     const lookups = [...new Set(sent.filter((q) => /(from|join) "stage_runs"/.test(q) && /"project_id" = /.test(q) && /"status" in /.test(q)))];
     // The start's access check, and the two reads above.
     expect(lookups.length, sent.join('\n')).toBe(3);
@@ -384,13 +391,7 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
   it("updates its project in place (HOT): no index of projects holds a column a run's start or ending writes", async () => {
     const projectId = await newProject();
     await provider('in place', 'fake-model?ttft=10&tps=400&tokens=5');
-    const sent: string[] = [];
-    const stop = studio.database.onStatement((sql) => sent.push(sql));
-    try {
-      await waitFinished((await startRun(projectId, 'in place')).id);
-    } finally {
-      stop();
-    }
+    const sent = await statementsDuring(async () => waitFinished((await startRun(projectId, 'in place')).id));
     const written = new Set(sent.flatMap((q) => [...(q.match(/^update "projects" set (.*?) where/)?.[1].matchAll(/"(\w+)" =/g) ?? [])].map((m) => m[1])));
     expect([...written].sort(), sent.join('\n')).toEqual(['status', 'updated_at']);
     const indexed: any = await studio.database.db.execute(

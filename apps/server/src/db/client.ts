@@ -93,7 +93,7 @@ export function postgresClient(url: string | undefined, options: Options<{}> = {
  * database on the same machine is cheaper to reach through its socket than through loopback TCP.
  * postgres.js would send an unknown URL parameter to the server as a setting, so it is taken out here.
  */
-export function socketHost(url: string | undefined): { url: string | undefined; host?: string } {
+function socketHost(url: string | undefined): { url: string | undefined; host?: string } {
   if (!url) return { url };
   const parsed = new URL(url);
   const host = parsed.searchParams.get('host');

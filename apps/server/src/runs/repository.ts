@@ -11,8 +11,6 @@ import type { StageStore } from '../stages/definition.ts';
 
 type RunError = { message: string; code: string; retryable: boolean };
 
-const ACTIVE = ['queued', 'running'];
-
 /** Thrown inside an ending's transaction to undo it: the run is no longer active (another studio recovered it). */
 class NotActive extends Error {}
 
@@ -71,7 +69,7 @@ const lifecycle = {
         finishedAt: given(stageRuns.finishedAt, 'now'),
         lastEventId: given(stageRuns.lastEventId, 'lastEventId'),
       })
-      .where(and(eq(stageRuns.id, value('runId')), inArray(stageRuns.status, ACTIVE)))
+      .where(and(eq(stageRuns.id, value('runId')), isActiveRun))
       .returning(),
   ),
   stageCompleted: fixedStatement('run_complete_stage', (db) =>
@@ -98,7 +96,7 @@ const lifecycle = {
         finishedAt: given(stageRuns.finishedAt, 'now'),
         lastEventId: given(stageRuns.lastEventId, 'lastEventId'),
       })
-      .where(and(eq(stageRuns.id, value('runId')), inArray(stageRuns.status, ACTIVE)))
+      .where(and(eq(stageRuns.id, value('runId')), isActiveRun))
       .returning({ id: stageRuns.id }),
   ),
   stageEnded: fixedStatement('run_end_stage', (db) =>
@@ -322,7 +320,7 @@ export class RunRepository {
         .update(stageRuns)
         .set({ status: 'interrupted', finishedAt: new Date(), error: { message: 'The server stopped while this run was in progress', code: 'interrupted', retryable: true } })
         // A queued run has no owner until a worker takes it: it is waiting, not orphaned.
-        .where(and(inArray(stageRuns.status, ACTIVE), or(and(isNull(stageRuns.ownerInstanceId), eq(stageRuns.status, 'running')), notInArray(stageRuns.ownerInstanceId, liveOwners))))
+        .where(and(isActiveRun, or(and(isNull(stageRuns.ownerInstanceId), eq(stageRuns.status, 'running')), notInArray(stageRuns.ownerInstanceId, liveOwners))))
         .returning({ id: stageRuns.id, projectId: stageRuns.projectId, stage: stageRuns.stage, text: stageRuns.text });
       for (const orphan of orphans) {
         const text = await this.checkpointedText(tx, orphan.id);
