@@ -388,6 +388,32 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     }
   });
 
+  it('checkpoints any number of runs in one statement of one shape, and reads each run back whole', async () => {
+    const projectId = await newProject();
+    await provider('chunked', 'fake-model?ttft=10&tps=400&tokens=5');
+    const ids = [(await startRun(projectId, 'chunked')).id];
+    await waitFinished(ids[0]);
+    ids.push((await startRun(projectId, 'chunked')).id);
+    await waitFinished(ids[1]);
+    const repo = new RunRepository(studio.database.db);
+    // Text a model may send: CJK, an emoji, quotes, a backslash, a brace and a comma (array-literal syntax).
+    const odd = '第一章 "引号" \\ {a,b} 😀\n';
+    const sent = await statementsDuring(async () => {
+      await repo.appendChunks([{ runId: ids[0], seq: 0, offset: 0, text: 'one ' }]);
+      await repo.appendChunks([
+        { runId: ids[0], seq: 1, offset: 4, text: odd },
+        { runId: ids[1], seq: 0, offset: 0, text: 'other' },
+        { runId: ids[1], seq: 1, offset: 2, text: 'HER' },
+      ]);
+    });
+    const inserts = sent.filter((q) => /^insert into "run_text_chunks"/.test(q));
+    expect(inserts, sent.join('\n')).toHaveLength(2);
+    expect(inserts[1]).toBe(inserts[0]);
+    const texts = await studio.database.db.transaction(async (tx) => Promise.all(ids.map((id) => repo.checkpointedText(tx, id))));
+    expect(texts).toEqual(['one ' + odd, 'otHER']);
+    for (const id of ids) await studio.database.db.transaction((tx) => repo.deleteChunks(tx, id));
+  });
+
   it("updates its project in place (HOT): no index of projects holds a column a run's start or ending writes", async () => {
     const projectId = await newProject();
     await provider('in place', 'fake-model?ttft=10&tps=400&tokens=5');
