@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ProviderRepository } from '../src/providers/repository.ts';
 import { RunRepository } from '../src/runs/repository.ts';
-import { Client, endedRun, expectedRewrite, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
+import { Client, endedRun, expectedRewrite, setupAdmin, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
 import { follow, rebuild, terminal } from './sse-client.ts';
 
 type Fake = Awaited<ReturnType<typeof startFakeLlm>>;
@@ -385,6 +385,54 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
         return (rows.rows ?? rows).map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
       });
       expect(plan, query).toContain('stage_runs_one_active_uq');
+    }
+  });
+
+  // PostgreSQL only: the embedded database runs one transaction at a time, so no other one can hold the lock meanwhile.
+  it.skipIf(TEST_DB !== 'postgres')("sends a run's ending behind the project's lock without waiting for it, and still writes under it", async () => {
+    const projectId = await newProject();
+    // The engine's own run waits for its first token meanwhile; the test ends it through the repository.
+    await provider('locked end', 'fake-model?ttft=30000&tokens=3');
+    const repo = new RunRepository(studio.database.db);
+    for (const ending of ['failed', 'completed'] as const) {
+      const run = await startRun(projectId, 'locked end');
+      let release!: () => void;
+      let locked!: () => void;
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      // Another transaction (another run of the project ending) holds the project's row.
+      const holder = studio.database.db.transaction(async (tx) => {
+        await tx.execute(sql`select id from projects where id = ${projectId} for no key update`);
+        locked();
+        await new Promise<void>((resolve) => (release = resolve));
+      });
+      await isLocked;
+      const sent: string[] = [];
+      const stop = studio.database.onStatement((q) => sent.push(q));
+      const target = { id: run.id, projectId, stage: 'rewrite' as const, checkpointed: false };
+      const saved =
+        ending === 'failed'
+          ? repo.endRun(target, { status: 'failed', text: 'partial', reason: 'test', lastEventId: 1 })
+          : repo.completeRun(target, { text: 'whole', usage: null, lastEventId: 1 }, async () => ({ text: 'whole' }));
+      try {
+        // The run's and the stage's updates are on their way while the lock is still held elsewhere.
+        await vi.waitFor(() => expect(sent.some((q) => /^update "stage_runs"/.test(q))).toBe(true));
+        const order = sent.map((q) => (/^select .* from "projects" .*for no key update/.test(q) ? 'lock' : q.match(/^update "(stage_runs|project_stages)"/)?.[1])).filter(Boolean);
+        expect(order, sent.join('\n')).toEqual(['lock', 'stage_runs', 'project_stages']);
+      } finally {
+        stop();
+        release();
+      }
+      await holder;
+      expect((await saved)?.pipeline).toBe('idle');
+      // The engine's own ending of the run, once stopped, finds it ended already and leaves it so.
+      const live = studio.app.services.runs.activeRun(run.id);
+      live?.abort.abort();
+      await live?.finished;
+      const row = (await admin.get(`/api/v1/runs/${run.id}/`)).body;
+      expect(row.status).toBe(ending);
+      expect(row.text).toBe(ending === 'failed' ? 'partial' : 'whole');
+      const stage = (await admin.get(`/api/v1/projects/${projectId}/stages/`)).body.find((s: { stage_type: string }) => s.stage_type === 'rewrite');
+      expect(stage.status).toBe(ending);
     }
   });
 

@@ -289,11 +289,11 @@ export class RunRepository {
   ): Promise<Ending | null> => {
     try {
       return await this.db.transaction(async (tx) => {
-        const project = await lockProject(tx, run.projectId);
         const now = new Date();
         // Sent together, run in this order (the lock order: project, run, stage); undone if the run was no longer active.
         // An active run has no error yet: one not given stays none.
-        const [ended, , stages] = await Promise.all([
+        const [project, ended, , stages] = await Promise.all([
+          lockingProject(tx, run.projectId),
           lifecycle.endRun(tx, { runId: run.id, status: values.status, text: values.text, error: values.error ?? null, now, lastEventId: values.lastEventId }),
           lifecycle.stageEnded(tx, { projectId: run.projectId, stage: run.stage, runId: run.id, status: values.status, reason: values.reason, now }),
           stagesOf(tx, run.projectId),
@@ -368,11 +368,12 @@ async function makeCurrent(
   persist: (store: StageStore) => Promise<unknown>,
   save: (output: unknown, now: Date) => Promise<RunRow[]>,
 ) {
-  const project = await lockProject(tx, run.projectId);
+  const locked = lockingProject(tx, run.projectId);
   const store = { storyboards: new StoryboardRepository(tx) };
   const output = await persist(store);
   const now = new Date();
-  const [[row], , stages] = await Promise.all([
+  const [project, [row], , stages] = await Promise.all([
+    locked,
     save(output, now),
     lifecycle.stageCompleted(tx, { projectId: run.projectId, stage: run.stage, output, runId: run.runId, now }),
     stagesOf(tx, run.projectId),
@@ -396,6 +397,17 @@ type Ending = { pipeline: PipelineState | undefined };
  */
 async function lockProject(tx: Db, projectId: string): Promise<ProjectState | undefined> {
   return (await lifecycle.lockProject(tx, { projectId }))[0];
+}
+
+/**
+ * The project's lock, its answer not waited for: the statements that follow on the transaction's
+ * connection go out behind it (PostgreSQL runs them in order, so under the lock), one round trip
+ * sooner. Its answer, the project, is awaited where it is used; a lock that fails fails them too.
+ */
+function lockingProject(tx: Db, projectId: string): Promise<ProjectState | undefined> {
+  const locked = lockProject(tx, projectId);
+  locked.catch(() => {}); // awaited later, after the statements behind it: not an unhandled rejection meanwhile
+  return locked;
 }
 
 const stagesOf = (tx: Db, projectId: string): Promise<StageRow[]> => lifecycle.stagesOf(tx, { projectId });
