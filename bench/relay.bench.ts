@@ -59,13 +59,17 @@ export async function waitFor(url: string, ms = 300_000) {
   throw new Error(`${url} did not answer`);
 }
 
-/** CPU (ms) and resident memory of a child process, from /proc. */
+/**
+ * CPU (ms), resident memory and write system calls (every socket write: to PostgreSQL, to clients, to
+ * the upstream; each wakes whoever reads it) of a child process, from /proc.
+ */
 export function procStats(pid: number) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   const ticks = Number(stat[11]) + Number(stat[12]);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(status.match(new RegExp(`${field}:\\s+(\\d+)`))?.[1] ?? 0);
-  return { cpuMs: (ticks * 1000) / 100, rssMb: kb('VmRSS') / 1024 };
+  const writes = Number(readFileSync(`/proc/${pid}/io`, 'utf8').match(/syscw:\s+(\d+)/)?.[1] ?? NaN);
+  return { cpuMs: (ticks * 1000) / 100, rssMb: kb('VmRSS') / 1024, writes };
 }
 
 export const pct = (values: number[], p: number) => {

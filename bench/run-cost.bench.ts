@@ -2,7 +2,9 @@
  * What one run costs to start and finish (not a test): 3-token runs of the rewrite stage, one after
  * another from 20 clients at once, each a start request and its event stream read to `done`. A run
  * this short is almost only its start and its finish, so the CPU per run is theirs: the studio's own
- * (from /proc) and the whole machine's (PostgreSQL, the simulated upstream and this client included).
+ * (from /proc) and the whole machine's (PostgreSQL, the simulated upstream and this client included),
+ * and the studio's write system calls per run (its round trips to PostgreSQL among them: two answers
+ * a socket write carries together count once, so a change in batching shows here, noise-free).
  *
  *   node --import tsx bench/run-cost.bench.ts [--runs 1000] [--rounds 3] [--db postgres|pglite]
  *
@@ -44,7 +46,7 @@ async function oneRun(s: Studio, projectId: string) {
 /** `runs` runs from CLIENTS clients (one project each, so no start waits for another's run to end). */
 async function measure(s: Studio, runs: number) {
   let left = runs;
-  const cpu0 = procStats(s.pid).cpuMs;
+  const before = procStats(s.pid);
   const machine0 = machineBusyMs();
   const t0 = performance.now();
   await Promise.all(
@@ -52,8 +54,14 @@ async function measure(s: Studio, runs: number) {
       while (left-- > 0) await oneRun(s, projectId);
     }),
   );
-  const f = (ms: number) => (ms / runs).toFixed(2);
-  return { 'relay CPU ms/run': f(procStats(s.pid).cpuMs - cpu0), 'machine CPU ms/run': f(machineBusyMs() - machine0), 'wall ms/run': f(performance.now() - t0) };
+  const after = procStats(s.pid);
+  const f = (n: number) => (n / runs).toFixed(2);
+  return {
+    'relay CPU ms/run': f(after.cpuMs - before.cpuMs),
+    'machine CPU ms/run': f(machineBusyMs() - machine0),
+    'wall ms/run': f(performance.now() - t0),
+    'relay writes/run': f(after.writes - before.writes),
+  };
 }
 
 export async function runRunCostBench(runs = 1000, rounds = 3, db: DbKind = 'postgres') {
