@@ -24,7 +24,7 @@ const CLIENTS = 20;
 const MODEL = 'fake-model?ttft=0&tps=1000&tokens=3';
 
 /** Busy CPU ms of the whole machine since boot (every core), from /proc/stat. */
-function machineBusyMs() {
+export function machineBusyMs() {
   const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const idle = fields[3] + fields[4];
   return ((fields.reduce((a, b) => a + b, 0) - idle) * 1000) / 100; // USER_HZ is 100 on Linux
