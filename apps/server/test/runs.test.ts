@@ -439,10 +439,9 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
   it('checkpoints any number of runs in one statement of one shape, and reads each run back whole', async () => {
     const projectId = await newProject();
     await provider('chunked', 'fake-model?ttft=10&tps=400&tokens=5');
-    const ids = [(await startRun(projectId, 'chunked')).id];
-    await waitFinished(ids[0]);
-    ids.push((await startRun(projectId, 'chunked')).id);
-    await waitFinished(ids[1]);
+    // Two runs of one stage, one after the other (a stage has one active run at a time).
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) ids.push((await waitFinished((await startRun(projectId, 'chunked')).id)).id);
     const repo = new RunRepository(studio.database.db);
     // Text a model may send: CJK, an emoji, quotes, a backslash, a brace and a comma (array-literal syntax).
     const odd = '第一章 "引号" \\ {a,b} 😀\n';
