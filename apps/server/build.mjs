@@ -4,7 +4,7 @@
 //
 //   npm run build -w @ai-story/server
 //
-// One ES module per entry — the studio, the scale-out worker and the two worker threads' modules —
+// One ES module per entry — the studio, the scale-out worker and the three worker threads' modules —
 // with our code and the workspace packages (TypeScript) bundled in and npm packages left to
 // node_modules. Running from the source instead (tsx) keeps a module loader thread and every
 // transpiled module in memory for the process's life: about 40 MB more resident memory at 1,000 live
@@ -55,6 +55,7 @@ if (upToDate()) {
       main: path.join(src, 'main.ts'),
       worker: path.join(src, 'worker.ts'),
       'pglite-worker': path.join(src, 'db/pglite-worker.ts'),
+      'llm-stream-worker': path.join(src, 'providers/llm-stream-worker.ts'),
       'render-worker': path.join(src, 'prompts/render-worker.ts'),
     },
     outdir: dist,

@@ -31,6 +31,7 @@ import { TemplateRenderer } from './prompts/render-pool.ts';
 import { PromptRepository } from './prompts/repository.ts';
 import { promptRoutes } from './prompts/routes.ts';
 import { PromptService } from './prompts/service.ts';
+import { LlmStreamThread } from './providers/llm-stream-thread.ts';
 import { OfflineDemoUpstream } from './providers/offline-demo.ts';
 import { ProviderRepository } from './providers/repository.ts';
 import { providerRoutes } from './providers/routes.ts';
@@ -182,7 +183,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const role = opts.role ?? 'api';
   // Workers mode: API instances queue the runs they start; workers take them from the queue.
   const queue = role === 'api' && config.runsIn === 'workers' ? new RunQueue(config.redisUrl!, config.redisPrefix) : undefined;
-  const runs = new RunService({ instanceId: lease.id, repo: runRepo, projects, projectRepo, storyboards, prompts, providers, publisher, media: mediaServices, config, log: app.log, stages: opts.stages, remote: redisEvents ?? undefined, queue });
+  const llm = new LlmStreamThread();
+  // An API instance in workers mode starts no LLM stream itself.
+  if (!queue) llm.warm();
+  const runs = new RunService({ instanceId: lease.id, repo: runRepo, projects, projectRepo, storyboards, prompts, providers, llm, publisher, media: mediaServices, config, log: app.log, stages: opts.stages, remote: redisEvents ?? undefined, queue });
   const pipeline = new PipelineService(projects, projectRepo, runs, runRepo);
   const storyboardService = new StoryboardService(storyboards, projects, projectRepo, runRepo, runs.definitionOf);
   const streams = new RunStreams({ runs, repo: runRepo, projects, projectRepo, runLog, projectLog, liveStreams, heartbeatMs: config.heartbeatMs });
@@ -266,6 +270,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     await limitsRedis?.quit();
     await demo.close();
     await renderer.close();
+    await llm.close();
     if (!opts.database) await database.close();
   });
 

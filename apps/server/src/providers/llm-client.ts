@@ -481,7 +481,8 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-const cancelled = (afterFirstToken: boolean) => new LlmError('cancelled', 'The request was cancelled.', false, afterFirstToken);
+/** What a stream stopped through its signal rejects with. */
+export const cancelled = (afterFirstToken: boolean) => new LlmError('cancelled', 'The request was cancelled.', false, afterFirstToken);
 
 // ---- usage estimate -----------------------------------------------------------------------------
 

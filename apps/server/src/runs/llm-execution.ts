@@ -1,7 +1,7 @@
 import type { RunUsage } from '@ai-story/contracts';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Histogram } from 'prom-client';
-import { LlmError, streamChat, type LlmResult } from '../providers/llm-client.ts';
+import { LlmError, type LlmResult } from '../providers/llm-client.ts';
+import type { LlmStreamThread } from '../providers/llm-stream-thread.ts';
 import type { ClientProvider, ProviderService } from '../providers/service.ts';
 import { StageOutputError, type LlmStageDefinition } from '../stages/definition.ts';
 import type { Outcome } from './execution.ts';
@@ -11,6 +11,8 @@ import { cleanDeep } from './well-formed.ts';
 
 export interface LlmExecutionDeps {
   providers: ProviderService;
+  /** Where upstream streams are read (off the studio's thread). */
+  llm: Pick<LlmStreamThread, 'streamChat'>;
   repo: RunRepository;
   log: FastifyBaseLogger;
 }
@@ -40,7 +42,7 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
       continue;
     }
     try {
-      const final = await streamAttempt(run, provider, messages, d.providers.metrics.tokenGap, definition.responseFormat);
+      const final = await streamAttempt(run, provider, messages, d, definition.responseFormat);
       endCall('ok');
       run.flush();
       let output: unknown;
@@ -73,9 +75,10 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
 }
 
 /** Streams one attempt from one provider into the run. */
-function streamAttempt(run: LiveRun, provider: ClientProvider, messages: { role: 'system' | 'user'; content: string }[], gaps: Histogram, responseFormat?: 'json_object') {
+function streamAttempt(run: LiveRun, provider: ClientProvider, messages: { role: 'system' | 'user'; content: string }[], d: LlmExecutionDeps, responseFormat?: 'json_object') {
+  const gaps = d.providers.metrics.tokenGap;
   let last = 0;
-  return streamChat({ provider, messages, response_format: responseFormat, signal: run.abort.signal }, (delta) => {
+  return d.llm.streamChat({ provider, messages, response_format: responseFormat, signal: run.abort.signal }, (delta) => {
     if (delta.kind !== 'text') return;
     // The hot path: one clock read and one histogram observe per delta, nothing kept.
     const now = performance.now();

@@ -11,6 +11,7 @@ import type { ProjectRepository } from '../projects/repository.ts';
 import { checkAccess, type Need, type ProjectService } from '../projects/service.ts';
 import { REASONS } from '../projects/status-reasons.ts';
 import { LlmError } from '../providers/llm-client.ts';
+import type { LlmStreamThread } from '../providers/llm-stream-thread.ts';
 import type { ClientProvider, ProviderService } from '../providers/service.ts';
 import { StageInputError, StageOutputError, type MediaServices, type StageContext, type StageDefinition } from '../stages/definition.ts';
 import { readsShots, STAGES } from '../stages/index.ts';
@@ -36,6 +37,8 @@ export interface RunDeps {
   storyboards: StoryboardRepository;
   prompts: PromptService;
   providers: ProviderService;
+  /** Reads LLM streams for the runs (providers/llm-stream-thread.ts). */
+  llm: Pick<LlmStreamThread, 'streamChat'>;
   publisher: RunPublisher;
   media: Omit<MediaServices, 'userId' | 'runId'>;
   config: Config;
@@ -376,7 +379,7 @@ export class RunService {
       try {
         outcome =
           run.definition.kind === 'llm'
-            ? await executeLlm(run, candidates, prompt, { providers: this.d.providers, repo: this.d.repo, log: this.d.log })
+            ? await executeLlm(run, candidates, prompt, { providers: this.d.providers, llm: this.d.llm, repo: this.d.repo, log: this.d.log })
             : await executeMedia(run, candidates, { repo: this.d.repo, services: { ...this.d.media, userId, runId: run.id } });
       } catch (err) {
         outcome = run.abort.signal.aborted ? { status: 'stopped' } : { status: 'failed', error: err as Error };
