@@ -64,12 +64,17 @@ export async function waitFor(url: string, ms = 300_000) {
  * the upstream; each wakes whoever reads it) of a child process, from /proc.
  */
 export function procStats(pid: number) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const ticks = Number(stat[11]) + Number(stat[12]);
+  const cpuTicks = (statFile: string) => {
+    const stat = readFileSync(statFile, 'utf8').split(') ')[1].split(' ');
+    return Number(stat[11]) + Number(stat[12]);
+  };
+  const ticks = cpuTicks(`/proc/${pid}/stat`);
+  // The main thread's task has the process's id: what its event loop spent, without the worker threads.
+  const mainTicks = cpuTicks(`/proc/${pid}/task/${pid}/stat`);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(status.match(new RegExp(`${field}:\\s+(\\d+)`))?.[1] ?? 0);
   const writes = Number(readFileSync(`/proc/${pid}/io`, 'utf8').match(/syscw:\s+(\d+)/)?.[1] ?? NaN);
-  return { cpuMs: (ticks * 1000) / 100, rssMb: kb('VmRSS') / 1024, writes };
+  return { cpuMs: (ticks * 1000) / 100, mainCpuMs: (mainTicks * 1000) / 100, rssMb: kb('VmRSS') / 1024, writes };
 }
 
 export const pct = (values: number[], p: number) => {
@@ -309,8 +314,9 @@ export async function startStudio({ db, upstream, model = MODEL, projectCount, c
 interface Phase {
   label: string;
   streams: StreamMeasure[];
-  /** CPU ms of the process that relays (the studio; for direct, none) and of the upstream. */
+  /** CPU ms of the process that relays (the studio; for direct, none), of its main thread, and of the upstream. */
   cpuMs: number;
+  mainCpuMs: number;
   upstreamCpuMs: number;
   peakRssMb: number;
   apiMs: number[];
@@ -318,7 +324,7 @@ interface Phase {
 
 /** Measures one phase: CPU of `pid` (if any) and of the upstream, peak RSS of `pid`, while `run` goes. */
 async function phase(label: string, upstreamPid: number, pid: number | null, run: () => Promise<StreamMeasure[]>, poll?: () => () => Promise<number[]>): Promise<Phase> {
-  const before = pid ? procStats(pid) : { cpuMs: 0, rssMb: 0 };
+  const before = pid ? procStats(pid) : { cpuMs: 0, mainCpuMs: 0, rssMb: 0 };
   const upBefore = procStats(upstreamPid).cpuMs;
   let peakRssMb = before.rssMb;
   const sampler = pid ? setInterval(() => (peakRssMb = Math.max(peakRssMb, procStats(pid).rssMb)), 100) : undefined;
@@ -326,11 +332,13 @@ async function phase(label: string, upstreamPid: number, pid: number | null, run
   const streams = await run();
   const apiMs = (await stopPoll?.()) ?? [];
   clearInterval(sampler);
-  return { label, streams, cpuMs: pid ? procStats(pid).cpuMs - before.cpuMs : 0, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, peakRssMb, apiMs };
+  const after = pid ? procStats(pid) : before;
+  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, peakRssMb, apiMs };
 }
 
 const delaysOf = (p: Phase) => p.streams.flatMap((m) => m.delays);
 const tokensOf = (p: Phase) => p.streams.reduce((a, m) => a + m.tokens, 0);
+const perToken = (p: Phase, ms: number) => f0((ms / Math.max(1, tokensOf(p))) * 1000);
 const f0 = (n: number) => (Number.isNaN(n) ? '–' : n >= 1000 ? `${(n / 1000).toFixed(1)} s` : `${n.toFixed(n < 10 ? 1 : 0)}`);
 
 function summarize(n: number, direct: Phase, studios: Phase[]) {
@@ -344,7 +352,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
     'token delay p50 ms': all.map((p) => f0(pct(delaysOf(p), 50))).join(' / '),
     'token delay p99 ms': all.map((p) => f0(pct(delaysOf(p), 99))).join(' / '),
     'req→upstream p50 ms': all.map((p) => f0(pct(p.streams.map((m) => m.toUpstreamMs), 50))).join(' / '),
-    'CPU ms/1k tok studio (upstream)': studios.map((p) => `${f0((p.cpuMs / Math.max(1, tokensOf(p))) * 1000)} (${f0((p.upstreamCpuMs / Math.max(1, tokensOf(p))) * 1000)})`).join(' / '),
+    'CPU ms/1k tok studio [main thread] (upstream)': studios.map((p) => `${perToken(p, p.cpuMs)} [${perToken(p, p.mainCpuMs)}] (${perToken(p, p.upstreamCpuMs)})`).join(' / '),
     'peak RSS MB': studios.map((p) => f0(p.peakRssMb)).join(' / '),
     'GET projects p99 ms': studios.map((p) => f0(pct(p.apiMs, 99))).join(' / '),
     ...(errors.length && { errors: `${errors.length}: ${[...new Set(errors)].slice(0, 3).join('; ')}` }),
