@@ -13,11 +13,26 @@ const streams = new Map<number, AbortController>();
 
 /** Deltas not yet sent, flat: stream id, 1 for reasoning (0 for text), the text; and so on. */
 let batch: (number | string)[] = [];
+let lastSent = -Infinity;
+
+/**
+ * At most one message per BATCH_MS: while tokens stream, a turn of this thread often holds a single
+ * read, and a message per read would cost both threads more than the reads. A delta after a quiet
+ * spell goes at the end of its turn, without waiting.
+ */
+const BATCH_MS = 2;
+
+function schedule() {
+  const wait = lastSent + BATCH_MS - performance.now();
+  if (wait <= 0) setImmediate(flush);
+  else setTimeout(flush, wait);
+}
 
 function flush() {
   if (!batch.length) return;
   port.postMessage({ type: 'deltas', deltas: batch } satisfies FromReader);
   batch = [];
+  lastSent = performance.now();
 }
 
 port.on('message', (message: ToReader) => {
@@ -30,8 +45,7 @@ port.on('message', (message: ToReader) => {
   streams.set(id, abort);
   const onRetry = retries ? (info: RetryInfo) => port.postMessage({ type: 'retry', id, attempt: info.attempt, delay_ms: info.delay_ms, error: serialised(info.error) } satisfies FromReader) : undefined;
   streamChat({ ...params, signal: abort.signal, onRetry }, (delta) => {
-    // The first delta of a turn schedules the turn's message, after every read of this turn.
-    if (!batch.length) setImmediate(flush);
+    if (!batch.length) schedule();
     batch.push(id, delta.kind === 'reasoning' ? 1 : 0, delta.text);
   }).then(
     (result) => settle({ type: 'done', id, result }),
