@@ -58,6 +58,7 @@ async function measure(s: Studio, runs: number) {
   const f = (n: number) => (n / runs).toFixed(2);
   return {
     'relay CPU ms/run': f(after.cpuMs - before.cpuMs),
+    'main thread CPU ms/run': f(after.mainCpuMs - before.mainCpuMs),
     'machine CPU ms/run': f(machineBusyMs() - machine0),
     'wall ms/run': f(performance.now() - t0),
     'relay writes/run': f(after.writes - before.writes),
