@@ -56,10 +56,12 @@ export class LlmStreamThread {
     if (signal?.aborted) return Promise.reject(cancelled(false));
     const id = this.nextId++;
     return new Promise<LlmResult>((resolve, reject) => {
-      const onAbort = () => this.post({ type: 'cancel', id });
+      const onAbort = () => this.cancel(id);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.streams.set(id, { onDelta, onRetry, signal, delivered: false, resolve, reject, stopListening: () => signal?.removeEventListener('abort', onAbort) });
-      this.post({ type: 'start', id, params: rest, retries: onRetry !== undefined });
+      (this.worker ??= this.start()).postMessage({ type: 'start', id, params: rest, retries: onRetry !== undefined } satisfies ToReader);
+      // A stream in flight keeps the process alive, as its socket would on this thread.
+      if (this.streams.size === 1) this.worker?.ref();
     });
   }
 
@@ -71,8 +73,8 @@ export class LlmStreamThread {
     this.failAll();
   }
 
-  private post(message: ToReader) {
-    (this.worker ??= this.start()).postMessage(message);
+  private cancel(id: number) {
+    this.worker?.postMessage({ type: 'cancel', id } satisfies ToReader);
   }
 
   /**
@@ -87,7 +89,7 @@ export class LlmStreamThread {
     // What it allocates per token dies young (only each stream's state lives on): a small young
     // generation is collected often and cheaply, on this thread, instead of growing the studio's memory.
     const worker = new Worker(WORKER.boot, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
-    // Streams keep the studio's own sockets open; an idle reader must not keep a process alive.
+    // An idle reader must not keep a process alive (its streams do, while they last).
     worker.unref();
     worker.on('message', (message: FromReader) => this.receive(message));
     worker.on('error', () => {}); // it then exits, which fails its streams
@@ -111,7 +113,7 @@ export class LlmStreamThread {
         } catch (err) {
           // As streamChat does: the consumer's error ends the stream and comes back as it was.
           this.end(d[i] as number)?.reject(err);
-          this.post({ type: 'cancel', id: d[i] as number });
+          this.cancel(d[i] as number);
         }
       }
     } else if (message.type === 'retry') {
@@ -125,6 +127,7 @@ export class LlmStreamThread {
     const stream = this.streams.get(id);
     if (!stream) return undefined;
     this.streams.delete(id);
+    if (this.streams.size === 0) this.worker?.unref();
     stream.stopListening();
     return stream;
   }
