@@ -19,7 +19,7 @@ import { openDatabase } from '../apps/server/src/db/client.ts';
 import { runTextChunks } from '../apps/server/src/db/schema.ts';
 import { RunRepository } from '../apps/server/src/runs/repository.ts';
 import { benchDatabase, type DbKind } from './relay.bench.ts';
-import { machineBusyMs } from './run-cost.bench.ts';
+import { machineBusyMs } from './relay.bench.ts';
 
 type Chunk = { runId: string; seq: number; offset: number; text: string };
 

@@ -77,6 +77,13 @@ export function procStats(pid: number) {
   return { cpuMs: (ticks * 1000) / 100, mainCpuMs: (mainTicks * 1000) / 100, rssMb: kb('VmRSS') / 1024, writes };
 }
 
+/** Busy CPU ms of the whole machine since boot (every core), from /proc/stat. */
+export function machineBusyMs() {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = fields[3] + fields[4];
+  return ((fields.reduce((a, b) => a + b, 0) - idle) * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
 export const pct = (values: number[], p: number) => {
   if (!values.length) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
@@ -320,6 +327,8 @@ interface Phase {
   upstreamCpuMs: number;
   peakRssMb: number;
   apiMs: number[];
+  /** How busy the whole machine was meanwhile (bench, upstream, studio, database), 0–1. */
+  machineBusy: number;
 }
 
 /** Measures one phase: CPU of `pid` (if any) and of the upstream, peak RSS of `pid`, while `run` goes. */
@@ -329,11 +338,13 @@ async function phase(label: string, upstreamPid: number, pid: number | null, run
   let peakRssMb = before.rssMb;
   const sampler = pid ? setInterval(() => (peakRssMb = Math.max(peakRssMb, procStats(pid).rssMb)), 100) : undefined;
   const stopPoll = poll?.();
+  const [busy0, t0] = [machineBusyMs(), performance.now()];
   const streams = await run();
+  const machineBusy = (machineBusyMs() - busy0) / ((performance.now() - t0) * os.cpus().length);
   const apiMs = (await stopPoll?.()) ?? [];
   clearInterval(sampler);
   const after = pid ? procStats(pid) : before;
-  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, peakRssMb, apiMs };
+  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, peakRssMb, apiMs, machineBusy };
 }
 
 const delaysOf = (p: Phase) => p.streams.flatMap((m) => m.delays);
@@ -354,6 +365,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
     'req→upstream p50 ms': all.map((p) => f0(pct(p.streams.map((m) => m.toUpstreamMs), 50))).join(' / '),
     'CPU ms/1k tok studio [main thread] (upstream)': studios.map((p) => `${perToken(p, p.cpuMs)} [${perToken(p, p.mainCpuMs)}] (${perToken(p, p.upstreamCpuMs)})`).join(' / '),
     'peak RSS MB': studios.map((p) => f0(p.peakRssMb)).join(' / '),
+    'machine busy %': all.map((p) => (p.machineBusy * 100).toFixed(0)).join(' / '),
     'GET projects p99 ms': studios.map((p) => f0(pct(p.apiMs, 99))).join(' / '),
     ...(errors.length && { errors: `${errors.length}: ${[...new Set(errors)].slice(0, 3).join('; ')}` }),
   };

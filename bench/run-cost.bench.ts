@@ -15,20 +15,12 @@
  * behind them: what a run costs any Node relay here, against what the studio adds.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { freePort, procStats, spawnNode, startBareRelay, startStudio, waitFor, type DbKind, type Studio } from './relay.bench.ts';
+import { freePort, machineBusyMs, procStats, spawnNode, startBareRelay, startStudio, waitFor, type DbKind, type Studio } from './relay.bench.ts';
 
 const CLIENTS = 20;
 const MODEL = 'fake-model?ttft=0&tps=1000&tokens=3';
-
-/** Busy CPU ms of the whole machine since boot (every core), from /proc/stat. */
-export function machineBusyMs() {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const idle = fields[3] + fields[4];
-  return ((fields.reduce((a, b) => a + b, 0) - idle) * 1000) / 100; // USER_HZ is 100 on Linux
-}
 
 async function oneRun(s: Studio, projectId: string) {
   const headers = { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' };
