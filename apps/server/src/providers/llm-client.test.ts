@@ -158,6 +158,21 @@ describe.each([
       expect(r.ms).toBeGreaterThanOrEqual(1000);
     });
 
+    test('an onRetry that throws ends the stream with its own error', async () => {
+      const mine = new Error('no retries for me');
+      const error = await streamChat(
+        {
+          provider: { api_url: fake.url, api_key: KEY, model_name: `fake-model?tokens=10&${FAST}&quirk=http_500&fail_times=1`, timeout_s: 5 },
+          messages: [{ role: 'user', content: '重试时放弃' }],
+          onRetry: () => {
+            throw mine;
+          },
+        },
+        () => {},
+      ).catch((e: unknown) => e);
+      expect(error).toBe(mine);
+    });
+
     test('a Retry-After too long to wait out is handed up at once, for failover', async () => {
       const r = await run(`fake-model?tokens=10&${FAST}&quirk=http_429&retry_after=120`, '长时间限流');
       expect(r.error).toMatchObject({ code: 'rate_limited', retryable: true, retryAfterMs: 120_000, afterFirstToken: false });

@@ -51,6 +51,14 @@ export class LlmStreamThread {
     return this.streams.size;
   }
 
+  /**
+   * Starts the thread ahead of the first stream: loading it takes a few hundred milliseconds, which
+   * the first runs of a busy studio would otherwise wait out.
+   */
+  warm() {
+    this.worker ??= this.start();
+  }
+
   streamChat(params: StreamChatParams, onDelta: (delta: LlmDelta) => void = () => {}): Promise<LlmResult> {
     const { signal, onRetry, ...rest } = params;
     if (signal?.aborted) return Promise.reject(cancelled(false));
@@ -77,14 +85,6 @@ export class LlmStreamThread {
     this.worker?.postMessage({ type: 'cancel', id } satisfies ToReader);
   }
 
-  /**
-   * Starts the thread ahead of the first stream: loading it takes a few hundred milliseconds, which
-   * the first runs of a busy studio would otherwise wait out.
-   */
-  warm() {
-    this.worker ??= this.start();
-  }
-
   private start(): Worker {
     // What it allocates per token dies young (only each stream's state lives on): a small young
     // generation is collected often and cheaply, on this thread, instead of growing the studio's memory.
@@ -105,22 +105,28 @@ export class LlmStreamThread {
     if (message.type === 'deltas') {
       const d = message.deltas;
       for (let i = 0; i < d.length; i += 3) {
-        const stream = this.streams.get(d[i] as number);
+        const id = d[i] as number;
+        const stream = this.streams.get(id);
         if (!stream || stream.signal?.aborted) continue;
         stream.delivered = true;
-        try {
-          stream.onDelta({ kind: d[i + 1] === 1 ? 'reasoning' : 'text', text: d[i + 2] as string });
-        } catch (err) {
-          // As streamChat does: the consumer's error ends the stream and comes back as it was.
-          this.end(d[i] as number)?.reject(err);
-          this.cancel(d[i] as number);
-        }
+        this.callBack(id, () => stream.onDelta({ kind: d[i + 1] === 1 ? 'reasoning' : 'text', text: d[i + 2] as string }));
       }
     } else if (message.type === 'retry') {
       const { id, attempt, delay_ms, error } = message;
-      this.streams.get(id)?.onRetry?.({ attempt, delay_ms, error: revived(error) as LlmError });
+      const onRetry = this.streams.get(id)?.onRetry;
+      if (onRetry) this.callBack(id, () => onRetry({ attempt, delay_ms, error: revived(error) as LlmError }));
     } else if (message.type === 'done') this.end(message.id)?.resolve(message.result);
     else this.end(message.id)?.reject(revived(message.error));
+  }
+
+  /** As streamChat does: an error of the caller's callback ends its stream and comes back as it was. */
+  private callBack(id: number, callback: () => void) {
+    try {
+      callback();
+    } catch (err) {
+      this.end(id)?.reject(err);
+      this.cancel(id);
+    }
   }
 
   private end(id: number): Stream | undefined {
