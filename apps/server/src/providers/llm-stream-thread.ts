@@ -2,8 +2,8 @@
  * `streamChat` on a thread of its own (issue 17). At a model's pace every token is a network read, an
  * SSE parse and a `JSON.parse` of a chunk about six times the token's size; at 200 streams that was a
  * fifth of the studio's thread, and nearly half of what it allocated per token. Here the reads run in
- * a worker (llm-stream-worker.ts) that sends the studio one message per turn of its loop, holding the
- * deltas of every stream that turn; the studio's thread spends its time on runs and their subscribers.
+ * a worker (llm-stream-worker.ts) that sends the studio at most one message every 2 ms, holding the
+ * deltas of every stream since the last; the studio's thread spends its time on runs and their subscribers.
  *
  * Same contract as `streamChat`: deltas pushed to `onDelta` (a throw there stops the stream and comes
  * back as it was), cancel through `signal` (then `cancelled`), the same `LlmResult` and `LlmError`s.

@@ -1,8 +1,8 @@
 /**
  * The upstream reader's own thread (llm-stream-thread.ts starts it): here `streamChat` sends each
  * request and reads each token stream — socket reads, SSE parsing, one `JSON.parse` per chunk — so
- * the studio's thread gets the deltas only. What every stream parsed in one turn of this thread's
- * loop goes over in one message, however many streams and reads it came from.
+ * the studio's thread gets the deltas only. What every stream parsed since the last message goes over
+ * in one message, however many streams and reads it came from (at most one per BATCH_MS).
  */
 import { parentPort } from 'node:worker_threads';
 import { LlmError, streamChat, type RetryInfo } from './llm-client.ts';
@@ -48,15 +48,15 @@ port.on('message', (message: ToReader) => {
     if (!batch.length) schedule();
     batch.push(id, delta.kind === 'reasoning' ? 1 : 0, delta.text);
   }).then(
-    (result) => settle({ type: 'done', id, result }),
-    (err: unknown) => settle({ type: 'failed', id, error: serialised(err) }),
+    (result) => settle(id, { type: 'done', id, result }),
+    (err: unknown) => settle(id, { type: 'failed', id, error: serialised(err) }),
   );
 });
 
 /** A stream's end goes after its last deltas: one port keeps its messages in order. */
-function settle(message: FromReader) {
+function settle(id: number, message: FromReader) {
   flush();
-  streams.delete((message as { id: number }).id);
+  streams.delete(id);
   port.postMessage(message);
 }
 
