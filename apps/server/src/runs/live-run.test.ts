@@ -58,3 +58,48 @@ describe('token coalescing', () => {
     run.dispose();
   });
 });
+
+describe('task progress', () => {
+  // A clock of our own: what is asserted is which updates reach the browser, never how long a render took.
+  beforeEach(() => void vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] }));
+  afterEach(() => void vi.useRealTimers());
+
+  const liveRun = () => {
+    const runLog = new InMemoryEventLog();
+    const run = new LiveRun({ id: 'run-1', projectId: 'project-1' } as RunRow, STAGES.video!, {}, {} as StageContext, new RunPublisher(runLog, new InMemoryEventLog()), null);
+    const tasks = () =>
+      (runLog.since(runKey('run-1'), 0) ?? []).map((e) => JSON.parse(e.json)).filter((e) => e.type === 'task').map((e) => [e.status, e.message ?? e.position, e.percent]);
+    return { run, tasks };
+  };
+
+  it('thins a step’s percent to one update per half second', () => {
+    const { run, tasks } = liveRun();
+    for (let p = 0; p <= 60; p += 10) {
+      run.task('shot-1', 'running', { percent: p, message: 'rendering' });
+      vi.advanceTimersByTime(100);
+    }
+    run.task('shot-1', 'running', { percent: 70, message: 'rendering' });
+    expect(tasks()).toEqual([['running', 'rendering', 0], ['running', 'rendering', 50]]);
+    run.dispose();
+  });
+
+  it('tells a new step at once, however soon after the last update', () => {
+    const { run, tasks } = liveRun();
+    run.task('shot-1', 'running', { percent: 0 });
+    run.task('shot-1', 'queued', { position: 1 });
+    run.task('shot-1', 'running', { percent: 0, message: 'rendering' });
+    run.task('shot-1', 'running', { percent: 40, message: 'rendering' });
+    run.task('shot-1', 'running', { percent: 90, message: 'fitting' });
+    run.task('shot-2', 'running', { percent: 0, message: 'rendering' });
+    run.task('shot-1', 'succeeded', { percent: 100 });
+    expect(tasks()).toEqual([
+      ['running', undefined, 0],
+      ['queued', 1, undefined],
+      ['running', 'rendering', 0],
+      ['running', 'fitting', 90],
+      ['running', 'rendering', 0],
+      ['succeeded', undefined, 100],
+    ]);
+    run.dispose();
+  });
+});

@@ -75,7 +75,7 @@ export class LiveRun {
   /** Media stages: finished items (saved as each finished), and per-task percent throttling. */
   readonly mediaItems: MediaItem[] = [];
   private itemSeq = 0;
-  private readonly lastTaskPercentAt = new Map<string, number>();
+  private readonly lastTaskPercent = new Map<string, { at: number; step: string | undefined }>();
 
   constructor(
     readonly row: RunRow,
@@ -195,10 +195,14 @@ export class LiveRun {
 
   task(shotId: string, status: TaskStatus, extra: { percent?: number; message?: string; position?: number } = {}) {
     if (status === 'running' && extra.percent !== undefined) {
-      // A task's percent is worth a few events a second, not one per ffmpeg progress line.
+      // A task's percent is worth a few events a second, not one per ffmpeg progress line; a new step
+      // (queued → rendering, rendering → fitting) is told at once, or the shot would seem stuck in the old one.
       const now = Date.now();
-      if (now - (this.lastTaskPercentAt.get(shotId) ?? 0) < TASK_PERCENT_EVERY_MS) return;
-      this.lastTaskPercentAt.set(shotId, now);
+      const last = this.lastTaskPercent.get(shotId);
+      if (last && last.step === extra.message && now - last.at < TASK_PERCENT_EVERY_MS) return;
+      this.lastTaskPercent.set(shotId, { at: now, step: extra.message });
+    } else {
+      this.lastTaskPercent.delete(shotId);
     }
     this.emit({ type: 'task', shot_id: shotId, status, ...extra });
   }
