@@ -12,7 +12,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { bearerOf, readJson, sendJson } from '../http-kit.ts';
-import type { FakeVideoTask, TaskBook } from './tasks.ts';
+import type { FakeVideoTask, TaskBook, TaskPhase } from './tasks.ts';
 
 export const KLING_MODELS = ['kling-v1', 'kling-v1-5', 'kling-v1-6', 'kling-v2-master', 'kling-v2-1', 'kling-v2-1-master', 'kling-v2-5-turbo'];
 
@@ -64,8 +64,8 @@ export function verifyKlingToken(token: string | undefined, creds: KlingCredenti
   return undefined;
 }
 
-function taskView(task: FakeVideoTask, book: TaskBook, videoUrl?: string) {
-  const phase = book.phase(task);
+/** `phase` is read once by the caller: read again here, a task could pass into success in between and be reported done without its URL. */
+function taskView(task: FakeVideoTask, phase: TaskPhase, videoUrl?: string) {
   const status = { queued: 'submitted', running: 'processing', succeeded: 'succeed', failed: 'failed' }[phase];
   return {
     task_id: task.id,
@@ -95,8 +95,9 @@ export async function handleKling(req: IncomingMessage, res: ServerResponse, pat
       klingError(res, 404, 1203, 'task not found');
       return true;
     }
-    const url = book.phase(task) === 'succeeded' ? await book.videoUrl(task) : undefined;
-    sendJson(res, 200, { code: 0, message: 'SUCCEED', request_id: randomUUID(), data: taskView(task, book, url) });
+    const phase = book.phase(task);
+    const url = phase === 'succeeded' ? await book.videoUrl(task) : undefined;
+    sendJson(res, 200, { code: 0, message: 'SUCCEED', request_id: randomUUID(), data: taskView(task, phase, url) });
     return true;
   }
   if (req.method !== 'POST' || path !== '/v1/videos/image2video') {
@@ -158,6 +159,6 @@ export async function handleKling(req: IncomingMessage, res: ServerResponse, pat
     body,
     camera_control: camera ?? null,
   });
-  sendJson(res, 200, { code: 0, message: 'SUCCEED', request_id: randomUUID(), data: taskView(task, book) });
+  sendJson(res, 200, { code: 0, message: 'SUCCEED', request_id: randomUUID(), data: taskView(task, book.phase(task)) });
   return true;
 }

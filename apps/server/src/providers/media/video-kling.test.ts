@@ -14,7 +14,8 @@ beforeAll(async () => {
 });
 afterAll(() => fake.close());
 beforeEach(() => {
-  Object.assign(fake.knobs, DEFAULT_VIDEO_KNOBS, { queuedMs: 40, runningMs: 80 });
+  // Running long enough that a 20 ms poll sees it even on a busy machine (a stall of 80 ms skipped it).
+  Object.assign(fake.knobs, DEFAULT_VIDEO_KNOBS, { queuedMs: 40, runningMs: 600 });
 });
 
 const image = 'https://images.example/shot-1.png';
