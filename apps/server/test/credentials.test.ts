@@ -33,28 +33,35 @@ describe(`sessions, tokens and live streams end with the credential (${process.e
   /** A project stream never ends by itself: if it closes, the server closed it. */
   const projectStream = (projectId: string, auth: StreamAuth, stopWhen?: (e: ReceivedEvent[]) => boolean) =>
     follow(`${studio.url}/api/v1/projects/${projectId}/events`, { ...auth, stopWhen, timeoutMs: 20_000 });
-  /** A project stream and `reached`, which resolves at its `n`th project_update; `stop`: the client then ends it. */
+  /**
+   * A project stream, `said` (its first project_update: what follows hits an open stream) and
+   * `reached` (its `n`th); `stop`: the client then ends it.
+   */
   const watch = (projectId: string, auth: StreamAuth, n: number, stop: boolean) => {
+    let hello!: () => void;
     let reach!: () => void;
+    const said = new Promise<void>((r) => (hello = r));
     const reached = new Promise<void>((r) => (reach = r));
     const result = projectStream(projectId, auth, (events) => {
+      if (updates(events) >= 1) hello();
       if (updates(events) >= n) reach();
       return stop && updates(events) >= n;
     });
-    return { reached, result };
+    return { said, reached, result };
   };
   /**
-   * Resolves once the stream has said hello (its first project_update), so what follows hits an open
-   * stream; `.result` is the stream's end (wrapped: an async function returning it would wait for it).
+   * Resolves once the stream has said hello, so what follows hits an open stream; `.result` is the
+   * stream's end (wrapped: an async function returning it would wait for it).
    */
   const opened = async (projectId: string, auth: StreamAuth) => {
-    const { reached, result } = watch(projectId, auth, 1, false);
-    await reached;
+    const { said, result } = watch(projectId, auth, 1, false);
+    await said;
     return { result };
   };
-  /** A stream that should outlive what the test does: `changed` resolves at its second project_update, where it stops. */
-  const survivor = (projectId: string, auth: StreamAuth) => {
-    const { reached, result } = watch(projectId, auth, 2, true);
+  /** A stream open before the test goes on, that should outlive what it does: `changed` resolves at its second project_update, where it stops. */
+  const survivor = async (projectId: string, auth: StreamAuth) => {
+    const { said, reached, result } = watch(projectId, auth, 2, true);
+    await said;
     return { changed: reached, result };
   };
 
@@ -114,7 +121,7 @@ describe(`sessions, tokens and live streams end with the credential (${process.e
     const phone = await signIn('watcher@example.com');
     const projectId = await projectOf(user);
     const onLaptop = await opened(projectId, { cookie: user.cookie });
-    const onPhone = survivor(projectId, { cookie: phone.cookie });
+    const onPhone = await survivor(projectId, { cookie: phone.cookie });
 
     expect((await user.post('/api/v1/auth/logout')).status).toBe(204);
     expect((await onLaptop.result).ended).toBe('closed');
@@ -131,7 +138,7 @@ describe(`sessions, tokens and live streams end with the credential (${process.e
     const projectId = await projectOf(user);
     const byLaptop = await opened(projectId, { cookie: laptop.cookie });
     const byScript = await opened(projectId, { token: script.token });
-    const mine = survivor(projectId, { cookie: user.cookie });
+    const mine = await survivor(projectId, { cookie: user.cookie });
 
     expect((await user.post('/api/v1/auth/password', { current_password: 'password-streamer@example.com', new_password: 'another new password' })).status).toBe(204);
     expect((await byLaptop.result).ended).toBe('closed');

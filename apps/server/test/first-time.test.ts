@@ -186,7 +186,7 @@ describe(`what a first-time creator trips over (${process.env.TEST_DB ?? 'pglite
   });
 
   it('with ?compat=seed every token event carries full_text, the deltas so far; without it only deltas', async () => {
-    const paced = (await admin.post('/api/v1/models/providers/', { name: 'paced', api_url: fake.url, model_name: 'fake-model?ttft=1&tps=150&tokens=30' })).body.id;
+    const paced = (await admin.post('/api/v1/models/providers/', { name: 'paced', api_url: fake.url, model_name: 'fake-model?ttft=1&tps=30&tokens=30' })).body.id;
     const id = await newProject();
     await route(id, 'rewrite', [paced]);
     const seed = await follow(`${studio.url}/api/v1/projects/${id}/rewrite-stream/?compat=seed`, { cookie: admin.cookie, method: 'POST', body: {} });

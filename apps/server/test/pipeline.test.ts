@@ -157,8 +157,11 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
   it("ends a revoked viewer's open stream with access_revoked", async () => {
     const id = await newProject();
     await owner.post(`/api/v1/projects/${id}/members/`, { user_id: viewer.id, role: 'viewer' });
-    const stream = follow(`${studio.url}/api/v1/projects/${id}/events`, { cookie: viewer.cookie, timeoutMs: 10_000 });
-    await new Promise((r) => setTimeout(r, 300));
+    // Revoked once the stream has said hello (its first event), so the revocation hits an open stream.
+    let hello!: () => void;
+    const said = new Promise<void>((r) => (hello = r));
+    const stream = follow(`${studio.url}/api/v1/projects/${id}/events`, { cookie: viewer.cookie, timeoutMs: 10_000, stopWhen: () => { hello(); return false; } });
+    await said;
     expect((await owner.delete(`/api/v1/projects/${id}/members/${viewer.id}/`)).status).toBe(204);
     const seen = await stream;
     expect(seen.ended).toBe('closed');
