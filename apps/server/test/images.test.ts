@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { startFakeImage, type FakeImageServer } from '@ai-story/fake-media/image/index.ts';
 import sharp from 'sharp';
@@ -421,10 +422,14 @@ describe(`an image run killed with the server (${process.env.TEST_DB ?? 'pglite'
       const project = (await admin.post('/api/v1/projects/', { name: 'kill', original_topic: STORY })).body.id;
       const board = await admin.post(`/api/v1/projects/${project}/stages/storyboard/runs/`, { input: { shot_count: 8 }, provider_id: llm });
       await follow(`${base}/api/v1/runs/${board.body.id}/events`, { cookie: admin.cookie });
+      // sharp comes with the first picture: a studio that has only written text has no libvips in memory.
+      const libvipsLoaded = async () => (await readFile(`/proc/${studioProcess.child.pid}/maps`, 'utf8')).includes('libvips');
+      expect(await libvipsLoaded()).toBe(false);
       const run = await admin.post(`/api/v1/projects/${project}/stages/image/runs/`, { input: {}, provider_id: image });
       expect(run.status).toBe(202);
       const before = await follow(`${base}/api/v1/runs/${run.body.id}/events`, { cookie: admin.cookie, stopWhen: (e) => ofType(e, 'image').length >= 2, timeoutMs: 30_000 });
       const finished = ofType(before.events, 'image').map((e) => e.data.image.media_id);
+      expect(await libvipsLoaded()).toBe(true);
       await studioProcess.kill();
       await leasesExpired(testDb);
 

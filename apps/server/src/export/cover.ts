@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
+import { sharp } from '../media/sharp.ts';
 import { drawableText } from '../media/cjk-font.ts';
 import { escapeXml, SVG_FONT_FAMILY, wrapText } from '../media/svg-text.ts';
 import { runMediaTool } from './ffmpeg-process.ts';

@@ -1,6 +1,6 @@
 import { ImageSettings, MAX_IMAGE_BYTES, type Character, type CharacterPicture, type ImageEstimate, type ImageItem, type ImageOutput, type ModelConfig } from '@ai-story/contracts';
 import { fileTypeFromBuffer } from 'file-type';
-import sharp from 'sharp';
+import { sharp } from '../media/sharp.ts';
 import type { AuthUser } from '../auth/service.ts';
 import type { ShotRow } from '../stages/definition.ts';
 import { AppError, conflict, notFound, unavailable } from '../errors.ts';

@@ -25,7 +25,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
-import sharp from 'sharp';
+import { sharp } from './sharp.ts';
 import { renderToFile, runFfmpeg, type MediaTools } from './ffmpeg.ts';
 
 export type MovementTypeName = 'static' | 'zoom_in' | 'zoom_out' | 'pan_left' | 'pan_right' | 'tilt_up' | 'tilt_down' | 'dolly_in' | 'dolly_out';

@@ -4,7 +4,7 @@
  * for; librsvg and libass would draw them as empty boxes, so text meant to be seen goes through
  * `drawableText` first.
  */
-import { createRequire } from 'node:module';
+import { onFirstUse } from '../on-first-use.ts';
 
 export const CJK_FONT_FAMILY = 'Noto Sans CJK SC';
 export const CJK_FONT_FILE = '/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc';
@@ -18,11 +18,11 @@ interface FontkitFont {
   layout(text: string): { advanceWidth: number };
   hasGlyphForCodePoint(codePoint: number): boolean;
 }
-const fontkit = createRequire(import.meta.url)('fontkit') as { openSync(path: string, postscriptName?: string): FontkitFont };
+const fontkit = onFirstUse<{ openSync(path: string, postscriptName?: string): FontkitFont }>('fontkit');
 
 let font: FontkitFont | undefined;
 export function cjkFont(): FontkitFont {
-  return (font ??= fontkit.openSync(CJK_FONT_FILE, CJK_FONT_FACE));
+  return (font ??= fontkit().openSync(CJK_FONT_FILE, CJK_FONT_FACE));
 }
 
 /** Joiners and selectors that only glue emoji together; without the emoji they are noise. */

@@ -1,4 +1,8 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { onFirstUse } from '../on-first-use.ts';
+
+/** Only scale-out mode talks to Redis. */
+export const ioredis = onFirstUse<typeof import('ioredis')>('ioredis');
 
 export interface RedisOptions {
   url: string;
@@ -16,7 +20,7 @@ export interface RedisOptions {
  * serves nobody else).
  */
 export function connectRedis(opts: RedisOptions): Redis {
-  return new Redis(opts.url, {
+  return new (ioredis().Redis)(opts.url, {
     connectionName: `ai-story:${opts.name}`,
     keyPrefix: opts.prefix,
     maxRetriesPerRequest: opts.blocking ? null : 20,
@@ -44,7 +48,7 @@ export function redactedUrl(url: string): string {
  * command and wait for it without a word; at start-up nothing depends on it yet, so it stops instead.
  */
 export async function assertRedisReachable(url: string, timeoutMs: number): Promise<void> {
-  const probe = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  const probe = new (ioredis().Redis)(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
   // The socket's own error (ECONNREFUSED, ETIMEDOUT …) says more than the "Connection is closed" that follows it.
   let cause: Error | undefined;
   probe.on('error', (err: Error) => (cause ??= err));

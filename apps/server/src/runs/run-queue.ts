@@ -1,6 +1,9 @@
-import { Queue, Worker } from 'bullmq';
+import type { Queue, Worker } from 'bullmq';
 import type { FastifyBaseLogger } from 'fastify';
-import { Redis } from 'ioredis';
+import { onFirstUse } from '../on-first-use.ts';
+import { ioredis } from '../redis/connection.ts';
+
+const bullmq = onFirstUse<typeof import('bullmq')>('bullmq');
 
 /** What a worker needs to execute a run the API has validated and saved as `queued`. */
 export interface RunJob {
@@ -16,7 +19,7 @@ const QUEUE = 'runs';
 const bullPrefix = (prefix: string) => `${prefix}bull`;
 
 /** BullMQ wants connections that retry forever (a worker's blocking reads would fail otherwise). */
-const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: null, connectionName: 'ai-story:runs-queue' });
+const connect = (url: string) => new (ioredis().Redis)(url, { maxRetriesPerRequest: null, connectionName: 'ai-story:runs-queue' });
 
 /**
  * Scale-out with workers (`RUNS_IN=workers`): an API instance puts each run it starts in this queue,
@@ -26,7 +29,7 @@ export class RunQueue {
   private readonly queue: Queue<RunJob>;
 
   constructor(url: string, prefix: string) {
-    this.queue = new Queue<RunJob>(QUEUE, { connection: connect(url), prefix: bullPrefix(prefix) });
+    this.queue = new (bullmq().Queue<RunJob>)(QUEUE, { connection: connect(url), prefix: bullPrefix(prefix) });
   }
 
   async add(job: RunJob) {
@@ -52,7 +55,7 @@ export class RunWorker {
   private readonly worker: Worker<RunJob>;
 
   constructor(o: RunWorkerOptions, execute: (job: RunJob) => Promise<void>) {
-    this.worker = new Worker<RunJob>(QUEUE, (job) => execute(job.data), {
+    this.worker = new (bullmq().Worker<RunJob>)(QUEUE, (job) => execute(job.data), {
       connection: connect(o.url),
       prefix: bullPrefix(o.prefix),
       concurrency: o.concurrency,

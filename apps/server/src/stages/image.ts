@@ -12,7 +12,7 @@ import {
   type ImageOutput,
   type RunUsage,
 } from '@ai-story/contracts';
-import sharp from 'sharp';
+import { sharp } from '../media/sharp.ts';
 import type { ProjectRow } from '../db/schema.ts';
 import { fetchRemoteMedia, RemoteMediaError } from '../media/fetch-remote.ts';
 import type { MediaStore } from '../media/store.ts';

@@ -9,7 +9,7 @@
  * the PNG encoder add no randomness, so the same text gives the same bytes.
  */
 import { createHash } from 'node:crypto';
-import sharp from 'sharp';
+import { sharp } from '../../media/sharp.ts';
 import { drawableText } from '../../media/cjk-font.ts';
 import { escapeXml, SVG_FONT_FAMILY, wrapText } from '../../media/svg-text.ts';
 
