@@ -20,20 +20,26 @@ describe('etaMs', () => {
   });
 });
 
+/** A run of `stage`, and the events of one type it has sent so far. */
+const liveRun = (stage: 'rewrite' | 'video') => {
+  const runLog = new InMemoryEventLog();
+  const run = new LiveRun({ id: 'run-1', projectId: 'project-1' } as RunRow, STAGES[stage]!, {}, {} as StageContext, new RunPublisher(runLog, new InMemoryEventLog()), null);
+  const sent = (type: string) => (runLog.since(runKey('run-1'), 0) ?? []).map((e) => JSON.parse(e.json)).filter((e) => e.type === type);
+  return { run, sent };
+};
+
 describe('token coalescing', () => {
   // A clock of our own: what is asserted is which tokens share an event, never how long anything took.
   beforeEach(() => void vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] }));
   afterEach(() => void vi.useRealTimers());
 
-  const liveRun = () => {
-    const runLog = new InMemoryEventLog();
-    const run = new LiveRun({ id: 'run-1', projectId: 'project-1' } as RunRow, STAGES.rewrite!, {}, {} as StageContext, new RunPublisher(runLog, new InMemoryEventLog()), null);
-    const tokens = () => (runLog.since(runKey('run-1'), 0) ?? []).map((e) => JSON.parse(e.json)).filter((e) => e.type === 'token').map((e) => e.content);
-    return { run, tokens };
+  const textRun = () => {
+    const { run, sent } = liveRun('rewrite');
+    return { run, tokens: () => sent('token').map((e) => e.content) };
   };
 
   it('sends a token that follows a quiet spell at once, without waiting for others', () => {
-    const { run, tokens } = liveRun();
+    const { run, tokens } = textRun();
     run.onDelta('一');
     expect(tokens()).toEqual(['一']);
     for (const t of ['只', '猫']) {
@@ -45,7 +51,7 @@ describe('token coalescing', () => {
   });
 
   it('gathers tokens that arrive faster than a frame into one event per window', () => {
-    const { run, tokens } = liveRun();
+    const { run, tokens } = textRun();
     run.onDelta('a');
     for (const t of ['b', 'c', 'd', 'e']) {
       vi.advanceTimersByTime(5); // 200 tokens a second
@@ -64,16 +70,13 @@ describe('task progress', () => {
   beforeEach(() => void vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] }));
   afterEach(() => void vi.useRealTimers());
 
-  const liveRun = () => {
-    const runLog = new InMemoryEventLog();
-    const run = new LiveRun({ id: 'run-1', projectId: 'project-1' } as RunRow, STAGES.video!, {}, {} as StageContext, new RunPublisher(runLog, new InMemoryEventLog()), null);
-    const tasks = () =>
-      (runLog.since(runKey('run-1'), 0) ?? []).map((e) => JSON.parse(e.json)).filter((e) => e.type === 'task').map((e) => [e.status, e.message ?? e.position, e.percent]);
-    return { run, tasks };
+  const videoRun = () => {
+    const { run, sent } = liveRun('video');
+    return { run, tasks: () => sent('task').map((e) => [e.status, e.message ?? e.position, e.percent]) };
   };
 
   it('thins a step’s percent to one update per half second', () => {
-    const { run, tasks } = liveRun();
+    const { run, tasks } = videoRun();
     for (let p = 0; p <= 60; p += 10) {
       run.task('shot-1', 'running', { percent: p, message: 'rendering' });
       vi.advanceTimersByTime(100);
@@ -84,7 +87,7 @@ describe('task progress', () => {
   });
 
   it('tells a new step at once, however soon after the last update', () => {
-    const { run, tasks } = liveRun();
+    const { run, tasks } = videoRun();
     run.task('shot-1', 'running', { percent: 0 });
     run.task('shot-1', 'queued', { position: 1 });
     run.task('shot-1', 'running', { percent: 0, message: 'rendering' });
