@@ -10,7 +10,9 @@
  * and memory are their own. Per-token delivery delay uses the send time the upstream stamps into
  * each token (`stamp` quirk); the time from a start request to the upstream is the first stamp less
  * the upstream's configured time to first token. While the studio relays 200 streams or more, a
- * client lists projects in a loop, so the table also says how the API answers under that load.
+ * client on a thread of its own lists projects in a loop, so the table also says how the API answers
+ * under that load. "bench loop delay" is how late this process itself was to read what arrived: the
+ * part of the client-side times that is the bench's, not the studio's.
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`--cpu-prof`) when it stops;
  * BENCH_STUDIO_ROOT=<checkout> runs the studio of another checkout (a before/after comparison);
  * BENCH_BASELINE_ROOT=<checkout> runs it as well, in a column of its own beside this one, same run;
@@ -27,7 +29,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { createParser } from 'eventsource-parser';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -192,25 +196,38 @@ const studioStream = (studio: Studio, projectId: string, providerId: string) =>
 const ramp = <T>(n: number, f: (i: number) => Promise<T>) =>
   Promise.all(Array.from({ length: n }, (_, i) => new Promise<T>((resolve) => setTimeout(() => void f(i).then(resolve), n > 1 ? (i * RAMP_MS) / n : 0))));
 
-/** GET /api/v1/projects/ one after another until stopped: its latencies while the studio relays. */
+/**
+ * GET /api/v1/projects/ one after another until stopped: its latencies while the studio relays. From a
+ * thread of its own, so they are the studio's answers and not the wait of this process's event loop,
+ * which is busy reading every stream of the phase.
+ */
 function pollProjects(studio: Studio) {
-  const latencies: number[] = [];
-  let stopped = false;
-  const loop = (async () => {
-    while (!stopped) {
-      const t0 = now();
-      const res = await fetch(`${studio.base}/api/v1/projects/?page_size=20`, { headers: { authorization: `Bearer ${studio.token}` } }).catch(() => null);
-      await res?.arrayBuffer();
-      latencies.push(now() - t0);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
-  return async () => {
-    stopped = true;
-    await loop;
-    return latencies;
-  };
+  const worker = new Worker(API_POLLER, { eval: true, workerData: { url: `${studio.base}/api/v1/projects/?page_size=20`, token: studio.token } });
+  return () =>
+    new Promise<number[]>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.postMessage('stop');
+    });
 }
+
+const API_POLLER = `
+const { parentPort, workerData } = require('node:worker_threads');
+let stopped = false;
+parentPort.once('message', () => (stopped = true));
+(async () => {
+  const latencies = [];
+  while (!stopped) {
+    const t0 = performance.now();
+    const res = await fetch(workerData.url, { headers: { authorization: 'Bearer ' + workerData.token } }).catch(() => null);
+    await res?.arrayBuffer();
+    latencies.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  parentPort.postMessage(latencies);
+  parentPort.close();
+})();
+`;
 
 /** A fresh database on the PostgreSQL server at `serverUrl`, for the studio's PostgreSQL mode. */
 export async function benchDatabase(serverUrl: string) {
@@ -329,6 +346,8 @@ interface Phase {
   apiMs: number[];
   /** How busy the whole machine was meanwhile (bench, upstream, studio, database), 0–1. */
   machineBusy: number;
+  /** This process's own event-loop delay, p99 ms: how late the bench itself read what arrived. */
+  benchLagMs: number;
 }
 
 /** Measures one phase: CPU of `pid` (if any) and of the upstream, peak RSS of `pid`, while `run` goes. */
@@ -338,13 +357,16 @@ async function phase(label: string, upstreamPid: number, pid: number | null, run
   let peakRssMb = before.rssMb;
   const sampler = pid ? setInterval(() => (peakRssMb = Math.max(peakRssMb, procStats(pid).rssMb)), 100) : undefined;
   const stopPoll = poll?.();
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
   const [busy0, t0] = [machineBusyMs(), performance.now()];
   const streams = await run();
   const machineBusy = (machineBusyMs() - busy0) / ((performance.now() - t0) * os.cpus().length);
+  lag.disable();
   const apiMs = (await stopPoll?.()) ?? [];
   clearInterval(sampler);
   const after = pid ? procStats(pid) : before;
-  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, peakRssMb, apiMs, machineBusy };
+  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, peakRssMb, apiMs, machineBusy, benchLagMs: lag.percentile(99) / 1e6 };
 }
 
 const delaysOf = (p: Phase) => p.streams.flatMap((m) => m.delays);
@@ -366,6 +388,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
     'CPU ms/1k tok studio [main thread] (upstream)': studios.map((p) => `${perToken(p, p.cpuMs)} [${perToken(p, p.mainCpuMs)}] (${perToken(p, p.upstreamCpuMs)})`).join(' / '),
     'peak RSS MB': studios.map((p) => f0(p.peakRssMb)).join(' / '),
     'machine busy %': all.map((p) => (p.machineBusy * 100).toFixed(0)).join(' / '),
+    'bench loop delay p99 ms': all.map((p) => f0(p.benchLagMs)).join(' / '),
     'GET projects p99 ms': studios.map((p) => f0(pct(p.apiMs, 99))).join(' / '),
     ...(errors.length && { errors: `${errors.length}: ${[...new Set(errors)].slice(0, 3).join('; ')}` }),
   };

@@ -33,7 +33,8 @@ describe('testConnection', () => {
     const started = Date.now();
     const r = await testConnection(provider('fake-model?ttft=0&tps=2&tokens=100'));
     expect(r.ok).toBe(true);
-    expect(Date.now() - started).toBeLessThan(1000);
+    // The whole answer takes 50 s: a bound this wide tells the two apart on any machine.
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   test.each([
