@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, createUser, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
-import { follow, type ReceivedEvent } from './sse-client.ts';
+import { followOpened, type ReceivedEvent } from './sse-client.ts';
 
 type StreamAuth = { cookie?: string; token?: string };
 
@@ -30,38 +30,36 @@ describe(`sessions, tokens and live streams end with the credential (${process.e
   };
   const projectOf = async (c: Client) => (await c.post('/api/v1/projects/', { name: 'streams', original_topic: 't' })).body.id as string;
   const updates = (events: ReceivedEvent[]) => events.filter((e) => e.data.type === 'project_update').length;
-  /** A project stream never ends by itself: if it closes, the server closed it. */
-  const projectStream = (projectId: string, auth: StreamAuth, stopWhen?: (e: ReceivedEvent[]) => boolean) =>
-    follow(`${studio.url}/api/v1/projects/${projectId}/events`, { ...auth, stopWhen, timeoutMs: 20_000 });
   /**
-   * A project stream, `said` (its first project_update: what follows hits an open stream) and
-   * `reached` (its `n`th); `stop`: the client then ends it.
+   * A project stream (it never ends by itself: if it closes, the server closed it), `opened` at its
+   * hello, and `reached` at its `n`th project_update; `stop`: the client then ends it.
    */
   const watch = (projectId: string, auth: StreamAuth, n: number, stop: boolean) => {
-    let hello!: () => void;
     let reach!: () => void;
-    const said = new Promise<void>((r) => (hello = r));
     const reached = new Promise<void>((r) => (reach = r));
-    const result = projectStream(projectId, auth, (events) => {
-      if (updates(events) >= 1) hello();
-      if (updates(events) >= n) reach();
-      return stop && updates(events) >= n;
+    const { opened, result } = followOpened(`${studio.url}/api/v1/projects/${projectId}/events`, {
+      ...auth,
+      timeoutMs: 20_000,
+      stopWhen: (events) => {
+        if (updates(events) >= n) reach();
+        return stop && updates(events) >= n;
+      },
     });
-    return { said, reached, result };
+    return { opened, reached, result };
   };
   /**
    * Resolves once the stream has said hello, so what follows hits an open stream; `.result` is the
    * stream's end (wrapped: an async function returning it would wait for it).
    */
   const opened = async (projectId: string, auth: StreamAuth) => {
-    const { said, result } = watch(projectId, auth, 1, false);
-    await said;
+    const { opened, result } = watch(projectId, auth, 1, false);
+    await opened;
     return { result };
   };
   /** A stream open before the test goes on, that should outlive what it does: `changed` resolves at its second project_update, where it stops. */
   const survivor = async (projectId: string, auth: StreamAuth) => {
-    const { said, reached, result } = watch(projectId, auth, 2, true);
-    await said;
+    const { opened, reached, result } = watch(projectId, auth, 2, true);
+    await opened;
     return { changed: reached, result };
   };
 

@@ -1,7 +1,7 @@
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, createUser, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
-import { follow } from './sse-client.ts';
+import { follow, followOpened } from './sse-client.ts';
 
 describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
   let fake: Awaited<ReturnType<typeof startFakeLlm>>;
@@ -157,11 +157,8 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
   it("ends a revoked viewer's open stream with access_revoked", async () => {
     const id = await newProject();
     await owner.post(`/api/v1/projects/${id}/members/`, { user_id: viewer.id, role: 'viewer' });
-    // Revoked once the stream has said hello (its first event), so the revocation hits an open stream.
-    let hello!: () => void;
-    const said = new Promise<void>((r) => (hello = r));
-    const stream = follow(`${studio.url}/api/v1/projects/${id}/events`, { cookie: viewer.cookie, timeoutMs: 10_000, stopWhen: () => { hello(); return false; } });
-    await said;
+    const { opened, result: stream } = followOpened(`${studio.url}/api/v1/projects/${id}/events`, { cookie: viewer.cookie, timeoutMs: 10_000 });
+    await opened;
     expect((await owner.delete(`/api/v1/projects/${id}/members/${viewer.id}/`)).status).toBe(204);
     const seen = await stream;
     expect(seen.ended).toBe('closed');

@@ -70,6 +70,23 @@ export async function follow(
   return { status: res.status, headers: res.headers, events, comments, text: rebuild(events.map((e) => e.data)), ended };
 }
 
+/**
+ * `follow`, and `opened`: resolves at the stream's first event (a project stream's hello), so what the
+ * test does next reaches an open stream instead of racing its connection.
+ */
+export function followOpened(url: string, opts: Parameters<typeof follow>[1] = {}) {
+  let hello!: () => void;
+  const opened = new Promise<void>((r) => (hello = r));
+  const result = follow(url, {
+    ...opts,
+    stopWhen: (events) => {
+      hello();
+      return opts.stopWhen?.(events) ?? false;
+    },
+  });
+  return { opened, result };
+}
+
 export function rebuild(events: { type: string; content?: string }[], start = ''): string {
   let text = start;
   for (const e of events) {
