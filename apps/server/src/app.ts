@@ -8,6 +8,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler } from 'fastify-type-provider-zod';
 import { publicly, registerAuthGuard } from './auth/guard.ts';
+import { CREDENTIAL_MEMORY_MS, KnownCredentials } from './auth/known-credentials.ts';
 import { LiveStreams } from './auth/live-streams.ts';
 import { AuthRepository } from './auth/repository.ts';
 import { authRoutes } from './auth/routes.ts';
@@ -136,7 +137,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const cipher = new Cipher(config.appSecret);
   const authRepo = new AuthRepository(database.db);
   const liveStreams = new LiveStreams();
-  const auth = new AuthService(authRepo, liveStreams);
+  const knownCredentials = new KnownCredentials(CREDENTIAL_MEMORY_MS);
+  const auth = new AuthService(authRepo, liveStreams, knownCredentials);
   const projectRepo = new ProjectRepository(database.db);
   const projects = new ProjectService(projectRepo);
   const renderer = new TemplateRenderer();
@@ -155,6 +157,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   if (redisEvents) {
     liveStreams.shareWith((ending) => redisEvents.endStreams(ending));
     redisEvents.onStreamEnding((ending) => liveStreams.endHere(ending));
+    knownCredentials.shareWith((userId) => redisEvents.userChanged(userId));
+    redisEvents.onUserChanged((userId) => knownCredentials.forgetHere(userId));
   }
   const runLog: EventLog = redisEvents?.runLog ?? new InMemoryEventLog();
   // A project's log is dropped when idle and may be made again: its ids start from the clock (event-log.ts).

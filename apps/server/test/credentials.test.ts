@@ -78,6 +78,43 @@ describe(`sessions, tokens and live streams end with the credential (${process.e
     expect((await new Client(studio.url).post('/api/v1/auth/login', { email: 'changer@example.com', password: 'a brand new password' })).status).toBe(200);
   });
 
+  it('remembers a credential between requests, and a new role, a sign-out or a deleted account holds from the very next one', async () => {
+    const user = await createUser(studio, admin, 'remembered@example.com');
+    const script = await tokenOf(user);
+    expect((await script.get('/api/v1/auth/me')).status).toBe(200);
+    const lookups: string[] = [];
+    const stop = studio.database.onStatement((q) => /from "(sessions|api_tokens)"/.test(q) && lookups.push(q));
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect((await user.get('/api/v1/auth/me')).status).toBe(200);
+        expect((await script.get('/api/v1/auth/me')).status).toBe(200);
+      }
+    } finally {
+      stop();
+    }
+    expect(lookups).toEqual([]); // each was read when first used, above
+
+    expect((await user.get('/api/v1/users/')).status).toBe(403);
+    expect((await admin.patch(`/api/v1/users/${user.id}/`, { role: 'admin' })).status).toBe(200);
+    expect((await user.get('/api/v1/users/')).status).toBe(200);
+    expect((await script.get('/api/v1/users/')).status).toBe(200);
+    expect((await admin.patch(`/api/v1/users/${user.id}/`, { role: 'user' })).status).toBe(200);
+    expect((await user.get('/api/v1/users/')).status).toBe(403);
+    expect((await script.get('/api/v1/users/')).status).toBe(403);
+
+    const laptop = await signIn('remembered@example.com');
+    expect((await laptop.get('/api/v1/auth/me')).status).toBe(200);
+    const signedOut = laptop.cookie;
+    expect((await laptop.post('/api/v1/auth/logout')).status).toBe(204);
+    laptop.cookie = signedOut; // the response cleared it; a copy kept elsewhere still tries
+    expect((await laptop.get('/api/v1/auth/me')).status).toBe(401);
+    expect((await user.get('/api/v1/auth/me')).status).toBe(200);
+
+    expect((await admin.delete(`/api/v1/users/${user.id}/`)).status).toBe(204);
+    expect((await user.get('/api/v1/auth/me')).status).toBe(401);
+    expect((await script.get('/api/v1/auth/me')).status).toBe(401);
+  });
+
   it("an admin's password reset ends every session and API token of that user", async () => {
     const user = await createUser(studio, admin, 'reset@example.com');
     const script = await tokenOf(user);

@@ -3,9 +3,10 @@ import { createServer } from 'node:net';
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CREDENTIAL_MEMORY_MS } from '../src/auth/known-credentials.ts';
 import { RedisRunEvents } from '../src/runs/redis-events.ts';
-import { ADMIN, Client, createTestDatabase, endedRun, expectedRewrite, setupAdmin, spawnStudio, startStudio, startStudioProcess, TEST_DB, type TestStudio } from './helpers.ts';
+import { ADMIN, Client, createTestDatabase, createUser, endedRun, expectedRewrite, setupAdmin, spawnStudio, startStudio, startStudioProcess, TEST_DB, type TestStudio } from './helpers.ts';
 import { follow, terminal, type ReceivedEvent } from './sse-client.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -189,6 +190,18 @@ describe.skipIf(TEST_DB !== 'postgres')('scale-out: studio instances sharing Pos
     expect((await alsoWatched).ended).toBe('aborted');
     expect((await other.get(`/api/v1/runs/${run.id}/`)).body.status).toBe('running');
     await other.post(`/api/v1/runs/${run.id}/cancel/`);
+    // B had the session in memory (it authorised the stream); told before the stream ended, it forgot it.
+    expect((await reader.get('/api/v1/auth/me')).status).toBe(401);
+  });
+
+  it('a role changed through one instance holds on another, which remembered the old one', async () => {
+    const user = await createUser(a, admin, 'promoted@example.com');
+    const onB = new Client(b.url);
+    onB.cookie = user.cookie;
+    expect((await onB.get('/api/v1/users/')).status).toBe(403); // B now remembers the session, as a user's
+    expect((await admin.patch(`/api/v1/users/${user.id}/`, { role: 'admin' })).status).toBe(200);
+    // Well before B would read the session again by itself (KnownCredentials' time to live).
+    await vi.waitFor(async () => expect((await onB.get('/api/v1/users/')).status).toBe(200), { timeout: CREDENTIAL_MEMORY_MS / 2, interval: 50 });
   });
 
   it('a run whose instance is killed mid-stream: the reader reconnects to another with Last-Event-ID and sees it end interrupted, nothing repeated, its text kept', { timeout: 120_000 }, async () => {

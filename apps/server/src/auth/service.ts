@@ -3,6 +3,7 @@ import { randomToken, sha256 } from '../crypto/cipher.ts';
 import type { UserRow } from '../db/schema.ts';
 import { AppError, conflict, forbidden, notFound } from '../errors.ts';
 import { dummyVerify, hashPassword, verifyPassword } from './password.ts';
+import type { KnownCredential, KnownCredentials } from './known-credentials.ts';
 import type { LiveStreams } from './live-streams.ts';
 import type { AuthRepository } from './repository.ts';
 
@@ -36,6 +37,7 @@ export class AuthService {
   constructor(
     private readonly repo: AuthRepository,
     private readonly streams: LiveStreams,
+    private readonly known: KnownCredentials,
   ) {}
 
   async setupStatus() {
@@ -76,22 +78,29 @@ export class AuthService {
   async logout(sessionToken: string) {
     const id = sha256(sessionToken);
     const userId = await this.repo.deleteSession(id);
-    if (userId) this.streams.endCredential(userId, { kind: 'session', id });
+    if (!userId) return;
+    this.known.forget(userId);
+    this.streams.endCredential(userId, { kind: 'session', id });
   }
 
-  async userForSession(sessionToken: string): Promise<{ user: AuthUser; credential: Credential } | null> {
+  userForSession(sessionToken: string): Promise<KnownCredential | null> {
     const id = sha256(sessionToken);
-    const found = await this.repo.findSessionUser(id);
-    return found ? { user: toAuthUser(found.user), credential: { kind: 'session', id } } : null;
+    return this.known.get(`session:${id}`, async () => {
+      const found = await this.repo.findSessionUser(id);
+      return found ? { user: toAuthUser(found.user), credential: { kind: 'session', id }, expiresAt: found.expiresAt } : null;
+    });
   }
 
-  async userForApiToken(token: string): Promise<{ user: AuthUser; credential: Credential } | null> {
-    if (!token.startsWith(TOKEN_PREFIX)) return null;
-    const found = await this.repo.findTokenUser(sha256(token));
-    if (!found) return null;
-    // Touch at most once a minute: a busy script should not write on every call.
-    if (!found.lastUsedAt || Date.now() - found.lastUsedAt.getTime() > 60_000) await this.repo.touchToken(found.tokenId);
-    return { user: toAuthUser(found.user), credential: { kind: 'token', id: found.tokenId } };
+  userForApiToken(token: string): Promise<KnownCredential | null> {
+    if (!token.startsWith(TOKEN_PREFIX)) return Promise.resolve(null);
+    const hash = sha256(token);
+    return this.known.get(`token:${hash}`, async () => {
+      const found = await this.repo.findTokenUser(hash);
+      if (!found) return null;
+      // Touch at most once a minute: a busy script should not write on every call.
+      if (!found.lastUsedAt || Date.now() - found.lastUsedAt.getTime() > 60_000) await this.repo.touchToken(found.tokenId);
+      return { user: toAuthUser(found.user), credential: { kind: 'token', id: found.tokenId }, expiresAt: null };
+    });
   }
 
   async getUser(id: string) {
@@ -113,6 +122,7 @@ export class AuthService {
   /** A new password means whoever held the old one is out: sessions, tokens and live streams, all but `keep`. */
   private async endCredentialsOf(userId: string, keep: Credential | null) {
     await this.repo.deleteCredentialsOf(userId, keep);
+    this.known.forget(userId);
     this.streams.endUser(userId, keep);
   }
 
@@ -130,6 +140,7 @@ export class AuthService {
 
   private async revokeTokenOf(userId: string, id: string) {
     if (!(await this.repo.deleteToken(userId, id))) throw notFound('Token');
+    this.known.forget(userId);
     this.streams.endCredential(userId, { kind: 'token', id });
   }
 
@@ -163,6 +174,7 @@ export class AuthService {
       ...(patch.role !== undefined && { role: patch.role }),
       ...(patch.password !== undefined && { passwordHash: await hashPassword(patch.password) }),
     });
+    this.known.forget(id); // a new role or name holds from the user's next request
     // A reset password ends every way in that the old one gave, the admin's own session excepted.
     if (patch.password !== undefined) await this.endCredentialsOf(id, id === admin.id ? adminCredential : null);
     return updated;
@@ -173,6 +185,7 @@ export class AuthService {
     if (!row) throw notFound('User');
     if (row.role === 'admin') await this.keepOneAdmin(admin, id);
     await this.repo.deleteUser(id);
+    this.known.forget(id);
     this.streams.endUser(id);
   }
 

@@ -34,6 +34,9 @@ export class RedisRunEvents implements RemoteRuns {
   /** Sign-outs and revocations: a user's streams on every instance end with their credential. */
   private readonly streamEndChannel: string;
   private streamEndHandler: (ending: StreamEnding) => void = () => {};
+  /** Users whose credentials or role changed: every instance forgets what it remembered of them. */
+  private readonly userChangeChannel: string;
+  private userChangeHandler: (userId: string) => void = () => {};
 
   constructor(
     config: Pick<Config, 'redisUrl' | 'redisPrefix'>,
@@ -50,15 +53,17 @@ export class RedisRunEvents implements RemoteRuns {
     this.projectLog = new RedisEventLog({ redis: this.redis, reader: this.reader, ids: 'redis', maxEvents: 5_000, log });
     this.cancelChannel = `${prefix}runs:cancel`;
     this.streamEndChannel = `${prefix}streams:end`;
+    this.userChangeChannel = `${prefix}users:changed`;
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.cancelChannel) this.cancelHandler(message);
       else if (channel === this.streamEndChannel) this.streamEndHandler(JSON.parse(message) as StreamEnding);
+      else if (channel === this.userChangeChannel) this.userChangeHandler(message);
     });
   }
 
-  /** Resolves once the cancel channel is subscribed (a cancel published before would be missed). */
+  /** Resolves once the control channels are subscribed (a message published before would be missed). */
   async start() {
-    await this.subscriber.subscribe(this.cancelChannel, this.streamEndChannel);
+    await this.subscriber.subscribe(this.cancelChannel, this.streamEndChannel, this.userChangeChannel);
   }
 
   /** Tells every instance (this one too: ending twice changes nothing) to end the streams of a credential or user. */
@@ -68,6 +73,15 @@ export class RedisRunEvents implements RemoteRuns {
 
   onStreamEnding(handler: (ending: StreamEnding) => void) {
     this.streamEndHandler = handler;
+  }
+
+  /** Tells every instance that a user's credentials or role changed. */
+  userChanged(userId: string) {
+    void this.redis.publish(this.userChangeChannel, userId).catch((err: unknown) => this.log.warn({ err }, 'could not tell the other instances that a user changed'));
+  }
+
+  onUserChanged(handler: (userId: string) => void) {
+    this.userChangeHandler = handler;
   }
 
   onCancel(handler: (runId: string) => void) {
