@@ -20,7 +20,9 @@
  * BENCH_STUDIO_FLAGS="<node flags>" starts the studio with them (e.g. a V8 heap setting to try);
  * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say);
  * BENCH_DATABASE_URL=<server url> is the PostgreSQL server the studios get their databases on
- * (default postgres://postgres@127.0.0.1:5432/postgres; `?host=/var/run/postgresql` for its socket).
+ * (default postgres://postgres@127.0.0.1:5432/postgres; `?host=/var/run/postgresql` for its socket);
+ * BENCH_BASELINE_DATABASE_URL=<server url> gives the baseline column another (with
+ * BENCH_BASELINE_ROOT=. the same code: TCP against the Unix socket, say).
  * `--db bare` adds a column for bench/bare-relay.ts, the least a Node relay does (no database, no
  * sign-in, no framework): what relaying itself costs here, against what the studio adds.
  */
@@ -301,7 +303,16 @@ export interface StudioOptions {
   /** Another checkout's studio (a before/after comparison). */
   studioRoot?: string;
   label?: string;
+  /** The PostgreSQL server its database is made on (BENCH_DATABASE_URL by default). */
+  databaseServer?: string;
 }
+
+/** The baseline column's studio: BENCH_BASELINE_ROOT's code, on BENCH_BASELINE_DATABASE_URL's server if given. */
+export const baselineOptions = (db: DbKind, studioRoot: string) => ({
+  studioRoot,
+  label: `${db}@baseline`,
+  ...(process.env.BENCH_BASELINE_DATABASE_URL && { databaseServer: process.env.BENCH_BASELINE_DATABASE_URL }),
+});
 
 /** BENCH_CPU_PROF=<dir>: a relay's CPU profile, written to <dir>/<label> when it stops. */
 const cpuProfFlags = (label: string) => {
@@ -310,10 +321,20 @@ const cpuProfFlags = (label: string) => {
 };
 
 /** A studio of its own (fresh data folder or database), signed in, with a provider and its projects. */
-export async function startStudio({ db, upstream, model = MODEL, projectCount, children, cleanups, studioRoot = process.env.BENCH_STUDIO_ROOT ?? root, label = db }: StudioOptions): Promise<Studio> {
+export async function startStudio({
+  db,
+  upstream,
+  model = MODEL,
+  projectCount,
+  children,
+  cleanups,
+  studioRoot = process.env.BENCH_STUDIO_ROOT ?? root,
+  label = db,
+  databaseServer = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+}: StudioOptions): Promise<Studio> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-bench-'));
   cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-  const pg = db === 'postgres' ? await benchDatabase(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres') : null;
+  const pg = db === 'postgres' ? await benchDatabase(databaseServer) : null;
   if (pg) cleanups.push(pg.drop);
   const port = await freePort();
   const child = spawnStudio(
@@ -420,7 +441,7 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay
         continue;
       }
       studios.push(await startStudio({ db, upstream, projectCount: maxStreams, children, cleanups }));
-      if (baseline) studios.push(await startStudio({ db, upstream, projectCount: maxStreams, children, cleanups, studioRoot: baseline, label: `${db}@baseline` }));
+      if (baseline) studios.push(await startStudio({ db, upstream, projectCount: maxStreams, children, cleanups, ...baselineOptions(db, baseline) }));
     }
     const column = (s: Studio) => (s.db === 'bare' ? 'bare relay' : `studio-${s.label}`);
     console.log(`columns: direct / ${studios.map(column).join(' / ')}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);

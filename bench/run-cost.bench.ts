@@ -10,6 +10,7 @@
  *
  * BENCH_BASELINE_ROOT=<checkout> measures that checkout's studio too, round by round in turn with this
  * one (run `npm ci` there first): the two columns of one run are what a change is judged by.
+ * BENCH_DATABASE_URL and BENCH_BASELINE_DATABASE_URL as in relay.bench.ts.
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`bench/profile-top.ts --by-package`).
  * Each round also measures bench/bare-relay.ts, the same two requests and upstream call with nothing
  * behind them: what a run costs any Node relay here, against what the studio adds.
@@ -17,7 +18,7 @@
 import type { ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { freePort, machineBusyMs, procStats, spawnNode, startBareRelay, startStudio, waitFor, type DbKind, type Studio } from './relay.bench.ts';
+import { baselineOptions, freePort, machineBusyMs, procStats, spawnNode, startBareRelay, startStudio, waitFor, type DbKind, type Studio } from './relay.bench.ts';
 
 const CLIENTS = 20;
 const MODEL = 'fake-model?ttft=0&tps=1000&tokens=3';
@@ -68,7 +69,7 @@ export async function runRunCostBench(runs = 1000, rounds = 3, db: DbKind = 'pos
     const common = { db, upstream, model: MODEL, projectCount: CLIENTS, children, cleanups };
     const studios = [await startStudio(common)];
     const baseline = process.env.BENCH_BASELINE_ROOT;
-    if (baseline) studios.push(await startStudio({ ...common, studioRoot: baseline, label: `${db}@baseline` }));
+    if (baseline) studios.push(await startStudio({ ...common, ...baselineOptions(db, baseline) }));
     studios.push(await startBareRelay(upstream, CLIENTS, children, MODEL));
     for (const s of studios) await measure(s, 200); // warm: the first runs pay for compiling and connecting
     console.log(`${runs} runs a round, ${CLIENTS} clients; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
