@@ -3,7 +3,7 @@
  * the same load through the studio on PostgreSQL and on PGlite, side by side in one run.
  *
  *   npm run bench                    all benchmarks
- *   node --import tsx bench/relay.bench.ts [--streams 1,50,200,400,1600] [--db bare,postgres,pglite]
+ *   node --import tsx bench/relay.bench.ts [--streams 1,50,200,400,1600] [--db bare,postgres,pglite] [--rounds 1]
  *
  * Each stream is 300 tokens at 50 tokens/s after a 200 ms time to first token; a level's streams
  * start spread over one second. The upstream and each studio run as child processes, so their CPU
@@ -15,7 +15,8 @@
  * part of the client-side times that is the bench's, not the studio's.
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`--cpu-prof`) when it stops;
  * BENCH_STUDIO_ROOT=<checkout> runs the studio of another checkout (a before/after comparison);
- * BENCH_BASELINE_ROOT=<checkout> runs it as well, in a column of its own beside this one, same run;
+ * BENCH_BASELINE_ROOT=<checkout> runs it as well, in a column of its own beside this one, same run
+ * (with `--rounds 2` or more each level is measured again, each round beginning with the next column);
  * BENCH_TOKENS=<n> sets the stream length (e.g. 3: what run starts and finishes cost, almost alone);
  * BENCH_STUDIO_FLAGS="<node flags>" starts the studio with them (e.g. a V8 heap setting to try);
  * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say);
@@ -424,7 +425,7 @@ export async function startBareRelay(upstream: string, projectCount: number, chi
   return { db: 'bare', label: 'bare', base, token: 'none', pid: child.pid!, providerId: 'none', projects: Array.from({ length: projectCount }, (_, i) => `bare-${i}`) };
 }
 
-export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay[] = ['postgres', 'pglite']) {
+export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay[] = ['postgres', 'pglite'], rounds = 1) {
   const children: ChildProcess[] = [];
   const cleanups: (() => Promise<void>)[] = [];
   try {
@@ -448,17 +449,22 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay
 
     const rows: Record<string, unknown>[] = [];
     for (const n of streamCounts) {
-      const direct = await phase('direct', upstreamChild.pid!, null, () => ramp(n, () => directStream(upstream, MODEL)));
-      const through: Phase[] = [];
-      for (const s of studios) {
-        // The API is polled only under real load: its own CPU would be most of a single stream's.
-        const poll = n >= 200 && s.db !== 'bare' ? () => pollProjects(s) : undefined;
-        through.push(await phase(column(s), upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll));
+      for (let round = 1; round <= rounds; round++) {
+        const direct = await phase('direct', upstreamChild.pid!, null, () => ramp(n, () => directStream(upstream, MODEL)));
+        // Each round of a level begins with the next column: the one measured first was often the
+        // slower, whatever its code, so no column may always go first. Cells stay in the columns' order.
+        const measuredBy = new Map<Studio, Phase>();
+        for (let k = 0; k < studios.length; k++) {
+          const s = studios[(k + round - 1) % studios.length];
+          // The API is polled only under real load: its own CPU would be most of a single stream's.
+          const poll = n >= 200 && s.db !== 'bare' ? () => pollProjects(s) : undefined;
+          measuredBy.set(s, await phase(column(s), upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll));
+        }
+        const { errors, ...row } = summarize(n, direct, studios.map((s) => measuredBy.get(s)!));
+        rows.push({ ...(rounds > 1 && { round }), ...row, 'load avg': os.loadavg()[0].toFixed(2) });
+        console.table([rows.at(-1)]);
+        if (errors) console.log(`streams that failed: ${errors}`);
       }
-      const { errors, ...row } = summarize(n, direct, through);
-      rows.push({ ...row, 'load avg': os.loadavg()[0].toFixed(2) });
-      console.table([rows.at(-1)]);
-      if (errors) console.log(`streams that failed: ${errors}`);
     }
 
     // One 2,000-token Chinese stream at 200 tokens/s, alone: bytes on the wire against its text.
@@ -496,6 +502,6 @@ function seedWireBytes(tokens: number, textBytes: number) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { streams: { type: 'string' }, db: { type: 'string' } } });
-  await runRelayBench(values.streams?.split(',').map(Number), values.db?.split(',') as Relay[] | undefined);
+  const { values } = parseArgs({ options: { streams: { type: 'string' }, db: { type: 'string' }, rounds: { type: 'string', default: '1' } } });
+  await runRelayBench(values.streams?.split(',').map(Number), values.db?.split(',') as Relay[] | undefined, Number(values.rounds));
 }
