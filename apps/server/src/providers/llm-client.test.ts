@@ -281,11 +281,12 @@ describe.each([
         {
           provider: { api_url: fake.url, api_key: KEY, model_name: 'fake-model?tokens=10&tps=50&ttft=0', timeout_s: 5 },
           messages: [{ role: 'user', content: '慢慢读' }],
-          timeouts: { idle_ms: 150 },
+          // 25 times the upstream's gap between tokens: only the consumer's hold is longer.
+          timeouts: { idle_ms: 500 },
         },
         (delta) => {
           // Holds the first delta longer than the idle limit while the upstream keeps streaming.
-          if (!text) for (const until = performance.now() + 400; performance.now() < until; );
+          if (!text) for (const until = performance.now() + 1_200; performance.now() < until; );
           text += delta.text;
         },
       );

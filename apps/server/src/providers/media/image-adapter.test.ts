@@ -171,8 +171,9 @@ describe('dashscope tasks', () => {
     const before = polls();
     const running = adapter.generate(provider(c), { prompt: 'never waited for [fake: task_ms=60000]', width: 720, height: 1280, n: 1 }, {
       signal: controller.signal,
-      // The first answer (queued) proves polling has started; abort while waiting for the next poll.
-      onStatus: () => setTimeout(() => controller.abort(), 100),
+      // The first answer (queued) proves polling has started; abort while waiting for the next poll
+      // (later in this turn of the event loop: the wait has begun, and no poll timer can come first).
+      onStatus: () => setImmediate(() => controller.abort()),
     });
     const e = await rejection(running);
     expect(e.code).toBe('cancelled');
