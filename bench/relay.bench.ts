@@ -315,6 +315,19 @@ export const baselineOptions = (db: DbKind, studioRoot: string) => ({
   ...(process.env.BENCH_BASELINE_DATABASE_URL && { databaseServer: process.env.BENCH_BASELINE_DATABASE_URL }),
 });
 
+/**
+ * Measures each studio once, round `round` beginning with the next one: the column measured first was
+ * often the slower whatever its code, so none may always go first. Answers in the studios' order.
+ */
+export async function inTurn<T>(studios: Studio[], round: number, measure: (s: Studio) => Promise<T>): Promise<T[]> {
+  const measured = new Map<Studio, T>();
+  for (let k = 0; k < studios.length; k++) {
+    const s = studios[(k + round - 1) % studios.length];
+    measured.set(s, await measure(s));
+  }
+  return studios.map((s) => measured.get(s)!);
+}
+
 /** BENCH_CPU_PROF=<dir>: a relay's CPU profile, written to <dir>/<label> when it stops. */
 const cpuProfFlags = (label: string) => {
   const dir = process.env.BENCH_CPU_PROF;
@@ -451,16 +464,12 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay
     for (const n of streamCounts) {
       for (let round = 1; round <= rounds; round++) {
         const direct = await phase('direct', upstreamChild.pid!, null, () => ramp(n, () => directStream(upstream, MODEL)));
-        // Each round of a level begins with the next column: the one measured first was often the
-        // slower, whatever its code, so no column may always go first. Cells stay in the columns' order.
-        const measuredBy = new Map<Studio, Phase>();
-        for (let k = 0; k < studios.length; k++) {
-          const s = studios[(k + round - 1) % studios.length];
+        const through = await inTurn(studios, round, (s) => {
           // The API is polled only under real load: its own CPU would be most of a single stream's.
           const poll = n >= 200 && s.db !== 'bare' ? () => pollProjects(s) : undefined;
-          measuredBy.set(s, await phase(column(s), upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll));
-        }
-        const { errors, ...row } = summarize(n, direct, studios.map((s) => measuredBy.get(s)!));
+          return phase(column(s), upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll);
+        });
+        const { errors, ...row } = summarize(n, direct, through);
         rows.push({ ...(rounds > 1 && { round }), ...row, 'load avg': os.loadavg()[0].toFixed(2) });
         console.table([rows.at(-1)]);
         if (errors) console.log(`streams that failed: ${errors}`);

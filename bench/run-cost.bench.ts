@@ -18,7 +18,7 @@
 import type { ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { baselineOptions, freePort, machineBusyMs, procStats, spawnNode, startBareRelay, startStudio, waitFor, type DbKind, type Studio } from './relay.bench.ts';
+import { baselineOptions, freePort, inTurn, machineBusyMs, procStats, spawnNode, startBareRelay, startStudio, waitFor, type DbKind, type Studio } from './relay.bench.ts';
 
 const CLIENTS = 20;
 const MODEL = 'fake-model?ttft=0&tps=1000&tokens=3';
@@ -75,14 +75,9 @@ export async function runRunCostBench(runs = 1000, rounds = 3, db: DbKind = 'pos
     console.log(`${runs} runs a round, ${CLIENTS} clients; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
     const rows: Record<string, unknown>[] = [];
     for (let round = 1; round <= rounds; round++) {
-      // Each round begins with the next studio: the one measured first in a round paid about 10 % more
-      // (same code either way), so no column may always go first. Rows stay in the studios' order.
-      const measured = new Map<Studio, Awaited<ReturnType<typeof measure>>>();
-      for (let i = 0; i < studios.length; i++) {
-        const s = studios[(i + round - 1) % studios.length];
-        measured.set(s, await measure(s, runs));
-      }
-      for (const s of studios) rows.push({ round, relay: s.label, ...measured.get(s) });
+      // The one measured first in a round paid about 10 % more (same code either way).
+      const measured = await inTurn(studios, round, (s) => measure(s, runs));
+      studios.forEach((s, i) => rows.push({ round, relay: s.label, ...measured[i] }));
     }
     console.table(rows);
     return rows;

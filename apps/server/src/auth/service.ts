@@ -174,9 +174,9 @@ export class AuthService {
       ...(patch.role !== undefined && { role: patch.role }),
       ...(patch.password !== undefined && { passwordHash: await hashPassword(patch.password) }),
     });
-    this.known.forget(id); // a new role or name holds from the user's next request
     // A reset password ends every way in that the old one gave, the admin's own session excepted.
     if (patch.password !== undefined) await this.endCredentialsOf(id, id === admin.id ? adminCredential : null);
+    else this.known.forget(id); // a new role or name holds from the user's next request
     return updated;
   }
 
