@@ -230,6 +230,75 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     await admin.post(`/api/v1/runs/${run.id}/cancel/`);
   });
 
+  /** Holds every run insert until `release` (the database is slow to save a start). */
+  const holdInserts = () => {
+    const insertActive = RunRepository.prototype.insertActive;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const spy = vi.spyOn(RunRepository.prototype, 'insertActive').mockImplementation(async function (this: RunRepository, values) {
+      await held;
+      return insertActive.call(this, values);
+    });
+    return {
+      release,
+      restore: () => {
+        release();
+        spy.mockRestore();
+      },
+    };
+  };
+
+  it('asks the model while the run is being saved, and keeps every token that came before the run was live', async () => {
+    const projectId = await newProject();
+    await provider('early', 'fake-model?ttft=0&tps=400&tokens=40');
+    const { stats } = fake.handler;
+    const before = { requests: stats.requests, completed: stats.completed };
+    const inserts = holdInserts();
+    try {
+      const started = startRun(projectId, 'early');
+      // The whole answer streams while the run's insert waits.
+      await vi.waitFor(() => expect(stats.completed).toBe(before.completed + 1), { timeout: 10_000, interval: 10 });
+      expect(stats.requests).toBe(before.requests + 1);
+      inserts.release();
+      const run = await started;
+      const followed = await events(run.id);
+      expect(followed.events.at(-1)!.data.type).toBe('done');
+      expect(followed.text).toBe(expectedFor(run));
+      const saved = (await admin.get(`/api/v1/runs/${run.id}/`)).body;
+      expect(saved).toMatchObject({ status: 'completed', text: expectedFor(run) });
+      expect((await admin.get(`/api/v1/models/providers/${providers.early}/usage`)).body.totals).toMatchObject({ calls: 1, completion_tokens: 40 });
+    } finally {
+      inserts.restore();
+    }
+  });
+
+  it('cancels the call a start sent when the stage turns out to be running already: 409, and nothing of it kept', async () => {
+    const projectId = await newProject();
+    await provider('raced', 'fake-model?ttft=20&tps=25&tokens=400');
+    const { stats } = fake.handler;
+    const before = { requests: stats.requests, closed: stats.client_closed };
+    const inserts = holdInserts();
+    try {
+      // Both starts pass the active-run check before either is saved; the stage's unique index decides.
+      const starts = [0, 1].map(() => admin.post(`/api/v1/projects/${projectId}/stages/rewrite/runs/`, { input: {}, provider_id: providers.raced }));
+      await vi.waitFor(() => expect(stats.requests).toBe(before.requests + 2), { timeout: 10_000, interval: 10 });
+      inserts.release();
+      const answers = await Promise.all(starts);
+      expect(answers.map((a) => a.status).sort()).toEqual([202, 409]);
+      const winner = answers.find((a) => a.status === 202)!.body as { id: string };
+      expect(answers.find((a) => a.status === 409)!.body.error).toMatchObject({ code: 'conflict', details: { active_run_id: winner.id } });
+      // The loser's call is closed at once; the winner's goes on.
+      await vi.waitFor(() => expect(stats.client_closed).toBe(before.closed + 1), { timeout: 10_000, interval: 10 });
+      expect((await admin.get(`/api/v1/runs/${winner.id}/`)).body.status).toBe('running');
+      await admin.post(`/api/v1/runs/${winner.id}/cancel/`);
+      const history = (await admin.get(`/api/v1/projects/${projectId}/stages/rewrite/runs/`)).body;
+      expect(history.results.map((r: { id: string }) => r.id)).toEqual([winner.id]);
+      expect((await admin.get(`/api/v1/models/providers/${providers.raced}/usage`)).body.totals).toMatchObject({ calls: 1 });
+    } finally {
+      inserts.restore();
+    }
+  });
+
   it('keeps the history of runs, saves a hand edit as a version, and restores an older run', async () => {
     const projectId = await newProject();
     const first = await startRun(projectId, 'fast');

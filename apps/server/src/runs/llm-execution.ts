@@ -2,6 +2,7 @@ import type { RunUsage } from '@ai-story/contracts';
 import type { FastifyBaseLogger } from 'fastify';
 import { LlmError, type LlmResult } from '../providers/llm-client.ts';
 import type { LlmStreamThread } from '../providers/llm-stream-thread.ts';
+import type { EndCall, Refusal } from '../providers/selector.ts';
 import type { ClientProvider, ProviderService } from '../providers/service.ts';
 import { StageOutputError, type LlmStageDefinition } from '../stages/definition.ts';
 import type { Outcome } from './execution.ts';
@@ -17,16 +18,91 @@ export interface LlmExecutionDeps {
   log: FastifyBaseLogger;
 }
 
+type ChatMessages = { role: 'system' | 'user'; content: string }[];
+
+/** What a stage's run asks its model. */
+export const chatMessages = (definition: LlmStageDefinition, prompt: string): ChatMessages => [
+  { role: 'system', content: definition.systemPrompt },
+  { role: 'user', content: prompt },
+];
+
+const beginCall = (provider: ClientProvider, d: Pick<LlmExecutionDeps, 'providers'>) =>
+  d.providers.selector.begin(provider.id, { rateLimitRpm: provider.rate_limit_rpm, rateLimitRpd: provider.rate_limit_rpd });
+
+/**
+ * The first provider's call, sent while the run's row is being saved (issue 17): a start then waits
+ * for the database once (its access read) before the model is asked, not twice, and the model's own
+ * time to its first token hides the insert. Deltas that arrive before the run is live are held and
+ * handed over in order; a run that is never saved (a conflict, a failed insert) cancels the call.
+ */
+export class EarlyCall {
+  /** The provider's rate-limit slot: a call, or why its limit refused one (then nothing is sent). */
+  readonly slot: Promise<EndCall | Refusal>;
+  private readonly stream: Promise<LlmResult | undefined>;
+  private readonly abort = new AbortController();
+  private held: string[] = [];
+  private onText?: (text: string) => void;
+  private taken = false;
+
+  constructor(
+    readonly provider: ClientProvider,
+    messages: ChatMessages,
+    responseFormat: LlmStageDefinition['responseFormat'],
+    d: Pick<LlmExecutionDeps, 'providers' | 'llm'>,
+  ) {
+    this.slot = Promise.resolve(beginCall(provider, d));
+    this.stream = this.slot.then((slot) =>
+      typeof slot === 'function'
+        ? d.llm.streamChat({ provider, messages, response_format: responseFormat, signal: this.abort.signal }, (delta) => {
+            if (delta.kind !== 'text') return;
+            if (this.onText) this.onText(delta.text);
+            else this.held.push(delta.text);
+          })
+        : undefined,
+    );
+    // Whoever takes the call hears how it ended; one never taken must not end as an unhandled rejection.
+    this.stream.catch(() => {});
+  }
+
+  /**
+   * The run is live: it takes the stream, what came so far first (straight into the run: the gaps
+   * between held deltas say nothing of the provider's pace), and its cancel reaches the call.
+   */
+  take(run: LiveRun, onText: (text: string) => void): Promise<LlmResult> {
+    this.taken = true;
+    const { signal } = run.abort;
+    if (signal.aborted) this.abort.abort();
+    else signal.addEventListener('abort', () => this.abort.abort(), { once: true });
+    try {
+      for (const text of this.held) run.onDelta(text);
+    } catch (err) {
+      this.abort.abort();
+      return Promise.reject(err);
+    }
+    this.held = [];
+    this.onText = onText;
+    return this.stream as Promise<LlmResult>;
+  }
+
+  /** The run was not saved: the call stops, and its slot is given back once it has. */
+  cancel() {
+    if (this.taken) return;
+    this.abort.abort();
+    void Promise.all([this.slot, this.stream.catch(() => undefined)]).then(
+      ([slot]) => typeof slot === 'function' && slot('ok'),
+      () => {},
+    );
+  }
+}
+
 /**
  * Streams an LLM stage from the first provider that answers (DESIGN §4): retryable faults fail over
- * to the next provider; a fault after the first token restarts there with a `reset` event.
+ * to the next provider; a fault after the first token restarts there with a `reset` event. `early`:
+ * the first provider's call, already sent while the run was being saved.
  */
-export async function executeLlm(run: LiveRun, candidates: ClientProvider[], prompt: string, d: LlmExecutionDeps): Promise<Outcome> {
+export async function executeLlm(run: LiveRun, candidates: ClientProvider[], prompt: string, d: LlmExecutionDeps, early?: EarlyCall): Promise<Outcome> {
   const definition = run.definition as LlmStageDefinition;
-  const messages = [
-    { role: 'system' as const, content: definition.systemPrompt },
-    { role: 'user' as const, content: prompt },
-  ];
+  const messages = chatMessages(definition, prompt);
   let lastError: Error | undefined;
   for (let i = 0; i < candidates.length; i++) {
     const provider = candidates[i];
@@ -35,14 +111,15 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
       await d.repo.update(run.id, { providerId: provider.id, providerName: provider.name, model: provider.model_name, isSimulated: provider.is_simulated });
       run.emit({ type: 'info', code: 'switching', params: { provider: provider.name, model: provider.model_name }, message: `Switching to ${provider.name} (${provider.model_name})` });
     }
-    const endCall = await d.providers.selector.begin(provider.id, { rateLimitRpm: provider.rate_limit_rpm, rateLimitRpd: provider.rate_limit_rpd });
+    const sent = i === 0 && early?.provider === provider ? early : undefined;
+    const endCall = await (sent ? sent.slot : beginCall(provider, d));
     if (typeof endCall !== 'function') {
       // Its limit filled up since the run started (another run, or another instance, took the last slot).
       lastError = new LlmError('rate_limited', `${provider.name} is ${endCall.reason}`, true, false, { retryAfterMs: endCall.retryAfterMs });
       continue;
     }
     try {
-      const final = await streamAttempt(run, provider, messages, d, definition.responseFormat);
+      const final = await (sent ? sent.take(run, textSink(run, d)) : streamAttempt(run, provider, messages, d, definition.responseFormat));
       endCall('ok');
       run.flush();
       let output: unknown;
@@ -75,17 +152,24 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
 }
 
 /** Streams one attempt from one provider into the run. */
-function streamAttempt(run: LiveRun, provider: ClientProvider, messages: { role: 'system' | 'user'; content: string }[], d: LlmExecutionDeps, responseFormat?: 'json_object') {
+function streamAttempt(run: LiveRun, provider: ClientProvider, messages: ChatMessages, d: LlmExecutionDeps, responseFormat?: 'json_object') {
+  const onText = textSink(run, d);
+  return d.llm.streamChat({ provider, messages, response_format: responseFormat, signal: run.abort.signal }, (delta) => {
+    if (delta.kind === 'text') onText(delta.text);
+  });
+}
+
+/** Where a call's text goes: into the run, each gap between deltas measured. */
+function textSink(run: LiveRun, d: Pick<LlmExecutionDeps, 'providers'>) {
   const gaps = d.providers.metrics.tokenGap;
   let last = 0;
-  return d.llm.streamChat({ provider, messages, response_format: responseFormat, signal: run.abort.signal }, (delta) => {
-    if (delta.kind !== 'text') return;
+  return (text: string) => {
     // The hot path: one clock read and one histogram observe per delta, nothing kept.
     const now = performance.now();
     if (last) gaps.observe((now - last) / 1000);
     last = now;
-    run.onDelta(delta.text);
-  });
+    run.onDelta(text);
+  };
 }
 
 /** A call's usage (its cost known at once) and its row being saved; a failed save is bookkeeping lost, never the run's failure. */

@@ -18,7 +18,7 @@ import { readsShots, STAGES } from '../stages/index.ts';
 import type { StoryboardRepository } from '../storyboard/repository.ts';
 import type { Outcome } from './execution.ts';
 import { LiveRun, type FinalStatus } from './live-run.ts';
-import { executeLlm } from './llm-execution.ts';
+import { chatMessages, EarlyCall, executeLlm } from './llm-execution.ts';
 import { executeMedia } from './media-execution.ts';
 import { KEEP_IN_MEMORY_MS, runKey, type RunEventBody, type RunPublisher } from './publisher.ts';
 import type { RunJob, RunQueue } from './run-queue.ts';
@@ -141,26 +141,35 @@ export class RunService {
     const label = runsLocally && local ? { name: local.name, modelName: local.model, isSimulated: local.simulated } : first;
     const queued = !!this.d.queue;
     const candidates = queued ? [] : await Promise.all(selection.order.map((p) => this.d.providers.clientProvider(p)));
-    const inserted = await this.d.repo.insertActive({
-      projectId,
-      stage,
-      // Workers mode: `queued` with no owner until a worker takes it (and becomes its owner).
-      status: queued ? 'queued' : 'running',
-      input,
-      prompt,
-      providerId: first?.id ?? null,
-      providerName: label?.name ?? null,
-      model: label?.modelName ?? null,
-      isSimulated: label?.isSimulated ?? false,
-      createdBy: user.id,
-      startedAt: new Date(),
-      ownerInstanceId: queued ? null : this.d.instanceId,
-    });
+    // A model thinks longer than the insert takes: a run executed here asks it now, beside the insert.
+    const early = definition.kind === 'llm' && candidates[0] ? new EarlyCall(candidates[0], chatMessages(definition, prompt ?? ''), definition.responseFormat, this.d) : undefined;
+    let inserted: RunRow | 'conflict';
+    try {
+      inserted = await this.d.repo.insertActive({
+        projectId,
+        stage,
+        // Workers mode: `queued` with no owner until a worker takes it (and becomes its owner).
+        status: queued ? 'queued' : 'running',
+        input,
+        prompt,
+        providerId: first?.id ?? null,
+        providerName: label?.name ?? null,
+        model: label?.modelName ?? null,
+        isSimulated: label?.isSimulated ?? false,
+        createdBy: user.id,
+        startedAt: new Date(),
+        ownerInstanceId: queued ? null : this.d.instanceId,
+      });
+    } catch (err) {
+      early?.cancel();
+      throw err;
+    }
     if (inserted === 'conflict') {
+      early?.cancel();
       const active = await this.d.repo.findActive(projectId, stage);
       throw conflict('This stage is already running', { active_run_id: active?.id });
     }
-    if (!this.d.queue) this.launch(inserted, definition, input, ctx, candidates, user.id);
+    if (!this.d.queue) this.launch(inserted, definition, input, ctx, candidates, user.id, early);
     // The stage and the project's status were saved with the run; listeners of the project hear it now.
     this.d.projects.notifyChange(projectId);
     await this.d.queue?.add({ runId: inserted.id, userId: user.id, providerIds: selection.order.map((p) => p.id) });
@@ -194,7 +203,7 @@ export class RunService {
   }
 
   /** Makes a saved run live here and executes it: its events start, and its ending is saved when it comes. */
-  private launch(row: RunRow, definition: StageDefinition, input: unknown, ctx: StageContext, candidates: ClientProvider[], userId: string) {
+  private launch(row: RunRow, definition: StageDefinition, input: unknown, ctx: StageContext, candidates: ClientProvider[], userId: string, early?: EarlyCall) {
     const expected = definition.kind === 'llm' ? (definition.expectedTokens?.(input as never) ?? null) : null;
     const run = new LiveRun(row, definition, input, ctx, this.d.publisher, expected);
     this.active.set(row.id, run);
@@ -209,7 +218,7 @@ export class RunService {
         message: `Generating with ${row.providerName} (${row.model})${row.isSimulated ? ' — simulated offline demo' : ''}`,
       });
     }
-    run.finished = this.execute(run, candidates, row.prompt ?? '', userId).catch((err) => this.d.log.error({ err, runId: run.id }, 'run crashed'));
+    run.finished = this.execute(run, candidates, row.prompt ?? '', userId, early).catch((err) => this.d.log.error({ err, runId: run.id }, 'run crashed'));
   }
 
   /** Stops a run at the user's request; what it made so far is kept. */
@@ -373,13 +382,13 @@ export class RunService {
 
   // ---- execution and its ending ----
 
-  private async execute(run: LiveRun, candidates: ClientProvider[], prompt: string, userId: string) {
+  private async execute(run: LiveRun, candidates: ClientProvider[], prompt: string, userId: string, early?: EarlyCall) {
     try {
       let outcome: Outcome;
       try {
         outcome =
           run.definition.kind === 'llm'
-            ? await executeLlm(run, candidates, prompt, { providers: this.d.providers, llm: this.d.llm, repo: this.d.repo, log: this.d.log })
+            ? await executeLlm(run, candidates, prompt, { providers: this.d.providers, llm: this.d.llm, repo: this.d.repo, log: this.d.log }, early)
             : await executeMedia(run, candidates, { repo: this.d.repo, services: { ...this.d.media, userId, runId: run.id } });
       } catch (err) {
         outcome = run.abort.signal.aborted ? { status: 'stopped' } : { status: 'failed', error: err as Error };
@@ -393,6 +402,7 @@ export class RunService {
       this.d.log.error({ err, runId: run.id }, 'could not save the end of a run');
       if (!run.finalStatus) this.interruptedHere(run);
     } finally {
+      early?.cancel(); // a call its execution never took (nothing, once taken)
       run.dispose();
       this.active.delete(run.id);
       this.d.publisher.expire(run.target, KEEP_IN_MEMORY_MS);
