@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ProviderRepository } from '../src/providers/repository.ts';
 import { RunRepository } from '../src/runs/repository.ts';
-import { Client, endedRun, expectedRewrite, setupAdmin, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
+import { Client, createUser, endedRun, expectedRewrite, setupAdmin, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
 import { follow, rebuild, terminal } from './sse-client.ts';
 
 type Fake = Awaited<ReturnType<typeof startFakeLlm>>;
@@ -296,6 +297,34 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
       expect((await admin.get(`/api/v1/models/providers/${providers.raced}/usage`)).body.totals).toMatchObject({ calls: 1 });
     } finally {
       inserts.restore();
+    }
+  });
+
+  /** Opens a run's stream until its first event: the answer's status, and how many reads of the run (with the reader's access) it took. */
+  const followReads = async (client: Client, runId: string) => {
+    let status = 0;
+    const sent = await statementsDuring(async () => {
+      status = (await follow(`${studio.url}/api/v1/runs/${runId}/events`, { cookie: client.cookie, stopWhen: (e) => e.length >= 1 })).status;
+    });
+    return { status, reads: sent.filter((s) => /stage_runs/.test(s) && /project_members/.test(s)).length };
+  };
+
+  it("lets a run's starter follow it right after the start without reading it again; anyone else is read and checked, and so is the starter once a member was removed", async () => {
+    const projectId = await newProject();
+    const email = `starter-${randomUUID()}@example.com`;
+    const member = await createUser(studio, admin, email);
+    expect((await admin.post(`/api/v1/projects/${projectId}/members/`, { email, role: 'editor' })).status).toBe(202);
+    const started = await member.post(`/api/v1/projects/${projectId}/stages/rewrite/runs/`, { input: {}, provider_id: providers.slow });
+    expect(started.status).toBe(202);
+    const runId = started.body.id as string;
+    try {
+      // Scale-out mode reads it always: an access change made on another instance is not counted here.
+      expect(await followReads(member, runId)).toEqual({ status: 200, reads: process.env.TEST_REDIS ? 1 : 0 });
+      expect(await followReads(admin, runId)).toEqual({ status: 200, reads: 1 });
+      expect((await admin.request('DELETE', `/api/v1/projects/${projectId}/members/${member.id}/`)).status).toBe(204);
+      expect(await followReads(member, runId)).toEqual({ status: 404, reads: 1 });
+    } finally {
+      await admin.post(`/api/v1/runs/${runId}/cancel/`);
     }
   });
 

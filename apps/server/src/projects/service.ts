@@ -21,6 +21,7 @@ export class ProjectService {
   private readonly listeners = new Set<ProjectChangeListener>();
   /** Per project: every open event stream checks its reader's access on a change of its own project only. */
   private readonly listenersOf = new Map<string, Set<() => void>>();
+  private accessChanges = 0;
 
   constructor(private readonly repo: ProjectRepository) {}
 
@@ -42,6 +43,14 @@ export class ProjectService {
       own.delete(listener);
       if (own.size === 0 && this.listenersOf.get(projectId) === own) this.listenersOf.delete(projectId);
     };
+  }
+
+  /**
+   * Grows once someone may have lost access to a project here (a member removed, a project deleted),
+   * after the change is saved: an access check read before then may be stale.
+   */
+  get accessVersion() {
+    return this.accessChanges;
   }
 
   notifyChange(projectId: string) {
@@ -119,6 +128,7 @@ export class ProjectService {
   async remove(user: AuthUser, projectId: string) {
     await this.access(user, projectId, 'own');
     await this.repo.delete(projectId);
+    this.accessChanges++;
     this.notifyChange(projectId);
   }
 
@@ -190,6 +200,7 @@ export class ProjectService {
   async removeMember(user: AuthUser, projectId: string, memberId: string) {
     await this.access(user, projectId, 'own');
     if (!(await this.repo.deleteMember(projectId, memberId))) throw notFound('Member');
+    this.accessChanges++;
     this.notifyChange(projectId);
   }
 }

@@ -49,6 +49,8 @@ export class LiveRun {
   readonly abort = new AbortController();
   /** Why the run was stopped from outside: a user's cancel or the server shutting down. */
   stopReason?: 'cancelled' | 'interrupted';
+  /** The access check of the start that made it (RunService.startersRow); none for a queued run a worker took. */
+  checked?: { userId: string; accessVersion: number; at: number };
   finalStatus?: FinalStatus;
   /** The project's pipeline state its saved ending saw. */
   pipelineAtEnd?: PipelineState;

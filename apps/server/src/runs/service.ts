@@ -51,6 +51,9 @@ export interface RunDeps {
   queue?: RunQueue;
 }
 
+/** How long a start's access check lets its starter follow the run without reading it again. */
+export const STARTER_ACCESS_MS = 5_000;
+
 /**
  * What a user can do with a run (DESIGN §4): start one, cancel it, read it and its history, restore
  * an earlier version or save a hand edit. A run lives apart from the request that started it; its
@@ -95,6 +98,7 @@ export class RunService {
 
   /** Starts a run and answers its saved row (a start that streams its events at once needs no read of it). */
   async startRow(user: AuthUser, projectId: string, stage: StageKey, body: { input: Record<string, unknown>; provider_id?: string }): Promise<RunRow> {
+    const checked = { userId: user.id, accessVersion: this.d.projects.accessVersion, at: Date.now() }; // before the read it vouches for
     // Access, the stages and the active-run check in one read; the shots beside it (used only once access is granted).
     const [{ project, stages, activeRunId }, shots] = await Promise.all([
       this.d.projects.accessForRun(user, projectId, stage),
@@ -169,7 +173,7 @@ export class RunService {
       const active = await this.d.repo.findActive(projectId, stage);
       throw conflict('This stage is already running', { active_run_id: active?.id });
     }
-    if (!this.d.queue) this.launch(inserted, definition, input, ctx, candidates, user.id, early);
+    if (!this.d.queue) this.launch(inserted, definition, input, ctx, candidates, user.id, early).checked = checked;
     // The stage and the project's status were saved with the run; listeners of the project hear it now.
     this.d.projects.notifyChange(projectId);
     await this.d.queue?.add({ runId: inserted.id, userId: user.id, providerIds: selection.order.map((p) => p.id) });
@@ -203,7 +207,7 @@ export class RunService {
   }
 
   /** Makes a saved run live here and executes it: its events start, and its ending is saved when it comes. */
-  private launch(row: RunRow, definition: StageDefinition, input: unknown, ctx: StageContext, candidates: ClientProvider[], userId: string, early?: EarlyCall) {
+  private launch(row: RunRow, definition: StageDefinition, input: unknown, ctx: StageContext, candidates: ClientProvider[], userId: string, early?: EarlyCall): LiveRun {
     const expected = definition.kind === 'llm' ? (definition.expectedTokens?.(input as never) ?? null) : null;
     const run = new LiveRun(row, definition, input, ctx, this.d.publisher, expected);
     this.active.set(row.id, run);
@@ -219,6 +223,7 @@ export class RunService {
       });
     }
     run.finished = this.execute(run, candidates, row.prompt ?? '', userId, early).catch((err) => this.d.log.error({ err, runId: run.id }, 'run crashed'));
+    return run;
   }
 
   /** Stops a run at the user's request; what it made so far is kept. */
@@ -249,6 +254,19 @@ export class RunService {
 
   async get(user: AuthUser, runId: string): Promise<Run> {
     return this.withLiveText(await this.accessibleRun(user, runId, 'view'));
+  }
+
+  /**
+   * A live run's row for the user who has just started it: the start checked their access, and it
+   * still holds if nobody has lost access to a project here since (and not long ago; a deleted or
+   * signed-out account fails its credential check first). The run's own stream, opened right after
+   * the start, then needs no read of its own on the way to the first token.
+   */
+  startersRow(user: AuthUser, runId: string): RunRow | undefined {
+    const run = this.active.get(runId);
+    const checked = run?.checked;
+    if (!checked || checked.userId !== user.id || checked.accessVersion !== this.d.projects.accessVersion || Date.now() - checked.at >= STARTER_ACCESS_MS) return undefined;
+    return run!.row;
   }
 
   /** The run, once the user's access to its project allows `need` (read together). */

@@ -46,7 +46,7 @@ export class RunStreams {
 
   /** `run`: its id, or the row a start has just saved (already access-checked, so not read again). */
   async followRun(user: AuthUser, run: string | RunRow, req: FastifyRequest, reply: FastifyReply) {
-    const row = typeof run === 'string' ? await this.d.runs.accessibleRun(user, run, 'view') : run;
+    const row = typeof run === 'string' ? await this.readableRun(user, run) : run;
     const runId = row.id;
     const after = lastEventId(req);
     const key = runKey(runId);
@@ -77,6 +77,15 @@ export class RunStreams {
       if (e.terminal) sse.end();
     });
     sse.onClose(stop);
+  }
+
+  /**
+   * The run, if the user may read it. Its starter following it right after the start needs no read
+   * (RunService.startersRow); in scale-out mode always read: an access change made on another
+   * instance is not counted here.
+   */
+  private async readableRun(user: AuthUser, runId: string): Promise<RunRow> {
+    return (!this.shared && this.d.runs.startersRow(user, runId)) || this.d.runs.accessibleRun(user, runId, 'view');
   }
 
   /**
