@@ -416,6 +416,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
   return {
     streams: n,
     complete: all.map((p) => `${p.streams.length - failures(p).length}/${p.streams.length}`).join(' / '),
+    'TTFT p50 ms': all.map((p) => f0(pct(p.streams.map((m) => m.ttftMs), 50))).join(' / '),
     'TTFT p99 ms': all.map((p) => f0(pct(p.streams.map((m) => m.ttftMs), 99))).join(' / '),
     'token delay p50 ms': all.map((p) => f0(pct(delaysOf(p), 50))).join(' / '),
     'token delay p99 ms': all.map((p) => f0(pct(delaysOf(p), 99))).join(' / '),
