@@ -159,6 +159,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     redisEvents.onStreamEnding((ending) => liveStreams.endHere(ending));
     knownCredentials.shareWith((userId) => redisEvents.userChanged(userId));
     redisEvents.onUserChanged((userId) => knownCredentials.forgetHere(userId));
+    projects.shareAccessChangesWith((projectId) => redisEvents.projectAccessChanged(projectId));
+    redisEvents.onProjectAccessChanged((projectId) => projects.accessChangedElsewhere(projectId));
   }
   const runLog: EventLog = redisEvents?.runLog ?? new InMemoryEventLog();
   // A project's log is dropped when idle and may be made again: its ids start from the clock (event-log.ts).

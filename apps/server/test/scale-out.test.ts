@@ -194,6 +194,24 @@ describe.skipIf(TEST_DB !== 'postgres')('scale-out: studio instances sharing Pos
     expect((await reader.get('/api/v1/auth/me')).status).toBe(401);
   });
 
+  it("removing a member through one instance ends that member's open streams of the project on another", async () => {
+    const { projectId, run } = await startRun(slowProviderId);
+    const email = `member-${randomUUID()}@example.com`;
+    const member = await createUser(a, admin, email);
+    expect((await admin.post(`/api/v1/projects/${projectId}/members/`, { email, role: 'viewer' })).status).toBe(202);
+    let tokens = 0;
+    const watched = follow(runUrl(b, run.id), { cookie: member.cookie, timeoutMs: 30_000, stopWhen: (e) => ((tokens = tokenCount(e)), false) });
+    while (tokens < 3) await new Promise((r) => setTimeout(r, 20));
+    expect((await admin.request('DELETE', `/api/v1/projects/${projectId}/members/${member.id}/`)).status).toBe(204);
+
+    // B re-checks the member's access when A's message comes, long before the run would end.
+    const ended = await watched;
+    expect(ended.ended).toBe('closed');
+    expect(ended.events.at(-1)!.data).toEqual({ type: 'access_revoked', project_id: projectId });
+    expect((await admin.get(`/api/v1/runs/${run.id}/`)).body.status).toBe('running');
+    await admin.post(`/api/v1/runs/${run.id}/cancel/`);
+  });
+
   it('a role changed through one instance holds on another, which remembered the old one', async () => {
     const user = await createUser(a, admin, 'promoted@example.com');
     const onB = new Client(b.url);

@@ -22,6 +22,7 @@ export class ProjectService {
   /** Per project: every open event stream checks its reader's access on a change of its own project only. */
   private readonly listenersOf = new Map<string, Set<() => void>>();
   private accessChanges = 0;
+  private accessRelay?: (projectId: string) => void;
 
   constructor(private readonly repo: ProjectRepository) {}
 
@@ -51,6 +52,24 @@ export class ProjectService {
    */
   get accessVersion() {
     return this.accessChanges;
+  }
+
+  /** Scale-out mode: every access change made here is also handed to `relay`, which brings it to the other instances (they call `accessChangedElsewhere`). */
+  shareAccessChangesWith(relay: (projectId: string) => void) {
+    this.accessRelay = relay;
+  }
+
+  /** Another instance changed access to the project: counted here too, and its open streams here re-check their readers. */
+  accessChangedElsewhere(projectId: string) {
+    this.accessChanges++;
+    for (const l of this.listenersOf.get(projectId) ?? []) l();
+  }
+
+  /** A change saved here may have taken someone's access to the project. */
+  private accessChanged(projectId: string) {
+    this.accessChanges++;
+    this.accessRelay?.(projectId);
+    this.notifyChange(projectId);
   }
 
   notifyChange(projectId: string) {
@@ -128,8 +147,7 @@ export class ProjectService {
   async remove(user: AuthUser, projectId: string) {
     await this.access(user, projectId, 'own');
     await this.repo.delete(projectId);
-    this.accessChanges++;
-    this.notifyChange(projectId);
+    this.accessChanged(projectId);
   }
 
   async stages(user: AuthUser, projectId: string) {
@@ -200,8 +218,7 @@ export class ProjectService {
   async removeMember(user: AuthUser, projectId: string, memberId: string) {
     await this.access(user, projectId, 'own');
     if (!(await this.repo.deleteMember(projectId, memberId))) throw notFound('Member');
-    this.accessChanges++;
-    this.notifyChange(projectId);
+    this.accessChanged(projectId);
   }
 }
 

@@ -37,6 +37,9 @@ export class RedisRunEvents implements RemoteRuns {
   /** Users whose credentials or role changed: every instance forgets what it remembered of them. */
   private readonly userChangeChannel: string;
   private userChangeHandler: (userId: string) => void = () => {};
+  /** Projects someone may have lost access to: every instance's open streams of them re-check their readers. */
+  private readonly projectAccessChannel: string;
+  private projectAccessHandler: (projectId: string) => void = () => {};
 
   constructor(
     config: Pick<Config, 'redisUrl' | 'redisPrefix'>,
@@ -54,16 +57,18 @@ export class RedisRunEvents implements RemoteRuns {
     this.cancelChannel = `${prefix}runs:cancel`;
     this.streamEndChannel = `${prefix}streams:end`;
     this.userChangeChannel = `${prefix}users:changed`;
+    this.projectAccessChannel = `${prefix}projects:access`;
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.cancelChannel) this.cancelHandler(message);
       else if (channel === this.streamEndChannel) this.streamEndHandler(JSON.parse(message) as StreamEnding);
       else if (channel === this.userChangeChannel) this.userChangeHandler(message);
+      else if (channel === this.projectAccessChannel) this.projectAccessHandler(message);
     });
   }
 
   /** Resolves once the control channels are subscribed (a message published before would be missed). */
   async start() {
-    await this.subscriber.subscribe(this.cancelChannel, this.streamEndChannel, this.userChangeChannel);
+    await this.subscriber.subscribe(this.cancelChannel, this.streamEndChannel, this.userChangeChannel, this.projectAccessChannel);
   }
 
   /** Tells every instance (this one too: ending twice changes nothing) to end the streams of a credential or user. */
@@ -82,6 +87,15 @@ export class RedisRunEvents implements RemoteRuns {
 
   onUserChanged(handler: (userId: string) => void) {
     this.userChangeHandler = handler;
+  }
+
+  /** Tells every instance that someone may have lost access to a project (a member removed, the project deleted). */
+  projectAccessChanged(projectId: string) {
+    void this.redis.publish(this.projectAccessChannel, projectId).catch((err: unknown) => this.log.warn({ err }, 'could not tell the other instances that access to a project changed'));
+  }
+
+  onProjectAccessChanged(handler: (projectId: string) => void) {
+    this.projectAccessHandler = handler;
   }
 
   onCancel(handler: (runId: string) => void) {

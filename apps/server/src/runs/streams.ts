@@ -82,7 +82,7 @@ export class RunStreams {
   /**
    * The run, if the user may read it. Its starter following it right after the start needs no read
    * (RunService.startersRow); in scale-out mode always read: an access change made on another
-   * instance is not counted here.
+   * instance is counted here only once its message has come.
    */
   private async readableRun(user: AuthUser, runId: string): Promise<RunRow> {
     return (!this.shared && this.d.runs.startersRow(user, runId)) || this.d.runs.accessibleRun(user, runId, 'view');
