@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { APIRequestContext } from '@playwright/test';
 import { startFakeLlm, type FakeLlmServer } from '@ai-story/fake-llm';
@@ -14,15 +15,22 @@ const TOPIC = '雨夜，一只橘猫在街角发抖。小女孩撑伞走来，�
 // The image stage is built in parallel: until it is merged this studio carries the test-only media
 // stage under `image` (real PNGs in the real store, the image stage's item shape), so clips can be
 // made offline end to end: storyboard and camera on the simulated LLM, images, then local motion.
+// Renders wait for this file (HOLD_RENDERS_UNTIL): the queue is looked at while it stands still.
+const holdDir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-clips-'));
+const releaseRenders = () => writeFileSync(path.join(holdDir, 'release'), '');
 let upstream: FakeLlmServer;
 let studio: Studio;
 test.beforeAll(async () => {
   upstream = await startFakeLlm();
-  studio = await startStudio({ entry: 'apps/server/test/fixtures/studio-with-test-stage.ts', env: { MEDIA_CONCURRENCY: '1' } });
+  studio = await startStudio({
+    entry: 'apps/server/test/fixtures/studio-with-test-stage.ts',
+    env: { MEDIA_CONCURRENCY: '1', HOLD_RENDERS_UNTIL: path.join(holdDir, 'release') },
+  });
 });
 test.afterAll(async () => {
   await studio?.stop();
   await upstream?.close();
+  rmSync(holdDir, { recursive: true, force: true });
 });
 
 async function runToEnd(request: APIRequestContext, projectId: string, stage: string, body: Record<string, unknown>) {
@@ -55,9 +63,11 @@ test('clips are rendered offline, fill the cards as they finish, and one plays i
   await expect(page.getByTestId('clip-movement').first()).toBeVisible();
 
   await page.getByTestId('video-generate').click();
-  // With one render slot, the later shots wait in line and say so, then fill in one by one.
-  await expect(page.getByTestId('clip-task').filter({ hasText: '排队第' }).first()).toBeVisible();
+  // With one render slot, the first shot renders while the later ones wait in line and say where.
+  const tasks = page.getByTestId('clip-task');
+  await expect(tasks).toHaveText([/渲染中 0%/, '排队第 1 位', '排队第 2 位']);
   await page.screenshot({ path: path.join(SHOTS, 'clips-rendering.png'), fullPage: true });
+  releaseRenders();
   await expect(page.locator('[data-testid="clip-card"][data-has-clip="true"]')).toHaveCount(3, { timeout: 120_000 });
   await expect(page.getByTestId('video-phase')).toContainText('已完成');
   await page.screenshot({ path: path.join(SHOTS, 'clips-done.png'), fullPage: true });
