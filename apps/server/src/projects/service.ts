@@ -62,7 +62,7 @@ export class ProjectService {
   /** Another instance changed access to the project: counted here too, and its open streams here re-check their readers. */
   accessChangedElsewhere(projectId: string) {
     this.accessChanges++;
-    for (const l of this.listenersOf.get(projectId) ?? []) l();
+    this.notifyListenersOf(projectId);
   }
 
   /** A change saved here may have taken someone's access to the project. */
@@ -74,6 +74,10 @@ export class ProjectService {
 
   notifyChange(projectId: string) {
     for (const l of this.listeners) l(projectId);
+    this.notifyListenersOf(projectId);
+  }
+
+  private notifyListenersOf(projectId: string) {
     for (const l of this.listenersOf.get(projectId) ?? []) l();
   }
 

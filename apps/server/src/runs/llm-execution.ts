@@ -45,7 +45,7 @@ export class EarlyCall {
   private taken = false;
 
   constructor(
-    readonly provider: ClientProvider,
+    provider: ClientProvider,
     messages: ChatMessages,
     responseFormat: LlmStageDefinition['responseFormat'],
     d: Pick<LlmExecutionDeps, 'providers' | 'llm'>,
@@ -111,7 +111,7 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
       await d.repo.update(run.id, { providerId: provider.id, providerName: provider.name, model: provider.model_name, isSimulated: provider.is_simulated });
       run.emit({ type: 'info', code: 'switching', params: { provider: provider.name, model: provider.model_name }, message: `Switching to ${provider.name} (${provider.model_name})` });
     }
-    const sent = i === 0 && early?.provider === provider ? early : undefined;
+    const sent = i === 0 ? early : undefined; // sent to candidates[0]
     const endCall = await (sent ? sent.slot : beginCall(provider, d));
     if (typeof endCall !== 'function') {
       // Its limit filled up since the run started (another run, or another instance, took the last slot).

@@ -173,7 +173,7 @@ export class RunService {
       const active = await this.d.repo.findActive(projectId, stage);
       throw conflict('This stage is already running', { active_run_id: active?.id });
     }
-    if (!this.d.queue) this.launch(inserted, definition, input, ctx, candidates, user.id, early).checked = checked;
+    if (!this.d.queue) this.launch(inserted, definition, input, ctx, candidates, { userId: user.id, early, checked });
     // The stage and the project's status were saved with the run; listeners of the project hear it now.
     this.d.projects.notifyChange(projectId);
     await this.d.queue?.add({ runId: inserted.id, userId: user.id, providerIds: selection.order.map((p) => p.id) });
@@ -194,7 +194,7 @@ export class RunService {
       if (!definition || !project) throw new Error('Its stage or project no longer exists');
       const shots = readsShots(target.stage) ? await this.d.storyboards.shots(row.projectId) : [];
       const ctx: StageContext = { project, stages: await this.d.projectRepo.stages(row.projectId), shots };
-      this.launch(row, definition, row.input, ctx, await this.d.providers.clientProvidersById(job.providerIds), job.userId);
+      this.launch(row, definition, row.input, ctx, await this.d.providers.clientProvidersById(job.providerIds), { userId: job.userId });
     } catch (err) {
       // Taken but not started: it must not stay `running` under this live worker.
       const error = { message: `The run could not start: ${(err as Error).message}`, code: 'internal', retryable: true };
@@ -206,10 +206,15 @@ export class RunService {
     await this.active.get(row.id)?.finished;
   }
 
-  /** Makes a saved run live here and executes it: its events start, and its ending is saved when it comes. */
-  private launch(row: RunRow, definition: StageDefinition, input: unknown, ctx: StageContext, candidates: ClientProvider[], userId: string, early?: EarlyCall): LiveRun {
+  /**
+   * Makes a saved run live here and executes it: its events start, and its ending is saved when it
+   * comes. `start`: who started it, the model call already sent for it, and the access check it passed.
+   */
+  private launch(row: RunRow, definition: StageDefinition, input: unknown, ctx: StageContext, candidates: ClientProvider[], start: { userId: string; early?: EarlyCall; checked?: LiveRun['checked'] }) {
+    const { userId, early } = start;
     const expected = definition.kind === 'llm' ? (definition.expectedTokens?.(input as never) ?? null) : null;
     const run = new LiveRun(row, definition, input, ctx, this.d.publisher, expected);
+    run.checked = start.checked;
     this.active.set(row.id, run);
     run.emit({ type: 'stage_update', status: 'running' });
     if (row.providerName) {
@@ -223,7 +228,6 @@ export class RunService {
       });
     }
     run.finished = this.execute(run, candidates, row.prompt ?? '', userId, early).catch((err) => this.d.log.error({ err, runId: run.id }, 'run crashed'));
-    return run;
   }
 
   /** Stops a run at the user's request; what it made so far is kept. */
