@@ -66,6 +66,8 @@ test('clips are rendered offline, fill the cards as they finish, and one plays i
   // With one render slot, the first shot renders while the later ones wait in line and say where.
   const tasks = page.getByTestId('clip-task');
   await expect(tasks).toHaveText([/渲染中 0%/, '排队第 1 位', '排队第 2 位']);
+  // The panel joined the run after it began: it still knows how many shots there are to make.
+  await expect(page.getByTestId('stat-items')).toHaveText('0 / 3');
   await page.screenshot({ path: path.join(SHOTS, 'clips-rendering.png'), fullPage: true });
   releaseRenders();
   await expect(page.locator('[data-testid="clip-card"][data-has-clip="true"]')).toHaveCount(3, { timeout: 120_000 });

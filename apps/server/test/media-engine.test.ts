@@ -119,6 +119,21 @@ describe(`the engine's media kind of stage, and shots that keep their ids (${pro
     expect((await fetch(studio.url + ofType(replay.events, 'image')[0].data.image.url, { headers: { cookie: admin.cookie } })).status).toBe(200);
   });
 
+  it('tells a newcomer to a media run in flight where it stands at once, not at its next finished shot', async () => {
+    const { id } = await newProjectWithShots('newcomer');
+    const run = await startMedia(id, { delay_ms: 0, hold_shots: [3, 4] });
+    try {
+      await follow(`${studio.url}/api/v1/runs/${run.id}/events`, { cookie: admin.cookie, stopWhen: (events) => ofType(events, 'image').length >= 2 });
+      // Shots 3 and 4 are held: no progress event comes after this one joins, so it must be in the catch-up.
+      const joined = await follow(`${studio.url}/api/v1/runs/${run.id}/events`, { cookie: admin.cookie, stopWhen: (events) => ofType(events, 'progress').length > 0, timeoutMs: 5_000 });
+      const progress = ofType(joined.events, 'progress');
+      expect(progress.map((e) => e.data)).toEqual([expect.objectContaining({ done: 2, total: 4 })]);
+      expect(ofType(joined.events, 'image')).toHaveLength(2);
+    } finally {
+      await admin.post(`/api/v1/runs/${run.id}/cancel/`);
+    }
+  });
+
   it('a storyboard run again keeps the ids of the shots that still exist, and marks only changed shots stale downstream', async () => {
     const { id, shots } = await newProjectWithShots('ids');
     await follow(`${studio.url}/api/v1/runs/${(await startMedia(id)).id}/events`, { cookie: admin.cookie });

@@ -291,9 +291,14 @@ function rebuildText(events: LoggedEvent[]) {
   return text;
 }
 
-/** For a newcomer: the text so far as one token event (carrying the last merged id, so a resume continues after it). */
+/**
+ * For a newcomer: the text so far as one token event (carrying the last merged id, so a resume
+ * continues after it), and of the progress events only the last, which says where the run stands (a
+ * media run's next one may be minutes away, at its next finished shot).
+ */
 function compactTokens(events: LoggedEvent[]): LoggedEvent[] {
   const out: LoggedEvent[] = [];
+  const lastProgress = events.findLast((e) => e.json.startsWith('{"type":"progress"'));
   let text = '';
   let lastTokenId = 0;
   const flush = () => {
@@ -308,7 +313,7 @@ function compactTokens(events: LoggedEvent[]): LoggedEvent[] {
     } else if (e.json.startsWith('{"type":"reset"')) {
       text = ''; // what came before a reset was discarded anyway
       out.push(e);
-    } else if (e.json.startsWith('{"type":"progress"')) {
+    } else if (e.json.startsWith('{"type":"progress"') && e !== lastProgress) {
       continue;
     } else {
       flush();
