@@ -18,6 +18,8 @@
  * BENCH_BASELINE_ROOT=<checkout> runs it as well, in a column of its own beside this one, same run
  * (with `--rounds 2` or more each level is measured again, each round beginning with the next column);
  * BENCH_TOKENS=<n> sets the stream length (e.g. 3: what run starts and finishes cost, almost alone);
+ * BENCH_RAMP_MS=<ms> spreads a level's starts over that long instead of one second (the start rate
+ * a level's latencies depend on: 200 streams over 4 s is 50 starts a second);
  * BENCH_STUDIO_FLAGS="<node flags>" starts the studio with them (e.g. a V8 heap setting to try);
  * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say);
  * BENCH_DATABASE_URL=<server url> is the PostgreSQL server the studios get their databases on
@@ -28,7 +30,7 @@
  * sign-in, no framework): what relaying itself costs here, against what the studio adds.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,7 +45,7 @@ const TOKENS = Number(process.env.BENCH_TOKENS ?? 300);
 const TTFT_MS = 200;
 const MODEL = `fake-model?ttft=${TTFT_MS}&tps=50&tokens=${TOKENS}&quirk=stamp`;
 const LONG_MODEL = 'fake-model?ttft=20&tps=200&tokens=2000';
-const RAMP_MS = 1000;
+const RAMP_MS = Number(process.env.BENCH_RAMP_MS ?? 1000);
 
 export type DbKind = 'postgres' | 'pglite';
 /** A column of the table: the studio on one database, or the bare relay (bench/bare-relay.ts). */
@@ -82,6 +84,26 @@ export function procStats(pid: number) {
   const kb = (field: string) => Number(status.match(new RegExp(`${field}:\\s+(\\d+)`))?.[1] ?? 0);
   const writes = Number(readFileSync(`/proc/${pid}/io`, 'utf8').match(/syscw:\s+(\d+)/)?.[1] ?? NaN);
   return { cpuMs: (ticks * 1000) / 100, mainCpuMs: (mainTicks * 1000) / 100, rssMb: kb('VmRSS') / 1024, writes };
+}
+
+/**
+ * CPU ms spent by every PostgreSQL process on the machine (its backends, WAL writer, checkpointer), from
+ * /proc: the database server's share of a run where PostgreSQL runs on this machine.
+ */
+export function postgresCpuMs() {
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (!stat.includes('(postgres)')) continue;
+      const fields = stat.split(') ')[1].split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the process ended while the list was read
+    }
+  }
+  return (ticks * 1000) / 100;
 }
 
 /** Busy CPU ms of the whole machine since boot (every core), from /proc/stat. */
@@ -421,6 +443,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
     'token delay p50 ms': all.map((p) => f0(pct(delaysOf(p), 50))).join(' / '),
     'token delay p99 ms': all.map((p) => f0(pct(delaysOf(p), 99))).join(' / '),
     'req→upstream p50 ms': all.map((p) => f0(pct(p.streams.map((m) => m.toUpstreamMs), 50))).join(' / '),
+    'req→upstream p99 ms': all.map((p) => f0(pct(p.streams.map((m) => m.toUpstreamMs), 99))).join(' / '),
     'CPU ms/1k tok studio [main thread] (upstream)': studios.map((p) => `${perToken(p, p.cpuMs)} [${perToken(p, p.mainCpuMs)}] (${perToken(p, p.upstreamCpuMs)})`).join(' / '),
     'peak RSS MB': studios.map((p) => f0(p.peakRssMb)).join(' / '),
     'machine busy %': all.map((p) => (p.machineBusy * 100).toFixed(0)).join(' / '),

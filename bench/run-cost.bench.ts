@@ -2,7 +2,8 @@
  * What one run costs to start and finish (not a test): 3-token runs of the rewrite stage, one after
  * another from 20 clients at once, each a start request and its event stream read to `done`. A run
  * this short is almost only its start and its finish, so the CPU per run is theirs: the studio's own
- * (from /proc) and the whole machine's (PostgreSQL, the simulated upstream and this client included),
+ * (from /proc), the whole machine's, and the parts of it that PostgreSQL (every `postgres` process on
+ * the machine: keep others' databases quiet meanwhile), the simulated upstream and this client spent;
  * and the studio's write system calls per run (its round trips to PostgreSQL among them: two answers
  * a socket write carries together count once, so a change in batching shows here, noise-free).
  *
@@ -18,7 +19,7 @@
 import type { ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { baselineOptions, freePort, inTurn, machineBusyMs, procStats, spawnNode, startBareRelay, startStudio, waitFor, type DbKind, type Studio } from './relay.bench.ts';
+import { baselineOptions, freePort, inTurn, machineBusyMs, postgresCpuMs, procStats, spawnNode, startBareRelay, startStudio, waitFor, type DbKind, type Studio } from './relay.bench.ts';
 
 const CLIENTS = 20;
 const MODEL = 'fake-model?ttft=0&tps=1000&tokens=3';
@@ -37,9 +38,15 @@ async function oneRun(s: Studio, projectId: string) {
 }
 
 /** `runs` runs from CLIENTS clients (one project each, so no start waits for another's run to end). */
-async function measure(s: Studio, runs: number) {
+/**
+ * One round of `runs` runs through `s`: what they cost each, the relay's CPU and where the rest of the
+ * machine's went (PostgreSQL, the simulated upstream, this client; what is left is the kernel and
+ * anything else running).
+ */
+async function measure(s: Studio, runs: number, upstreamPid: number) {
   let left = runs;
   const before = procStats(s.pid);
+  const [upstream0, postgres0, client0] = [procStats(upstreamPid).cpuMs, postgresCpuMs(), process.cpuUsage()];
   const machine0 = machineBusyMs();
   const t0 = performance.now();
   await Promise.all(
@@ -48,10 +55,14 @@ async function measure(s: Studio, runs: number) {
     }),
   );
   const after = procStats(s.pid);
+  const client = process.cpuUsage(client0);
   const f = (n: number) => (n / runs).toFixed(2);
   return {
     'relay CPU ms/run': f(after.cpuMs - before.cpuMs),
     'main thread CPU ms/run': f(after.mainCpuMs - before.mainCpuMs),
+    'PostgreSQL CPU ms/run': f(postgresCpuMs() - postgres0),
+    'upstream CPU ms/run': f(procStats(upstreamPid).cpuMs - upstream0),
+    'client CPU ms/run': f((client.user + client.system) / 1000),
     'machine CPU ms/run': f(machineBusyMs() - machine0),
     'wall ms/run': f(performance.now() - t0),
     'relay writes/run': f(after.writes - before.writes),
@@ -63,7 +74,7 @@ export async function runRunCostBench(runs = 1000, rounds = 3, db: DbKind = 'pos
   const cleanups: (() => Promise<void>)[] = [];
   try {
     const upstreamPort = await freePort();
-    spawnNode(children, ['tools/fake-llm/src/cli.ts', '--port', String(upstreamPort)]);
+    const upstreamPid = spawnNode(children, ['tools/fake-llm/src/cli.ts', '--port', String(upstreamPort)]).pid!;
     const upstream = `http://127.0.0.1:${upstreamPort}/v1`;
     await waitFor(`${upstream}/models`);
     const common = { db, upstream, model: MODEL, projectCount: CLIENTS, children, cleanups };
@@ -71,12 +82,12 @@ export async function runRunCostBench(runs = 1000, rounds = 3, db: DbKind = 'pos
     const baseline = process.env.BENCH_BASELINE_ROOT;
     if (baseline) studios.push(await startStudio({ ...common, ...baselineOptions(db, baseline) }));
     studios.push(await startBareRelay(upstream, CLIENTS, children, MODEL));
-    for (const s of studios) await measure(s, 200); // warm: the first runs pay for compiling and connecting
+    for (const s of studios) await measure(s, 200, upstreamPid); // warm: the first runs pay for compiling and connecting
     console.log(`${runs} runs a round, ${CLIENTS} clients; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
     const rows: Record<string, unknown>[] = [];
     for (let round = 1; round <= rounds; round++) {
       // The one measured first in a round paid about 10 % more (same code either way).
-      const measured = await inTurn(studios, round, (s) => measure(s, runs));
+      const measured = await inTurn(studios, round, (s) => measure(s, runs, upstreamPid));
       studios.forEach((s, i) => rows.push({ round, relay: s.label, ...measured[i] }));
     }
     console.table(rows);
