@@ -46,6 +46,7 @@ export class RunStreams {
 
   /** `run`: its id, or the row a start has just saved (already access-checked, so not read again). */
   async followRun(user: AuthUser, run: string | RunRow, req: FastifyRequest, reply: FastifyReply) {
+    const accessSeen = this.d.projects.accessVersion; // before the read: a loss of access after it is caught below
     const row = typeof run === 'string' ? await this.readableRun(user, run) : run;
     const runId = row.id;
     const after = lastEventId(req);
@@ -53,6 +54,7 @@ export class RunStreams {
     const activeRow = row.status === 'running' || row.status === 'queued';
     if (this.d.runLog.attach) await this.d.runLog.attach(key, activeRow);
     if (this.shared && after !== null && (activeRow || this.d.runLog.lastId(key) > 0)) await this.caughtUp(key, after);
+    await this.readAgainIfChanged(accessSeen, () => this.d.runs.accessibleRun(user, runId, 'view'));
     // Running here, or (shared logs) anywhere: a log that is neither live nor closed was orphaned.
     const live = this.d.runs.activeRun(runId) !== undefined || (this.shared && activeRow);
     // An id past the log's last one was never sent from it (a made-up id, another process's): what the
@@ -81,11 +83,24 @@ export class RunStreams {
 
   /**
    * The run, if the user may read it. Its starter following it right after the start needs no read
-   * (RunService.startersRow); in scale-out mode always read: an access change made on another
-   * instance is counted here only once its message has come.
+   * (RunService.startersRow). In scale-out mode an access change made on another instance counts
+   * here once its message comes: then the stream's guard (guardAccess) re-checks its reader.
    */
   private async readableRun(user: AuthUser, runId: string): Promise<RunRow> {
-    return (!this.shared && this.d.runs.startersRow(user, runId)) || this.d.runs.accessibleRun(user, runId, 'view');
+    return this.d.runs.startersRow(user, runId) || this.d.runs.accessibleRun(user, runId, 'view');
+  }
+
+  /**
+   * Someone lost access to a project here since `accessSeen` (taken before the stream's access read):
+   * it may have been this reader, after the read but before the stream's guard listens. `check` reads
+   * again (throwing as the first read would) until no change comes during it; the caller then opens
+   * and guards the stream without a pause.
+   */
+  private async readAgainIfChanged(accessSeen: number, check: () => Promise<unknown>) {
+    while (this.d.projects.accessVersion !== accessSeen) {
+      accessSeen = this.d.projects.accessVersion;
+      await check();
+    }
   }
 
   /**
@@ -141,6 +156,7 @@ export class RunStreams {
    * (a page that follows the running run's own stream for those would otherwise get each token twice).
    */
   async followProject(user: AuthUser, projectId: string, req: FastifyRequest, reply: FastifyReply, opts: { tokens: boolean } = { tokens: true }) {
+    const accessSeen = this.d.projects.accessVersion;
     await this.d.projects.access(user, projectId, 'view');
     const key = projectKey(projectId);
     const after = lastEventId(req);
@@ -151,6 +167,7 @@ export class RunStreams {
       // since what follows must not wait).
       for (const run of active) if (textInProjectLog(this.d.projectLog.retained?.(key) ?? [], run.id) === null) await this.d.runLog.attach?.(runKey(run.id), true);
     }
+    await this.readAgainIfChanged(accessSeen, () => this.d.projects.access(user, projectId, 'view'));
     // From here on everything is synchronous until subscribed, so no event can fall between replay and tail.
     // An id past the log's tip is not one of its own (the log was dropped when idle, or the server
     // restarted): like one from too far back, the client catches up from scratch.
