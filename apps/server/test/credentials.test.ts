@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ProjectRepository } from '../src/projects/repository.ts';
 import { Client, createUser, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
-import { followOpened, type ReceivedEvent } from './sse-client.ts';
+import { follow, followOpened, type ReceivedEvent } from './sse-client.ts';
 
 type StreamAuth = { cookie?: string; token?: string };
 
@@ -164,6 +165,38 @@ describe(`sessions, tokens and live streams end with the credential (${process.e
     expect((await phone.patch(`/api/v1/projects/${projectId}/`, { name: 'renamed' })).status).toBe(200);
     await onPhone.changed;
     expect((await onPhone.result).ended).toBe('aborted');
+  });
+
+  it("refuses a stream whose session is signed out while it opens (after its checks, before it is filed), not another device's", async () => {
+    const user = await createUser(studio, admin, 'opening@example.com');
+    const phone = await signIn('opening@example.com');
+    const projectId = await projectOf(user);
+    const findWithRole = ProjectRepository.prototype.findWithRole;
+    let reads = 0;
+    let bothRead!: () => void;
+    const read = new Promise<void>((resolve) => (bothRead = resolve));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // Both streams' access reads answer, then wait while the laptop's session signs out.
+    const spy = vi.spyOn(ProjectRepository.prototype, 'findWithRole').mockImplementation(async function (this: ProjectRepository, id, userId) {
+      const row = await findWithRole.call(this, id, userId);
+      if (++reads === 2) bothRead();
+      await held;
+      return row;
+    });
+    try {
+      const url = `${studio.url}/api/v1/projects/${projectId}/events`;
+      const onLaptop = follow(url, { cookie: user.cookie, timeoutMs: 10_000 });
+      const onPhone = follow(url, { cookie: phone.cookie, stopWhen: (events) => events.length > 0, timeoutMs: 10_000 });
+      await read;
+      expect((await user.post('/api/v1/auth/logout')).status).toBe(204);
+      release();
+      expect((await onLaptop).status).toBe(401);
+      expect((await onPhone).status).toBe(200);
+    } finally {
+      spy.mockRestore();
+      release();
+    }
   });
 
   it('a password change ends the live streams of every other session and token; the changing session keeps its own', async () => {

@@ -10,6 +10,8 @@ declare module 'fastify' {
     authVia: 'cookie' | 'token' | 'machine' | null;
     /** The session or token this request came with (a password change keeps it; live streams are filed under it). */
     credential: Credential | null;
+    /** How many credentials had ended (LiveStreams.endingCount) when this one was checked: a stream opened later asks whether it ended since. */
+    endingsBefore: number;
   }
   interface FastifyContextConfig {
     /** Routes anyone may call (setup, login, health, the web app's files). Every other route needs a user. */
@@ -38,9 +40,11 @@ export function registerAuthGuard(app: FastifyInstance, auth: AuthService) {
   app.decorateRequest('user', null);
   app.decorateRequest('authVia', null);
   app.decorateRequest('credential', null);
+  app.decorateRequest('endingsBefore', 0);
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
     if (req.is404) return; // nothing was routed: the not-found handler answers and reveals nothing
+    req.endingsBefore = auth.endingCount;
     const bearer = req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
     if (bearer && req.routeOptions.config?.machineToken?.(bearer)) {
       req.authVia = 'machine';

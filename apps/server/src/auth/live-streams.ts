@@ -6,6 +6,11 @@ interface OpenStream {
 }
 
 const same = (a: Credential | null, b: Credential | null) => a !== null && b !== null && a.kind === b.kind && a.id === b.id;
+/** Whether `ending` ends a stream of its user opened with `credential`. */
+const ends = (ending: StreamEnding, credential: Credential | null) => ('credential' in ending ? same(credential, ending.credential) : !same(credential, ending.keep));
+
+/** How long endings are remembered for `endedSince`: far longer than a request takes from its sign-in check to its stream. */
+const RECENT_ENDINGS_MS = 60_000;
 
 /**
  * The event streams each user has open, filed under the session or token that opened them. A stream
@@ -18,6 +23,22 @@ export type StreamEnding = { userId: string; credential: Credential } | { userId
 export class LiveStreams {
   private readonly byUser = new Map<string, Set<OpenStream>>();
   private relay?: (ending: StreamEnding) => void;
+  /** The endings of the last minute, oldest first, numbered from 1. */
+  private recent: { n: number; at: number; ending: StreamEnding }[] = [];
+  private endings = 0;
+
+  /** How many endings there have been: taken before a request's credential is checked, for `endedSince`. */
+  get endingCount() {
+    return this.endings;
+  }
+
+  /**
+   * Whether an ending after the first `count` ends a stream of `userId` opened with `credential`: one
+   * that came after the request's credential was checked but before its stream was filed here.
+   */
+  endedSince(count: number, userId: string, credential: Credential | null): boolean {
+    return this.recent.some((r) => r.n > count && r.ending.userId === userId && ends(r.ending, credential));
+  }
 
   /**
    * Scale-out mode: the user's streams may be open on other instances too; every ending is also
@@ -61,8 +82,9 @@ export class LiveStreams {
 
   /** Ends the matching streams of this instance (an ending decided here, or relayed from another instance). */
   endHere(ending: StreamEnding) {
-    for (const s of [...(this.byUser.get(ending.userId) ?? [])]) {
-      if ('credential' in ending ? same(s.credential, ending.credential) : !same(s.credential, ending.keep)) s.end();
-    }
+    const now = Date.now();
+    while (this.recent.length && now - this.recent[0].at > RECENT_ENDINGS_MS) this.recent.shift();
+    this.recent.push({ n: ++this.endings, at: now, ending });
+    for (const s of [...(this.byUser.get(ending.userId) ?? [])]) if (ends(ending, s.credential)) s.end();
   }
 }

@@ -40,6 +40,11 @@ export class AuthService {
     private readonly known: KnownCredentials,
   ) {}
 
+  /** LiveStreams.endingCount: read before a request's credential is checked. */
+  get endingCount() {
+    return this.streams.endingCount;
+  }
+
   async setupStatus() {
     return { needs_setup: (await this.repo.countUsers()) === 0, allow_registration: await this.allowRegistration() };
   }

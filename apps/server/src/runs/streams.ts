@@ -4,6 +4,7 @@ import type { AuthUser } from '../auth/service.ts';
 import type { StageKey } from '@ai-story/contracts';
 import type { RunRow } from '../db/schema.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
+import { unauthenticated } from '../errors.ts';
 import { toStage, type ProjectService } from '../projects/service.ts';
 import type { EventLog, LoggedEvent } from './event-log.ts';
 import type { RunRepository } from './repository.ts';
@@ -54,7 +55,7 @@ export class RunStreams {
     const activeRow = row.status === 'running' || row.status === 'queued';
     if (this.d.runLog.attach) await this.d.runLog.attach(key, activeRow);
     if (this.shared && after !== null && (activeRow || this.d.runLog.lastId(key) > 0)) await this.caughtUp(key, after);
-    await this.readAgainIfChanged(accessSeen, () => this.d.runs.accessibleRun(user, runId, 'view'));
+    await this.stillAllowed(user, req, accessSeen, () => this.d.runs.accessibleRun(user, runId, 'view'));
     // Running here, or (shared logs) anywhere: a log that is neither live nor closed was orphaned.
     const live = this.d.runs.activeRun(runId) !== undefined || (this.shared && activeRow);
     // An id past the log's last one was never sent from it (a made-up id, another process's): what the
@@ -91,16 +92,18 @@ export class RunStreams {
   }
 
   /**
-   * Someone lost access to a project here since `accessSeen` (taken before the stream's access read):
-   * it may have been this reader, after the read but before the stream's guard listens. `check` reads
-   * again (throwing as the first read would) until no change comes during it; the caller then opens
-   * and guards the stream without a pause.
+   * What may have changed between a stream's checks and its guard (guardAccess), which the guard would
+   * not hear. Someone lost access to a project here since `accessSeen` (taken before the stream's
+   * access read): it may have been this reader, so `check` reads again (throwing as the first read
+   * would) until no change comes during it. The request's session or token may have ended since it
+   * was checked: the stream is refused. The caller then opens and guards the stream without a pause.
    */
-  private async readAgainIfChanged(accessSeen: number, check: () => Promise<unknown>) {
+  private async stillAllowed(user: AuthUser, req: FastifyRequest, accessSeen: number, check: () => Promise<unknown>) {
     while (this.d.projects.accessVersion !== accessSeen) {
       accessSeen = this.d.projects.accessVersion;
       await check();
     }
+    if (this.d.liveStreams.endedSince(req.endingsBefore, user.id, req.credential)) throw unauthenticated('This session or token has ended; sign in again');
   }
 
   /**
@@ -167,7 +170,7 @@ export class RunStreams {
       // since what follows must not wait).
       for (const run of active) if (textInProjectLog(this.d.projectLog.retained?.(key) ?? [], run.id) === null) await this.d.runLog.attach?.(runKey(run.id), true);
     }
-    await this.readAgainIfChanged(accessSeen, () => this.d.projects.access(user, projectId, 'view'));
+    await this.stillAllowed(user, req, accessSeen, () => this.d.projects.access(user, projectId, 'view'));
     // From here on everything is synchronous until subscribed, so no event can fall between replay and tail.
     // An id past the log's tip is not one of its own (the log was dropped when idle, or the server
     // restarted): like one from too far back, the client catches up from scratch.
