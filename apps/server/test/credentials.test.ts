@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ProjectRepository } from '../src/projects/repository.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, createUser, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
+import { holdAccessReads } from './hold-access-reads.ts';
 import { follow, followOpened, type ReceivedEvent } from './sse-client.ts';
 
 type StreamAuth = { cookie?: string; token?: string };
@@ -171,31 +171,19 @@ describe(`sessions, tokens and live streams end with the credential (${process.e
     const user = await createUser(studio, admin, 'opening@example.com');
     const phone = await signIn('opening@example.com');
     const projectId = await projectOf(user);
-    const findWithRole = ProjectRepository.prototype.findWithRole;
-    let reads = 0;
-    let bothRead!: () => void;
-    const read = new Promise<void>((resolve) => (bothRead = resolve));
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
     // Both streams' access reads answer, then wait while the laptop's session signs out.
-    const spy = vi.spyOn(ProjectRepository.prototype, 'findWithRole').mockImplementation(async function (this: ProjectRepository, id, userId) {
-      const row = await findWithRole.call(this, id, userId);
-      if (++reads === 2) bothRead();
-      await held;
-      return row;
-    });
+    const reads = holdAccessReads(2);
     try {
       const url = `${studio.url}/api/v1/projects/${projectId}/events`;
       const onLaptop = follow(url, { cookie: user.cookie, timeoutMs: 10_000 });
       const onPhone = follow(url, { cookie: phone.cookie, stopWhen: (events) => events.length > 0, timeoutMs: 10_000 });
-      await read;
+      await reads.read;
       expect((await user.post('/api/v1/auth/logout')).status).toBe(204);
-      release();
+      reads.release();
       expect((await onLaptop).status).toBe(401);
       expect((await onPhone).status).toBe(200);
     } finally {
-      spy.mockRestore();
-      release();
+      reads.restore();
     }
   });
 

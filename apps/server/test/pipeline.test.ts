@@ -1,7 +1,7 @@
 import { startFakeLlm } from '@ai-story/fake-llm';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ProjectRepository } from '../src/projects/repository.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, createUser, setupAdmin, startStudio, type TestStudio } from './helpers.ts';
+import { holdAccessReads } from './hold-access-reads.ts';
 import { follow, followOpened } from './sse-client.ts';
 
 describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
@@ -170,27 +170,16 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
   it('refuses the stream of a reader removed while it opens: after its access read, before its guard listens', async () => {
     const id = await newProject();
     await owner.post(`/api/v1/projects/${id}/members/`, { user_id: viewer.id, role: 'viewer' });
-    const findWithRole = ProjectRepository.prototype.findWithRole;
-    let readDone!: () => void;
-    const read = new Promise<void>((resolve) => (readDone = resolve));
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
     // The viewer's access read answers (a member still), then waits while the owner removes them.
-    const spy = vi.spyOn(ProjectRepository.prototype, 'findWithRole').mockImplementationOnce(async function (this: ProjectRepository, projectId, userId) {
-      const row = await findWithRole.call(this, projectId, userId);
-      readDone();
-      await held;
-      return row;
-    });
+    const reads = holdAccessReads();
     try {
       const stream = follow(`${studio.url}/api/v1/projects/${id}/events`, { cookie: viewer.cookie, timeoutMs: 10_000 });
-      await read;
+      await reads.read;
       expect((await owner.delete(`/api/v1/projects/${id}/members/${viewer.id}/`)).status).toBe(204);
-      release();
+      reads.release();
       expect((await stream).status).toBe(404);
     } finally {
-      spy.mockRestore();
-      release();
+      reads.restore();
     }
   });
 });
