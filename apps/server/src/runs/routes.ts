@@ -52,10 +52,8 @@ export const runRoutes =
     // the first event carries the run id, so a client that drops it reattaches with GET /runs/{id}/events.
     for (const stage of STAGE_KEYS) {
       app.post(`/projects/:id/${stage}-stream`, { schema: { params: ProjectParams, querystring: ResumeQuery.pick({ compat: true }), body: z.record(z.string(), z.unknown()), response: SSE_RESPONSE } }, async (req, reply) => {
-        const user = currentUser(req);
         const { provider_id, ...input } = req.body as { provider_id?: unknown };
-        const run = await runs.startRow(user, req.params.id, stage, { input, provider_id: typeof provider_id === 'string' ? provider_id : undefined });
-        return streams.followRun(user, run, req, reply);
+        return streams.startAndFollow(currentUser(req), req.params.id, stage, { input, provider_id: typeof provider_id === 'string' ? provider_id : undefined }, req, reply);
       });
     }
   };

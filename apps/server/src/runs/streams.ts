@@ -45,9 +45,11 @@ export class RunStreams {
     d.projects.onChange((projectId) => void this.publishProjectUpdate(projectId));
   }
 
-  /** `run`: its id, or the row a start has just saved (already access-checked, so not read again). */
-  async followRun(user: AuthUser, run: string | RunRow, req: FastifyRequest, reply: FastifyReply) {
-    const accessSeen = this.d.projects.accessVersion; // before the read: a loss of access after it is caught below
+  /**
+   * `run`: its id, or the row a start has just saved (already access-checked, so not read again).
+   * `accessSeen`: the access count from before the access read (a loss of access after it is caught below).
+   */
+  async followRun(user: AuthUser, run: string | RunRow, req: FastifyRequest, reply: FastifyReply, accessSeen = this.d.projects.accessVersion) {
     const row = typeof run === 'string' ? await this.readableRun(user, run) : run;
     const runId = row.id;
     const after = lastEventId(req);
@@ -80,6 +82,13 @@ export class RunStreams {
       if (e.terminal) sse.end();
     });
     sse.onClose(stop);
+  }
+
+  /** The seed's start-and-stream: the run is started, then followed in the same response. */
+  async startAndFollow(user: AuthUser, projectId: string, stage: StageKey, body: { input: Record<string, unknown>; provider_id?: string }, req: FastifyRequest, reply: FastifyReply) {
+    const accessSeen = this.d.projects.accessVersion; // before the start's access read
+    const row = await this.d.runs.startRow(user, projectId, stage, body);
+    return this.followRun(user, row, req, reply, accessSeen);
   }
 
   /**
