@@ -74,7 +74,7 @@ export class RunStreams {
     const sse = withSeedCompat(req, openSse(req, reply, this.d.heartbeatMs));
     this.guardAccess(sse, user, row.projectId, req);
     if (unknown) sse.send(startingOver({ id: runId, stage: row.stage }));
-    const replay = after === null || unknown ? compactTokens(logged) : logged;
+    const replay = after === null || unknown ? newcomersCatchUp(logged) : logged;
     for (const e of replay) sse.send(e);
     if (replay.at(-1)?.terminal) return sse.end();
     const stop = this.d.runLog.subscribe(key, (e) => {
@@ -325,7 +325,7 @@ function rebuildText(events: LoggedEvent[]) {
  * continues after it), and of the progress events only the last, which says where the run stands (a
  * media run's next one may be minutes away, at its next finished shot).
  */
-function compactTokens(events: LoggedEvent[]): LoggedEvent[] {
+function newcomersCatchUp(events: LoggedEvent[]): LoggedEvent[] {
   const out: LoggedEvent[] = [];
   const lastProgress = events.findLast((e) => e.json.startsWith('{"type":"progress"'));
   let text = '';
