@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -104,6 +106,37 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     await admin.post(`/api/v1/runs/${run.id}/cancel/`);
   });
 
+
+  it("opens a live run's stream in one socket write, head and catch-up together, and ends it in one, the last event with the body's end", async () => {
+    const projectId = await newProject();
+    // The stream opens while the run waits for its first token, so the catch-up is the run's first events.
+    await provider('opens late', 'fake-model?ttft=300&tps=1000&tokens=3');
+    const run = await startRun(projectId, 'opens late');
+    const writes: string[] = [];
+    const onRequest = (req: IncomingMessage) => {
+      if (!req.url?.startsWith(`/api/v1/runs/${run.id}/events`)) return;
+      // What the socket hands the kernel: one `_write` or `_writev` is one system call.
+      const socket = req.socket as Socket & { _write: Function; _writev: Function };
+      const [write, writev] = [socket._write, socket._writev];
+      socket._write = function (chunk: Buffer, ...rest: unknown[]) {
+        writes.push(String(chunk));
+        return write.call(this, chunk, ...rest);
+      };
+      socket._writev = function (chunks: { chunk: Buffer }[], ...rest: unknown[]) {
+        writes.push(chunks.map((c) => String(c.chunk)).join(''));
+        return writev.call(this, chunks, ...rest);
+      };
+    };
+    studio.app.server.on('request', onRequest);
+    try {
+      const res = await events(run.id);
+      expect(res.events.at(-1)?.data.type).toBe('done');
+    } finally {
+      studio.app.server.off('request', onRequest);
+    }
+    expect(writes[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*retry: 2000[\s\S]*"type":"stage_update"/);
+    expect(writes.at(-1)).toMatch(/"type":"done"[\s\S]*\r\n0\r\n\r\n$/);
+  });
   it('rebuilds exactly the expected text from a reconnect with Last-Event-ID at every cut point', async () => {
     const projectId = await newProject('雪山上的灯塔守护者 ⛰️ 与一只迷路的信鸽');
     const run = await startRun(projectId, 'steady');

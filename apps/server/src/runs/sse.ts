@@ -47,6 +47,10 @@ export function openSse(req: FastifyRequest, reply: FastifyReply, heartbeatMs: n
   // A response waiting behind another on its connection (HTTP pipelining) has no socket yet: it
   // keeps to Node's path. HTTP/1.1 frames the body in chunks; HTTP/1.0 reads it until the close.
   const socket = res.socket;
+  // The head waits for the catch-up sent in this same tick, so that a stream opens in one write
+  // (Node's own cork lets it go a tick before our first flush).
+  socket?.cork();
+  let opening = socket !== null;
   const frame = res.chunkedEncoding ? (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n` : (text: string) => text;
   const writeOut = socket ? (text: string) => socket.write(frame(text)) : (text: string) => res.write(text);
   const buffered = () => (socket ? socket.writableLength : res.writableLength);
@@ -63,13 +67,18 @@ export function openSse(req: FastifyRequest, reply: FastifyReply, heartbeatMs: n
     for (const l of listeners) l();
   };
   const flush = () => {
-    if (!pending || closed || socket?.destroyed) return;
-    writeOut(pending);
-    pending = '';
-    if (buffered() > MAX_BUFFERED_BYTES) {
-      req.log.warn({ buffered: buffered() }, 'dropping a subscriber that cannot keep up');
-      res.destroy();
-      close();
+    if (pending && !closed && !socket?.destroyed) {
+      writeOut(pending);
+      pending = '';
+      if (buffered() > MAX_BUFFERED_BYTES) {
+        req.log.warn({ buffered: buffered() }, 'dropping a subscriber that cannot keep up');
+        res.destroy();
+        close();
+      }
+    }
+    if (opening) {
+      opening = false;
+      socket!.uncork();
     }
   };
   const queue = (text: string) => {
@@ -77,6 +86,7 @@ export function openSse(req: FastifyRequest, reply: FastifyReply, heartbeatMs: n
     if (!pending) process.nextTick(flush);
     pending += text;
   };
+  if (opening) process.nextTick(flush); // the head leaves even when nothing follows it yet
   const heartbeat = setInterval(() => queue(': heartbeat\n\n'), heartbeatMs);
   heartbeat.unref();
   req.raw.on('close', close);
@@ -89,6 +99,8 @@ export function openSse(req: FastifyRequest, reply: FastifyReply, heartbeatMs: n
     },
     end() {
       if (closed) return;
+      // The last events and the body's end leave together: res.end uncorks the socket fully.
+      socket?.cork();
       flush();
       res.end();
       close();
