@@ -16,7 +16,8 @@
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`--cpu-prof`) when it stops;
  * BENCH_STUDIO_ROOT=<checkout> runs the studio of another checkout (a before/after comparison);
  * BENCH_BASELINE_ROOT=<checkout> runs it as well, in a column of its own beside this one, same run
- * (with `--rounds 2` or more each level is measured again, each round beginning with the next column);
+ * (with `--rounds 2` or more each level is measured again, each round beginning with the next column,
+ * and a last row gives each latency's median over the rounds);
  * BENCH_TOKENS=<n> sets the stream length (e.g. 3: what run starts and finishes cost, almost alone);
  * BENCH_RAMP_MS=<ms> spreads a level's starts over that long instead of one second (the start rate
  * a level's latencies depend on: 200 streams over 4 s is 50 starts a second);
@@ -453,6 +454,25 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
   };
 }
 
+/**
+ * A level's latencies as the median of its rounds' (`measured`: per round, direct then the studios):
+ * at 400 streams one round's p99 moved 3× between runs of the same code here, so a target is judged
+ * on the median of three or more, with each round's row above it for the spread.
+ */
+function medianOfRounds(n: number, measured: Phase[][]) {
+  const median = (values: number[]) => pct(values, 50);
+  const across = (of: (p: Phase) => number) => measured[0].map((_, column) => f0(median(measured.map((round) => of(round[column]))))).join(' / ');
+  return {
+    round: 'median',
+    streams: n,
+    'TTFT p50 ms': across((p) => pct(p.streams.map((m) => m.ttftMs), 50)),
+    'TTFT p99 ms': across((p) => pct(p.streams.map((m) => m.ttftMs), 99)),
+    'token delay p99 ms': across((p) => pct(delaysOf(p), 99)),
+    'req→upstream p99 ms': across((p) => pct(p.streams.map((m) => m.toUpstreamMs), 99)),
+    'GET projects p99 ms': across((p) => pct(p.apiMs, 99)),
+  };
+}
+
 /** The bare relay (bench/bare-relay.ts) in front of the same upstream, shaped as a studio for the phases. */
 export async function startBareRelay(upstream: string, projectCount: number, children: ChildProcess[], model = MODEL): Promise<Studio> {
   const port = await freePort();
@@ -486,6 +506,7 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay
 
     const rows: Record<string, unknown>[] = [];
     for (const n of streamCounts) {
+      const measured: Phase[][] = [];
       for (let round = 1; round <= rounds; round++) {
         const direct = await phase('direct', upstreamChild.pid!, null, () => ramp(n, () => directStream(upstream, MODEL)));
         const through = await inTurn(studios, round, (s) => {
@@ -493,10 +514,15 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay
           const poll = n >= 200 && s.db !== 'bare' ? () => pollProjects(s) : undefined;
           return phase(column(s), upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll);
         });
+        measured.push([direct, ...through]);
         const { errors, ...row } = summarize(n, direct, through);
         rows.push({ ...(rounds > 1 && { round }), ...row, 'load avg': os.loadavg()[0].toFixed(2) });
         console.table([rows.at(-1)]);
         if (errors) console.log(`streams that failed: ${errors}`);
+      }
+      if (rounds > 1) {
+        rows.push(medianOfRounds(n, measured));
+        console.table([rows.at(-1)]);
       }
     }
 
