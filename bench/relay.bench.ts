@@ -432,6 +432,18 @@ const tokensOf = (p: Phase) => p.streams.reduce((a, m) => a + m.tokens, 0);
 const perToken = (p: Phase, ms: number) => f0((ms / Math.max(1, tokensOf(p))) * 1000);
 const f0 = (n: number) => (Number.isNaN(n) ? '–' : n >= 1000 ? `${(n / 1000).toFixed(1)} s` : `${n.toFixed(n < 10 ? 1 : 0)}`);
 
+/** A level's latency columns, each from one relay's phase (the median row takes them too). */
+const LATENCIES = {
+  'TTFT p50 ms': (p: Phase) => pct(p.streams.map((m) => m.ttftMs), 50),
+  'TTFT p99 ms': (p: Phase) => pct(p.streams.map((m) => m.ttftMs), 99),
+  'token delay p50 ms': (p: Phase) => pct(delaysOf(p), 50),
+  'token delay p99 ms': (p: Phase) => pct(delaysOf(p), 99),
+  'req→upstream p50 ms': (p: Phase) => pct(p.streams.map((m) => m.toUpstreamMs), 50),
+  'req→upstream p99 ms': (p: Phase) => pct(p.streams.map((m) => m.toUpstreamMs), 99),
+};
+const apiP99 = (p: Phase) => pct(p.apiMs, 99);
+const mapValues = <T, U>(o: Record<string, T>, f: (v: T) => U) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
+
 function summarize(n: number, direct: Phase, studios: Phase[]) {
   const all = [direct, ...studios];
   const failures = (p: Phase) => p.streams.filter((m) => !m.complete || m.tokens !== TOKENS);
@@ -439,17 +451,12 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
   return {
     streams: n,
     complete: all.map((p) => `${p.streams.length - failures(p).length}/${p.streams.length}`).join(' / '),
-    'TTFT p50 ms': all.map((p) => f0(pct(p.streams.map((m) => m.ttftMs), 50))).join(' / '),
-    'TTFT p99 ms': all.map((p) => f0(pct(p.streams.map((m) => m.ttftMs), 99))).join(' / '),
-    'token delay p50 ms': all.map((p) => f0(pct(delaysOf(p), 50))).join(' / '),
-    'token delay p99 ms': all.map((p) => f0(pct(delaysOf(p), 99))).join(' / '),
-    'req→upstream p50 ms': all.map((p) => f0(pct(p.streams.map((m) => m.toUpstreamMs), 50))).join(' / '),
-    'req→upstream p99 ms': all.map((p) => f0(pct(p.streams.map((m) => m.toUpstreamMs), 99))).join(' / '),
+    ...mapValues(LATENCIES, (of) => all.map((p) => f0(of(p))).join(' / ')),
     'CPU ms/1k tok studio [main thread] (upstream)': studios.map((p) => `${perToken(p, p.cpuMs)} [${perToken(p, p.mainCpuMs)}] (${perToken(p, p.upstreamCpuMs)})`).join(' / '),
     'peak RSS MB': studios.map((p) => f0(p.peakRssMb)).join(' / '),
     'machine busy %': all.map((p) => (p.machineBusy * 100).toFixed(0)).join(' / '),
     'bench loop delay p99 ms': all.map((p) => f0(p.benchLagMs)).join(' / '),
-    'GET projects p99 ms': studios.map((p) => f0(pct(p.apiMs, 99))).join(' / '),
+    'GET projects p99 ms': studios.map((p) => f0(apiP99(p))).join(' / '),
     ...(errors.length && { errors: `${errors.length}: ${[...new Set(errors)].slice(0, 3).join('; ')}` }),
   };
 }
@@ -460,17 +467,8 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
  * on the median of three or more, with each round's row above it for the spread.
  */
 function medianOfRounds(n: number, measured: Phase[][]) {
-  const median = (values: number[]) => pct(values, 50);
-  const across = (of: (p: Phase) => number) => measured[0].map((_, column) => f0(median(measured.map((round) => of(round[column]))))).join(' / ');
-  return {
-    round: 'median',
-    streams: n,
-    'TTFT p50 ms': across((p) => pct(p.streams.map((m) => m.ttftMs), 50)),
-    'TTFT p99 ms': across((p) => pct(p.streams.map((m) => m.ttftMs), 99)),
-    'token delay p99 ms': across((p) => pct(delaysOf(p), 99)),
-    'req→upstream p99 ms': across((p) => pct(p.streams.map((m) => m.toUpstreamMs), 99)),
-    'GET projects p99 ms': across((p) => pct(p.apiMs, 99)),
-  };
+  const across = (of: (p: Phase) => number) => measured[0].map((_, column) => f0(pct(measured.map((round) => of(round[column])), 50))).join(' / ');
+  return { round: 'median', streams: n, ...mapValues(LATENCIES, across), 'GET projects p99 ms': across(apiP99) };
 }
 
 /** The bare relay (bench/bare-relay.ts) in front of the same upstream, shaped as a studio for the phases. */
