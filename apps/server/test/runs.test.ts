@@ -106,17 +106,17 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     await admin.post(`/api/v1/runs/${run.id}/cancel/`);
   });
 
-
   it("opens a live run's stream in one socket write, head and catch-up together, and ends it in one, the last event with the body's end", async () => {
     const projectId = await newProject();
     // The stream opens while the run waits for its first token, so the catch-up is the run's first events.
     await provider('opens late', 'fake-model?ttft=300&tps=1000&tokens=3');
     const run = await startRun(projectId, 'opens late');
     const writes: string[] = [];
+    let watched: (Socket & { _write: Function; _writev: Function }) | undefined;
     const onRequest = (req: IncomingMessage) => {
       if (!req.url?.startsWith(`/api/v1/runs/${run.id}/events`)) return;
       // What the socket hands the kernel: one `_write` or `_writev` is one system call.
-      const socket = req.socket as Socket & { _write: Function; _writev: Function };
+      const socket = (watched = req.socket as NonNullable<typeof watched>);
       const [write, writev] = [socket._write, socket._writev];
       socket._write = function (chunk: Buffer, ...rest: unknown[]) {
         writes.push(String(chunk));
@@ -133,10 +133,13 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
       expect(res.events.at(-1)?.data.type).toBe('done');
     } finally {
       studio.app.server.off('request', onRequest);
+      // The connection is kept alive for later tests: its socket writes as before (the prototype's own).
+      for (const own of ['_write', '_writev']) if (watched) Reflect.deleteProperty(watched, own);
     }
     expect(writes[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*retry: 2000[\s\S]*"type":"stage_update"/);
     expect(writes.at(-1)).toMatch(/"type":"done"[\s\S]*\r\n0\r\n\r\n$/);
   });
+
   it('rebuilds exactly the expected text from a reconnect with Last-Event-ID at every cut point', async () => {
     const projectId = await newProject('雪山上的灯塔守护者 ⛰️ 与一只迷路的信鸽');
     const run = await startRun(projectId, 'steady');
