@@ -26,7 +26,9 @@
  * BENCH_DATABASE_URL=<server url> is the PostgreSQL server the studios get their databases on
  * (default postgres://postgres@127.0.0.1:5432/postgres; `?host=/var/run/postgresql` for its socket);
  * BENCH_BASELINE_DATABASE_URL=<server url> gives the baseline column another (with
- * BENCH_BASELINE_ROOT=. the same code: TCP against the Unix socket, say).
+ * BENCH_BASELINE_ROOT=. the same code: TCP against the Unix socket, say);
+ * BENCH_BASELINE_FLAGS="<node flags>" starts the baseline column's studio with these instead of
+ * BENCH_STUDIO_FLAGS (with BENCH_BASELINE_ROOT=. the same code under another V8 setting, same run).
  * `--db bare` adds a column for bench/bare-relay.ts, the least a Node relay does (no database, no
  * sign-in, no framework): what relaying itself costs here, against what the studio adds.
  */
@@ -329,6 +331,8 @@ export interface StudioOptions {
   label?: string;
   /** The PostgreSQL server its database is made on (BENCH_DATABASE_URL by default). */
   databaseServer?: string;
+  /** Node flags added to the heap limit (BENCH_STUDIO_FLAGS by default). */
+  flags?: string;
 }
 
 /** The baseline column's studio: BENCH_BASELINE_ROOT's code, on BENCH_BASELINE_DATABASE_URL's server if given. */
@@ -336,6 +340,7 @@ export const baselineOptions = (db: DbKind, studioRoot: string) => ({
   studioRoot,
   label: `${db}@baseline`,
   ...(process.env.BENCH_BASELINE_DATABASE_URL && { databaseServer: process.env.BENCH_BASELINE_DATABASE_URL }),
+  ...(process.env.BENCH_BASELINE_FLAGS !== undefined && { flags: process.env.BENCH_BASELINE_FLAGS }),
 });
 
 /**
@@ -368,6 +373,7 @@ export async function startStudio({
   studioRoot = process.env.BENCH_STUDIO_ROOT ?? root,
   label = db,
   databaseServer = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  flags = process.env.BENCH_STUDIO_FLAGS ?? '',
 }: StudioOptions): Promise<Studio> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ai-story-bench-'));
   cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
@@ -377,8 +383,8 @@ export async function startStudio({
   const child = spawnStudio(
     children,
     { PORT: String(port), DATA_DIR: dataDir, ...(pg && { DATABASE_URL: pg.url }), ADMIN_EMAIL: 'bench@example.com', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'warn' },
-    // The heap limit `npm start` gives the studio (scripts/start.mjs); BENCH_STUDIO_FLAGS can override it.
-    ['--max-old-space-size=1536', ...cpuProfFlags(label), ...(process.env.BENCH_STUDIO_FLAGS?.split(' ').filter(Boolean) ?? [])],
+    // The heap limit `npm start` gives the studio (scripts/start.mjs); `flags` can override it.
+    ['--max-old-space-size=1536', ...cpuProfFlags(label), ...flags.split(' ').filter(Boolean)],
     studioRoot,
   );
   const base = `http://127.0.0.1:${port}`;
