@@ -1,6 +1,8 @@
 /**
  * CPU cost of reading an upstream token stream, per way of reading it:
  *   raw      global fetch + eventsource-parser + JSON.parse: the least a fetch reader can cost;
+ *   http     the same over node:http (an IncomingMessage read as text): the least a reader costs the
+ *            way streamChat reads, so streamChat's own share per token is the difference;
  *   sdk      the openai SDK's own stream iterator over global fetch (`for await (const chunk of stream)`);
  *   client   streamChat: what the studio runs (SDK request over node:http, the IncomingMessage read with
  *            eventsource-parser, timers, accounting). Paced, it costs less than `raw`: a fetch body's
@@ -10,6 +12,7 @@
  *   node --import tsx bench/llm-client.bench.ts [--streams 50] [--tokens 600] [--tps 250] [--rounds 3]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -32,7 +35,7 @@ export type Scenario = 'paced' | 'burst';
 
 export interface LlmClientBenchRow {
   scenario: Scenario;
-  variant: 'raw' | 'sdk' | 'client';
+  variant: 'raw' | 'http' | 'sdk' | 'client';
   label: string;
   tokens: number;
   cpu_ms: number;
@@ -44,8 +47,8 @@ export interface LlmClientBenchRow {
 export interface LlmClientBenchResult {
   options: Required<LlmClientBenchOptions>;
   rows: LlmClientBenchRow[];
-  /** Per scenario: streamChat's CPU per token over the raw fetch reader's, and the SDK iterator's over streamChat's. */
-  ratios: Record<Scenario, { client_over_raw: number; sdk_over_client: number }>;
+  /** Per scenario: streamChat's CPU per token over the raw fetch reader's and over the bare node:http reader's, and the SDK iterator's over streamChat's. */
+  ratios: Record<Scenario, { client_over_raw: number; client_over_http: number; sdk_over_client: number }>;
   note: string;
 }
 
@@ -93,6 +96,29 @@ const readRaw: Reader = async (url, model, prompt) => {
     parser.feed(decoder.decode(value, { stream: true }));
   }
 };
+
+/** The least a node:http reader costs: what streamChat reads through, with nothing of its own around it. */
+const httpAgent = new http.Agent({ keepAlive: true });
+const readHttp: Reader = (url, model, prompt) =>
+  new Promise((resolve, reject) => {
+    const body = JSON.stringify({ model, messages: [{ role: 'user', content: prompt }], stream: true, stream_options: { include_usage: true } });
+    const headers = { 'content-type': 'application/json', authorization: 'Bearer bench', 'content-length': String(Buffer.byteLength(body)) };
+    const req = http.request(`${url}/chat/completions`, { method: 'POST', headers, agent: httpAgent }, (res) => {
+      let n = 0;
+      const parser = createParser({
+        onEvent(ev) {
+          if (ev.data === '[DONE]') return;
+          if (JSON.parse(ev.data).choices?.[0]?.delta?.content) n++;
+        },
+      });
+      res.setEncoding('utf8');
+      res.on('data', (text: string) => parser.feed(text));
+      res.on('end', () => resolve(n));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 
 /** The SDK's own iterator, for reference. */
 function sdkReader(url: string): Reader {
@@ -146,6 +172,7 @@ export async function runLlmClientBench(options: LlmClientBenchOptions = {}): Pr
   try {
     const variants: [LlmClientBenchRow['variant'], string, Reader][] = [
       ['raw', 'fetch + eventsource-parser', readRaw],
+      ['http', 'node:http + eventsource-parser', readHttp],
       ['sdk', 'openai SDK stream iterator', sdkReader(url)],
       ['client', 'streamChat (node:http)', readClient],
     ];
@@ -177,6 +204,7 @@ export async function runLlmClientBench(options: LlmClientBenchOptions = {}): Pr
     const per = (sc: Scenario, v: string) => rows.find((r) => r.scenario === sc && r.variant === v)!.cpu_ms_per_1k_tokens;
     const ratio = (sc: Scenario) => ({
       client_over_raw: round(per(sc, 'client') / per(sc, 'raw'), 2),
+      client_over_http: round(per(sc, 'client') / per(sc, 'http'), 2),
       sdk_over_client: round(per(sc, 'sdk') / per(sc, 'client'), 2),
     });
     const ratios = { paced: ratio('paced'), burst: ratio('burst') };
@@ -187,7 +215,8 @@ export async function runLlmClientBench(options: LlmClientBenchOptions = {}): Pr
       ratios,
       note:
         `Cheapest: ${cheapest('paced')} (paced), ${cheapest('burst')} (burst). ` +
-        `streamChat costs ${ratios.paced.client_over_raw}× / ${ratios.burst.client_over_raw}× the raw fetch reader per token (paced / burst); ` +
+        `streamChat costs ${ratios.paced.client_over_raw}× / ${ratios.burst.client_over_raw}× the raw fetch reader per token (paced / burst), ` +
+        `and ${ratios.paced.client_over_http}× / ${ratios.burst.client_over_http}× the bare node:http reader it is built on; ` +
         `the SDK's iterator costs ${ratios.paced.sdk_over_client}× / ${ratios.burst.sdk_over_client}× streamChat. ` +
         `Paced, most of the cost is per network read: fetch's for raw and sdk, node:http's for streamChat; in bursts the cost per event dominates, and the SDK's SSE decoding with it.`,
     };
