@@ -436,7 +436,7 @@ const en: MessageSchema = {
     originalRequired: 'Enter the original text first',
     alreadyRunning: 'A run of this stage is already going; you are now watching it.',
     stats: {
-      tokens: 'tokens',
+      tokens: 'Tokens',
       speed: 'Speed',
       speedValue: '{n} tokens/s',
       elapsed: 'Elapsed',
