@@ -37,11 +37,10 @@ async function oneRun(s: Studio, projectId: string) {
   if (!events.includes('"type":"done"')) throw new Error(`run ${id} did not end with done: ${events.slice(-300)}`);
 }
 
-/** `runs` runs from CLIENTS clients (one project each, so no start waits for another's run to end). */
 /**
- * One round of `runs` runs through `s`: what they cost each, the relay's CPU and where the rest of the
- * machine's went (PostgreSQL, the simulated upstream, this client; what is left is the kernel and
- * anything else running).
+ * One round of `runs` runs through `s`, from CLIENTS clients (one project each, so no start waits for
+ * another's run to end): what they cost each, the relay's CPU and where the rest of the machine's went
+ * (PostgreSQL, the simulated upstream, this client; what is left is the kernel and anything else running).
  */
 async function measure(s: Studio, runs: number, upstreamPid: number) {
   let left = runs;
