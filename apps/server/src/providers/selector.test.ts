@@ -74,6 +74,28 @@ describe('ProviderSelector', () => {
     expect(s.select([limited], 'round_robin').order.map((p) => p.id)).toEqual(['a']);
   });
 
+  it("counts a minute's limit among a long day's calls, and keeps counting when the clock steps back", () => {
+    let now = 1_000_000;
+    const s = new ProviderSelector({ now: () => now });
+    // Two calls a minute for 41 hours: the day's window holds 2,880.
+    for (let i = 0; i < 5_000; i++) {
+      s.begin('a')('ok');
+      now += 30_000;
+    }
+    const limited = provider('a', { rateLimitRpm: 3, rateLimitRpd: 10_000 });
+    // One call in the last minute (the loop's last), so two more fit.
+    expect(s.begin('a', limited)).toBeTypeOf('function');
+    now += 1_000;
+    expect(s.begin('a', limited)).toBeTypeOf('function');
+    const refused = s.select([limited], 'round_robin').skipped[0];
+    expect(refused.reason).toMatch(/3 requests per minute/);
+    // The oldest of the three is the loop's last call, 31 s ago.
+    expect(refused.retryAfterMs).toBe(60_000 - 31_000);
+    // A clock set back by a minute does not free the provider early.
+    now -= 60_000;
+    expect(s.select([limited], 'round_robin').order).toEqual([]);
+  });
+
   it('skips a provider over its requests-per-day limit', () => {
     let now = 1_000_000;
     const s = new ProviderSelector({ now: () => now });

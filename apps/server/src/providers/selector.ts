@@ -168,11 +168,17 @@ export class ProviderSelector implements ProviderLimiter {
     return this.overLimit(c.id, c, this.now());
   }
 
+  /**
+   * A limit of n calls is reached when the n-th newest call of the window (the day's calls, oldest
+   * first) is still inside the limit's period: one look. Counting the last minute's calls instead
+   * copied the day's window on every check, twice per run start, so a start cost more with every call
+   * of the day: with 100,000 in the window, 0.36 ms and 1.6 MB of garbage per start.
+   */
   private overLimit(id: string, c: Limits, now: number): Refusal | null {
     const times = this.window(id, now);
-    const lastMinute = times.filter((t) => t > now - MINUTE);
-    if (c.rateLimitRpm && lastMinute.length >= c.rateLimitRpm) return overMinuteLimit(c.rateLimitRpm, lastMinute[lastMinute.length - c.rateLimitRpm] + MINUTE - now);
-    if (c.rateLimitRpd && times.length >= c.rateLimitRpd) return overDayLimit(c.rateLimitRpd, times[times.length - c.rateLimitRpd] + DAY - now);
+    const nthNewest = (n: number) => (times.length >= n ? times[times.length - n] : -Infinity);
+    if (c.rateLimitRpm && nthNewest(c.rateLimitRpm) > now - MINUTE) return overMinuteLimit(c.rateLimitRpm, nthNewest(c.rateLimitRpm) + MINUTE - now);
+    if (c.rateLimitRpd && nthNewest(c.rateLimitRpd) > now - DAY) return overDayLimit(c.rateLimitRpd, nthNewest(c.rateLimitRpd) + DAY - now);
     return null;
   }
 
@@ -185,7 +191,9 @@ export class ProviderSelector implements ProviderLimiter {
       const refused = this.overLimit(id, limits, now);
       if (refused) return refused;
     }
-    this.window(id, now).push(now);
+    const times = this.window(id, now);
+    // Kept in order even if the clock steps back: overLimit relies on it.
+    times.push(Math.max(now, times.at(-1) ?? now));
     this.inflight.set(id, (this.inflight.get(id) ?? 0) + 1);
     let ended = false;
     return (outcome) => {
