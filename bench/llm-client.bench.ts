@@ -73,27 +73,36 @@ async function startUpstream(): Promise<{ url: string; child: ChildProcess }> {
 
 type Reader = (url: string, model: string, prompt: string) => Promise<number>;
 
+/** What the bare readers ask for: a streamed chat completion, usage included, as streamChat asks. */
+const chatBody = (model: string, prompt: string) =>
+  JSON.stringify({ model, messages: [{ role: 'user', content: prompt }], stream: true, stream_options: { include_usage: true } });
+
+/** The bare readers' parsing: eventsource-parser and one JSON.parse per event, counting content deltas. */
+function contentCounter() {
+  let n = 0;
+  const parser = createParser({
+    onEvent(ev) {
+      if (ev.data === '[DONE]') return;
+      if (JSON.parse(ev.data).choices?.[0]?.delta?.content) n++;
+    },
+  });
+  return { feed: (text: string) => parser.feed(text), count: () => n };
+}
+
 /** (a) The least a fetch reader costs: raw fetch, eventsource-parser, JSON.parse per event. */
 const readRaw: Reader = async (url, model, prompt) => {
   const res = await fetch(`${url}/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
-    body: JSON.stringify({ model, messages: [{ role: 'user', content: prompt }], stream: true, stream_options: { include_usage: true } }),
+    body: chatBody(model, prompt),
   });
-  let n = 0;
-  const parser = createParser({
-    onEvent(ev) {
-      if (ev.data === '[DONE]') return;
-      const c = JSON.parse(ev.data).choices?.[0]?.delta?.content;
-      if (c) n++;
-    },
-  });
+  const counter = contentCounter();
   const decoder = new TextDecoder();
   const reader = res.body!.getReader();
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) return n;
-    parser.feed(decoder.decode(value, { stream: true }));
+    if (done) return counter.count();
+    counter.feed(decoder.decode(value, { stream: true }));
   }
 };
 
@@ -101,19 +110,13 @@ const readRaw: Reader = async (url, model, prompt) => {
 const httpAgent = new http.Agent({ keepAlive: true });
 const readHttp: Reader = (url, model, prompt) =>
   new Promise((resolve, reject) => {
-    const body = JSON.stringify({ model, messages: [{ role: 'user', content: prompt }], stream: true, stream_options: { include_usage: true } });
+    const body = chatBody(model, prompt);
     const headers = { 'content-type': 'application/json', authorization: 'Bearer bench', 'content-length': String(Buffer.byteLength(body)) };
     const req = http.request(`${url}/chat/completions`, { method: 'POST', headers, agent: httpAgent }, (res) => {
-      let n = 0;
-      const parser = createParser({
-        onEvent(ev) {
-          if (ev.data === '[DONE]') return;
-          if (JSON.parse(ev.data).choices?.[0]?.delta?.content) n++;
-        },
-      });
+      const counter = contentCounter();
       res.setEncoding('utf8');
-      res.on('data', (text: string) => parser.feed(text));
-      res.on('end', () => resolve(n));
+      res.on('data', counter.feed);
+      res.on('end', () => resolve(counter.count()));
       res.on('error', reject);
     });
     req.on('error', reject);
