@@ -258,6 +258,19 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     expect(stage.status).toBe('cancelled');
   });
 
+  it("derives the project's status at a run's ending as everywhere: a last stage whose saved output is JSON null is not done", async () => {
+    for (const [exportOutput, status] of [['{"video_url": "/media/final.mp4"}', 'completed'], ['null', 'draft']] as const) {
+      const projectId = await newProject();
+      // Every stage has a result; the export's is the one given.
+      await studio.database.db.execute(
+        sql`update project_stages set status = 'completed', output = case when stage_type = 'export' then ${exportOutput}::jsonb else '{"done": true}'::jsonb end where project_id = ${projectId}`,
+      );
+      const run = await startRun(projectId, 'slow');
+      await admin.post(`/api/v1/runs/${run.id}/cancel/`);
+      expect((await admin.get(`/api/v1/projects/${projectId}/`)).body.status, exportOutput).toBe(status);
+    }
+  });
+
   it('answers a second start of the same stage with 409 and the active run id', async () => {
     const projectId = await newProject();
     const run = await startRun(projectId, 'slow');
@@ -488,6 +501,11 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
       // After the lock, the run, its stage and the stages (read after the stage's update) leave together, in the lock order.
       const finishing = finish.map((sql) => sql.match(/^(select|update)\b.*?"(stage_runs|project_stages|projects)"/)?.slice(1).join(' ')).filter(Boolean);
       expect(finishing.slice(finishing.indexOf('update stage_runs'), finishing.indexOf('update stage_runs') + 3)).toEqual(['update stage_runs', 'update project_stages', 'select project_stages']);
+      // What the stages are read back for, their status and what is out of date, needs no output of theirs:
+      // only whether there is one (a finished project's outputs are tens of kilobytes, fetched and parsed for nothing).
+      const readBack = finish.find((sql) => /^select\b.* from "project_stages"/.test(sql))!;
+      expect(readBack).toMatch(/ from "project_stages"/);
+      expect(readBack).not.toMatch(/(select |, )"output"(,| from)/);
     } finally {
       stop();
     }

@@ -54,7 +54,7 @@ export class ProjectRepository {
       search ? ilike(projects.name, containing(search)) : undefined,
     );
     // The same rules as isDone and stale_stages in the service: skipped or out-of-date stages are not done.
-    const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and s.status = 'completed' and s.output is not null and not s.stale and jsonb_array_length(s.stale_shot_ids) = 0)`;
+    const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and s.status = 'completed' and s.output <> 'null'::jsonb and not s.stale and jsonb_array_length(s.stale_shot_ids) = 0)`;
     const stale = sql<StageKey[]>`(select coalesce(json_agg(s.stage_type order by s.position), '[]'::json) from ${projectStages} s where s.project_id = ${projects.id} and (s.stale or jsonb_array_length(s.stale_shot_ids) > 0))`;
     const [rows, [{ n }]] = await Promise.all([
       this.db

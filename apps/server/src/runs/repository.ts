@@ -20,6 +20,23 @@ type StartValues = Required<Pick<typeof stageRuns.$inferInsert, Exclude<(typeof 
 const value = sql.placeholder;
 
 /**
+ * What an ending reads back of each stage: its state, and of its output only whether there is one (the
+ * status rule's `output != null`, JSON null included). The outputs themselves, a finished project's
+ * storyboard, narration and clips, are tens of kilobytes that every run's ending would fetch and parse
+ * for nothing.
+ */
+const STAGE_STATE = {
+  id: projectStages.id,
+  stageType: projectStages.stageType,
+  position: projectStages.position,
+  status: projectStages.status,
+  stale: projectStages.stale,
+  staleShotIds: projectStages.staleShotIds,
+  output: sql<true | null>`case when ${projectStages.output} <> 'null'::jsonb then true end`.as('has_output'),
+};
+type StageState = Pick<StageRow, 'id' | 'stageType' | 'position' | 'status' | 'stale' | 'staleShotIds'> & { output: true | null };
+
+/**
  * The statements every run's start and ending make, built once (db/fixed-statement.ts) and run on the
  * transaction's connection: drizzle would build each anew, at more CPU than the database spends on it.
  */
@@ -50,7 +67,7 @@ const lifecycle = {
       .for('no key update'),
   ),
   stagesOf: fixedStatement('project_stages_in_order', (db) =>
-    db.select().from(projectStages).where(eq(projectStages.projectId, value('projectId'))).orderBy(projectStages.position),
+    db.select(STAGE_STATE).from(projectStages).where(eq(projectStages.projectId, value('projectId'))).orderBy(projectStages.position),
   ),
   projectStatus: fixedStatement('project_status', (db) =>
     db
@@ -410,10 +427,10 @@ function lockingProject(tx: Db, projectId: string): Promise<ProjectState | undef
   return locked;
 }
 
-const stagesOf = (tx: Db, projectId: string): Promise<StageRow[]> => lifecycle.stagesOf(tx, { projectId });
+const stagesOf = (tx: Db, projectId: string): Promise<StageState[]> => lifecycle.stagesOf(tx, { projectId });
 
 /** The project's status re-derived from its stages (DESIGN §1), written only when it changed. */
-function settleStatus(tx: Db, project: ProjectState, stages: StageRow[]): Promise<unknown> {
+function settleStatus(tx: Db, project: ProjectState, stages: StageState[]): Promise<unknown> {
   const status = deriveStatus(stages, project.pipelineState);
   return status !== project.status ? lifecycle.projectStatus(tx, { projectId: project.id, status, now: new Date() }) : Promise.resolve();
 }
@@ -424,7 +441,7 @@ function settleStatus(tx: Db, project: ProjectState, stages: StageRow[]): Promis
  * depend on it per shot get those shots in `stale_shot_ids` and redo only them; otherwise every
  * completed stage after it becomes stale.
  */
-async function markLaterOutOfDate(tx: Db, stages: StageRow[], stage: StageKey, changedShotIds: Set<string>) {
+async function markLaterOutOfDate(tx: Db, stages: StageState[], stage: StageKey, changedShotIds: Set<string>) {
   const position = stages.find((s) => s.stageType === stage)!.position;
   const perShot = PER_SHOT_DEPENDENTS[stage] ?? [];
   const wholeStale: string[] = [];
