@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { STAGE_KEYS } from '@ai-story/contracts';
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ProjectRepository } from '../src/projects/repository.ts';
 import { ProviderRepository } from '../src/providers/repository.ts';
 import { RunRepository } from '../src/runs/repository.ts';
 import { Client, createUser, endedRun, expectedRewrite, setupAdmin, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
@@ -509,6 +511,19 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     } finally {
       stop();
     }
+  });
+
+  it("fetches at a start only the outputs its stage reads, and a stage reading another's is told so at once", async () => {
+    const projectId = await newProject();
+    await studio.database.db.execute(sql`update project_stages set output = jsonb_build_object('of', stage_type) where project_id = ${projectId}`);
+    const [{ owner_id: ownerId }] = (await studio.database.db.execute(sql`select owner_id from projects where id = ${projectId}`)) as unknown as { owner_id: string }[];
+    const found = await new ProjectRepository(studio.database.db).findForRun(projectId, ownerId, 'storyboard', ['rewrite']);
+    expect(found?.project.id).toBe(projectId);
+    expect(found!.stages.map((s) => s.stageType)).toEqual([...STAGE_KEYS]);
+    const of = (stage: string) => found!.stages.find((s) => s.stageType === stage)!;
+    expect(of('rewrite').output).toEqual({ of: 'rewrite' });
+    expect(of('camera').status).toBe('pending');
+    expect(() => of('camera').output).toThrow("The storyboard stage reads the camera stage's output: add 'camera' to its `reads`");
   });
 
   it("looks up a stage's active run through its partial index, also in the plan the database caches", async () => {

@@ -1,8 +1,10 @@
 import { STAGE_KEYS, type StageKey } from '@ai-story/contracts';
-import { and, count, desc, eq, ilike, inArray, or, sql } from 'drizzle-orm';
+import { and, count, desc, eq, getTableColumns, ilike, inArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { isActiveRun, projectMembers, projectStages, projects, stageRuns, users, type StageRow } from '../db/schema.ts';
 import { containing } from '../db/like.ts';
+
+const { output: _output, ...stageColumns } = getTableColumns(projectStages);
 
 /**
  * Reads every run start and every event stream makes, built once: drizzle's query building is a good
@@ -15,13 +17,21 @@ const hotQueries = (db: Db) => ({
     .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
     .where(eq(projects.id, sql.placeholder('projectId')))
     .prepare('project_with_role'),
+  // The project, the user's membership and the active run ride on the first stage's row only (every
+  // project has all its stages from its creation on), and a stage's output comes only when it is read.
   forRun: db
-    .select({ project: projects, role: projectMembers.role, stage: projectStages, activeRunId: stageRuns.id })
-    .from(projects)
+    .select({
+      stage: stageColumns,
+      output: sql`case when ${projectStages.stageType} = any(${sql.placeholder('reads')}::text[]) then ${projectStages.output} end`.mapWith(projectStages.output),
+      project: projects,
+      role: projectMembers.role,
+      activeRunId: stageRuns.id,
+    })
+    .from(projectStages)
+    .leftJoin(projects, and(eq(projects.id, projectStages.projectId), eq(projectStages.position, 0)))
     .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
-    .leftJoin(projectStages, eq(projectStages.projectId, projects.id))
     .leftJoin(stageRuns, and(eq(stageRuns.projectId, projects.id), eq(stageRuns.stage, sql.placeholder('stage')), isActiveRun))
-    .where(eq(projects.id, sql.placeholder('projectId')))
+    .where(eq(projectStages.projectId, sql.placeholder('projectId')))
     .orderBy(projectStages.position)
     .prepare('project_for_run'),
   byId: db.select().from(projects).where(eq(projects.id, sql.placeholder('id'))).prepare('project_by_id'),
@@ -76,14 +86,16 @@ export class ProjectRepository {
   }
 
   /**
-   * What a run start needs, in one query: the project with the user's membership, its stages in order,
-   * and the id of the stage's active run if there is one (a partial unique index allows at most one).
+   * What a run start needs, in one query: the project with the user's membership, its stages in order
+   * with the outputs of those in `reads` (the stage's own `reads`), and the id of the stage's active run
+   * if there is one (a partial unique index allows at most one).
    */
-  async findForRun(projectId: string, userId: string, stage: StageKey) {
-    const rows = await this.hot.forRun.execute({ projectId, userId, stage });
-    if (!rows.length) return undefined;
-    const { project, role, activeRunId } = rows[0];
-    return { project, role, activeRunId, stages: rows.flatMap((r) => (r.stage ? [r.stage] : [])) };
+  async findForRun(projectId: string, userId: string, stage: StageKey, reads: readonly StageKey[]) {
+    const rows = await this.hot.forRun.execute({ projectId, userId, stage, reads });
+    const first = rows[0];
+    if (!first?.project) return undefined;
+    const stages = rows.map(({ stage: row, output }) => (reads.includes(row.stageType as StageKey) ? Object.assign(row, { output }) : unread(row, stage)));
+    return { project: first.project, role: first.role, activeRunId: first.activeRunId, stages };
   }
 
   findById = async (id: string) => (await this.hot.byId.execute({ id }))[0];
@@ -136,4 +148,16 @@ export class ProjectRepository {
 
   findUser = async (by: { id?: string; email?: string }) =>
     (await this.db.select().from(users).where(by.id ? eq(users.id, by.id) : eq(users.email, by.email!.toLowerCase())))[0];
+}
+
+/** Who read a stage row without its output (see `unread`). */
+const READER = Symbol('reader');
+
+/** A stage row without its output, which `reader` did not declare it reads: reading it anyway is a bug, said at once. */
+function unread(row: Omit<StageRow, 'output'>, reader: StageKey): StageRow {
+  return Object.defineProperties(row, { [READER]: { value: reader }, output: { get: outputNotRead } }) as StageRow;
+}
+
+function outputNotRead(this: StageRow & { [READER]: StageKey }): never {
+  throw new Error(`The ${this[READER]} stage reads the ${this.stageType} stage's output: add '${this.stageType}' to its \`reads\``);
 }

@@ -86,9 +86,9 @@ export class ProjectService {
     return checkAccess(user, await this.repo.findWithRole(projectId, user.id), need);
   }
 
-  /** Access to start a run of `stage`, with the project's stages and the stage's active run, in one read. */
-  async accessForRun(user: AuthUser, projectId: string, stage: StageKey) {
-    const row = await this.repo.findForRun(projectId, user.id, stage);
+  /** Access to start a run of `stage`, with the project's stages (the outputs of `reads` only) and the stage's active run, in one read. */
+  async accessForRun(user: AuthUser, projectId: string, stage: StageKey, reads: readonly StageKey[] = []) {
+    const row = await this.repo.findForRun(projectId, user.id, stage, reads);
     return { ...checkAccess(user, row, 'edit'), stages: row!.stages, activeRunId: row!.activeRunId };
   }
 

@@ -20,10 +20,10 @@ type StartValues = Required<Pick<typeof stageRuns.$inferInsert, Exclude<(typeof 
 const value = sql.placeholder;
 
 /**
- * What an ending reads back of each stage: its state, and of its output only whether there is one (the
- * status rule's `output != null`, JSON null included). The outputs themselves, a finished project's
- * storyboard, narration and clips, are tens of kilobytes that every run's ending would fetch and parse
- * for nothing.
+ * What an ending reads back of each stage: its state, and of its output only whether there is one
+ * (`output` is true or null: the status rule's `output != null`, JSON null included). The outputs
+ * themselves, a finished project's storyboard, narration and clips, are tens of kilobytes that every
+ * run's ending would fetch and parse for nothing.
  */
 const STAGE_STATE = {
   id: projectStages.id,

@@ -99,12 +99,12 @@ export class RunService {
   /** Starts a run and answers its saved row (a start that streams its events at once needs no read of it). */
   async startRow(user: AuthUser, projectId: string, stage: StageKey, body: { input: Record<string, unknown>; provider_id?: string }): Promise<RunRow> {
     const checked = { userId: user.id, accessVersion: this.d.projects.accessVersion, at: Date.now() }; // before the read it vouches for
-    // Access, the stages and the active-run check in one read; the shots beside it (used only once access is granted).
+    const definition = this.stages[stage];
+    // Access, the stages (with the outputs the stage reads) and the active-run check in one read; the shots beside it (used only once access is granted).
     const [{ project, stages, activeRunId }, shots] = await Promise.all([
-      this.d.projects.accessForRun(user, projectId, stage),
+      this.d.projects.accessForRun(user, projectId, stage, definition?.reads),
       readsShots(stage) ? this.d.storyboards.shots(projectId) : [],
     ]);
-    const definition = this.stages[stage];
     if (!definition) {
       throw new AppError(400, 'validation_error', `The ${stage} stage is not available yet`, { fields: { stage: 'Not available yet' } });
     }

@@ -60,6 +60,12 @@ interface StageBase<Input, Output> {
   defaultInput(ctx: StageContext): Record<string, unknown>;
   /** Stages whose output this one cannot do without: when the pipeline finds one skipped, it skips this one too. */
   needs?: StageKey[];
+  /**
+   * The stages whose saved output this one reads from `ctx.stages` (its own included, when it builds on
+   * it). A run's start fetches only these: a finished project's outputs are tens of kilobytes, and
+   * reading one not listed here throws.
+   */
+  reads?: readonly StageKey[];
   /** Checks the input against the project (throws StageInputError). */
   validate?(input: Input, ctx: StageContext): void;
   /**

@@ -53,6 +53,7 @@ export const exportStage: MediaStageDefinition<ExportInput, ExportSegmentItem, E
   kind: 'media',
   key: 'export',
   input: ExportInput,
+  reads: ['image', 'camera', 'narration', 'video'],
   defaultInput: () => ({}),
   settings: ExportSettings,
   providerType: null,

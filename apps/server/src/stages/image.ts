@@ -190,6 +190,7 @@ export const imageStage: MediaStageDefinition<ImageInput, ImageItem, ImageOutput
   kind: 'media',
   key: 'image',
   input: ImageInput,
+  reads: ['image'],
   settings: ImageSettings,
   shotSettings: ImageShotSettings,
   providerType: 'text2image',

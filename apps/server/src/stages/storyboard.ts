@@ -71,6 +71,7 @@ export const storyboardStage: LlmStageDefinition<StoryboardInput, { shots: Shot[
   kind: 'llm',
   key: 'storyboard',
   input: StoryboardInput,
+  reads: ['rewrite'],
   defaultInput: ({ project, stages }) => {
     const rewrite = stages.find((s) => s.stageType === 'rewrite')?.output as RewriteOutput | null | undefined;
     return { text: rewrite?.rewritten_text || project.originalTopic };

@@ -272,6 +272,7 @@ export const videoStage: MediaStageDefinition<VideoInput, Clip, VideoOutput> = {
   input: VideoInput,
   defaultInput: () => ({}),
   needs: ['image'],
+  reads: ['image', 'camera', 'video'],
   settings: VideoSettings,
   shotSettings: VideoShotSettings,
   providerType: 'image2video',
