@@ -21,6 +21,8 @@
  * BENCH_TOKENS=<n> sets the stream length (e.g. 3: what run starts and finishes cost, almost alone);
  * BENCH_RAMP_MS=<ms> spreads a level's starts over that long instead of one second (the start rate
  * a level's latencies depend on: 200 streams over 4 s is 50 starts a second);
+ * BENCH_PROJECT_KB=<n> gives every project a finished story's weight, each stage's output about n KB
+ * (PostgreSQL only; the projects are otherwise new and empty, the cheapest a start and an ending get);
  * BENCH_STUDIO_FLAGS="<node flags>" starts the studio with them (e.g. a V8 heap setting to try);
  * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say);
  * BENCH_DATABASE_URL=<server url> is the PostgreSQL server the studios get their databases on
@@ -49,6 +51,7 @@ const TTFT_MS = 200;
 const MODEL = `fake-model?ttft=${TTFT_MS}&tps=50&tokens=${TOKENS}&quirk=stamp`;
 const LONG_MODEL = 'fake-model?ttft=20&tps=200&tokens=2000';
 const RAMP_MS = Number(process.env.BENCH_RAMP_MS ?? 1000);
+const PROJECT_WEIGHT_KB = Number(process.env.BENCH_PROJECT_KB ?? 0);
 
 export type DbKind = 'postgres' | 'pglite';
 /** A column of the table: the studio on one database, or the bare relay (bench/bare-relay.ts). */
@@ -396,7 +399,26 @@ export async function startStudio({
     const batch = await Promise.all(Array.from({ length: Math.min(50, projectCount - i) }, (_, j) => api('POST', '/api/v1/projects/', { name: `bench ${i + j}` })));
     projects.push(...batch.map((p) => p.id));
   }
+  if (PROJECT_WEIGHT_KB) {
+    if (!pg) throw new Error('BENCH_PROJECT_KB needs the PostgreSQL studio: the bench writes the weight straight into its database');
+    await weighProjects(pg.url, PROJECT_WEIGHT_KB);
+  }
   return { db, label, base, token, pid: child.pid!, providerId: provider.id, projects };
+}
+
+/**
+ * Gives every project the weight of a finished story (BENCH_PROJECT_KB): each stage after the
+ * rewrite an output of about `kb` KB (shots of Chinese text, as a storyboard's), and a 4 KB original
+ * text. What a start or an ending reads of a project is then what it would read of a user's.
+ */
+async function weighProjects(url: string, kb: number) {
+  const { postgresClient } = await import('../apps/server/src/db/client.ts');
+  const client = postgresClient(url, { max: 1 });
+  const shot = (i: number) => ({ id: `shot-${i}`, description: '一个女孩站在雨夜的街头，望着远处的灯光。'.repeat(3), prompt: 'a girl standing in the rain at night, neon lights, cinematic', duration_s: 3.5, order: i });
+  const shots = Array.from({ length: Math.max(1, Math.round(kb / 0.3)) }, (_, i) => shot(i));
+  await client`update project_stages set output = ${client.json({ shots })} where stage_type <> 'rewrite'`;
+  await client`update projects set original_topic = ${'从前有一座山，山里有一座庙，庙里有个老和尚在讲故事。'.repeat(50)}`;
+  await client.end();
 }
 
 interface Phase {

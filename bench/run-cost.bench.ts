@@ -11,7 +11,8 @@
  *
  * BENCH_BASELINE_ROOT=<checkout> measures that checkout's studio too, round by round in turn with this
  * one (run `npm ci` there first): the two columns of one run are what a change is judged by.
- * BENCH_DATABASE_URL and BENCH_BASELINE_DATABASE_URL as in relay.bench.ts.
+ * BENCH_DATABASE_URL, BENCH_BASELINE_DATABASE_URL and BENCH_PROJECT_KB (projects with a finished
+ * story's weight, what a user's start and ending read) as in relay.bench.ts.
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`bench/profile-top.ts --by-package`).
  * Each round also measures bench/bare-relay.ts, the same two requests and upstream call with nothing
  * behind them: what a run costs any Node relay here, against what the studio adds.
