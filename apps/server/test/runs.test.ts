@@ -9,7 +9,7 @@ import { ProjectRepository } from '../src/projects/repository.ts';
 import { ProviderRepository } from '../src/providers/repository.ts';
 import { RunRepository } from '../src/runs/repository.ts';
 import { Client, createUser, endedRun, expectedRewrite, setupAdmin, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
-import { follow, rebuild, terminal } from './sse-client.ts';
+import { follow, followOpened, rebuild, terminal } from './sse-client.ts';
 
 type Fake = Awaited<ReturnType<typeof startFakeLlm>>;
 
@@ -511,6 +511,26 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     } finally {
       stop();
     }
+  });
+
+  it("tells a project's followers of a run's start and ending without reading any stage's output", async () => {
+    const projectId = await newProject();
+    await studio.database.db.execute(sql`update project_stages set output = '{"shots": []}'::jsonb, status = 'completed' where project_id = ${projectId} and stage_type = 'storyboard'`);
+    const updates = <E extends { data: { type: string } }>(ev: E[]) => ev.filter((e) => e.data.type === 'project_update');
+    // The update a follower opens with, then the start's and the ending's.
+    const { opened, result } = followOpened(`${studio.url}/api/v1/projects/${projectId}/events`, { cookie: admin.cookie, stopWhen: (ev) => updates(ev).length >= 3 });
+    await opened;
+    const sent = await statementsDuring(async () => waitFinished((await startRun(projectId, 'fast')).id));
+    const told = updates((await result).events).map((e) => e.data as { status: string; stages: { stage_type: string; status: string; stale: boolean }[] });
+    expect(told.at(-1)!.status).toBe('draft');
+    expect(told.at(-1)!.stages.slice(0, 2)).toMatchObject([
+      { stage_type: 'rewrite', status: 'completed', stale: false },
+      { stage_type: 'storyboard', status: 'completed', stale: true },
+    ]);
+    expect(told.at(-2)!.status).toBe('processing');
+    // The start fetches the outputs its stage reads (a rewrite's: none), named as such; nothing selects one whole.
+    const outputsRead = sent.filter((q) => /^select\b/.test(q) && /(select |, )"output"(,| from)/.test(q));
+    expect(outputsRead, outputsRead.join('\n')).toEqual([]);
   });
 
   it("fetches at a start only the outputs its stage reads, and a stage reading another's is told so at once", async () => {

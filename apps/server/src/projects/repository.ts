@@ -35,6 +35,24 @@ const hotQueries = (db: Db) => ({
     .orderBy(projectStages.position)
     .prepare('project_for_run'),
   byId: db.select().from(projects).where(eq(projects.id, sql.placeholder('id'))).prepare('project_by_id'),
+  statusOf: db
+    .select({
+      status: projects.status,
+      pipelineState: projects.pipelineState,
+      stage: {
+        stageType: projectStages.stageType,
+        status: projectStages.status,
+        stale: projectStages.stale,
+        staleShotIds: projectStages.staleShotIds,
+        statusReason: projectStages.statusReason,
+        currentRunId: projectStages.currentRunId,
+      },
+    })
+    .from(projects)
+    .innerJoin(projectStages, eq(projectStages.projectId, projects.id))
+    .where(eq(projects.id, sql.placeholder('projectId')))
+    .orderBy(projectStages.position)
+    .prepare('project_status_of'),
 });
 
 export class ProjectRepository {
@@ -99,6 +117,17 @@ export class ProjectRepository {
   }
 
   findById = async (id: string) => (await this.hot.byId.execute({ id }))[0];
+
+  /**
+   * The project's status and its stages' states in order, without their outputs (a finished project's
+   * are tens of kilobytes): what every run's start and ending tells the project's followers. Undefined
+   * when the project is gone.
+   */
+  async statusOf(projectId: string) {
+    const rows = await this.hot.statusOf.execute({ projectId });
+    if (!rows.length) return undefined;
+    return { status: rows[0].status, pipelineState: rows[0].pipelineState, stages: rows.map((r) => r.stage) };
+  }
 
   update = async (id: string, values: Partial<typeof projects.$inferInsert>) =>
     (await this.db.update(projects).set({ ...values, updatedAt: new Date() }).where(eq(projects.id, id)).returning())[0];

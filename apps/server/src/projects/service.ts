@@ -268,17 +268,25 @@ export const mediaSettingsOf = (row: ProjectRow): MediaSettings => ({
 
 const progressOf = (done: number) => Math.round((done / STAGE_KEYS.length) * 100) / 100;
 
+/** A stage's state, what a project_update carries of it. */
+export const toStageState = (row: Pick<StageRow, 'stageType' | 'status' | 'stale' | 'staleShotIds' | 'statusReason' | 'currentRunId'>) => {
+  const reason = reasonCode(row.statusReason);
+  return {
+    stage_type: row.stageType as StageKey,
+    status: row.status as ProjectStage['status'],
+    stale: row.stale,
+    stale_shot_ids: row.staleShotIds ?? [],
+    status_reason: row.statusReason,
+    status_reason_code: reason.code,
+    status_reason_params: reason.params,
+    current_run_id: row.currentRunId,
+  };
+};
+
 export const toStage = (row: StageRow): ProjectStage => ({
   id: row.id,
-  stage_type: row.stageType as StageKey,
-  status: row.status as ProjectStage['status'],
-  stale: row.stale,
-  stale_shot_ids: row.staleShotIds ?? [],
-  status_reason: row.statusReason,
-  status_reason_code: reasonCode(row.statusReason).code,
-  status_reason_params: reasonCode(row.statusReason).params,
+  ...toStageState(row),
   output: row.output ?? null,
-  current_run_id: row.currentRunId,
   updated_at: row.updatedAt.toISOString(),
 });
 

@@ -5,7 +5,7 @@ import type { StageKey } from '@ai-story/contracts';
 import type { RunRow } from '../db/schema.ts';
 import type { ProjectRepository } from '../projects/repository.ts';
 import { unauthenticated } from '../errors.ts';
-import { toStage, type ProjectService } from '../projects/service.ts';
+import { toStageState, type ProjectService } from '../projects/service.ts';
 import type { EventLog, LoggedEvent } from './event-log.ts';
 import type { RunRepository } from './repository.ts';
 import { KEEP_IN_MEMORY_MS, projectKey, runKey } from './publisher.ts';
@@ -213,7 +213,8 @@ export class RunStreams {
     });
     // Project updates are only published while someone listens, so every (re)connection starts
     // with the current state, appended to the log so its id is in order for everyone.
-    this.d.projectLog.append(key, JSON.stringify(await this.projectUpdate(projectId)));
+    const update = await this.projectUpdate(projectId);
+    if (update) this.d.projectLog.append(key, update);
   }
 
   /**
@@ -239,18 +240,11 @@ export class RunStreams {
     sse.onClose(stop);
   }
 
+  /** The project's state as its followers are told it, in one read; null when the project is gone. */
   private async projectUpdate(projectId: string) {
-    const project = await this.d.projectRepo.findById(projectId);
-    const stages = await this.d.projectRepo.stages(projectId);
-    return {
-      type: 'project_update',
-      project_id: projectId,
-      status: project?.status ?? 'draft',
-      pipeline_state: project?.pipelineState ?? 'idle',
-      stages: stages
-        .map(toStage)
-        .map((s) => ({ stage_type: s.stage_type, status: s.status, stale: s.stale, stale_shot_ids: s.stale_shot_ids, current_run_id: s.current_run_id, status_reason: s.status_reason, status_reason_code: s.status_reason_code, status_reason_params: s.status_reason_params })),
-    };
+    const now = await this.d.projectRepo.statusOf(projectId);
+    if (!now) return null;
+    return JSON.stringify({ type: 'project_update', project_id: projectId, status: now.status, pipeline_state: now.pipelineState, stages: now.stages.map(toStageState) });
   }
 
   private async publishProjectUpdate(projectId: string) {
@@ -258,8 +252,8 @@ export class RunStreams {
     // Shared logs: the followers may be on another instance.
     if (this.d.projectLog.subscriberCount(key) === 0 && !(this.d.projectLog.followedAnywhere && (await this.d.projectLog.followedAnywhere(key)))) return;
     try {
-      if (!(await this.d.projectRepo.findById(projectId))) return;
-      this.d.projectLog.append(key, JSON.stringify(await this.projectUpdate(projectId)));
+      const update = await this.projectUpdate(projectId);
+      if (update) this.d.projectLog.append(key, update);
     } catch {
       // The project may be deleted mid-way; nothing to publish then.
     }
