@@ -17,6 +17,12 @@ const hotQueries = (db: Db) => ({
     .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
     .where(eq(projects.id, sql.placeholder('projectId')))
     .prepare('project_with_role'),
+  ownerAndRole: db
+    .select({ ownerId: projects.ownerId, role: projectMembers.role })
+    .from(projects)
+    .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
+    .where(eq(projects.id, sql.placeholder('projectId')))
+    .prepare('project_owner_and_role'),
   // The project, the user's membership and the active run ride on the first stage's row only (every
   // project has all its stages from its creation on), and a stage's output comes only when it is read.
   forRun: db
@@ -100,6 +106,12 @@ export class ProjectRepository {
 
   async findWithRole(projectId: string, userId: string) {
     const [row] = await this.hot.withRole.execute({ projectId, userId });
+    return row;
+  }
+
+  /** Who owns the project and the user's membership in it, nothing else: what every open stream re-checks at each change. */
+  async ownerAndRole(projectId: string, userId: string) {
+    const [row] = await this.hot.ownerAndRole.execute({ projectId, userId });
     return row;
   }
 

@@ -94,9 +94,9 @@ export class ProjectService {
 
   /** Current role of a user on a project, or null when they have none (used to end revoked streams). */
   async roleOf(userId: string, projectId: string): Promise<AccessRole | null> {
-    const row = await this.repo.findWithRole(projectId, userId);
+    const row = await this.repo.ownerAndRole(projectId, userId);
     if (!row) return null;
-    return row.project.ownerId === userId ? 'owner' : (row.role ?? null);
+    return row.ownerId === userId ? 'owner' : (row.role ?? null);
   }
 
   async create(user: AuthUser, input: { name: string; original_topic: string; description: string; style: string }) {
