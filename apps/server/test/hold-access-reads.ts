@@ -2,19 +2,19 @@ import { vi } from 'vitest';
 import { ProjectRepository } from '../src/projects/repository.ts';
 
 /**
- * The next `count` project access reads (ProjectRepository.findWithRole) answer, then wait until
- * `release()`: a change made meanwhile lands between a stream's access read and its opening. `read`
- * resolves once they have all answered; later reads pass straight through.
+ * The next `count` access reads of project streams (ProjectRepository.ownerAndRole) answer, then wait
+ * until `release()`: a change made meanwhile lands between a stream's access read and its opening.
+ * `read` resolves once they have all answered; later reads pass straight through.
  */
 export function holdAccessReads(count = 1) {
-  const findWithRole = ProjectRepository.prototype.findWithRole;
+  const ownerAndRole = ProjectRepository.prototype.ownerAndRole;
   let reads = 0;
   let allRead!: () => void;
   const read = new Promise<void>((resolve) => (allRead = resolve));
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
-  const spy = vi.spyOn(ProjectRepository.prototype, 'findWithRole').mockImplementation(async function (this: ProjectRepository, projectId, userId) {
-    const row = await findWithRole.call(this, projectId, userId);
+  const spy = vi.spyOn(ProjectRepository.prototype, 'ownerAndRole').mockImplementation(async function (this: ProjectRepository, projectId, userId) {
+    const row = await ownerAndRole.call(this, projectId, userId);
     if (++reads > count) return row;
     if (reads === count) allRead();
     await held;

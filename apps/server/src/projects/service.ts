@@ -86,6 +86,11 @@ export class ProjectService {
     return checkAccess(user, await this.repo.findWithRole(projectId, user.id), need);
   }
 
+  /** `access` for a caller that needs no more than the verdict: the project itself is not read. */
+  async allows(user: AuthUser, projectId: string, need: Need): Promise<AccessRole> {
+    return allowedRole(user, await this.repo.ownerAndRole(projectId, user.id), need);
+  }
+
   /** Access to start a run of `stage`, with the project's stages (the outputs of `reads` only) and the stage's active run, in one read. */
   async accessForRun(user: AuthUser, projectId: string, stage: StageKey, reads: readonly StageKey[] = []) {
     const row = await this.repo.findForRun(projectId, user.id, stage, reads);
@@ -233,10 +238,15 @@ export class ProjectService {
 /** The user's access to a project read with their membership (`role`), or 404/403 as the user may know. */
 export function checkAccess(user: AuthUser, row: { project: ProjectRow; role: 'viewer' | 'editor' | null } | undefined, need: Need): Access {
   if (!row) throw notFound('Project');
-  const role: AccessRole | undefined = row.project.ownerId === user.id ? 'owner' : (row.role ?? undefined);
+  return { project: row.project, role: allowedRole(user, { ownerId: row.project.ownerId, role: row.role }, need) };
+}
+
+/** The user's role on a project (its owner, and their membership if any) if it allows `need`; else the 404 or 403 to answer. */
+function allowedRole(user: AuthUser, row: { ownerId: string; role: 'viewer' | 'editor' | null } | undefined, need: Need): AccessRole {
+  const role: AccessRole | undefined = !row ? undefined : row.ownerId === user.id ? 'owner' : (row.role ?? undefined);
   if (!role) throw notFound('Project');
   if (RANK[role] < NEED[need]) throw forbidden(role === 'viewer' ? 'You can view this project but not change it' : 'Only the owner can do this');
-  return { project: row.project, role };
+  return role;
 }
 
 type StatusFields = Pick<StageRow, 'status' | 'stale' | 'staleShotIds' | 'output'>;

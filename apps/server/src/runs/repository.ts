@@ -140,6 +140,8 @@ const lifecycle = {
 /** Built once: drizzle's query building costs more than these lookups, which every event stream makes. */
 const hotQueries = (db: Db) => ({
   byId: db.select().from(stageRuns).where(eq(stageRuns.id, value('id'))).prepare('run_by_id'),
+  /** Every project stream opens with it (its runs in progress). */
+  activeOfProject: db.select().from(stageRuns).where(and(eq(stageRuns.projectId, value('projectId')), isActiveRun)).prepare('runs_active_of_project'),
   withAccess: db
     .select({ run: stageRuns, project: projects, role: projectMembers.role })
     .from(stageRuns)
@@ -218,7 +220,7 @@ export class RunRepository {
   findWithAccess = async (id: string, userId: string) => (await this.hot.withAccess.execute({ id, userId }))[0];
   findActive = async (projectId: string, stage: StageKey) =>
     (await this.db.select().from(stageRuns).where(and(eq(stageRuns.projectId, projectId), eq(stageRuns.stage, stage), isActiveRun)))[0];
-  activeOfProject = (projectId: string) => this.db.select().from(stageRuns).where(and(eq(stageRuns.projectId, projectId), isActiveRun));
+  activeOfProject = (projectId: string) => this.hot.activeOfProject.execute({ projectId });
 
   update = async (id: string, values: Partial<typeof stageRuns.$inferInsert>) => {
     await this.db.update(stageRuns).set(values).where(eq(stageRuns.id, id));

@@ -282,7 +282,7 @@ export class RunService {
   }
 
   async history(user: AuthUser, projectId: string, stage: StageKey, page: number, pageSize: number) {
-    await this.d.projects.access(user, projectId, 'view');
+    await this.d.projects.allows(user, projectId, 'view');
     const { count, rows } = await this.d.repo.history(projectId, stage, page, pageSize);
     return { count, results: rows.map((r) => this.withLiveText(r)) };
   }
@@ -296,7 +296,7 @@ export class RunService {
 
   /** Saves a hand edit of a stage's output as a new version in the history. */
   async editOutput(user: AuthUser, projectId: string, stage: StageKey, edit: Record<string, unknown>): Promise<Run> {
-    await this.d.projects.access(user, projectId, 'edit');
+    await this.d.projects.allows(user, projectId, 'edit');
     const definition = this.stages[stage];
     if (!definition) throw new AppError(400, 'validation_error', `The ${stage} stage cannot be edited yet`, { fields: { stage: 'Not available yet' } });
     if (!definition.editOutput) throw new AppError(400, 'validation_error', `Editing ${stage} goes through its own endpoints`, { fields: { stage: 'Use the stage endpoints' } });

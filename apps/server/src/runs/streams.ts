@@ -169,7 +169,7 @@ export class RunStreams {
    */
   async followProject(user: AuthUser, projectId: string, req: FastifyRequest, reply: FastifyReply, opts: { tokens: boolean } = { tokens: true }) {
     const accessSeen = this.d.projects.accessVersion;
-    await this.d.projects.access(user, projectId, 'view');
+    await this.d.projects.allows(user, projectId, 'view');
     const key = projectKey(projectId);
     const after = lastEventId(req);
     const active = await this.d.repo.activeOfProject(projectId);
@@ -179,7 +179,7 @@ export class RunStreams {
       // since what follows must not wait).
       for (const run of active) if (textInProjectLog(this.d.projectLog.retained?.(key) ?? [], run.id) === null) await this.d.runLog.attach?.(runKey(run.id), true);
     }
-    await this.stillAllowed(user, req, accessSeen, () => this.d.projects.access(user, projectId, 'view'));
+    await this.stillAllowed(user, req, accessSeen, () => this.d.projects.allows(user, projectId, 'view'));
     // From here on everything is synchronous until subscribed, so no event can fall between replay and tail.
     // An id past the log's tip is not one of its own (the log was dropped when idle, or the server
     // restarted): like one from too far back, the client catches up from scratch.
