@@ -23,6 +23,8 @@
  * a level's latencies depend on: 200 streams over 4 s is 50 starts a second);
  * BENCH_PROJECT_KB=<n> gives every project a finished story's weight, each stage's output about n KB
  * (PostgreSQL only; the projects are otherwise new and empty, the cheapest a start and an ending get);
+ * BENCH_PAGES=1 keeps each stream's project page open around its run, as the web app does (the
+ * project's stream, which every start and ending updates);
  * BENCH_STUDIO_FLAGS="<node flags>" starts the studio with them (e.g. a V8 heap setting to try);
  * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say);
  * BENCH_DATABASE_URL=<server url> is the PostgreSQL server the studios get their databases on
@@ -52,6 +54,7 @@ const MODEL = `fake-model?ttft=${TTFT_MS}&tps=50&tokens=${TOKENS}&quirk=stamp`;
 const LONG_MODEL = 'fake-model?ttft=20&tps=200&tokens=2000';
 const RAMP_MS = Number(process.env.BENCH_RAMP_MS ?? 1000);
 const PROJECT_WEIGHT_KB = Number(process.env.BENCH_PROJECT_KB ?? 0);
+const PAGES = process.env.BENCH_PAGES === '1';
 
 export type DbKind = 'postgres' | 'pglite';
 /** A column of the table: the studio on one database, or the bare relay (bench/bare-relay.ts). */
@@ -198,30 +201,56 @@ const directStream = (upstream: string, model: string) =>
     m.textBytes = Buffer.byteLength(text.replace(STAMP, ''));
   });
 
+/**
+ * BENCH_PAGES=1: the project's page is open around the run, as in the web app: its stream (without
+ * tokens, `?tokens=0`) is followed from before the start until the run's stream ends. Resolves once
+ * the stream has opened (its first event); `close` leaves the page.
+ */
+async function openProjectPage(studio: Studio, projectId: string) {
+  const leave = new AbortController();
+  const res = await fetch(`${studio.base}/api/v1/projects/${projectId}/events?tokens=0`, { headers: { authorization: `Bearer ${studio.token}` }, signal: leave.signal });
+  if (res.status !== 200) throw new Error(`project stream: ${res.status} ${await res.text()}`);
+  let opened!: () => void;
+  const first = new Promise<void>((resolve) => (opened = resolve));
+  const reading = readSse(res, () => opened()).catch(() => 0);
+  await Promise.race([first, reading]);
+  return { close: () => leave.abort() };
+}
+
 const studioStream = (studio: Studio, projectId: string, providerId: string) =>
   measured(async (m) => {
-    const t0 = now();
-    const started = await fetch(`${studio.base}/api/v1/projects/${projectId}/stages/rewrite/runs/`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${studio.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ input: { original_text: `bench ${Math.random()}` }, provider_id: providerId }),
-    });
-    if (started.status !== 202) throw new Error(`start failed: ${started.status} ${await started.text()}`);
-    const run = (await started.json()) as { id: string };
-    const res = await fetch(`${studio.base}/api/v1/runs/${run.id}/events`, { headers: { authorization: `Bearer ${studio.token}` } });
-    let text = '';
-    m.wireBytes = await readSse(res, (data) => {
-      const event = JSON.parse(data);
-      if (event.type === 'done') m.complete = true;
-      // A stream that ends otherwise says why in the table's failures.
-      if (event.type === 'error') m.error = `error event: ${event.code} ${event.message}`;
-      if (event.type === 'stage_update' && event.status !== 'running') m.error = `stage_update ${event.status}`;
-      if (event.type !== 'token') return;
-      collect(event.content, t0, m);
-      text += event.content;
-    });
-    m.textBytes = Buffer.byteLength(text.replace(STAMP, ''));
+    // The bare relay has no pages: it relays a run's stream only.
+    const page = PAGES && studio.db !== 'bare' ? await openProjectPage(studio, projectId) : null;
+    try {
+      await runStream(studio, projectId, providerId, m);
+    } finally {
+      page?.close();
+    }
   });
+
+async function runStream(studio: Studio, projectId: string, providerId: string, m: StreamMeasure) {
+  const t0 = now();
+  const started = await fetch(`${studio.base}/api/v1/projects/${projectId}/stages/rewrite/runs/`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${studio.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ input: { original_text: `bench ${Math.random()}` }, provider_id: providerId }),
+  });
+  if (started.status !== 202) throw new Error(`start failed: ${started.status} ${await started.text()}`);
+  const run = (await started.json()) as { id: string };
+  const res = await fetch(`${studio.base}/api/v1/runs/${run.id}/events`, { headers: { authorization: `Bearer ${studio.token}` } });
+  let text = '';
+  m.wireBytes = await readSse(res, (data) => {
+    const event = JSON.parse(data);
+    if (event.type === 'done') m.complete = true;
+    // A stream that ends otherwise says why in the table's failures.
+    if (event.type === 'error') m.error = `error event: ${event.code} ${event.message}`;
+    if (event.type === 'stage_update' && event.status !== 'running') m.error = `stage_update ${event.status}`;
+    if (event.type !== 'token') return;
+    collect(event.content, t0, m);
+    text += event.content;
+  });
+  m.textBytes = Buffer.byteLength(text.replace(STAMP, ''));
+}
 
 /** Starts `n` streams spread evenly over RAMP_MS, as users arrive. */
 const ramp = <T>(n: number, f: (i: number) => Promise<T>) =>
