@@ -531,6 +531,9 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     // The start fetches the outputs its stage reads (a rewrite's: none), named as such; nothing selects one whole.
     const outputsRead = sent.filter((q) => /^select\b/.test(q) && /(select |, )"output"(,| from)/.test(q));
     expect(outputsRead, outputsRead.join('\n')).toEqual([]);
+    // Nobody's access changed meanwhile: the open streams do not re-check their readers at each change.
+    const rechecks = sent.filter((q) => /^select "projects"\."owner_id", "project_members"\."role" from/.test(q));
+    expect(rechecks, rechecks.join('\n')).toEqual([]);
   });
 
   it("fetches at a start only the outputs its stage reads, and a stage reading another's is told so at once", async () => {

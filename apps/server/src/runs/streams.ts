@@ -228,10 +228,18 @@ export class RunStreams {
     return textInProjectLog(this.d.projectLog.retained?.(projectLogKey) ?? [], runId) ?? rebuildText(this.d.runLog.since(runKey(runId), 0) ?? []);
   }
 
+  /**
+   * Ends the stream once its reader loses access to the project. Called right after the stream's last
+   * access check (stillAllowed), with nothing awaited since: the reader is re-checked at a change of the
+   * project only when access to some project may have changed since (accessVersion), not at every run's
+   * start and ending.
+   */
   private guardAccess(sse: SseStream, user: AuthUser, projectId: string, req: FastifyRequest) {
     sse.onClose(this.d.liveStreams.track(user, req.credential, () => sse.end()));
+    let checked = this.d.projects.accessVersion;
     const stop = this.d.projects.onChangeOf(projectId, async () => {
-      if (sse.closed) return;
+      if (sse.closed || this.d.projects.accessVersion === checked) return;
+      checked = this.d.projects.accessVersion; // before the read it vouches for
       if ((await this.d.projects.roleOf(user.id, projectId)) === null) {
         sse.send({ id: null, json: JSON.stringify({ type: 'access_revoked', project_id: projectId }), terminal: true });
         sse.end();
