@@ -92,7 +92,7 @@ export class ImageService {
   }
 
   async setCharacters(user: AuthUser, projectId: string, characters: Character[]) {
-    await this.d.projects.access(user, projectId, 'edit');
+    await this.d.projects.allows(user, projectId, 'edit');
     const names = characters.map((c) => c.name);
     if (new Set(names).size !== names.length) throw new AppError(400, 'validation_error', 'Each character needs a name of its own', { fields: { characters: 'Duplicate name' } });
     // A chosen picture is one of this project's images: another project's media is not ours to send to a vendor.
@@ -110,7 +110,7 @@ export class ImageService {
 
   /** A character's picture uploaded by the creator: checked by content like a shot's upload; the characters list then names it. */
   async uploadCharacterPicture(user: AuthUser, projectId: string, bytes: Buffer): Promise<CharacterPicture> {
-    await this.d.projects.access(user, projectId, 'edit');
+    await this.d.projects.allows(user, projectId, 'edit');
     await checkUpload(bytes);
     const meta = await unreadableAs400(sharp(bytes).metadata());
     if (!meta.width || !meta.height) throw unreadable();
@@ -153,7 +153,7 @@ export class ImageService {
 
   /** Bytes the project's media take, and what a clean-up would free. */
   async usage(user: AuthUser, projectId: string) {
-    await this.d.projects.access(user, projectId, 'view');
+    await this.d.projects.allows(user, projectId, 'view');
     const use = await this.d.mediaRepo.diskUse(projectId);
     const unpicked = await this.unpickedRows(projectId, await this.currentOutput(projectId));
     return { ...use, unpicked: { rows: unpicked.length, bytes: unpicked.reduce((a, r) => a + r.bytes, 0) } };
@@ -190,7 +190,7 @@ export class ImageService {
   }
 
   private async editable(user: AuthUser, projectId: string) {
-    await this.d.projects.access(user, projectId, 'edit');
+    await this.d.projects.allows(user, projectId, 'edit');
     // A run in progress writes the output when it ends, from the choices it read at its start.
     const active = await this.d.runs.findActive(projectId, 'image');
     if (active) throw conflict('Wait for the image generation to finish, or stop it first', { active_run_id: active.id });

@@ -24,7 +24,7 @@ export const mediaRoutes =
     app.get('/media/:id', { schema: { params: MediaParams, querystring: MediaQuery, hide: true } }, async (req, reply) => {
       const row = await store.find(req.params.id);
       if (!row) throw notFound('Media');
-      await projects.access(currentUser(req), row.projectId, 'view');
+      await projects.allows(currentUser(req), row.projectId, 'view');
       // Content never changes under an id (files are named by hash): the browser may keep it for good.
       reply.header('cache-control', 'private, max-age=31536000, immutable');
       reply.header('x-content-type-options', 'nosniff');

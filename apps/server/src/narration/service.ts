@@ -66,7 +66,7 @@ export class NarrationService {
    * starts; the other sentences' speech comes from the cache, so only this one is synthesised.
    */
   async editSentence(user: AuthUser, projectId: string, shotId: string, index: number, text: string): Promise<Run> {
-    await this.d.projects.access(user, projectId, 'edit');
+    await this.d.projects.allows(user, projectId, 'edit');
     const shot = await this.d.storyboards.shot(shotId);
     if (!shot || shot.projectId !== projectId) throw notFound('Shot');
     const narration = replaceSentence(shot.narrationText, index, text);

@@ -40,7 +40,7 @@ export class PipelineService {
   }
 
   async execute(user: AuthUser, projectId: string, fromStage?: StageKey) {
-    await this.projects.access(user, projectId, 'edit');
+    await this.projects.allows(user, projectId, 'edit');
     const active = (await this.runRepo.activeOfProject(projectId))[0];
     if (active) throw conflict('A stage of this project is already running', { active_run_id: active.id });
     if (fromStage) {
@@ -79,7 +79,7 @@ export class PipelineService {
   }
 
   async skip(user: AuthUser, projectId: string, stage: StageKey) {
-    await this.projects.access(user, projectId, 'edit');
+    await this.projects.allows(user, projectId, 'edit');
     const active = await this.runRepo.findActive(projectId, stage);
     if (active) throw conflict('Stop the running generation before skipping this stage', { active_run_id: active.id });
     await this.projectRepo.updateStage(projectId, stage, { status: 'skipped', statusReason: REASONS.skipped_by_user, stale: false });

@@ -202,7 +202,7 @@ export class PromptService {
 
   // ---- a project's choice ----
   async projectPromptSet(user: AuthUser, projectId: string): Promise<ProjectPromptSet> {
-    await this.projects.access(user, projectId, 'view');
+    await this.projects.allows(user, projectId, 'view');
     const set = await this.repo.projectPromptSet(projectId);
     return { prompt_set_id: set?.id ?? null, prompt_set_name: set?.name ?? null };
   }

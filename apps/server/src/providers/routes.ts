@@ -40,7 +40,7 @@ export const providerRoutes =
       (await projects.access(currentUser(req), req.params.id, 'view')).project.modelConfig as ModelConfig,
     );
     app.put('/projects/:id/model-config', { schema: { params: IdParams, body: ModelConfig, response: { 200: ModelConfig } } }, async (req) => {
-      await projects.access(currentUser(req), req.params.id, 'edit');
+      await projects.allows(currentUser(req), req.params.id, 'edit');
       await providers.assertKnown(req.body);
       await projects.setModelConfig(req.params.id, req.body);
       return req.body;

@@ -32,7 +32,7 @@ export class StoryboardService {
   ) {}
 
   async list(user: AuthUser, projectId: string) {
-    await this.projects.access(user, projectId, 'view');
+    await this.projects.allows(user, projectId, 'view');
     const shots = (await this.repo.shots(projectId)).map(shotOf);
     return { count: shots.length, results: shots, total_duration_seconds: shots.reduce((a, s) => a + s.duration_seconds, 0) };
   }
@@ -98,7 +98,7 @@ export class StoryboardService {
   }
 
   async movements(user: AuthUser, projectId: string) {
-    await this.projects.access(user, projectId, 'view');
+    await this.projects.allows(user, projectId, 'view');
     const results = await this.repo.movementsOf(projectId);
     return { count: results.length, results };
   }
@@ -144,7 +144,7 @@ export class StoryboardService {
 
   /** Edits wait while a generation would replace what is being edited. */
   private async editable(user: AuthUser, projectId: string) {
-    await this.projects.access(user, projectId, 'edit');
+    await this.projects.allows(user, projectId, 'edit');
     for (const stage of ['storyboard', 'camera'] as const) {
       const active = await this.runs.findActive(projectId, stage);
       if (active) throw conflict(`Wait for the running ${stage} generation to finish, or stop it first`, { active_run_id: active.id });
