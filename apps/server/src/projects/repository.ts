@@ -1,10 +1,16 @@
 import { STAGE_KEYS, type StageKey } from '@ai-story/contracts';
-import { and, count, desc, eq, getTableColumns, ilike, inArray, or, sql } from 'drizzle-orm';
+import { and, count, desc, eq, getTableColumns, ilike, inArray, or, sql, type SQLWrapper } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { isActiveRun, projectMembers, projectStages, projects, stageRuns, users, type StageRow } from '../db/schema.ts';
 import { containing } from '../db/like.ts';
 
 const { output: _output, ...stageColumns } = getTableColumns(projectStages);
+
+/**
+ * A stage's "has an output" in SQL, for reads that leave the output itself behind: the service's
+ * isDone rule, where JSON null counts as none (the project list's progress, a run ending's status).
+ */
+export const hasOutput = (output: SQLWrapper) => sql`${output} <> 'null'::jsonb`;
 
 /**
  * Reads every run start and every event stream makes, built once: drizzle's query building is a good
@@ -88,7 +94,7 @@ export class ProjectRepository {
       search ? ilike(projects.name, containing(search)) : undefined,
     );
     // The same rules as isDone and stale_stages in the service: skipped or out-of-date stages are not done.
-    const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and s.status = 'completed' and s.output <> 'null'::jsonb and not s.stale and jsonb_array_length(s.stale_shot_ids) = 0)`;
+    const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and s.status = 'completed' and ${hasOutput(sql`s.output`)} and not s.stale and jsonb_array_length(s.stale_shot_ids) = 0)`;
     const stale = sql<StageKey[]>`(select coalesce(json_agg(s.stage_type order by s.position), '[]'::json) from ${projectStages} s where s.project_id = ${projects.id} and (s.stale or jsonb_array_length(s.stale_shot_ids) > 0))`;
     const [rows, [{ n }]] = await Promise.all([
       this.db

@@ -99,9 +99,7 @@ export class ProjectService {
 
   /** Current role of a user on a project, or null when they have none (used to end revoked streams). */
   async roleOf(userId: string, projectId: string): Promise<AccessRole | null> {
-    const row = await this.repo.ownerAndRole(projectId, userId);
-    if (!row) return null;
-    return row.ownerId === userId ? 'owner' : (row.role ?? null);
+    return roleIn(await this.repo.ownerAndRole(projectId, userId), userId) ?? null;
   }
 
   async create(user: AuthUser, input: { name: string; original_topic: string; description: string; style: string }) {
@@ -241,9 +239,15 @@ export function checkAccess(user: AuthUser, row: { project: ProjectRow; role: 'v
   return { project: row.project, role: allowedRole(user, { ownerId: row.project.ownerId, role: row.role }, need) };
 }
 
-/** The user's role on a project (its owner, and their membership if any) if it allows `need`; else the 404 or 403 to answer. */
-function allowedRole(user: AuthUser, row: { ownerId: string; role: 'viewer' | 'editor' | null } | undefined, need: Need): AccessRole {
-  const role: AccessRole | undefined = !row ? undefined : row.ownerId === user.id ? 'owner' : (row.role ?? undefined);
+type OwnerAndRole = { ownerId: string; role: 'viewer' | 'editor' | null };
+
+/** The user's role on a project: its owner, else their membership if any. */
+const roleIn = (row: OwnerAndRole | undefined, userId: string): AccessRole | undefined =>
+  !row ? undefined : row.ownerId === userId ? 'owner' : (row.role ?? undefined);
+
+/** The user's role on a project if it allows `need`; else the 404 or 403 to answer. */
+function allowedRole(user: AuthUser, row: OwnerAndRole | undefined, need: Need): AccessRole {
+  const role = roleIn(row, user.id);
   if (!role) throw notFound('Project');
   if (RANK[role] < NEED[need]) throw forbidden(role === 'viewer' ? 'You can view this project but not change it' : 'Only the owner can do this');
   return role;
@@ -251,7 +255,7 @@ function allowedRole(user: AuthUser, row: { ownerId: string; role: 'viewer' | 'e
 
 type StatusFields = Pick<StageRow, 'status' | 'stale' | 'staleShotIds' | 'output'>;
 
-/** A stage whose result is current: completed, with an output, nothing of it out of date. Skipped is not done. */
+/** A stage whose result is current: completed, with an output, nothing of it out of date. Skipped is not done. (SQL's "has an output": `hasOutput` in the repository.) */
 export const isDone = (s: StatusFields) => s.status === 'completed' && s.output != null && !s.stale && !(s.staleShotIds ?? []).length;
 
 /**

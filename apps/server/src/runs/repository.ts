@@ -4,6 +4,7 @@ import { and, asc, count, desc, eq, gt, inArray, isNull, ne, notInArray, or, sql
 import { commitBehind, type Db } from '../db/client.ts';
 import { fixedStatement, given, placeholders } from '../db/fixed-statement.ts';
 import { instances, isActiveRun, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type ProjectRow, type RunRow, type StageRow } from '../db/schema.ts';
+import { hasOutput } from '../projects/repository.ts';
 import { deriveStatus } from '../projects/service.ts';
 import { REASONS } from '../projects/status-reasons.ts';
 import { StoryboardRepository } from '../storyboard/repository.ts';
@@ -32,7 +33,7 @@ const STAGE_STATE = {
   status: projectStages.status,
   stale: projectStages.stale,
   staleShotIds: projectStages.staleShotIds,
-  output: sql<true | null>`case when ${projectStages.output} <> 'null'::jsonb then true end`.as('has_output'),
+  output: sql<true | null>`case when ${hasOutput(projectStages.output)} then true end`.as('has_output'),
 };
 type StageState = Pick<StageRow, 'id' | 'stageType' | 'position' | 'status' | 'stale' | 'staleShotIds'> & { output: true | null };
 
