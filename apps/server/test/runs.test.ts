@@ -485,6 +485,7 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     try {
       const run = await startRun(projectId, 'counted');
       const start = sent.splice(0);
+      const streamed = events(run.id);
       await studio.app.services.runs.activeRun(run.id)?.finished;
       // The checkpoint clock may tick during a slow run (and the end then folds the checkpoints away):
       // those statements follow the clock, not the start or the finish.
@@ -508,6 +509,16 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
       const readBack = finish.find((sql) => /^select\b.* from "project_stages"/.test(sql))!;
       expect(readBack).toMatch(/ from "project_stages"/);
       expect(readBack).not.toMatch(/(select |, )"output"(,| from)/);
+      // Nor are the texts a start and an ending send read back: the input and prompt (the user's text), the run's text and output.
+      const returned = [...start, ...finish].filter((sql) => /^(insert into|update) "stage_runs"/.test(sql)).map((sql) => sql.split(' returning ')[1]);
+      expect(returned).toHaveLength(2);
+      for (const columns of returned) expect(columns).not.toMatch(/"(input|prompt|text|output)"/);
+      // The run the ending tells its followers of is the saved one all the same.
+      const saved = (await admin.get(`/api/v1/runs/${run.id}/`)).body;
+      const done = (await streamed).events.at(-1)!.data as { type: string; output: unknown; run: Record<string, unknown> };
+      expect(done.type).toBe('done');
+      expect(done.output).toEqual(saved.output);
+      expect(done.run).toEqual({ ...saved, text: '', output: null, prompt: null });
     } finally {
       stop();
     }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
-import { and, asc, count, desc, eq, gt, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, getTableColumns, gt, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
 import { commitBehind, type Db } from '../db/client.ts';
 import { fixedStatement, given, placeholders } from '../db/fixed-statement.ts';
 import { instances, isActiveRun, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type ProjectRow, type RunRow, type StageRow } from '../db/schema.ts';
@@ -19,6 +19,14 @@ const START_COLUMNS = ['id', 'projectId', 'stage', 'status', 'input', 'prompt', 
 /** What a run is started with (its id is made here); the rest of its row is the table's defaults. */
 type StartValues = Required<Pick<typeof stageRuns.$inferInsert, Exclude<(typeof START_COLUMNS)[number], 'id' | 'stage'>>> & { stage: StageKey };
 const value = sql.placeholder;
+
+/**
+ * A run's columns but those a start or an ending sends, which only it can hold large: the input and
+ * the prompt (the user's text, each), the text and the output (the model's). Read back, they would
+ * come over the wire and be parsed once more at every start and every ending; the database's own
+ * values (its defaults, a provider a failover wrote) still come from it.
+ */
+const { input: _input, prompt: _prompt, text: _text, output: _output, ...RUN_WITHOUT_TEXTS } = getTableColumns(stageRuns);
 
 /**
  * What an ending reads back of each stage: its state, and of its output only whether there is one
@@ -52,7 +60,7 @@ const lifecycle = {
     db
       .insert(stageRuns)
       .values(placeholders(START_COLUMNS))
-      .returning(),
+      .returning(RUN_WITHOUT_TEXTS),
   ),
   stageRunning: fixedStatement('run_start_stage', (db) =>
     db
@@ -88,7 +96,7 @@ const lifecycle = {
         lastEventId: given(stageRuns.lastEventId, 'lastEventId'),
       })
       .where(and(eq(stageRuns.id, value('runId')), isActiveRun))
-      .returning(),
+      .returning(RUN_WITHOUT_TEXTS),
   ),
   stageCompleted: fixedStatement('run_complete_stage', (db) =>
     db
@@ -178,7 +186,7 @@ export class RunRepository {
             lifecycle.projectProcessing(tx, { projectId: values.projectId, now }),
             lifecycle.insertRun(tx, { ...values, id }),
             lifecycle.stageRunning(tx, { projectId: values.projectId, stage: values.stage, runId: id, now }),
-          ]).then(([, [row]]) => row),
+          ]).then(([, [row]]): RunRow => ({ ...row, input: values.input, prompt: values.prompt, text: '', output: null })),
         ),
       );
     } catch (err) {
@@ -285,12 +293,13 @@ export class RunRepository {
     run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { text: string; usage: unknown; lastEventId: number },
     persist: (store: StageStore) => Promise<unknown>,
-  ): Promise<(Ending & { row: RunRow }) | null> => {
+  ): Promise<(Ending & { row: Omit<RunRow, 'input' | 'prompt'> }) | null> => {
     try {
       return await this.db.transaction(async (tx) => {
-        const { settling, ...ending } = await makeCurrent(tx, { ...run, runId: run.id }, persist, (output, now) =>
+        const { settling, row, output, pipeline } = await makeCurrent(tx, { ...run, runId: run.id }, persist, (output, now) =>
           lifecycle.completeRun(tx, { runId: run.id, text: values.text, output, usage: values.usage, now, lastEventId: values.lastEventId }),
         );
+        const ending = { pipeline, row: { ...row, text: values.text, output } };
         return commitBehind(Promise.all([settling, run.checkpointed && this.deleteChunks(tx, run.id)]).then(() => ending));
       });
     } catch (err) {
@@ -382,11 +391,11 @@ export class RunRepository {
  * stage); a run `save` no longer finds active undoes it all. `settling`, the project's status, is the
  * last write, sent but not awaited: the caller's COMMIT can follow it at once (commitBehind).
  */
-async function makeCurrent(
+async function makeCurrent<Saved>(
   tx: Db,
   run: { projectId: string; stage: StageKey; runId: string },
   persist: (store: StageStore) => Promise<unknown>,
-  save: (output: unknown, now: Date) => Promise<RunRow[]>,
+  save: (output: unknown, now: Date) => Promise<Saved[]>,
 ) {
   const locked = lockingProject(tx, run.projectId);
   const store = { storyboards: new StoryboardRepository(tx) };
@@ -401,7 +410,7 @@ async function makeCurrent(
   if (!row) throw new NotActive();
   await markLaterOutOfDate(tx, stages, run.stage, store.storyboards.changedShotIds);
   const settling = project ? settleStatus(tx, project, stages) : Promise.resolve();
-  return { row, pipeline: project?.pipelineState, settling };
+  return { row, output, pipeline: project?.pipelineState, settling };
 }
 
 /** What `projects.pipeline_state` holds (the schema's enum is the one list). */

@@ -453,8 +453,8 @@ export class RunService {
       outcome.usageSaved,
     ]);
     if (!saved) return this.endedElsewhere(run);
-    const { row, pipeline } = saved;
-    this.ended(run, 'completed', { type: 'done', output: row.output, ...(definition.kind === 'llm' && { full_text: run.text }), run: slimRun(row) }, pipeline);
+    const row = { ...saved.row, input: run.row.input, prompt: run.row.prompt };
+    this.ended(run, 'completed', { type: 'done', output: row.output, ...(definition.kind === 'llm' && { full_text: run.text }), run: slimRun(row) }, saved.pipeline);
   }
 
   private async finishFailed(run: LiveRun, err: unknown, code?: string) {
