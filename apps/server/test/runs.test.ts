@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ProjectRepository } from '../src/projects/repository.ts';
 import { ProviderRepository } from '../src/providers/repository.ts';
 import { RunRepository } from '../src/runs/repository.ts';
+import { holdAccessReads } from './hold-access-reads.ts';
 import { Client, createUser, endedRun, expectedRewrite, setupAdmin, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
 import { follow, followOpened, rebuild, terminal } from './sse-client.ts';
 
@@ -545,6 +546,27 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     // Nobody's access changed meanwhile: the open streams do not re-check their readers at each change.
     const rechecks = sent.filter((q) => /^select "projects"\."owner_id", "project_members"\."role" from/.test(q));
     expect(rechecks, rechecks.join('\n')).toEqual([]);
+  });
+
+  it("opens a project's stream asking for its reader's access and its runs in progress at once", async () => {
+    const projectId = await newProject();
+    const run = await startRun(projectId, 'fast');
+    const reads = holdAccessReads();
+    const sent: string[] = [];
+    const stop = studio.database.onStatement((q) => sent.push(q));
+    try {
+      const { opened, result } = followOpened(`${studio.url}/api/v1/projects/${projectId}/events`, { cookie: admin.cookie, stopWhen: (ev) => ev.some((e) => e.data.type === 'project_update') });
+      await reads.read;
+      // The access read has answered and is held: the runs in progress were asked for beside it, not after it.
+      expect(sent.filter((q) => /^select\b.* from "stage_runs" where/.test(q) && /"project_id"/.test(q))).toHaveLength(1);
+      reads.release();
+      await opened;
+      expect((await result).events.some((e) => e.data.type === 'project_update')).toBe(true);
+    } finally {
+      stop();
+      reads.restore();
+      await waitFinished(run.id);
+    }
   });
 
   it("fetches at a start only the outputs its stage reads, and a stage reading another's is told so at once", async () => {

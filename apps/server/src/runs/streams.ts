@@ -169,10 +169,10 @@ export class RunStreams {
    */
   async followProject(user: AuthUser, projectId: string, req: FastifyRequest, reply: FastifyReply, opts: { tokens: boolean } = { tokens: true }) {
     const accessSeen = this.d.projects.accessVersion;
-    await this.d.projects.allows(user, projectId, 'view');
+    // Both asked at once, one round trip: the runs in progress are sent only once access is granted.
+    const [, active] = await Promise.all([this.d.projects.allows(user, projectId, 'view'), this.d.repo.activeOfProject(projectId)]);
     const key = projectKey(projectId);
     const after = lastEventId(req);
-    const active = await this.d.repo.activeOfProject(projectId);
     if (this.d.projectLog.attach) await this.d.projectLog.attach(key, true);
     if (this.shared && opts.tokens) {
       // A run whose start has left the project's log: its own log gives the text so far (read now,
