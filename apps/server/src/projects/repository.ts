@@ -67,11 +67,40 @@ const hotQueries = (db: Db) => ({
     .prepare('project_status_of'),
 });
 
+/**
+ * The project list's page and its count, built once each for a list with a search and one without
+ * (every page of the studio's home lists projects; drizzle's building was most of what one cost).
+ */
+function projectList(db: Db, searched: boolean) {
+  const userId = sql.placeholder('userId');
+  const memberOf = db.select({ id: projectMembers.projectId }).from(projectMembers).where(eq(projectMembers.userId, userId));
+  const where = and(or(eq(projects.ownerId, userId), inArray(projects.id, memberOf)), searched ? ilike(projects.name, sql.placeholder('pattern')) : undefined);
+  // The same rules as isDone and stale_stages in the service: skipped or out-of-date stages are not done.
+  const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and s.status = 'completed' and ${hasOutput(sql`s.output`)} and not s.stale and jsonb_array_length(s.stale_shot_ids) = 0)`;
+  const stale = sql<StageKey[]>`(select coalesce(json_agg(s.stage_type order by s.position), '[]'::json) from ${projectStages} s where s.project_id = ${projects.id} and (s.stale or jsonb_array_length(s.stale_shot_ids) > 0))`;
+  const name = searched ? 'projects_searched' : 'projects_all';
+  return {
+    page: db
+      .select({ project: projects, role: projectMembers.role, done, stale })
+      .from(projects)
+      .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, userId)))
+      .where(where)
+      .orderBy(desc(projects.updatedAt), desc(projects.id))
+      .limit(sql.placeholder('limit'))
+      .offset(sql.placeholder('offset'))
+      .prepare(`${name}_page`),
+    count: db.select({ n: count() }).from(projects).where(where).prepare(`${name}_count`),
+  };
+}
+
 export class ProjectRepository {
   private readonly hot: ReturnType<typeof hotQueries>;
 
+  private readonly lists: { all: ReturnType<typeof projectList>; searched: ReturnType<typeof projectList> };
+
   constructor(private readonly db: Db) {
     this.hot = hotQueries(db);
+    this.lists = { all: projectList(db, false), searched: projectList(db, true) };
   }
 
   /** A project and the stage records of every stage, in one transaction: never half-created. */
@@ -88,25 +117,9 @@ export class ProjectRepository {
 
   /** Projects the user owns or is a member of, newest activity first. */
   async listVisible(userId: string, page: number, pageSize: number, search?: string) {
-    const memberOf = this.db.select({ id: projectMembers.projectId }).from(projectMembers).where(eq(projectMembers.userId, userId));
-    const where = and(
-      or(eq(projects.ownerId, userId), inArray(projects.id, memberOf)),
-      search ? ilike(projects.name, containing(search)) : undefined,
-    );
-    // The same rules as isDone and stale_stages in the service: skipped or out-of-date stages are not done.
-    const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and s.status = 'completed' and ${hasOutput(sql`s.output`)} and not s.stale and jsonb_array_length(s.stale_shot_ids) = 0)`;
-    const stale = sql<StageKey[]>`(select coalesce(json_agg(s.stage_type order by s.position), '[]'::json) from ${projectStages} s where s.project_id = ${projects.id} and (s.stale or jsonb_array_length(s.stale_shot_ids) > 0))`;
-    const [rows, [{ n }]] = await Promise.all([
-      this.db
-        .select({ project: projects, role: projectMembers.role, done, stale })
-        .from(projects)
-        .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, userId)))
-        .where(where)
-        .orderBy(desc(projects.updatedAt), desc(projects.id))
-        .limit(pageSize)
-        .offset((page - 1) * pageSize),
-      this.db.select({ n: count() }).from(projects).where(where),
-    ]);
+    const list = search ? this.lists.searched : this.lists.all;
+    const values = { userId, pattern: search ? containing(search) : undefined, limit: pageSize, offset: (page - 1) * pageSize };
+    const [rows, [{ n }]] = await Promise.all([list.page.execute(values), list.count.execute(values)]);
     return { count: n, rows };
   }
 
