@@ -18,6 +18,9 @@
  * BENCH_BASELINE_ROOT=<checkout> runs it as well, in a column of its own beside this one, same run
  * (with `--rounds 2` or more each level is measured again, each round beginning with the next column,
  * and a last row gives each latency's median over the rounds);
+ * Before the first level every column is warmed with BENCH_WARMUP runs (default 200, in batches of
+ * 100; 0 measures cold servers): a studio that has just started compiles its hot code during its
+ * first runs, and its first level would measure that instead of a server in service.
  * BENCH_TOKENS=<n> sets the stream length (e.g. 3: what run starts and finishes cost, almost alone);
  * BENCH_RAMP_MS=<ms> spreads a level's starts over that long instead of one second (the start rate
  * a level's latencies depend on: 200 streams over 4 s is 50 starts a second);
@@ -55,6 +58,7 @@ const LONG_MODEL = 'fake-model?ttft=20&tps=200&tokens=2000';
 const RAMP_MS = Number(process.env.BENCH_RAMP_MS ?? 1000);
 const PROJECT_WEIGHT_KB = Number(process.env.BENCH_PROJECT_KB ?? 0);
 const PAGES = process.env.BENCH_PAGES === '1';
+const WARMUP_RUNS = Number(process.env.BENCH_WARMUP ?? 200);
 
 export type DbKind = 'postgres' | 'pglite';
 /** A column of the table: the studio on one database, or the bare relay (bench/bare-relay.ts). */
@@ -557,7 +561,13 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay
       if (baseline) studios.push(await startStudio({ db, upstream, projectCount: maxStreams, children, cleanups, ...baselineOptions(db, baseline) }));
     }
     const column = (s: Studio) => (s.db === 'bare' ? 'bare relay' : `studio-${s.label}`);
-    console.log(`columns: direct / ${studios.map(column).join(' / ')}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
+    for (let done = 0; done < WARMUP_RUNS; done += Math.min(100, maxStreams)) {
+      // One run at a time per project: a batch is at most as wide as the projects there are.
+      const batch = Math.min(100, maxStreams, WARMUP_RUNS - done);
+      await ramp(batch, () => directStream(upstream, MODEL));
+      for (const s of studios) await ramp(batch, (i) => studioStream(s, s.projects[i], s.providerId));
+    }
+    console.log(`columns: direct / ${studios.map(column).join(' / ')}; each warmed with ${WARMUP_RUNS} runs; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
 
     const rows: Record<string, unknown>[] = [];
     for (const n of streamCounts) {
