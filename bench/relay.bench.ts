@@ -334,12 +334,12 @@ function spawnJs(children: ChildProcess[], args: string[], env: Record<string, s
 
 /**
  * Runs the studio of the checkout at `cwd` as `npm start` does: built (apps/server/build.mjs), with
- * the same flags. A checkout from before the build existed runs from its source through tsx.
+ * the same flags and malloc arenas (MALLOC_ARENA_MAX=1 here, say, to try another). A checkout from before the build existed runs from its source through tsx.
  */
 export function spawnStudio(children: ChildProcess[], env: Record<string, string>, nodeFlags: string[] = [], cwd = root) {
   if (!existsSync(path.join(cwd, 'apps/server/build.mjs'))) return spawnNode(children, ['apps/server/src/main.ts'], env, nodeFlags, cwd);
   execFileSync(process.execPath, ['apps/server/build.mjs'], { cwd, stdio: 'ignore' });
-  return spawnJs(children, ['--enable-source-maps', ...nodeFlags, 'apps/server/dist/main.js'], env, cwd);
+  return spawnJs(children, ['--enable-source-maps', ...nodeFlags, 'apps/server/dist/main.js'], { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2', ...env }, cwd);
 }
 
 /** Signs the bench's admin in and makes an API token: JSON calls to the studio at `base` with it. */
