@@ -69,7 +69,7 @@ const hotQueries = (db: Db) => ({
 
 /**
  * The project list's page and its count, built once each for a list with a search and one without
- * (every page of the studio's home lists projects; drizzle's building was most of what one cost).
+ * (the studio's home lists projects at every visit; drizzle's building was a third of what one cost).
  */
 function projectList(db: Db, searched: boolean) {
   const userId = sql.placeholder('userId');
@@ -95,7 +95,6 @@ function projectList(db: Db, searched: boolean) {
 
 export class ProjectRepository {
   private readonly hot: ReturnType<typeof hotQueries>;
-
   private readonly lists: { all: ReturnType<typeof projectList>; searched: ReturnType<typeof projectList> };
 
   constructor(private readonly db: Db) {
