@@ -561,9 +561,10 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay
       if (baseline) studios.push(await startStudio({ db, upstream, projectCount: maxStreams, children, cleanups, ...baselineOptions(db, baseline) }));
     }
     const column = (s: Studio) => (s.db === 'bare' ? 'bare relay' : `studio-${s.label}`);
-    for (let done = 0; done < WARMUP_RUNS; done += Math.min(100, maxStreams)) {
-      // One run at a time per project: a batch is at most as wide as the projects there are.
-      const batch = Math.min(100, maxStreams, WARMUP_RUNS - done);
+    // One run at a time per project: a batch is at most as wide as the projects there are.
+    const widest = Math.min(100, maxStreams);
+    for (let done = 0; done < WARMUP_RUNS; done += widest) {
+      const batch = Math.min(widest, WARMUP_RUNS - done);
       await ramp(batch, () => directStream(upstream, MODEL));
       for (const s of studios) await ramp(batch, (i) => studioStream(s, s.projects[i], s.providerId));
     }
