@@ -27,7 +27,7 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
   });
 
   it('lists, searches, pages, renames and deletes', async () => {
-    for (let i = 1; i <= 5; i++) await alice.post('/api/v1/projects/', { name: `Story ${i}`, original_topic: 't' });
+    for (let i = 1; i <= 5; i++) await alice.post('/api/v1/projects/', { name: `Story ${i}`, original_topic: i === 4 ? '雨夜的街头，一个女孩' : 't' });
     const page1 = await alice.get('/api/v1/projects/?page=1&page_size=4');
     expect(page1.body.count).toBe(6);
     expect(page1.body.results).toHaveLength(4);
@@ -38,6 +38,8 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
 
     expect((await alice.get('/api/v1/projects/?search=story%203')).body.results.map((p: any) => p.name)).toEqual(['Story 3']);
     expect((await alice.get('/api/v1/projects/?search=%25')).body.count).toBe(0); // % is a literal, not a wildcard
+    // The search box says "name or topic": a word of the topic finds its project.
+    expect((await alice.get(`/api/v1/projects/?search=${encodeURIComponent('雨夜')}`)).body.results.map((p: any) => p.name)).toEqual(['Story 4']);
 
     const target = page1.body.results.find((p: any) => p.name === 'Story 2');
     const renamed = await alice.patch(`/api/v1/projects/${target.id}`, { name: '新的名字' });

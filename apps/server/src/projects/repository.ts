@@ -74,7 +74,9 @@ const hotQueries = (db: Db) => ({
 function projectList(db: Db, searched: boolean) {
   const userId = sql.placeholder('userId');
   const memberOf = db.select({ id: projectMembers.projectId }).from(projectMembers).where(eq(projectMembers.userId, userId));
-  const where = and(or(eq(projects.ownerId, userId), inArray(projects.id, memberOf)), searched ? ilike(projects.name, sql.placeholder('pattern')) : undefined);
+  // A search matches the name or the topic, as the search box says.
+  const pattern = sql.placeholder('pattern');
+  const where = and(or(eq(projects.ownerId, userId), inArray(projects.id, memberOf)), searched ? or(ilike(projects.name, pattern), ilike(projects.originalTopic, pattern)) : undefined);
   // The same rules as isDone and stale_stages in the service: skipped or out-of-date stages are not done.
   const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and s.status = 'completed' and ${hasOutput(sql`s.output`)} and not s.stale and jsonb_array_length(s.stale_shot_ids) = 0)`;
   const stale = sql<StageKey[]>`(select coalesce(json_agg(s.stage_type order by s.position), '[]'::json) from ${projectStages} s where s.project_id = ${projects.id} and (s.stale or jsonb_array_length(s.stale_shot_ids) > 0))`;
