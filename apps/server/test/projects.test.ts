@@ -1,6 +1,9 @@
 import { STAGE_KEYS } from '@ai-story/contracts';
+import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, createUser, setupAdmin, snapshot, startStudio, type TestStudio } from './helpers.ts';
+import { POOL_CONNECTIONS } from '../src/db/client.ts';
+import { Client, createUser, setupAdmin, snapshot, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
 
 describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
   let studio: TestStudio;
@@ -47,6 +50,29 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
     expect((await alice.get(`/api/v1/projects/${target.id}/`)).body.name).toBe('新的名字');
     expect((await alice.delete(`/api/v1/projects/${target.id}/`)).status).toBe(204);
     expect((await alice.get(`/api/v1/projects/${target.id}/`)).status).toBe(404);
+  });
+
+  it.skipIf(TEST_DB !== 'postgres')('answers the project list while every connection of the main pool is taken (PostgreSQL)', async () => {
+    // As in a burst of run starts: transactions on every connection of the pool, and a statement
+    // queued behind them. They wait on a lock held outside the studio until the list has answered.
+    for (const name of ['pool 1', 'pool 2']) await alice.post('/api/v1/projects/', { name, original_topic: 't' });
+    const holder = postgres(studio.testDb.location.databaseUrl!, { max: 1 });
+    await holder`select pg_advisory_lock(4217)`;
+    const held = Array.from({ length: POOL_CONNECTIONS }, () => studio.database.db.transaction((tx) => tx.execute(sql`select pg_advisory_xact_lock(4217)`)));
+    let queuedAnswered = false;
+    const queued = studio.database.db.execute(sql`select 1`).then(() => (queuedAnswered = true));
+    try {
+      // Bounded, so that a list stuck behind the pool fails here and the lock is still let go.
+      const stuck = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the list waited behind the full pool')), 10_000).unref());
+      const list = await Promise.race([alice.get('/api/v1/projects/?page_size=2'), stuck]);
+      expect(list.status).toBe(200);
+      expect(list.body.results).toHaveLength(2);
+      expect(queuedAnswered).toBe(false); // the pool was indeed full: the list did not go through it
+    } finally {
+      await holder`select pg_advisory_unlock(4217)`;
+      await Promise.all([...held, queued]);
+      await holder.end();
+    }
   });
 
   it("does not let a second user read, change, delete or list the first user's project", async () => {

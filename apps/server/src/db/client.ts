@@ -20,10 +20,18 @@ export interface Database {
    * heartbeat never waits behind a pool busy with runs; on PGlite the one database.
    */
   leaseDb: Db;
+  /**
+   * Reads a person waits on that runs never make (the project list): on PostgreSQL two connections of
+   * their own, so that a burst of run starts and endings queued on the pool is never in front of them
+   * (at 400 streams a list waited up to half a second there); on PGlite the one database.
+   */
+  readDb: Db;
   close(): Promise<void>;
 }
 
 const MIGRATIONS = path.join(import.meta.dirname, 'migrations');
+/** Connections of the main PostgreSQL pool: what runs and most requests share. */
+export const POOL_CONNECTIONS = 10;
 const WRITE = /^\s*(insert|update|delete)\b/i;
 
 export interface DbStats {
@@ -65,18 +73,20 @@ async function openPostgres(url: string, migrations: string): Promise<Database> 
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
   const { stats, logger, onStatement } = countingLogger();
-  const sql = postgresClient(url, { max: 10 });
+  const sql = postgresClient(url, { max: POOL_CONNECTIONS });
   const db = drizzle(sql, { schema, logger });
   await migrate(db, { migrationsFolder: migrations });
   const leaseSql = postgresClient(url, { max: 1 });
+  const readSql = postgresClient(url, { max: 2 });
   return {
     db: db as unknown as Db,
     kind: 'postgres',
     stats,
     onStatement,
     leaseDb: drizzle(leaseSql, { schema }) as unknown as Db,
+    readDb: drizzle(readSql, { schema, logger }) as unknown as Db,
     close: async () => {
-      await Promise.all([sql.end({ timeout: 5 }), leaseSql.end({ timeout: 5 })]);
+      await Promise.all([sql.end({ timeout: 5 }), leaseSql.end({ timeout: 5 }), readSql.end({ timeout: 5 })]);
     },
   };
 }
@@ -217,6 +227,7 @@ async function openPglite(dataDir: string, migrations: string): Promise<Database
       stats,
       onStatement,
       leaseDb: db as unknown as Db,
+      readDb: db as unknown as Db,
       close: async () => {
         await sql.end({ timeout: 5 });
         await opened.close();

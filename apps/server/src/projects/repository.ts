@@ -99,9 +99,10 @@ export class ProjectRepository {
   private readonly hot: ReturnType<typeof hotQueries>;
   private readonly lists: { all: ReturnType<typeof projectList>; searched: ReturnType<typeof projectList> };
 
-  constructor(private readonly db: Db) {
+  /** `readDb`: where the project list is read (Database.readDb). */
+  constructor(private readonly db: Db, readDb: Db = db) {
     this.hot = hotQueries(db);
-    this.lists = { all: projectList(db, false), searched: projectList(db, true) };
+    this.lists = { all: projectList(readDb, false), searched: projectList(readDb, true) };
   }
 
   /** A project and the stage records of every stage, in one transaction: never half-created. */
