@@ -21,9 +21,10 @@ export interface Database {
    */
   leaseDb: Db;
   /**
-   * Reads a person waits on that runs never make (the project list): on PostgreSQL two connections of
-   * their own, so that a burst of run starts and endings queued on the pool is never in front of them
-   * (at 400 streams a list waited up to half a second there); on PGlite the one database.
+   * Reads a person waits on that runs never make (the project list), where a burst of run starts and
+   * endings queued on the pool is never in front of them (at 400 streams a list waited up to half a
+   * second there): on PostgreSQL two connections of their own; on PGlite a connection whose statements
+   * take the one session first (pglite-worker.ts), so a transaction must never wait for one of them.
    */
   readDb: Db;
   close(): Promise<void>;
@@ -217,6 +218,7 @@ async function openPglite(dataDir: string, migrations: string): Promise<Database
     if (!existsSync(ready)) await createPglite(pgdata);
     const opened = (thread = await PgliteThread.start(pgdata));
     const sql = postgresClient(undefined, opened.clientOptions());
+    const readSql = postgresClient(undefined, opened.clientOptions(true));
     const { stats, logger, onStatement } = countingLogger();
     const db = drizzle(sql, { schema, logger });
     await migrate(db, { migrationsFolder: migrations });
@@ -227,9 +229,9 @@ async function openPglite(dataDir: string, migrations: string): Promise<Database
       stats,
       onStatement,
       leaseDb: db as unknown as Db,
-      readDb: db as unknown as Db,
+      readDb: drizzle(readSql, { schema, logger }) as unknown as Db,
       close: async () => {
-        await sql.end({ timeout: 5 });
+        await Promise.all([sql.end({ timeout: 5 }), readSql.end({ timeout: 5 })]);
         await opened.close();
         releaseLock();
       },

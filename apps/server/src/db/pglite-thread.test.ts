@@ -13,7 +13,7 @@ async function snapshotBytes(thread: PgliteThread) {
 }
 
 /** A postgres.js client on one connection to the thread, as the studio opens it. */
-const clientOf = (thread: PgliteThread) => postgres({ ...thread.clientOptions(), onnotice: () => {} });
+const clientOf = (thread: PgliteThread, priority = false) => postgres({ ...thread.clientOptions(priority), onnotice: () => {} });
 
 describe('the embedded database on its own thread', () => {
   let dir: string;
@@ -78,6 +78,53 @@ describe('the embedded database on its own thread', () => {
       expect((await next`select n from left_open`).map((r) => r.n)).toEqual([2]);
     } finally {
       await next.end();
+    }
+  });
+
+  it("runs a priority connection's statement before what another connection has waiting", async () => {
+    const runs = clientOf(thread);
+    const reads = clientOf(thread, true);
+    try {
+      await Promise.all([runs`select 1`, reads`select 1`]);
+      const answered: string[] = [];
+      // Each in a write of its own, as statements come from many runs: they wait for the session one behind another.
+      const queuedRuns: Promise<unknown>[] = [];
+      for (let i = 0; i < 25; i++) {
+        queuedRuns.push(runs`select pg_sleep(0.02)`.then(() => answered.push(`run ${i}`)));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const read = reads`select 1 as n`.then(() => answered.push('read'));
+      await Promise.all([...queuedRuns, read]);
+      expect(answered.indexOf('read')).toBeLessThan(answered.indexOf('run 24'));
+      expect(answered.filter((a) => a.startsWith('run'))).toEqual(Array.from({ length: 25 }, (_, i) => `run ${i}`));
+    } finally {
+      await Promise.all([runs.end(), reads.end()]);
+    }
+  });
+
+  it("never runs a priority connection's statement inside another connection's transaction", async () => {
+    const runs = clientOf(thread);
+    const reads = clientOf(thread, true);
+    try {
+      await Promise.all([runs`create table not_yours (n int)`, reads`select 1`]); // both connected
+      const tx = await runs.reserve();
+      await tx`begin`;
+      await tx`insert into not_yours values (1)`;
+      const read = reads`select count(*)::int as n from not_yours`.execute();
+      await tx`select 1`; // the read has reached the thread meanwhile
+      await tx`rollback`;
+      tx.release();
+      // Inside the transaction it would have seen the row that was rolled back.
+      expect((await read)[0].n).toBe(0);
+      // Between a statement's Parse and Describe and its Bind, the session is still its connection's:
+      // unprepared statements with parameters are described first, all under the one unnamed name.
+      const unprepared = (sql: postgres.Sql, text: string, n: number) => sql.unsafe(text, [n], { prepare: false }).then((rows) => rows[0]);
+      const both = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => (i % 2 ? unprepared(reads, 'select $1::int * 10 as read', i) : unprepared(runs, 'select $1::text as run', i))),
+      );
+      expect(both).toEqual(Array.from({ length: 40 }, (_, i) => (i % 2 ? { read: i * 10 } : { run: String(i) })));
+    } finally {
+      await Promise.all([runs.end(), reads.end()]);
     }
   });
 

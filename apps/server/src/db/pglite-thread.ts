@@ -52,16 +52,18 @@ export class PgliteThread {
   /**
    * postgres.js options for this database: one connection (PGlite has one session), kept for the
    * studio's life (no idle or lifetime end). postgres.js takes a `socket` factory its types leave out.
+   * `priority`: its statements take the session before what other connections have waiting (never
+   * inside another's transaction): for the reads a person waits on.
    */
-  clientOptions(): Options<{}> {
-    return { socket: () => this.connect(), max: 1, idle_timeout: 0, max_lifetime: 0, user: 'postgres', database: 'postgres' } as Options<{}>;
+  clientOptions(priority = false): Options<{}> {
+    return { socket: () => this.connect(priority), max: 1, idle_timeout: 0, max_lifetime: 0, user: 'postgres', database: 'postgres' } as Options<{}>;
   }
 
   /** A new connection to the database, as postgres.js's `socket` option takes it. */
-  connect(): Duplex {
+  connect(priority = false): Duplex {
     if (this.exited) throw connectionLost();
     const { port1, port2 } = new MessageChannel();
-    this.worker.postMessage({ type: 'connect', port: port2 } satisfies ToWorker, [port2]);
+    this.worker.postMessage({ type: 'connect', port: port2, priority } satisfies ToWorker, [port2]);
     const socket = new PortSocket(port1);
     this.connections.add(socket);
     socket.once('close', () => this.connections.delete(socket));
