@@ -52,22 +52,26 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
     expect((await alice.get(`/api/v1/projects/${target.id}/`)).status).toBe(404);
   });
 
-  it.skipIf(TEST_DB !== 'postgres')('answers the project list while every connection of the main pool is taken (PostgreSQL)', async () => {
+  it.skipIf(TEST_DB !== 'postgres')("answers the project list and a project's page while every connection of the main pool is taken (PostgreSQL)", async () => {
     // As in a burst of run starts: transactions on every connection of the pool, and a statement
     // queued behind them. They wait on a lock held outside the studio until the list has answered.
-    for (const name of ['pool 1', 'pool 2']) await alice.post('/api/v1/projects/', { name, original_topic: 't' });
+    const [first] = [(await alice.post('/api/v1/projects/', { name: 'pool 1', original_topic: 't' })).body, await alice.post('/api/v1/projects/', { name: 'pool 2', original_topic: 't' })];
     const holder = postgres(studio.testDb.location.databaseUrl!, { max: 1 });
     await holder`select pg_advisory_lock(4217)`;
     const held = Array.from({ length: POOL_CONNECTIONS }, () => studio.database.db.transaction((tx) => tx.execute(sql`select pg_advisory_xact_lock(4217)`)));
     let queuedAnswered = false;
     const queued = studio.database.db.execute(sql`select 1`).then(() => (queuedAnswered = true));
     try {
-      // Bounded, so that a list stuck behind the pool fails here and the lock is still let go.
-      const stuck = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the list waited behind the full pool')), 10_000).unref());
-      const list = await Promise.race([alice.get('/api/v1/projects/?page_size=2'), stuck]);
-      expect(list.status).toBe(200);
+      // Bounded, so that a read stuck behind the pool fails here and the lock is still let go.
+      const stuck = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('a read waited behind the full pool')), 10_000).unref());
+      const [list, page, stages] = await Promise.race([
+        Promise.all([alice.get('/api/v1/projects/?page_size=2'), alice.get(`/api/v1/projects/${first.id}/`), alice.get(`/api/v1/projects/${first.id}/stages/`)]),
+        stuck,
+      ]);
       expect(list.body.results).toHaveLength(2);
-      expect(queuedAnswered).toBe(false); // the pool was indeed full: the list did not go through it
+      expect(page.body).toMatchObject({ id: first.id, name: 'pool 1' });
+      expect(stages.body.map((s: any) => s.stage_type)).toEqual([...STAGE_KEYS]);
+      expect(queuedAnswered).toBe(false); // the pool was indeed full: these reads did not go through it
     } finally {
       await holder`select pg_advisory_unlock(4217)`;
       await Promise.all([...held, queued]);

@@ -17,12 +17,7 @@ export const hasOutput = (output: SQLWrapper) => sql`${output} <> 'null'::jsonb`
  * part of what a start costs, and a built query is only bound to new values.
  */
 const hotQueries = (db: Db) => ({
-  withRole: db
-    .select({ project: projects, role: projectMembers.role })
-    .from(projects)
-    .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
-    .where(eq(projects.id, sql.placeholder('projectId')))
-    .prepare('project_with_role'),
+  withRole: withRole(db, 'project_with_role'),
   ownerAndRole: db
     .select({ ownerId: projects.ownerId, role: projectMembers.role })
     .from(projects)
@@ -67,6 +62,22 @@ const hotQueries = (db: Db) => ({
     .prepare('project_status_of'),
 });
 
+/** A project and the user's membership in it. */
+function withRole(db: Db, name: string) {
+  return db
+    .select({ project: projects, role: projectMembers.role })
+    .from(projects)
+    .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
+    .where(eq(projects.id, sql.placeholder('projectId')))
+    .prepare(name);
+}
+
+/** What a project's page opens with (Database.readDb): the project with the user's membership, and its stages in order. */
+const pageQueries = (db: Db) => ({
+  withRole: withRole(db, 'project_page_with_role'),
+  stages: db.select().from(projectStages).where(eq(projectStages.projectId, sql.placeholder('projectId'))).orderBy(projectStages.position).prepare('project_page_stages'),
+});
+
 /**
  * The project list's page and its count, built once each for a list with a search and one without
  * (the studio's home lists projects at every visit; drizzle's building was a third of what one cost).
@@ -98,11 +109,13 @@ function projectList(db: Db, searched: boolean) {
 export class ProjectRepository {
   private readonly hot: ReturnType<typeof hotQueries>;
   private readonly lists: { all: ReturnType<typeof projectList>; searched: ReturnType<typeof projectList> };
+  private readonly page: ReturnType<typeof pageQueries>;
 
-  /** `readDb`: where the project list is read (Database.readDb). */
+  /** `readDb`: where the project list and a project's page are read (Database.readDb). */
   constructor(private readonly db: Db, readDb: Db = db) {
     this.hot = hotQueries(db);
     this.lists = { all: projectList(readDb, false), searched: projectList(readDb, true) };
+    this.page = pageQueries(readDb);
   }
 
   /** A project and the stage records of every stage, in one transaction: never half-created. */
@@ -123,6 +136,12 @@ export class ProjectRepository {
     const values = { userId, pattern: search ? containing(search) : undefined, limit: pageSize, offset: (page - 1) * pageSize };
     const [rows, [{ n }]] = await Promise.all([list.page.execute(values), list.count.execute(values)]);
     return { count: n, rows };
+  }
+
+  /** A project's page: the project with the user's membership and its stages, read at once (the stages go out only once access is granted). */
+  async forPage(projectId: string, userId: string) {
+    const [[row], stages] = await Promise.all([this.page.withRole.execute({ projectId, userId }), this.page.stages.execute({ projectId })]);
+    return { row, stages };
   }
 
   async findWithRole(projectId: string, userId: string) {

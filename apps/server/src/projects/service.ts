@@ -122,8 +122,9 @@ export class ProjectService {
   }
 
   async get(user: AuthUser, projectId: string) {
-    const { project, role } = await this.access(user, projectId, 'view');
-    return toDetail(project, role, await this.repo.stages(projectId));
+    const { row, stages } = await this.repo.forPage(projectId, user.id);
+    const { project, role } = checkAccess(user, row, 'view');
+    return toDetail(project, role, stages);
   }
 
   async update(user: AuthUser, projectId: string, patch: { name?: string; original_topic?: string; description?: string; style?: string } & Partial<MediaSettings>) {
@@ -158,8 +159,9 @@ export class ProjectService {
   }
 
   async stages(user: AuthUser, projectId: string) {
-    await this.access(user, projectId, 'view');
-    return (await this.repo.stages(projectId)).map(toStage);
+    const { row, stages } = await this.repo.forPage(projectId, user.id);
+    checkAccess(user, row, 'view');
+    return stages.map(toStage);
   }
 
   /** Re-derives the project's status from its stages and stores it (DESIGN §1). */
