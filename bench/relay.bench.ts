@@ -334,7 +334,8 @@ function spawnJs(children: ChildProcess[], args: string[], env: Record<string, s
 
 /**
  * Runs the studio of the checkout at `cwd` as `npm start` does: built (apps/server/build.mjs), with
- * the same flags and malloc arenas (MALLOC_ARENA_MAX=1 here, say, to try another). A checkout from before the build existed runs from its source through tsx.
+ * the same flags and malloc arenas (MALLOC_ARENA_MAX set for the bench tries another). A checkout
+ * from before the build existed runs from its source through tsx.
  */
 export function spawnStudio(children: ChildProcess[], env: Record<string, string>, nodeFlags: string[] = [], cwd = root) {
   if (!existsSync(path.join(cwd, 'apps/server/build.mjs'))) return spawnNode(children, ['apps/server/src/main.ts'], env, nodeFlags, cwd);

@@ -55,7 +55,8 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
   it.skipIf(TEST_DB !== 'postgres')("answers the project list and a project's page while every connection of the main pool is taken (PostgreSQL)", async () => {
     // As in a burst of run starts: transactions on every connection of the pool, and a statement
     // queued behind them. They wait on a lock held outside the studio until the list has answered.
-    const [first] = [(await alice.post('/api/v1/projects/', { name: 'pool 1', original_topic: 't' })).body, await alice.post('/api/v1/projects/', { name: 'pool 2', original_topic: 't' })];
+    const first = (await alice.post('/api/v1/projects/', { name: 'pool 1', original_topic: 't' })).body;
+    await alice.post('/api/v1/projects/', { name: 'pool 2', original_topic: 't' });
     const holder = postgres(studio.testDb.location.databaseUrl!, { max: 1 });
     await holder`select pg_advisory_lock(4217)`;
     const held = Array.from({ length: POOL_CONNECTIONS }, () => studio.database.db.transaction((tx) => tx.execute(sql`select pg_advisory_xact_lock(4217)`)));

@@ -18,6 +18,7 @@ export const hasOutput = (output: SQLWrapper) => sql`${output} <> 'null'::jsonb`
  */
 const hotQueries = (db: Db) => ({
   withRole: withRole(db, 'project_with_role'),
+  stages: stagesInOrder(db, 'project_stages'),
   ownerAndRole: db
     .select({ ownerId: projects.ownerId, role: projectMembers.role })
     .from(projects)
@@ -72,10 +73,15 @@ function withRole(db: Db, name: string) {
     .prepare(name);
 }
 
+/** A project's stages in order. */
+function stagesInOrder(db: Db, name: string) {
+  return db.select().from(projectStages).where(eq(projectStages.projectId, sql.placeholder('projectId'))).orderBy(projectStages.position).prepare(name);
+}
+
 /** What a project's page opens with (Database.readDb): the project with the user's membership, and its stages in order. */
 const pageQueries = (db: Db) => ({
   withRole: withRole(db, 'project_page_with_role'),
-  stages: db.select().from(projectStages).where(eq(projectStages.projectId, sql.placeholder('projectId'))).orderBy(projectStages.position).prepare('project_page_stages'),
+  stages: stagesInOrder(db, 'project_page_stages'),
 });
 
 /**
@@ -188,8 +194,7 @@ export class ProjectRepository {
     await this.db.delete(projects).where(eq(projects.id, id));
   };
 
-  stages = (projectId: string): Promise<StageRow[]> =>
-    this.db.select().from(projectStages).where(eq(projectStages.projectId, projectId)).orderBy(projectStages.position);
+  stages = (projectId: string): Promise<StageRow[]> => this.hot.stages.execute({ projectId });
 
   stage = async (projectId: string, stage: StageKey) =>
     (await this.db.select().from(projectStages).where(and(eq(projectStages.projectId, projectId), eq(projectStages.stageType, stage))))[0];

@@ -122,8 +122,7 @@ export class ProjectService {
   }
 
   async get(user: AuthUser, projectId: string) {
-    const { row, stages } = await this.repo.forPage(projectId, user.id);
-    const { project, role } = checkAccess(user, row, 'view');
+    const { project, role, stages } = await this.page(user, projectId);
     return toDetail(project, role, stages);
   }
 
@@ -159,9 +158,13 @@ export class ProjectService {
   }
 
   async stages(user: AuthUser, projectId: string) {
+    return (await this.page(user, projectId)).stages.map(toStage);
+  }
+
+  /** What a project's page opens with (its reads go first in line, Database.readDb), once the user may view it. */
+  private async page(user: AuthUser, projectId: string) {
     const { row, stages } = await this.repo.forPage(projectId, user.id);
-    checkAccess(user, row, 'view');
-    return stages.map(toStage);
+    return { ...checkAccess(user, row, 'view'), stages };
   }
 
   /** Re-derives the project's status from its stages and stores it (DESIGN §1). */
