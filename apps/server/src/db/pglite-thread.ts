@@ -18,6 +18,7 @@ import { workerModule } from '../worker-module.ts';
 import type { FromWorker, ToWorker } from './pglite-worker.ts';
 
 const WORKER = workerModule('pglite-worker', import.meta.url);
+const YOUNG_GENERATION_MB = 4;
 
 /** Creates a new database in `pgdata` in a process of its own (see pglite-worker.ts for why). */
 export async function createPglite(pgdata: string) {
@@ -38,7 +39,9 @@ export class PgliteThread {
 
   /** Opens the database in `pgdata` on a new thread; resolves once it is ready for connections. */
   static async start(pgdata: string): Promise<PgliteThread> {
-    const worker = new Worker(WORKER.boot, { eval: true, workerData: { pgdata } });
+    // Its JavaScript only passes bytes along (the database's memory is WebAssembly's): a small young
+    // generation is plenty, where the default would let the thread's heap grow by tens of MB under load.
+    const worker = new Worker(WORKER.boot, { eval: true, workerData: { pgdata }, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
     await new Promise<void>((resolve, reject) => {
       worker.once('message', (m: FromWorker) => (m.type === 'ready' ? resolve() : reject(new Error(`The embedded database did not open: ${m.type === 'failed' ? m.message : m.type}`))));
       worker.once('error', reject);
