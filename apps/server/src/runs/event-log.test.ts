@@ -142,6 +142,32 @@ describe('InMemoryEventLog tokens', () => {
 });
 
 describe('RunPublisher', () => {
+  it("replays a finished run's tokens and ending from both logs exactly as they were sent", () => {
+    const runs = new InMemoryEventLog();
+    const projects = new InMemoryEventLog();
+    const publisher = new RunPublisher(runs, projects);
+    const target = { runId: 'r1', projectId: 'p1', stage: 'rewrite' as const };
+    const tokenTarget = { ...target, runKey: runKey('r1'), projectKey: projectKey('p1'), tokenSuffix: ',"run_id":"r1","stage":"rewrite"}' };
+    const live: string[] = [];
+    projects.subscribe(projectKey('p1'), (e) => live.push(e.json));
+    const text = '夜雨"敲窗\n🏮';
+    for (const piece of ['夜雨', '"敲窗', '\n🏮']) publisher.token(tokenTarget, piece);
+    const done = { type: 'done' as const, output: { original_text: '雨夜', rewritten_text: text }, full_text: text, run: null as never };
+    publisher.emit(target, done, true);
+    publisher.compact(target, text);
+
+    const sentDone = live.at(-1)!;
+    expect(JSON.parse(sentDone)).toEqual({ ...done, run_id: 'r1', stage: 'rewrite' });
+    const replay = runs.since(runKey('r1'), 0)!;
+    expect(replay.map((e) => [e.id, JSON.parse(e.json), e.terminal])).toEqual([
+      [3, { type: 'token', content: text }, false],
+      [4, { ...done, run_id: 'r1', stage: 'rewrite' }, true],
+    ]);
+    expect(replay[1].json).toBe(sentDone);
+    expect(replay[1].json).toBe(sentDone); // read again, the same
+    expect(projects.since(projectKey('p1'), 3)!.map((e) => e.json)).toEqual([sentDone]);
+  });
+
   it("expires a finished run's log and its project's log, once nobody follows the project", () => {
     vi.useFakeTimers();
     const runs = new InMemoryEventLog();

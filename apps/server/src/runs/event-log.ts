@@ -22,8 +22,12 @@ export interface TokenChoice {
 export const tokenJson = (content: string, tail: string) => `{"type":"token","content":${JSON.stringify(content)}${tail}`;
 
 export interface EventLog {
-  /** Adds an event; where its id is assigned by a shared store (Redis), subscribers get it once numbered. */
-  append(key: string, json: string, terminal?: boolean): void;
+  /**
+   * Adds an event; where its id is assigned by a shared store (Redis), subscribers get it once numbered.
+   * `rebuild`: how the same JSON is made again, for a log that keeps that instead of `json` (an event
+   * made of strings held elsewhere anyway: a run's ending, whose text is the run's own).
+   */
+  append(key: string, json: string, terminal?: boolean, rebuild?: () => string): void;
   /** Adds a token event (the hot path: a log may keep its content alone and build its JSON, `tokenJson`, when read). */
   appendToken(key: string, content: string, tail: string): void;
   /**
@@ -45,9 +49,10 @@ export interface EventLog {
    * A closed log whose text is saved elsewhere (a finished run's, in the database): each stretch of
    * token events becomes one, under the last one's id, and progress events go. A replay from inside a
    * merged stretch is refused (`since` answers null: it comes from the saved copy); from anywhere
-   * else it stays exact. Logs shared between instances omit it.
+   * else it stays exact. Logs shared between instances omit it. `text`: the run's whole text, kept
+   * instead of a copy where a stretch spells all of it.
    */
-  compact?(key: string): void;
+  compact?(key: string, text?: string): void;
   /**
    * Shared logs only (several instances): brings the log for `key` into this process and follows it,
    * so the synchronous reads above answer for it. `expectWrites`: follow it even while it is empty (a
@@ -91,6 +96,30 @@ class KeptToken implements LoggedEvent {
 
   get terminal() {
     return false;
+  }
+}
+
+/**
+ * An event a log keeps as the means to build its JSON again: a finished run's `done` holds its text
+ * twice over (full_text, output), which as JSON would be two more copies of a text the run's output
+ * already holds, kept for every run finished in the last minute. Built again when read, it is kept
+ * until the next garbage collection, so a replay that reads it several times builds it once.
+ */
+class RebuiltEvent implements LoggedEvent {
+  private built?: WeakRef<{ json: string }>;
+
+  constructor(
+    readonly id: number,
+    private readonly rebuild: () => string,
+    readonly terminal: boolean,
+  ) {}
+
+  get json() {
+    const kept = this.built?.deref();
+    if (kept) return kept.json;
+    const built = { json: this.rebuild() };
+    this.built = new WeakRef(built);
+    return built.json;
   }
 }
 
@@ -154,10 +183,10 @@ export class InMemoryEventLog implements EventLog {
     return log;
   }
 
-  append(key: string, json: string, terminal = false): LoggedEvent {
+  append(key: string, json: string, terminal = false, rebuild?: () => string): LoggedEvent {
     const log = this.log(key);
     const event = { id: log.nextId++, json, terminal };
-    this.keep(log, event);
+    this.keep(log, rebuild ? new RebuiltEvent(event.id, rebuild, terminal) : event);
     if (terminal) log.closed = true;
     for (const s of log.subscribers) s(event);
     return event;
@@ -221,7 +250,7 @@ export class InMemoryEventLog implements EventLog {
     log.expiry.unref();
   }
 
-  compact(key: string) {
+  compact(key: string, text?: string) {
     const log = this.logs.get(key);
     if (!log?.closed) return;
     const kept: LoggedEvent[] = [];
@@ -229,14 +258,15 @@ export class InMemoryEventLog implements EventLog {
     const mergeStretch = () => {
       if (stretch.length > 1) {
         const [first, last] = [stretch[0], stretch.at(-1)!];
-        kept.push(new KeptToken(last.id, stretch.map((t) => t.content).join(''), last.tail));
+        const content = stretch.map((t) => t.content).join('');
+        kept.push(new KeptToken(last.id, content === text ? text : content, last.tail));
         log.merged.push([first.id, last.id]);
       } else kept.push(...stretch);
       stretch = [];
     };
     for (const event of log.events) {
       if (event instanceof KeptToken) stretch.push(event);
-      else if (!event.json.startsWith('{"type":"progress"')) {
+      else if (event instanceof RebuiltEvent || !event.json.startsWith('{"type":"progress"')) {
         mergeStretch();
         kept.push(event);
       }

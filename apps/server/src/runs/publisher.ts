@@ -8,7 +8,7 @@ export const projectKey = (projectId: string) => `project:${projectId}`;
  * Finished runs (and projects nobody follows) stay replayable from memory this long; later the
  * database serves them (reset, text, items and ending: the same to a client). Long enough for a
  * reload or a reconnect; short because what is kept grows with the runs finished in that time
- * (a finished run's log holds its text three times over: tokens, output and full_text).
+ * (a finished run's log holds its text in its tokens, and in its ending's full_text and output).
  */
 export const KEEP_IN_MEMORY_MS = 60_000;
 
@@ -46,9 +46,12 @@ export class RunPublisher {
   ) {}
 
   emit(target: RunTarget, event: RunEventBody, terminal = false) {
-    const json = JSON.stringify({ ...event, run_id: target.runId, stage: target.stage });
-    this.runLog.append(runKey(target.runId), json, terminal);
-    this.projectLog.append(projectKey(target.projectId), json);
+    const body = { ...event, run_id: target.runId, stage: target.stage };
+    const json = JSON.stringify(body);
+    // A run's ending is kept as its body, whose text and output the run holds anyway (RebuiltEvent).
+    const rebuild = event.type === 'done' ? () => JSON.stringify(body) : undefined;
+    this.runLog.append(runKey(target.runId), json, terminal, rebuild);
+    this.projectLog.append(projectKey(target.projectId), json, false, rebuild);
   }
 
   /**
@@ -61,9 +64,9 @@ export class RunPublisher {
   }
 
   lastId = (runId: string) => this.runLog.lastId(runKey(runId));
-  /** A run whose end is saved: its log may drop what the database now holds (logs that can). */
-  compact(target: RunTarget) {
-    this.runLog.compact?.(runKey(target.runId));
+  /** A run whose end is saved: its log may drop what the database now holds (logs that can), and keep `text` (the run's) once. */
+  compact(target: RunTarget, text: string) {
+    this.runLog.compact?.(runKey(target.runId), text);
   }
   /** A finished run's log, and its project's once nobody follows it or writes to it, leave memory after `delayMs`. */
   expire(target: RunTarget, delayMs: number) {

@@ -504,7 +504,7 @@ export class RunService {
     run.finalStatus = status;
     run.pipelineAtEnd = pipeline;
     run.emit(terminal, true);
-    this.d.publisher.compact(run.target);
+    this.d.publisher.compact(run.target, run.text);
   }
 
   /**
