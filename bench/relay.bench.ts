@@ -263,12 +263,13 @@ const ramp = <T>(n: number, f: (i: number) => Promise<T>) =>
 /**
  * GET /api/v1/projects/ one after another until stopped: its latencies while the studio relays. From a
  * thread of its own, so they are the studio's answers and not the wait of this process's event loop,
- * which is busy reading every stream of the phase.
+ * which is busy reading every stream of the phase. With each, the studio's own time over it (its
+ * Server-Timing header; none from a studio older than the header): the rest is the machine's.
  */
 function pollProjects(studio: Studio) {
   const worker = new Worker(API_POLLER, { eval: true, workerData: { url: `${studio.base}/api/v1/projects/?page_size=20`, token: studio.token } });
   return () =>
-    new Promise<number[]>((resolve, reject) => {
+    new Promise<ApiTimes>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
       worker.postMessage('stop');
@@ -280,15 +281,17 @@ const { parentPort, workerData } = require('node:worker_threads');
 let stopped = false;
 parentPort.once('message', () => (stopped = true));
 (async () => {
-  const latencies = [];
+  const times = { ms: [], studioMs: [] };
   while (!stopped) {
     const t0 = performance.now();
     const res = await fetch(workerData.url, { headers: { authorization: 'Bearer ' + workerData.token } }).catch(() => null);
     await res?.arrayBuffer();
-    latencies.push(performance.now() - t0);
+    times.ms.push(performance.now() - t0);
+    const studio = /app;dur=([0-9.]+)/.exec(res?.headers.get('server-timing') ?? '');
+    if (studio) times.studioMs.push(Number(studio[1]));
     await new Promise((r) => setTimeout(r, 100));
   }
-  parentPort.postMessage(latencies);
+  parentPort.postMessage(times);
   parentPort.close();
 })();
 `;
@@ -455,6 +458,12 @@ async function weighProjects(url: string, kb: number) {
   await client.end();
 }
 
+/** The project list's latencies as the bench saw them, and the studio's own share of each (ms). */
+interface ApiTimes {
+  ms: number[];
+  studioMs: number[];
+}
+
 interface Phase {
   label: string;
   streams: StreamMeasure[];
@@ -463,7 +472,7 @@ interface Phase {
   mainCpuMs: number;
   upstreamCpuMs: number;
   peakRssMb: number;
-  apiMs: number[];
+  api: ApiTimes;
   /** How busy the whole machine was meanwhile (bench, upstream, studio, database), 0–1. */
   machineBusy: number;
   /** This process's own event-loop delay, p99 ms: how late the bench itself read what arrived. */
@@ -471,7 +480,7 @@ interface Phase {
 }
 
 /** Measures one phase: CPU of `pid` (if any) and of the upstream, peak RSS of `pid`, while `run` goes. */
-async function phase(label: string, upstreamPid: number, pid: number | null, run: () => Promise<StreamMeasure[]>, poll?: () => () => Promise<number[]>): Promise<Phase> {
+async function phase(label: string, upstreamPid: number, pid: number | null, run: () => Promise<StreamMeasure[]>, poll?: () => () => Promise<ApiTimes>): Promise<Phase> {
   const before = pid ? procStats(pid) : { cpuMs: 0, mainCpuMs: 0, rssMb: 0 };
   const upBefore = procStats(upstreamPid).cpuMs;
   let peakRssMb = before.rssMb;
@@ -483,10 +492,10 @@ async function phase(label: string, upstreamPid: number, pid: number | null, run
   const streams = await run();
   const machineBusy = (machineBusyMs() - busy0) / ((performance.now() - t0) * os.cpus().length);
   lag.disable();
-  const apiMs = (await stopPoll?.()) ?? [];
+  const api = (await stopPoll?.()) ?? { ms: [], studioMs: [] };
   clearInterval(sampler);
   const after = pid ? procStats(pid) : before;
-  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, peakRssMb, apiMs, machineBusy, benchLagMs: lag.percentile(99) / 1e6 };
+  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, peakRssMb, api, machineBusy, benchLagMs: lag.percentile(99) / 1e6 };
 }
 
 const delaysOf = (p: Phase) => p.streams.flatMap((m) => m.delays);
@@ -503,7 +512,8 @@ const LATENCIES = {
   'req→upstream p50 ms': (p: Phase) => pct(p.streams.map((m) => m.toUpstreamMs), 50),
   'req→upstream p99 ms': (p: Phase) => pct(p.streams.map((m) => m.toUpstreamMs), 99),
 };
-const apiP99 = (p: Phase) => pct(p.apiMs, 99);
+const apiP99 = (p: Phase) => pct(p.api.ms, 99);
+const apiStudioP99 = (p: Phase) => pct(p.api.studioMs, 99);
 const mapValues = <T, U>(o: Record<string, T>, f: (v: T) => U) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
 
 function summarize(n: number, direct: Phase, studios: Phase[]) {
@@ -519,6 +529,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
     'machine busy %': all.map((p) => (p.machineBusy * 100).toFixed(0)).join(' / '),
     'bench loop delay p99 ms': all.map((p) => f0(p.benchLagMs)).join(' / '),
     'GET projects p99 ms': studios.map((p) => f0(apiP99(p))).join(' / '),
+    'of it in the studio': studios.map((p) => f0(apiStudioP99(p))).join(' / '),
     ...(errors.length && { errors: `${errors.length}: ${[...new Set(errors)].slice(0, 3).join('; ')}` }),
   };
 }
@@ -530,7 +541,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
  */
 function medianOfRounds(n: number, measured: Phase[][]) {
   const across = (of: (p: Phase) => number) => measured[0].map((_, column) => f0(pct(measured.map((round) => of(round[column])), 50))).join(' / ');
-  return { round: 'median', streams: n, ...mapValues(LATENCIES, across), 'GET projects p99 ms': across(apiP99) };
+  return { round: 'median', streams: n, ...mapValues(LATENCIES, across), 'GET projects p99 ms': across(apiP99), 'of it in the studio': across(apiStudioP99) };
 }
 
 /** The bare relay (bench/bare-relay.ts) in front of the same upstream, shaped as a studio for the phases. */

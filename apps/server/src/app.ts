@@ -212,6 +212,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   });
 
   await registerSecurityHeaders(app);
+  // How long the studio took over an answer once it had read the request (W3C Server-Timing): a client
+  // or a load test can tell the studio's share of a slow answer from the network's and its own.
+  app.addHook('onSend', async (_req, reply) => void reply.header('server-timing', `app;dur=${reply.elapsedTime.toFixed(1)}`));
   await app.register(fastifyCookie);
   // Before any route: its onRequest hook must reach every one, and it denies what is not marked public.
   registerAuthGuard(app, auth);

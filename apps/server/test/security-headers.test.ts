@@ -45,6 +45,15 @@ describe(`security headers (${TEST_DB})`, () => {
     expect(res.headers.get('cache-control')).toBe('no-store');
   });
 
+  it("tells the studio's own time over an answer (Server-Timing), within the time the client saw", async () => {
+    const t0 = performance.now();
+    const res = await admin.get('/api/v1/projects/');
+    const seen = performance.now() - t0;
+    const timing = /^app;dur=(\d+\.\d)$/.exec(res.headers.get('server-timing') ?? '');
+    expect(timing, `Server-Timing: ${res.headers.get('server-timing')}`).not.toBeNull();
+    expect(Number(timing![1])).toBeLessThanOrEqual(seen);
+  });
+
   it('guards an anonymous answer too', async () => {
     const res = await fetch(`${studio.url}/api/v1/auth/me`);
     expect(res.status).toBe(401);
