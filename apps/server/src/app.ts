@@ -135,7 +135,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   }
 
   const cipher = new Cipher(config.appSecret);
-  const authRepo = new AuthRepository(database.db);
+  const authRepo = new AuthRepository(database.db, database.readDb);
   const liveStreams = new LiveStreams();
   const knownCredentials = new KnownCredentials(CREDENTIAL_MEMORY_MS);
   const auth = new AuthService(authRepo, liveStreams, knownCredentials);

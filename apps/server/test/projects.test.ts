@@ -57,6 +57,9 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
     // queued behind them. They wait on a lock held outside the studio until the list has answered.
     const first = (await alice.post('/api/v1/projects/', { name: 'pool 1', original_topic: 't' })).body;
     await alice.post('/api/v1/projects/', { name: 'pool 2', original_topic: 't' });
+    // A credential the studio has not seen yet: its lookup is made during the burst, too.
+    const token = (await alice.post('/api/v1/auth/tokens', { name: 'script' })).body.token as string;
+    const withToken = () => fetch(`${studio.url}/api/v1/projects/?page_size=1`, { headers: { authorization: `Bearer ${token}` } }).then(async (r) => ({ status: r.status, body: await r.json() }));
     const holder = postgres(studio.testDb.location.databaseUrl!, { max: 1 });
     await holder`select pg_advisory_lock(4217)`;
     const held = Array.from({ length: POOL_CONNECTIONS }, () => studio.database.db.transaction((tx) => tx.execute(sql`select pg_advisory_xact_lock(4217)`)));
@@ -65,11 +68,13 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
     try {
       // Bounded, so that a read stuck behind the pool fails here and the lock is still let go.
       const stuck = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('a read waited behind the full pool')), 10_000).unref());
-      const [list, page, stages] = await Promise.race([
-        Promise.all([alice.get('/api/v1/projects/?page_size=2'), alice.get(`/api/v1/projects/${first.id}/`), alice.get(`/api/v1/projects/${first.id}/stages/`)]),
+      const [list, page, stages, byToken] = await Promise.race([
+        Promise.all([alice.get('/api/v1/projects/?page_size=2'), alice.get(`/api/v1/projects/${first.id}/`), alice.get(`/api/v1/projects/${first.id}/stages/`), withToken()]),
         stuck,
       ]);
       expect(list.body.results).toHaveLength(2);
+      expect(byToken.status).toBe(200);
+      expect(byToken.body.results).toHaveLength(1);
       expect(page.body).toMatchObject({ id: first.id, name: 'pool 1' });
       expect(stages.body.map((s: any) => s.stage_type)).toEqual([...STAGE_KEYS]);
       expect(queuedAnswered).toBe(false); // the pool was indeed full: these reads did not go through it

@@ -22,8 +22,16 @@ const credentialQueries = (db: Db) => ({
 export class AuthRepository {
   private readonly credentials: ReturnType<typeof credentialQueries>;
 
-  constructor(private readonly db: Db) {
-    this.credentials = credentialQueries(db);
+  /**
+   * `readDb`: where every request's credential is looked up (Database.readDb), first in line: behind a
+   * burst of run starts on the pool, the lookup made every few seconds (KnownCredentials) held up the
+   * request that made it, whatever it asked for.
+   */
+  constructor(
+    private readonly db: Db,
+    readDb: Db = db,
+  ) {
+    this.credentials = credentialQueries(readDb);
   }
 
   countUsers = async () => (await this.db.select({ n: count() }).from(users))[0].n;

@@ -102,8 +102,10 @@ export class AuthService {
     return this.known.get(`token:${hash}`, async () => {
       const found = await this.repo.findTokenUser(hash);
       if (!found) return null;
-      // Touch at most once a minute: a busy script should not write on every call.
-      if (!found.lastUsedAt || Date.now() - found.lastUsedAt.getTime() > 60_000) await this.repo.touchToken(found.tokenId);
+      // Touch at most once a minute: a busy script should not write on every call. Not awaited: the
+      // request is not held behind runs' writes for a "last used" mark, and one that fails is made at
+      // the next lookup (the mark stays old).
+      if (!found.lastUsedAt || Date.now() - found.lastUsedAt.getTime() > 60_000) void this.repo.touchToken(found.tokenId).catch(() => {});
       return { user: toAuthUser(found.user), credential: { kind: 'token', id: found.tokenId }, expiresAt: null };
     });
   }
