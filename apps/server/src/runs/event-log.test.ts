@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InMemoryEventLog, TOKENS_KEPT_AFTER_FOLLOWER_MS } from './event-log.ts';
-import { projectKey, RunPublisher, runKey } from './publisher.ts';
+import { projectKey, RunPublisher, runKey, tokenTarget } from './publisher.ts';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -147,11 +147,10 @@ describe('RunPublisher', () => {
     const projects = new InMemoryEventLog();
     const publisher = new RunPublisher(runs, projects);
     const target = { runId: 'r1', projectId: 'p1', stage: 'rewrite' as const };
-    const tokenTarget = { ...target, runKey: runKey('r1'), projectKey: projectKey('p1'), tokenSuffix: ',"run_id":"r1","stage":"rewrite"}' };
     const live: string[] = [];
     projects.subscribe(projectKey('p1'), (e) => live.push(e.json));
     const text = '夜雨"敲窗\n🏮';
-    for (const piece of ['夜雨', '"敲窗', '\n🏮']) publisher.token(tokenTarget, piece);
+    for (const piece of ['夜雨', '"敲窗', '\n🏮']) publisher.token(tokenTarget(target), piece);
     const done = { type: 'done' as const, output: { original_text: '雨夜', rewritten_text: text }, full_text: text, run: null as never };
     publisher.emit(target, done, true);
     publisher.compact(target, text);
