@@ -142,7 +142,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const projectRepo = new ProjectRepository(database.db, database.readDb);
   const projects = new ProjectService(projectRepo);
   const renderer = new TemplateRenderer();
-  const prompts = new PromptService(new PromptRepository(database.db), projects, renderer);
+  const prompts = new PromptService(new PromptRepository(database.db, database.readDb), projects, renderer);
   const demo = new OfflineDemoUpstream();
   // Scale-out mode: provider limits, cool-downs and loads are shared by every instance through Redis.
   const limitsRedis = config.redisUrl ? connectRedis({ url: config.redisUrl, prefix: config.redisPrefix, name: 'limits' }) : null;
@@ -151,7 +151,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     : new ProviderSelector();
   const metrics = new StudioMetrics();
   const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, selector, metrics);
-  const runRepo = new RunRepository(database.db);
+  const runRepo = new RunRepository(database.db, database.readDb);
   // Scale-out mode: run events travel through Redis streams, so any instance serves any run's stream.
   const redisEvents = config.redisUrl ? new RedisRunEvents(config, app.log) : null;
   if (redisEvents) {
@@ -165,7 +165,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const runLog: EventLog = redisEvents?.runLog ?? new InMemoryEventLog();
   // A project's log is dropped when idle and may be made again: its ids start from the clock (event-log.ts).
   const projectLog: EventLog = redisEvents?.projectLog ?? new InMemoryEventLog({ maxEventsPerLog: 5_000, firstId: Date.now, tokensWhileFollowed: true });
-  const storyboards = new StoryboardRepository(database.db);
+  const storyboards = new StoryboardRepository(database.db, database.readDb);
   const mediaRepo = new MediaRepository(database.db);
   const media = new MediaStore(path.join(config.dataDir, 'media'), mediaRepo);
   const publisher = new RunPublisher(runLog, projectLog);

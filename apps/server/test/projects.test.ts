@@ -52,7 +52,7 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
     expect((await alice.get(`/api/v1/projects/${target.id}/`)).status).toBe(404);
   });
 
-  it.skipIf(TEST_DB !== 'postgres')("answers the project list and a project's page while every connection of the main pool is taken (PostgreSQL)", async () => {
+  it.skipIf(TEST_DB !== 'postgres')("answers the project list, a project's page and its panels while every connection of the main pool is taken (PostgreSQL)", async () => {
     // As in a burst of run starts: transactions on every connection of the pool, and a statement
     // queued behind them. They wait on a lock held outside the studio until the list has answered.
     const first = (await alice.post('/api/v1/projects/', { name: 'pool 1', original_topic: 't' })).body;
@@ -60,6 +60,20 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
     // A credential the studio has not seen yet: its lookup is made during the burst, too.
     const token = (await alice.post('/api/v1/auth/tokens', { name: 'script' })).body.token as string;
     const withToken = () => fetch(`${studio.url}/api/v1/projects/?page_size=1`, { headers: { authorization: `Bearer ${token}` } }).then(async (r) => ({ status: r.status, body: await r.json() }));
+    // The project's stream answers once it has checked access and read the runs in progress; its first bytes are enough.
+    const stream = new AbortController();
+    const projectStream = () => fetch(`${studio.url}/api/v1/projects/${first.id}/events?tokens=0`, { headers: { cookie: alice.cookie }, signal: stream.signal });
+    // What the page's panels open with: each checks that the user may view the project, then reads what it shows.
+    const panels = [
+      `/api/v1/projects/${first.id}/stages/rewrite/runs/?page=1&page_size=20`,
+      `/api/v1/projects/${first.id}/stages/image/settings/`,
+      `/api/v1/projects/${first.id}/prompt-set/`,
+      `/api/v1/projects/${first.id}/storyboards/`,
+      `/api/v1/projects/${first.id}/camera-movements/`,
+      `/api/v1/projects/${first.id}/characters/`,
+      '/api/v1/prompts/sets/?page_size=100',
+      '/api/v1/auth/me',
+    ];
     const holder = postgres(studio.testDb.location.databaseUrl!, { max: 1 });
     await holder`select pg_advisory_lock(4217)`;
     const held = Array.from({ length: POOL_CONNECTIONS }, () => studio.database.db.transaction((tx) => tx.execute(sql`select pg_advisory_xact_lock(4217)`)));
@@ -68,8 +82,15 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
     try {
       // Bounded, so that a read stuck behind the pool fails here and the lock is still let go.
       const stuck = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('a read waited behind the full pool')), 10_000).unref());
-      const [list, page, stages, byToken] = await Promise.race([
-        Promise.all([alice.get('/api/v1/projects/?page_size=2'), alice.get(`/api/v1/projects/${first.id}/`), alice.get(`/api/v1/projects/${first.id}/stages/`), withToken()]),
+      const [list, page, stages, byToken, followed, opened] = await Promise.race([
+        Promise.all([
+          alice.get('/api/v1/projects/?page_size=2'),
+          alice.get(`/api/v1/projects/${first.id}/`),
+          alice.get(`/api/v1/projects/${first.id}/stages/`),
+          withToken(),
+          projectStream(),
+          Promise.all(panels.map((url) => alice.get(url))),
+        ]),
         stuck,
       ]);
       expect(list.body.results).toHaveLength(2);
@@ -77,8 +98,18 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
       expect(byToken.body.results).toHaveLength(1);
       expect(page.body).toMatchObject({ id: first.id, name: 'pool 1' });
       expect(stages.body.map((s: any) => s.stage_type)).toEqual([...STAGE_KEYS]);
+      expect(followed.status).toBe(200);
+      expect(followed.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      expect(opened.map((r) => r.status)).toEqual(panels.map(() => 200));
+      expect(opened[0].body).toEqual({ count: 0, results: [] });
+      expect(opened[2].body).toEqual({ prompt_set_id: null, prompt_set_name: null });
+      expect(opened[3].body).toMatchObject({ count: 0, results: [] });
+      expect(opened[4].body).toEqual({ count: 0, results: [] });
+      expect(opened[6].body.count).toBeGreaterThan(0); // the built-in default set
+      expect(opened[7].body).toMatchObject({ email: 'alice@example.com' });
       expect(queuedAnswered).toBe(false); // the pool was indeed full: these reads did not go through it
     } finally {
+      stream.abort();
       await holder`select pg_advisory_unlock(4217)`;
       await Promise.all([...held, queued]);
       await holder.end();

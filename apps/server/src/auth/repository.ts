@@ -25,11 +25,11 @@ export class AuthRepository {
   /**
    * `readDb`: where every request's credential is looked up (Database.readDb), first in line: behind a
    * burst of run starts on the pool, the lookup made every few seconds (KnownCredentials) held up the
-   * request that made it, whatever it asked for.
+   * request that made it, whatever it asked for. A user's own record (every page's `me`) is read there too.
    */
   constructor(
     private readonly db: Db,
-    readDb: Db = db,
+    private readonly readDb: Db = db,
   ) {
     this.credentials = credentialQueries(readDb);
   }
@@ -38,7 +38,7 @@ export class AuthRepository {
   countAdmins = async () => (await this.db.select({ n: count() }).from(users).where(eq(users.role, 'admin')))[0].n;
 
   findUserByEmail = async (email: string) => (await this.db.select().from(users).where(eq(users.email, email)))[0];
-  findUserById = async (id: string) => (await this.db.select().from(users).where(eq(users.id, id)))[0];
+  findUserById = async (id: string) => (await this.readDb.select().from(users).where(eq(users.id, id)))[0];
 
   async listUsers(page: number, pageSize: number, search?: string) {
     const where = search ? or(ilike(users.email, containing(search)), ilike(users.name, containing(search))) : undefined;

@@ -21,9 +21,10 @@ export interface Database {
    */
   leaseDb: Db;
   /**
-   * Reads a person waits on that runs never make (the project list, a project's page, every request's
-   * credential), where a burst of run starts and endings queued on the pool is never in front of them
-   * (at 400 streams a list waited up to half a second there): on PostgreSQL two connections of their
+   * Reads a person waits on that runs never make (the project list, a project's page and what its
+   * panels show, every request's credential, every check that a user may view a project), where a
+   * burst of run starts and endings queued on the pool is never in front of them (at 400 streams a
+   * list waited up to half a second there): on PostgreSQL two connections of their
    * own; on PGlite a connection whose statements take the one session first (pglite-worker.ts), so a
    * transaction must never wait for one of them.
    */

@@ -19,12 +19,7 @@ export const hasOutput = (output: SQLWrapper) => sql`${output} <> 'null'::jsonb`
 const hotQueries = (db: Db) => ({
   withRole: withRole(db, 'project_with_role'),
   stages: stagesInOrder(db, 'project_stages'),
-  ownerAndRole: db
-    .select({ ownerId: projects.ownerId, role: projectMembers.role })
-    .from(projects)
-    .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
-    .where(eq(projects.id, sql.placeholder('projectId')))
-    .prepare('project_owner_and_role'),
+  ownerAndRole: ownerAndRole(db, 'project_owner_and_role'),
   // The project, the user's membership and the active run ride on the first stage's row only (every
   // project has all its stages from its creation on), and a stage's output comes only when it is read.
   forRun: db
@@ -73,15 +68,29 @@ function withRole(db: Db, name: string) {
     .prepare(name);
 }
 
+/** Who owns a project and the user's membership in it: what an access check reads. */
+function ownerAndRole(db: Db, name: string) {
+  return db
+    .select({ ownerId: projects.ownerId, role: projectMembers.role })
+    .from(projects)
+    .leftJoin(projectMembers, and(eq(projectMembers.projectId, projects.id), eq(projectMembers.userId, sql.placeholder('userId'))))
+    .where(eq(projects.id, sql.placeholder('projectId')))
+    .prepare(name);
+}
+
 /** A project's stages in order. */
 function stagesInOrder(db: Db, name: string) {
   return db.select().from(projectStages).where(eq(projectStages.projectId, sql.placeholder('projectId'))).orderBy(projectStages.position).prepare(name);
 }
 
-/** What a project's page opens with (Database.readDb): the project with the user's membership, and its stages in order. */
+/**
+ * What a project's page opens with (Database.readDb): the project with the user's membership, its
+ * stages in order, and the access check of every read its panels make.
+ */
 const pageQueries = (db: Db) => ({
   withRole: withRole(db, 'project_page_with_role'),
   stages: stagesInOrder(db, 'project_page_stages'),
+  ownerAndRole: ownerAndRole(db, 'project_page_owner_and_role'),
 });
 
 /**
@@ -155,9 +164,21 @@ export class ProjectRepository {
     return row;
   }
 
+  /** `findWithRole` read first in line (Database.readDb), for a check before reads a person waits on. */
+  async findWithRoleToView(projectId: string, userId: string) {
+    const [row] = await this.page.withRole.execute({ projectId, userId });
+    return row;
+  }
+
   /** Who owns the project and the user's membership in it, nothing else: what every open stream re-checks at each change. */
   async ownerAndRole(projectId: string, userId: string) {
     const [row] = await this.hot.ownerAndRole.execute({ projectId, userId });
+    return row;
+  }
+
+  /** `ownerAndRole` read first in line (Database.readDb), for a check before reads a person waits on. */
+  async ownerAndRoleToView(projectId: string, userId: string) {
+    const [row] = await this.page.ownerAndRole.execute({ projectId, userId });
     return row;
   }
 

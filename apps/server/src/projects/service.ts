@@ -83,12 +83,17 @@ export class ProjectService {
 
   /** The user's access to a project, as `checkAccess` rules. */
   async access(user: AuthUser, projectId: string, need: Need): Promise<Access> {
-    return checkAccess(user, await this.repo.findWithRole(projectId, user.id), need);
+    // As in `allows`: a view is checked first in line.
+    const row = need === 'view' ? await this.repo.findWithRoleToView(projectId, user.id) : await this.repo.findWithRole(projectId, user.id);
+    return checkAccess(user, row, need);
   }
 
   /** `access` for a caller that needs no more than the verdict: the project itself is not read. */
   async allows(user: AuthUser, projectId: string, need: Need): Promise<AccessRole> {
-    return allowedRole(user, await this.repo.ownerAndRole(projectId, user.id), need);
+    // A view is only ever checked as a request starts, never inside a transaction, and the reads
+    // behind it are a person's (a panel, a picture, a history): so it is read first in line.
+    const row = need === 'view' ? await this.repo.ownerAndRoleToView(projectId, user.id) : await this.repo.ownerAndRole(projectId, user.id);
+    return allowedRole(user, row, need);
   }
 
   /** Access to start a run of `stage`, with the project's stages (the outputs of `reads` only) and the stage's active run, in one read. */

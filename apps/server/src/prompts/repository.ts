@@ -26,13 +26,18 @@ const lockDefault = (tx: Db) => tx.execute(sql`select pg_advisory_xact_lock(${DE
 const visibleTo = (userId: string) => or(isNull(promptSets.ownerId), eq(promptSets.ownerId, userId));
 
 export class PromptRepository {
-  constructor(private readonly db: Db) {}
+  /** `readDb`: where a project's page reads its prompt set and the sets to pick from (Database.readDb). */
+  constructor(
+    private readonly db: Db,
+    private readonly readDb: Db = db,
+  ) {}
 
   // ---- sets ----
+  /** The sets a user may pick (a project page's prompt-set picker), read first in line. */
   async listSets(userId: string, page: number, pageSize: number, search?: string) {
     const where = and(visibleTo(userId), search ? ilike(promptSets.name, containing(search)) : undefined);
     const [rows, [{ n }]] = await Promise.all([
-      this.db
+      this.readDb
         .select()
         .from(promptSets)
         .where(where)
@@ -40,7 +45,7 @@ export class PromptRepository {
         .orderBy(desc(promptSets.isDefault), sql`${promptSets.ownerId} is null desc`, asc(promptSets.createdAt), asc(promptSets.id))
         .limit(pageSize)
         .offset((page - 1) * pageSize),
-      this.db.select({ n: count() }).from(promptSets).where(where),
+      this.readDb.select({ n: count() }).from(promptSets).where(where),
     ]);
     return { count: n, rows };
   }
@@ -167,9 +172,10 @@ export class PromptRepository {
   }
 
   // ---- projects' choice ----
+  /** The prompt set a project runs with, as its page shows it, read first in line. */
   projectPromptSet = async (projectId: string) =>
     (
-      await this.db
+      await this.readDb
         .select({ id: promptSets.id, name: promptSets.name })
         .from(projects)
         .innerJoin(promptSets, eq(promptSets.id, projects.promptSetId))

@@ -146,11 +146,13 @@ const lifecycle = {
   ),
 };
 
+/** A project's runs in progress. */
+const activeOfProject = (db: Db, name: string) => db.select().from(stageRuns).where(and(eq(stageRuns.projectId, value('projectId')), isActiveRun)).prepare(name);
+
 /** Built once: drizzle's query building costs more than these lookups, which every event stream makes. */
 const hotQueries = (db: Db) => ({
   byId: db.select().from(stageRuns).where(eq(stageRuns.id, value('id'))).prepare('run_by_id'),
-  /** Every project stream opens with it (its runs in progress). */
-  activeOfProject: db.select().from(stageRuns).where(and(eq(stageRuns.projectId, value('projectId')), isActiveRun)).prepare('runs_active_of_project'),
+  activeOfProject: activeOfProject(db, 'runs_active_of_project'),
   withAccess: db
     .select({ run: stageRuns, project: projects, role: projectMembers.role })
     .from(stageRuns)
@@ -162,9 +164,16 @@ const hotQueries = (db: Db) => ({
 
 export class RunRepository {
   private readonly hot: ReturnType<typeof hotQueries>;
+  /** Every project stream opens with it, first in line (Database.readDb). */
+  private readonly activeToFollow: ReturnType<typeof activeOfProject>;
 
-  constructor(readonly db: Db) {
+  /** `readDb`: where a project's page reads its runs (Database.readDb). */
+  constructor(
+    readonly db: Db,
+    private readonly readDb: Db = db,
+  ) {
     this.hot = hotQueries(db);
+    this.activeToFollow = activeOfProject(readDb, 'runs_active_to_follow');
   }
 
   /**
@@ -230,6 +239,8 @@ export class RunRepository {
   findActive = async (projectId: string, stage: StageKey) =>
     (await this.db.select().from(stageRuns).where(and(eq(stageRuns.projectId, projectId), eq(stageRuns.stage, stage), isActiveRun)))[0];
   activeOfProject = (projectId: string) => this.hot.activeOfProject.execute({ projectId });
+  /** `activeOfProject` for a project stream's opening, read first in line. */
+  activeOfProjectToFollow = (projectId: string) => this.activeToFollow.execute({ projectId });
 
   update = async (id: string, values: Partial<typeof stageRuns.$inferInsert>) => {
     await this.db.update(stageRuns).set(values).where(eq(stageRuns.id, id));
@@ -256,11 +267,12 @@ export class RunRepository {
     await lifecycle.deleteChunks(tx, { runId });
   };
 
+  /** A page of a stage's runs, newest first: what its history panel shows, read first in line. */
   async history(projectId: string, stage: StageKey, page: number, pageSize: number) {
     const where = and(eq(stageRuns.projectId, projectId), eq(stageRuns.stage, stage));
     const [rows, [{ n }]] = await Promise.all([
-      this.db.select().from(stageRuns).where(where).orderBy(desc(stageRuns.createdAt), desc(stageRuns.id)).limit(pageSize).offset((page - 1) * pageSize),
-      this.db.select({ n: count() }).from(stageRuns).where(where),
+      this.readDb.select().from(stageRuns).where(where).orderBy(desc(stageRuns.createdAt), desc(stageRuns.id)).limit(pageSize).offset((page - 1) * pageSize),
+      this.readDb.select({ n: count() }).from(stageRuns).where(where),
     ]);
     return { count: n, rows };
   }

@@ -170,7 +170,7 @@ export class RunStreams {
   async followProject(user: AuthUser, projectId: string, req: FastifyRequest, reply: FastifyReply, opts: { tokens: boolean } = { tokens: true }) {
     const accessSeen = this.d.projects.accessVersion;
     // Both asked at once, one round trip: the runs in progress are sent only once access is granted.
-    const [, active] = await Promise.all([this.d.projects.allows(user, projectId, 'view'), this.d.repo.activeOfProject(projectId)]);
+    const [, active] = await Promise.all([this.d.projects.allows(user, projectId, 'view'), this.d.repo.activeOfProjectToFollow(projectId)]);
     const key = projectKey(projectId);
     const after = lastEventId(req);
     if (this.d.projectLog.attach) await this.d.projectLog.attach(key, true);

@@ -5,8 +5,19 @@ import { cameraMovements, storyboardShots } from '../db/schema.ts';
 
 type ShotFields = Pick<Shot, 'scene_description' | 'narration_text' | 'image_prompt' | 'duration_seconds'> & { speaker?: string | null };
 
-const shotsQuery = (db: Db) =>
-  db.select().from(storyboardShots).where(eq(storyboardShots.projectId, sql.placeholder('projectId'))).orderBy(asc(storyboardShots.sequenceNumber)).prepare('shots_of_project');
+const shotsQuery = (db: Db, name = 'shots_of_project') =>
+  db.select().from(storyboardShots).where(eq(storyboardShots.projectId, sql.placeholder('projectId'))).orderBy(asc(storyboardShots.sequenceNumber)).prepare(name);
+
+/** Every movement of a project, in shot order. */
+async function movementsIn(db: Db, projectId: string): Promise<Movement[]> {
+  const rows = await db
+    .select({ m: cameraMovements, seq: storyboardShots.sequenceNumber })
+    .from(cameraMovements)
+    .innerJoin(storyboardShots, eq(storyboardShots.id, cameraMovements.shotId))
+    .where(eq(cameraMovements.projectId, projectId))
+    .orderBy(sql`${storyboardShots.sequenceNumber}`);
+  return rows.map(({ m, seq }) => ({ id: m.id, shot_id: m.shotId, sequence_number: seq, movement_type: m.movementType as MovementType, params: m.params as Movement['params'] }));
+}
 
 export class StoryboardRepository {
   /** Shots whose content (a storyboard save) or length (a narration save) changed: their media downstream is out of date. */
@@ -18,7 +29,13 @@ export class StoryboardRepository {
    */
   private shotsOfProject?: ReturnType<typeof shotsQuery>;
 
-  constructor(private readonly db: Db) {}
+  private shotsOfPage?: ReturnType<typeof shotsQuery>;
+
+  /** `readDb`: where the storyboard and camera panels read what they show (Database.readDb). */
+  constructor(
+    private readonly db: Db,
+    private readonly readDb: Db = db,
+  ) {}
 
   /**
    * A new storyboard over the old one, by position (DESIGN §9): shots that still exist keep their ids,
@@ -83,17 +100,15 @@ export class StoryboardRepository {
   }
 
   /** Every movement of the project, in shot order. */
-  async movementsOf(projectId: string): Promise<Movement[]> {
-    const rows = await this.db
-      .select({ m: cameraMovements, seq: storyboardShots.sequenceNumber })
-      .from(cameraMovements)
-      .innerJoin(storyboardShots, eq(storyboardShots.id, cameraMovements.shotId))
-      .where(eq(cameraMovements.projectId, projectId))
-      .orderBy(sql`${storyboardShots.sequenceNumber}`);
-    return rows.map(({ m, seq }) => ({ id: m.id, shot_id: m.shotId, sequence_number: seq, movement_type: m.movementType as MovementType, params: m.params as Movement['params'] }));
-  }
+  movementsOf = (projectId: string): Promise<Movement[]> => movementsIn(this.db, projectId);
+
+  /** `movementsOf` for the camera panel, read first in line. */
+  movementsToShow = (projectId: string): Promise<Movement[]> => movementsIn(this.readDb, projectId);
 
   shots = (projectId: string) => (this.shotsOfProject ??= shotsQuery(this.db)).execute({ projectId });
+
+  /** `shots` for the storyboard panel, read first in line. */
+  shotsToShow = (projectId: string) => (this.shotsOfPage ??= shotsQuery(this.readDb, 'shots_to_show')).execute({ projectId });
 
   shot = async (id: string) => (await this.db.select().from(storyboardShots).where(eq(storyboardShots.id, id)))[0];
 

@@ -33,7 +33,7 @@ export class StoryboardService {
 
   async list(user: AuthUser, projectId: string) {
     await this.projects.allows(user, projectId, 'view');
-    const shots = (await this.repo.shots(projectId)).map(shotOf);
+    const shots = (await this.repo.shotsToShow(projectId)).map(shotOf);
     return { count: shots.length, results: shots, total_duration_seconds: shots.reduce((a, s) => a + s.duration_seconds, 0) };
   }
 
@@ -99,7 +99,7 @@ export class StoryboardService {
 
   async movements(user: AuthUser, projectId: string) {
     await this.projects.allows(user, projectId, 'view');
-    const results = await this.repo.movementsOf(projectId);
+    const results = await this.repo.movementsToShow(projectId);
     return { count: results.length, results };
   }
 
