@@ -101,6 +101,9 @@ describe(`the video stage: clips per shot (${process.env.TEST_DB ?? 'pglite'})`,
     // Queued shots are told their place in line while the single render slot is busy.
     const positions = ofType(seen.events, 'task').filter((e) => e.data.status === 'queued' && e.data.position !== undefined);
     expect(positions.length).toBeGreaterThan(0);
+    // In storyboard order: each shot took its place before the reads that prepare it.
+    const renderStarts = new Set(ofType(seen.events, 'task').filter((e) => e.data.message === 'rendering').map((e) => e.data.shot_id));
+    expect([...renderStarts]).toEqual(shots.map((s) => s.id));
     // Each shot is told when its render starts, and its percent only goes up. (How many steps lie between
     // 0 and 100 depends on how fast the machine renders: ffmpeg.test.ts covers the progress itself.)
     for (const shot of shots) {

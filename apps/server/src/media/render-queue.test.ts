@@ -122,6 +122,56 @@ describe('RenderQueue', () => {
     expect(started).toEqual(['blocker', 'a1', 'b1', 'a2']);
   });
 
+  test("a project's tasks start in the order of the places they reserved, whichever is given first; other projects do not wait", async () => {
+    const queue = new RenderQueue(1);
+    const started: string[] = [];
+    const blocker = gate(started, 'blocker');
+    const running = queue.run('x', blocker.task);
+    const places = [1, 2, 3].map((order) => queue.reserve('a', order));
+    const gates = Object.fromEntries(['a1', 'a2', 'a3', 'b1'].map((n) => [n, gate(started, n)]));
+    const seen: Record<string, number[]> = { a1: [], a2: [], a3: [] };
+    const results = [3, 2].map((order) => places[order - 1].run(gates[`a${order}`].task, { onPosition: (p) => seen[`a${order}`].push(p) }));
+    // Places count from the reservation: a3 is given first but is third in line.
+    expect(seen).toEqual({ a1: [], a2: [2], a3: [3] });
+    blocker.release();
+    await running;
+    await tick();
+    // a1 has not been given its task yet: its project waits, another project's task goes meanwhile.
+    results.push(queue.run('b', gates.b1.task));
+    await tick();
+    expect(started).toEqual(['blocker', 'b1']);
+    results.push(places[0].run(gates.a1.task, { onPosition: (p) => seen.a1.push(p) }));
+    for (const n of ['b1', 'a1', 'a2', 'a3']) {
+      gates[n].release();
+      await tick();
+    }
+    await Promise.all(results);
+    expect(started).toEqual(['blocker', 'b1', 'a1', 'a2', 'a3']);
+    expect(queue.waitingCount).toBe(0);
+  });
+
+  test('a released place lets the tasks behind it start; run later, it goes in at its order again', async () => {
+    const queue = new RenderQueue(1);
+    const started: string[] = [];
+    const [first, second, third] = [1, 2, 3].map((order) => queue.reserve('a', order));
+    const gates = Object.fromEntries(['a1', 'a2', 'a3'].map((n) => [n, gate(started, n)]));
+    const results = [second.run(gates.a2.task), third.run(gates.a3.task)];
+    await tick();
+    expect(started).toEqual([]); // behind the first place, though the slot is free
+    first.release();
+    first.release(); // twice is once
+    await tick();
+    expect(started).toEqual(['a2']);
+    // Back from elsewhere (a vendor): its fitting goes before the third shot, which still waits.
+    results.push(first.run(gates.a1.task));
+    for (const n of ['a2', 'a1', 'a3']) {
+      gates[n].release();
+      await tick();
+    }
+    await Promise.all(results);
+    expect(started).toEqual(['a2', 'a1', 'a3']);
+  });
+
   test('a task that throws frees its slot and rejects only its own caller', async () => {
     const queue = new RenderQueue(1);
     const failing = queue.run('a', async () => {

@@ -1,7 +1,9 @@
 /**
  * The studio's one queue for local CPU renders (MEDIA_CONCURRENCY, DESIGN §9). Fair between projects:
  * when a slot frees, projects with waiting tasks take turns (round robin), so one project's sixty
- * clips cannot hold back another project's single clip for the whole batch.
+ * clips cannot hold back another project's single clip for the whole batch. Within a project, tasks
+ * start in storyboard order: a shot takes its place (`reserve`) before it prepares its render, so a
+ * later shot that is ready first does not go ahead of it.
  */
 import { MediaAbortError } from './ffmpeg.ts';
 
@@ -12,11 +14,23 @@ export interface RenderQueueRunOptions {
   signal?: AbortSignal;
   /** Place in line as it changes: 1 = next to start. Not called once the task is running. */
   onPosition?: (position: number) => void;
+  /** Where the task goes among its project's waiting tasks: before those with a larger number (a shot's place in the storyboard). */
+  order?: number;
+}
+
+/** A place in a project's line, taken before its task is known: `run` it, or `release` it. */
+export interface RenderPlace {
+  /** Runs `task` from this place (or, once released, as `RenderQueue.run` does, at the same `order`). */
+  run<T>(task: RenderTask<T>, opts?: Omit<RenderQueueRunOptions, 'order'>): Promise<T>;
+  /** Gives the place up, if its task has not been given: the tasks behind it move up. */
+  release(): void;
 }
 
 interface Waiting {
   projectId: string;
-  start: () => void;
+  order: number;
+  /** Unset while the place is only reserved: the project's later tasks wait behind it. */
+  start?: () => void;
   onPosition?: (position: number) => void;
   lastPosition: number;
 }
@@ -25,9 +39,9 @@ const NEVER_ABORTED = new AbortController().signal;
 
 export class RenderQueue {
   private running = 0;
-  /** Waiting tasks per project, oldest first. */
+  /** Waiting tasks per project, in their order (then oldest first). */
   private readonly waiting = new Map<string, Waiting[]>();
-  /** Projects with waiting tasks in turn order; the head goes next. */
+  /** Projects with waiting tasks in turn order; the first whose next task is ready goes next. */
   private readonly turns: string[] = [];
 
   constructor(readonly concurrency: number) {
@@ -45,45 +59,83 @@ export class RenderQueue {
   }
 
   run<T>(projectId: string, task: RenderTask<T>, opts: RenderQueueRunOptions = {}): Promise<T> {
-    const signal = opts.signal ?? NEVER_ABORTED;
-    if (signal.aborted) return Promise.reject(new MediaAbortError('The render was cancelled before it started', { cause: signal.reason }));
-    return new Promise<T>((resolve, reject) => {
-      const execute = () => {
-        this.running++;
-        let result: Promise<T>;
-        try {
-          result = task(signal);
-        } catch (err) {
-          result = Promise.reject(err);
-        }
-        result.then(resolve, reject).finally(() => {
-          this.running--;
-          this.dispatch();
-        });
-      };
-      if (this.running < this.concurrency && this.waitingCount === 0) return execute();
+    if (this.running < this.concurrency && this.waitingCount === 0 && !opts.signal?.aborted) {
+      return new Promise<T>((resolve, reject) => this.execute(task, opts.signal ?? NEVER_ABORTED, resolve, reject));
+    }
+    return this.give(this.enqueue(projectId, opts.order ?? Infinity), task, opts);
+  }
 
+  /**
+   * Takes a place in `projectId`'s line at `order` now, for a task given later (`RenderPlace.run`):
+   * until then, or until it is released, the project's tasks with a larger order wait behind it.
+   * Whoever reserves must run or release the place, whatever happens, or that project's line stops.
+   */
+  reserve(projectId: string, order: number): RenderPlace {
+    let entry: Waiting | undefined = this.enqueue(projectId, order);
+    this.announcePositions();
+    return {
+      run: (task, opts = {}) => {
+        const place = entry;
+        entry = undefined;
+        return place ? this.give(place, task, opts) : this.run(projectId, task, { ...opts, order });
+      },
+      release: () => {
+        if (!entry) return;
+        this.remove(entry);
+        entry = undefined;
+        this.dispatch();
+      },
+    };
+  }
+
+  private execute<T>(task: RenderTask<T>, signal: AbortSignal, resolve: (value: T) => void, reject: (err: unknown) => void) {
+    this.running++;
+    let result: Promise<T>;
+    try {
+      result = task(signal);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(resolve, reject).finally(() => {
+      this.running--;
+      this.dispatch();
+    });
+  }
+
+  /** A waiting entry at its place in its project's line (after those of the same order). */
+  private enqueue(projectId: string, order: number): Waiting {
+    const entry: Waiting = { projectId, order, lastPosition: 0 };
+    let list = this.waiting.get(projectId);
+    if (!list) {
+      this.waiting.set(projectId, (list = []));
+      this.turns.push(projectId);
+    }
+    const behind = list.findIndex((w) => w.order > order);
+    list.splice(behind < 0 ? list.length : behind, 0, entry);
+    return entry;
+  }
+
+  /** Gives a waiting entry its task: it starts when its turn comes. */
+  private give<T>(entry: Waiting, task: RenderTask<T>, opts: Omit<RenderQueueRunOptions, 'order'>): Promise<T> {
+    const signal = opts.signal ?? NEVER_ABORTED;
+    return new Promise<T>((resolve, reject) => {
+      if (signal.aborted) {
+        this.remove(entry);
+        this.dispatch();
+        return reject(new MediaAbortError('The render was cancelled before it started', { cause: signal.reason }));
+      }
       const onAbort = () => {
         this.remove(entry);
+        this.dispatch();
         reject(new MediaAbortError('The render was cancelled while waiting', { cause: signal.reason }));
       };
-      const entry: Waiting = {
-        projectId,
-        onPosition: opts.onPosition,
-        lastPosition: 0,
-        start: () => {
-          signal.removeEventListener('abort', onAbort);
-          execute();
-        },
-      };
       signal.addEventListener('abort', onAbort, { once: true });
-      let list = this.waiting.get(projectId);
-      if (!list) {
-        this.waiting.set(projectId, (list = []));
-        this.turns.push(projectId);
-      }
-      list.push(entry);
-      this.announcePositions();
+      entry.onPosition = opts.onPosition;
+      entry.start = () => {
+        signal.removeEventListener('abort', onAbort);
+        this.execute(task, signal, resolve, reject);
+      };
+      this.dispatch();
     });
   }
 
@@ -96,17 +148,19 @@ export class RenderQueue {
       this.waiting.delete(entry.projectId);
       this.turns.splice(this.turns.indexOf(entry.projectId), 1);
     }
-    this.announcePositions();
   }
 
   private dispatch(): void {
-    while (this.running < this.concurrency && this.turns.length > 0) {
-      const projectId = this.turns.shift()!;
+    while (this.running < this.concurrency) {
+      // A project whose next place is still only reserved lets the others go, and keeps its turn.
+      const turn = this.turns.findIndex((id) => this.waiting.get(id)![0].start);
+      if (turn < 0) break;
+      const [projectId] = this.turns.splice(turn, 1);
       const list = this.waiting.get(projectId)!;
       const entry = list.shift()!;
       if (list.length > 0) this.turns.push(projectId);
       else this.waiting.delete(projectId);
-      entry.start();
+      entry.start!();
     }
     this.announcePositions();
   }
@@ -123,11 +177,10 @@ export class RenderQueue {
   }
 
   private announcePositions(): void {
-    const order = this.startOrder();
-    order.forEach((entry, i) => {
-      if (entry.lastPosition !== i + 1) {
+    this.startOrder().forEach((entry, i) => {
+      if (entry.onPosition && entry.lastPosition !== i + 1) {
         entry.lastPosition = i + 1;
-        entry.onPosition?.(i + 1);
+        entry.onPosition(i + 1);
       }
     });
   }

@@ -5,6 +5,7 @@ import { frameSize, VideoInput, VideoSettings, VideoShotSettings, type Clip, typ
 import { renderCameraMotion, type CameraMovement } from '../media/camera-motion.ts';
 import { fetchRemoteMedia, RemoteMediaError } from '../media/fetch-remote.ts';
 import type { MediaTools } from '../media/ffmpeg.ts';
+import type { RenderPlace } from '../media/render-queue.ts';
 import { fitClipDuration } from '../media/fit-duration.ts';
 import { MediaProviderError, outcomeOf, ProviderLimitError } from '../providers/media/errors.ts';
 import { videoAdapterFor, type VideoApiFormat } from '../providers/media/video-adapter.ts';
@@ -91,13 +92,14 @@ function describe(err: unknown): string {
 /** Scratch files of renders in flight live beside the store (same file system, so the final move is a rename). */
 const workDir = (task: ShotTask<VideoInput>) => path.join(task.services.media.root, '.work');
 
-async function renderLocal(task: ShotTask<VideoInput>, tools: MediaTools, image: string, clip: { movement: CameraMovement; width: number; height: number; fps: number; duration_s: number }) {
-  const { services, signal, ctx } = task;
+type ClipShape = { movement: CameraMovement; width: number; height: number; fps: number; duration_s: number };
+
+async function renderLocal(task: ShotTask<VideoInput>, tools: MediaTools, place: RenderPlace, image: string, clip: ClipShape) {
+  const { signal } = task;
   await mkdir(workDir(task), { recursive: true });
   const out = path.join(workDir(task), `${randomUUID()}.mp4`);
   try {
-    await services.renderQueue.run(
-      ctx.project.id,
+    await place.run(
       async (slotSignal) => {
         task.progress(0, 'rendering');
         await renderCameraMotion(tools, { image, out, ...clip, signal: slotSignal, onProgress: (f) => task.progress(Math.round(f * 100), 'rendering') });
@@ -110,14 +112,11 @@ async function renderLocal(task: ShotTask<VideoInput>, tools: MediaTools, image:
   }
 }
 
-async function renderWithProvider(
-  task: ShotTask<VideoInput>,
-  tools: MediaTools,
-  provider: ClientProvider,
-  image: string,
-  clip: { movement: CameraMovement; width: number; height: number; fps: number; duration_s: number },
-) {
+async function renderWithProvider(task: ShotTask<VideoInput>, tools: MediaTools, place: RenderPlace, provider: ClientProvider, image: string, clip: ClipShape) {
   const { shot, signal, ctx, services } = task;
+  // The vendor takes minutes: the shots after this one render meanwhile, and its fitting takes this
+  // shot's place again when the clip is back.
+  place.release();
   const adapter = videoAdapterFor(provider.api_format as VideoApiFormat);
   task.progress(0, 'vendor_queued');
   const started = performance.now();
@@ -154,8 +153,7 @@ async function renderWithProvider(
   try {
     await writeFile(input, bytes);
     // Vendor clips come in 5 or 10 s: trimmed, or their last frame held, to the shot's length, at our size.
-    await services.renderQueue.run(
-      ctx.project.id,
+    await place.run(
       async (slotSignal) => {
         task.progress(90, 'fitting');
         await fitClipDuration(tools.ffmpeg, { input, out, duration_s: clip.duration_s, fps: clip.fps, width: clip.width, height: clip.height, signal: slotSignal });
@@ -178,7 +176,20 @@ async function reusable(task: ShotTask<VideoInput>, cacheKey: string): Promise<C
   return { ...previous, id: undefined, cached: true, cost: 0, usage_seconds: 0 };
 }
 
+/**
+ * A shot's place in the project's render line is taken at once, in storyboard order, before the
+ * reads that prepare its render: a later shot whose reads answer first renders after it, not before.
+ */
 async function runShot(task: ShotTask<VideoInput>): Promise<Clip[]> {
+  const place = task.services.renderQueue.reserve(task.ctx.project.id, task.shot.sequenceNumber);
+  try {
+    return await makeClip(task, place);
+  } finally {
+    place.release();
+  }
+}
+
+async function makeClip(task: ShotTask<VideoInput>, place: RenderPlace): Promise<Clip[]> {
   const { shot, ctx, services, providers, input } = task;
   const tools = services.mediaTools;
   if (!tools) throw new ClipInputError('ffmpeg is not installed on the server (apt-get install -y ffmpeg)');
@@ -206,11 +217,11 @@ async function runShot(task: ShotTask<VideoInput>): Promise<Clip[]> {
   let made: { bytes: Buffer; provider: ClientProvider | null; seconds: number } | undefined;
   for (const [i, provider] of candidates.entries()) {
     if (!provider) {
-      made = { bytes: await renderLocal(task, tools, imageFile, clip), provider: null, seconds: 0 };
+      made = { bytes: await renderLocal(task, tools, place, imageFile, clip), provider: null, seconds: 0 };
       break;
     }
     try {
-      made = { ...(await renderWithProvider(task, tools, provider, imageFile, clip)), provider };
+      made = { ...(await renderWithProvider(task, tools, place, provider, imageFile, clip)), provider };
       break;
     } catch (err) {
       if (task.signal.aborted) throw err;
