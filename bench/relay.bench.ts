@@ -28,6 +28,9 @@
  * (PostgreSQL only; the projects are otherwise new and empty, the cheapest a start and an ending get);
  * BENCH_PAGES=1 keeps each stream's project page open around its run, as the web app does (the
  * project's stream, which every start and ending updates);
+ * BENCH_API=page makes the API client open a project page instead of listing projects: the reads the
+ * web app sends at once when a project opens (the project, its history, prompt sets, the user), timed
+ * until the last has answered, on a project whose run is streaming;
  * BENCH_STUDIO_FLAGS="<node flags>" starts the studio with them (e.g. a V8 heap setting to try);
  * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say);
  * BENCH_DATABASE_URL=<server url> is the PostgreSQL server the studios get their databases on
@@ -58,6 +61,8 @@ const LONG_MODEL = 'fake-model?ttft=20&tps=200&tokens=2000';
 const RAMP_MS = Number(process.env.BENCH_RAMP_MS ?? 1000);
 const PROJECT_WEIGHT_KB = Number(process.env.BENCH_PROJECT_KB ?? 0);
 const PAGES = process.env.BENCH_PAGES === '1';
+/** What the API client times under load: the project list, or a project page's opening reads. */
+const API = process.env.BENCH_API === 'page' ? 'page' : 'list';
 const WARMUP_RUNS = Number(process.env.BENCH_WARMUP ?? 200);
 
 export type DbKind = 'postgres' | 'pglite';
@@ -267,7 +272,12 @@ const ramp = <T>(n: number, f: (i: number) => Promise<T>) =>
  * Server-Timing header; none from a studio older than the header): the rest is the machine's.
  */
 async function pollProjects(studio: Studio) {
-  const worker = new Worker(API_POLLER, { eval: true, workerData: { url: `${studio.base}/api/v1/projects/?page_size=20`, token: studio.token } });
+  const project = `${studio.base}/api/v1/projects/${studio.projects[0]}`;
+  const urls =
+    API === 'page'
+      ? [`${project}/`, `${project}/stages/rewrite/runs/?page=1&page_size=20`, `${project}/prompt-set/`, `${studio.base}/api/v1/prompts/sets/?page_size=100`, `${studio.base}/api/v1/auth/me`]
+      : [`${studio.base}/api/v1/projects/?page_size=20`];
+  const worker = new Worker(API_POLLER, { eval: true, workerData: { urls, token: studio.token } });
   await new Promise((resolve, reject) => {
     worker.once('message', resolve); // ready: its first, untimed request has been answered
     worker.once('error', reject);
@@ -285,20 +295,25 @@ const { parentPort, workerData } = require('node:worker_threads');
 let stopped = false;
 parentPort.once('message', () => (stopped = true));
 (async () => {
-  const get = () => fetch(workerData.url, { headers: { authorization: 'Bearer ' + workerData.token } }).catch(() => null);
+  // Every URL at once, as a page sends them; answered when the last is, and the studio's time is the
+  // longest it spent on one of them.
+  const get = (url) =>
+    fetch(url, { headers: { authorization: 'Bearer ' + workerData.token } }).then(
+      async (res) => (await res.arrayBuffer(), Number(/app;dur=([0-9.]+)/.exec(res.headers.get('server-timing') ?? '')?.[1] ?? NaN)),
+      () => NaN,
+    );
+  const getAll = () => Promise.all(workerData.urls.map(get));
   // Untimed: the first request pays for start-ups, this thread's (undici's code, a connection) and the
   // studio's (the list's own database connections). At 400 streams on PostgreSQL it took 971 ms, 214
   // in the studio, and as the slowest of some 70 it was the p99: the start-ups', not the list's.
-  await (await get())?.arrayBuffer();
+  await getAll();
   parentPort.postMessage('ready');
   const times = { ms: [], studioMs: [] };
   while (!stopped) {
     const t0 = performance.now();
-    const res = await get();
-    await res?.arrayBuffer();
+    const studio = await getAll();
     times.ms.push(performance.now() - t0);
-    const studio = /app;dur=([0-9.]+)/.exec(res?.headers.get('server-timing') ?? '');
-    if (studio) times.studioMs.push(Number(studio[1]));
+    if (studio.every((ms) => !Number.isNaN(ms))) times.studioMs.push(Math.max(...studio));
     await new Promise((r) => setTimeout(r, 100));
   }
   parentPort.postMessage(times);
@@ -523,6 +538,7 @@ const LATENCIES = {
   'req→upstream p99 ms': (p: Phase) => pct(p.streams.map((m) => m.toUpstreamMs), 99),
 };
 const apiP99 = (p: Phase) => pct(p.api.ms, 99);
+const API_COLUMN = API === 'page' ? 'project page p99 ms' : 'GET projects p99 ms';
 const apiStudioP99 = (p: Phase) => pct(p.api.studioMs, 99);
 const mapValues = <T, U>(o: Record<string, T>, f: (v: T) => U) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
 
@@ -538,7 +554,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
     'peak RSS MB': studios.map((p) => f0(p.peakRssMb)).join(' / '),
     'machine busy %': all.map((p) => (p.machineBusy * 100).toFixed(0)).join(' / '),
     'bench loop delay p99 ms': all.map((p) => f0(p.benchLagMs)).join(' / '),
-    'GET projects p99 ms': studios.map((p) => f0(apiP99(p))).join(' / '),
+    [API_COLUMN]: studios.map((p) => f0(apiP99(p))).join(' / '),
     'of it in the studio': studios.map((p) => f0(apiStudioP99(p))).join(' / '),
     ...(errors.length && { errors: `${errors.length}: ${[...new Set(errors)].slice(0, 3).join('; ')}` }),
   };
@@ -551,7 +567,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
  */
 function medianOfRounds(n: number, measured: Phase[][]) {
   const across = (of: (p: Phase) => number) => measured[0].map((_, column) => f0(pct(measured.map((round) => of(round[column])), 50))).join(' / ');
-  return { round: 'median', streams: n, ...mapValues(LATENCIES, across), 'GET projects p99 ms': across(apiP99), 'of it in the studio': across(apiStudioP99) };
+  return { round: 'median', streams: n, ...mapValues(LATENCIES, across), [API_COLUMN]: across(apiP99), 'of it in the studio': across(apiStudioP99) };
 }
 
 /** The bare relay (bench/bare-relay.ts) in front of the same upstream, shaped as a studio for the phases. */
