@@ -30,7 +30,8 @@
  * project's stream, which every start and ending updates);
  * BENCH_API=page makes the API client open a project page instead of listing projects: the reads the
  * web app sends at once when a project opens (the project, its history, prompt sets, the user), timed
- * until the last has answered, on a project whose run is streaming;
+ * until the last has answered, on a project whose run is streaming; BENCH_API=health asks /healthz,
+ * which does nothing: what any answer pays under the same load (the floor of the other two);
  * BENCH_STUDIO_FLAGS="<node flags>" starts the studio with them (e.g. a V8 heap setting to try);
  * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say);
  * BENCH_DATABASE_URL=<server url> is the PostgreSQL server the studios get their databases on
@@ -61,8 +62,8 @@ const LONG_MODEL = 'fake-model?ttft=20&tps=200&tokens=2000';
 const RAMP_MS = Number(process.env.BENCH_RAMP_MS ?? 1000);
 const PROJECT_WEIGHT_KB = Number(process.env.BENCH_PROJECT_KB ?? 0);
 const PAGES = process.env.BENCH_PAGES === '1';
-/** What the API client times under load: the project list, or a project page's opening reads. */
-const API = process.env.BENCH_API === 'page' ? 'page' : 'list';
+/** What the API client times under load: the project list, a project page's opening reads, or a request that does nothing. */
+const API = (['page', 'health'] as const).find((api) => api === process.env.BENCH_API) ?? 'list';
 const WARMUP_RUNS = Number(process.env.BENCH_WARMUP ?? 200);
 
 export type DbKind = 'postgres' | 'pglite';
@@ -273,10 +274,11 @@ const ramp = <T>(n: number, f: (i: number) => Promise<T>) =>
  */
 async function pollProjects(studio: Studio) {
   const project = `${studio.base}/api/v1/projects/${studio.projects[0]}`;
-  const urls =
-    API === 'page'
-      ? [`${project}/`, `${project}/stages/rewrite/runs/?page=1&page_size=20`, `${project}/prompt-set/`, `${studio.base}/api/v1/prompts/sets/?page_size=100`, `${studio.base}/api/v1/auth/me`]
-      : [`${studio.base}/api/v1/projects/?page_size=20`];
+  const urls = {
+    list: [`${studio.base}/api/v1/projects/?page_size=20`],
+    page: [`${project}/`, `${project}/stages/rewrite/runs/?page=1&page_size=20`, `${project}/prompt-set/`, `${studio.base}/api/v1/prompts/sets/?page_size=100`, `${studio.base}/api/v1/auth/me`],
+    health: [`${studio.base}/healthz`],
+  }[API];
   const worker = new Worker(API_POLLER, { eval: true, workerData: { urls, token: studio.token } });
   await new Promise((resolve, reject) => {
     worker.once('message', resolve); // ready: its first, untimed request has been answered
@@ -538,7 +540,7 @@ const LATENCIES = {
   'req→upstream p99 ms': (p: Phase) => pct(p.streams.map((m) => m.toUpstreamMs), 99),
 };
 const apiP99 = (p: Phase) => pct(p.api.ms, 99);
-const API_COLUMN = API === 'page' ? 'project page p99 ms' : 'GET projects p99 ms';
+const API_COLUMN = { list: 'GET projects p99 ms', page: 'project page p99 ms', health: 'GET healthz p99 ms' }[API];
 const apiStudioP99 = (p: Phase) => pct(p.api.studioMs, 99);
 const mapValues = <T, U>(o: Record<string, T>, f: (v: T) => U) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
 
