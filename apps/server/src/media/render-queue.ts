@@ -14,14 +14,12 @@ export interface RenderQueueRunOptions {
   signal?: AbortSignal;
   /** Place in line as it changes: 1 = next to start. Not called once the task is running. */
   onPosition?: (position: number) => void;
-  /** Where the task goes among its project's waiting tasks: before those with a larger number (a shot's place in the storyboard). */
-  order?: number;
 }
 
 /** A place in a project's line, taken before its task is known: `run` it, or `release` it. */
 export interface RenderPlace {
-  /** Runs `task` from this place (or, once released, as `RenderQueue.run` does, at the same `order`). */
-  run<T>(task: RenderTask<T>, opts?: Omit<RenderQueueRunOptions, 'order'>): Promise<T>;
+  /** Runs `task` from this place (once released, from a new place at the same order). */
+  run<T>(task: RenderTask<T>, opts?: RenderQueueRunOptions): Promise<T>;
   /** Gives the place up, if its task has not been given: the tasks behind it move up. */
   release(): void;
 }
@@ -58,11 +56,9 @@ export class RenderQueue {
     return n;
   }
 
+  /** Runs `task` when its turn comes, after every task of the project already in line. */
   run<T>(projectId: string, task: RenderTask<T>, opts: RenderQueueRunOptions = {}): Promise<T> {
-    if (this.running < this.concurrency && this.waitingCount === 0 && !opts.signal?.aborted) {
-      return new Promise<T>((resolve, reject) => this.execute(task, opts.signal ?? NEVER_ABORTED, resolve, reject));
-    }
-    return this.give(this.enqueue(projectId, opts.order ?? Infinity), task, opts);
+    return this.give(this.enqueue(projectId, Infinity), task, opts);
   }
 
   /**
@@ -75,9 +71,9 @@ export class RenderQueue {
     this.announcePositions();
     return {
       run: (task, opts = {}) => {
-        const place = entry;
+        const place = entry ?? this.enqueue(projectId, order);
         entry = undefined;
-        return place ? this.give(place, task, opts) : this.run(projectId, task, { ...opts, order });
+        return this.give(place, task, opts);
       },
       release: () => {
         if (!entry) return;
@@ -116,7 +112,7 @@ export class RenderQueue {
   }
 
   /** Gives a waiting entry its task: it starts when its turn comes. */
-  private give<T>(entry: Waiting, task: RenderTask<T>, opts: Omit<RenderQueueRunOptions, 'order'>): Promise<T> {
+  private give<T>(entry: Waiting, task: RenderTask<T>, opts: RenderQueueRunOptions): Promise<T> {
     const signal = opts.signal ?? NEVER_ABORTED;
     return new Promise<T>((resolve, reject) => {
       if (signal.aborted) {

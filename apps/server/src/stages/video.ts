@@ -5,8 +5,8 @@ import { frameSize, VideoInput, VideoSettings, VideoShotSettings, type Clip, typ
 import { renderCameraMotion, type CameraMovement } from '../media/camera-motion.ts';
 import { fetchRemoteMedia, RemoteMediaError } from '../media/fetch-remote.ts';
 import type { MediaTools } from '../media/ffmpeg.ts';
-import type { RenderPlace } from '../media/render-queue.ts';
 import { fitClipDuration } from '../media/fit-duration.ts';
+import type { RenderPlace } from '../media/render-queue.ts';
 import { MediaProviderError, outcomeOf, ProviderLimitError } from '../providers/media/errors.ts';
 import { videoAdapterFor, type VideoApiFormat } from '../providers/media/video-adapter.ts';
 import type { ClientProvider } from '../providers/service.ts';
