@@ -499,19 +499,17 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
       // Those three leave together, in the order that keeps the lock order (project, then stage).
       const written = start.map((sql) => sql.match(/^(update|insert into) "(\w+)"/)?.[2]).filter(Boolean);
       expect(written).toEqual(['projects', 'stage_runs', 'project_stages']);
-      // The usage row; then in one transaction the project locked, the run, its stage, the stages
-      // read back and the project's status (the pipeline, idle at the end, needs no look of its own).
-      expect(finish.length, finish.join('\n')).toBeLessThanOrEqual(6);
-      // After the lock, the run, its stage and the stages (read after the stage's update) leave together, in the lock order.
-      const finishing = finish.map((sql) => sql.match(/^(select|update)\b.*?"(stage_runs|project_stages|projects)"/)?.slice(1).join(' ')).filter(Boolean);
-      expect(finishing.slice(finishing.indexOf('update stage_runs'), finishing.indexOf('update stage_runs') + 3)).toEqual(['update stage_runs', 'update project_stages', 'select project_stages']);
-      // What the stages are read back for, their status and what is out of date, needs no output of theirs:
-      // only whether there is one (a finished project's outputs are tens of kilobytes, fetched and parsed for nothing).
-      const readBack = finish.find((sql) => /^select\b.* from "project_stages"/.test(sql))!;
-      expect(readBack).toMatch(/ from "project_stages"/);
-      expect(readBack).not.toMatch(/(select |, )"output"(,| from)/);
+      // The usage row; then in one transaction the project locked, one statement for the run, its stage
+      // and the stages after it, and the project's status (the pipeline, idle at the end, needs no look of its own).
+      expect(finish.length, finish.join('\n')).toBeLessThanOrEqual(4);
+      // They leave together in the lock order (project, run, stage), the status last, settled from what the
+      // ending saved: no stage is read back (a finished project's outputs are tens of kilobytes).
+      const finishing = finish
+        .map((sql) => (/^select\b.* from "projects" .*for no key update/.test(sql) ? 'lock' : /^with "run" as \(update "stage_runs"/.test(sql) ? 'run and stage' : sql.match(/^(select|update)\b.*?"(\w+)"/)?.slice(1).join(' ')))
+        .filter(Boolean);
+      expect(finishing.slice(finishing.indexOf('lock'))).toEqual(['lock', 'run and stage', 'update projects']);
       // Nor are the texts a start and an ending send read back: the input and prompt (the user's text), the run's text and output.
-      const returned = [...start, ...finish].filter((sql) => /^(insert into|update) "stage_runs"/.test(sql)).map((sql) => sql.split(' returning ')[1]);
+      const returned = [...start, ...finish].filter((sql) => /^(with "run" as \()?(insert into|update) "stage_runs"/.test(sql)).map((sql) => sql.split(' returning ')[1].split(')')[0]);
       expect(returned).toHaveLength(2);
       for (const columns of returned) expect(columns).not.toMatch(/"(input|prompt|text|output)"/);
       // The run the ending tells its followers of is the saved one all the same.
@@ -611,6 +609,36 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
   });
 
   // PostgreSQL only: the embedded database runs one transaction at a time, so no other one can hold the lock meanwhile.
+  it('saves nothing of a run no longer active at its ending, shots its stage wrote included', async () => {
+    const projectId = await newProject();
+    // The engine's own run waits for its first token meanwhile; the test ends it through the repository.
+    await provider('recovered', 'fake-model?ttft=30000&tokens=3');
+    const repo = new RunRepository(studio.database.db);
+    const run = await startRun(projectId, 'recovered');
+    // Another studio recovered the run meanwhile (this one's lease had run out): interrupted, and its stage with it.
+    await studio.database.db.execute(sql`update stage_runs set status = 'interrupted', finished_at = now() where id = ${run.id}`);
+    await studio.database.db.execute(sql`update project_stages set status = 'interrupted' where current_run_id = ${run.id}`);
+    const target = { id: run.id, projectId, stage: 'rewrite' as const, checkpointed: false };
+    // An ending whose stage saves nothing else goes out with its COMMIT; one whose stage wrote shots waits for the run's answer and is undone.
+    expect(await repo.completeRun(target, { text: 'late', usage: null, lastEventId: 1 }, async () => ({ text: 'late' }))).toBeNull();
+    const shots = [{ scene_description: 'a harbour at dawn', narration_text: 'It began here.', image_prompt: 'harbour, dawn', duration_seconds: 3 }];
+    expect(await repo.completeRun(target, { text: 'late', usage: null, lastEventId: 1 }, (store) => store.storyboards.replaceShots(projectId, shots))).toBeNull();
+    expect(await repo.endRun(target, { status: 'failed', text: 'late', reason: 'test', lastEventId: 1 })).toBeNull();
+    const row = (await admin.get(`/api/v1/runs/${run.id}/`)).body;
+    expect(row.status).toBe('interrupted');
+    expect(row.text).not.toBe('late');
+    const stage = (await admin.get(`/api/v1/projects/${projectId}/stages/`)).body.find((s: { stage_type: string }) => s.stage_type === 'rewrite');
+    expect(stage).toMatchObject({ status: 'interrupted', output: null });
+    const [{ n }] = (await studio.database.db.execute(sql`select count(*)::int as n from storyboard_shots where project_id = ${projectId}`)) as unknown as { n: number }[];
+    expect(n).toBe(0);
+    // The status follows what is there: the recovered run's stage failed the project.
+    expect((await admin.get(`/api/v1/projects/${projectId}/`)).body.status).toBe('failed');
+    const live = studio.app.services.runs.activeRun(run.id);
+    live?.abort.abort();
+    await live?.finished;
+    expect((await admin.get(`/api/v1/runs/${run.id}/`)).body.status).toBe('interrupted');
+  });
+
   it.skipIf(TEST_DB !== 'postgres')("sends a run's ending behind the project's lock without waiting for it, and still writes under it", async () => {
     const projectId = await newProject();
     // The engine's own run waits for its first token meanwhile; the test ends it through the repository.
@@ -637,9 +665,9 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
           : repo.completeRun(target, { text: 'whole', usage: null, lastEventId: 1 }, async () => ({ text: 'whole' }));
       try {
         // The run's and the stage's updates are on their way while the lock is still held elsewhere.
-        await vi.waitFor(() => expect(sent.some((q) => /^update "stage_runs"/.test(q))).toBe(true));
-        const order = sent.map((q) => (/^select .* from "projects" .*for no key update/.test(q) ? 'lock' : q.match(/^update "(stage_runs|project_stages)"/)?.[1])).filter(Boolean);
-        expect(order, sent.join('\n')).toEqual(['lock', 'stage_runs', 'project_stages']);
+        await vi.waitFor(() => expect(sent.some((q) => /^update "projects"/.test(q))).toBe(true));
+        const order = sent.map((q) => (/^select .* from "projects" .*for no key update/.test(q) ? 'lock' : /^with "run" as \(update "stage_runs"/.test(q) ? 'run and stage' : q.match(/^update "(projects)"/)?.[1])).filter(Boolean);
+        expect(order, sent.join('\n')).toEqual(['lock', 'run and stage', 'projects']);
       } finally {
         stop();
         release();

@@ -1,6 +1,7 @@
-import { STAGE_KEYS, type StageKey } from '@ai-story/contracts';
-import { and, count, desc, eq, getTableColumns, ilike, inArray, or, sql, type SQLWrapper } from 'drizzle-orm';
+import { STAGE_KEYS, type ProjectStatus, type StageKey } from '@ai-story/contracts';
+import { and, count, desc, eq, getTableColumns, ilike, inArray, ne, or, sql, type SQLWrapper } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
+import { fixedStatement, given } from '../db/fixed-statement.ts';
 import { isActiveRun, projectMembers, projectStages, projects, stageRuns, users, type StageRow } from '../db/schema.ts';
 import { containing } from '../db/like.ts';
 
@@ -11,6 +12,36 @@ const { output: _output, ...stageColumns } = getTableColumns(projectStages);
  * isDone rule, where JSON null counts as none (the project list's progress, a run ending's status).
  */
 export const hasOutput = (output: SQLWrapper) => sql`${output} <> 'null'::jsonb`;
+
+/** The service's isDone in SQL, for the stage row named `s`: completed, with an output, nothing of it out of date. */
+const isDoneStage = sql`s.status = 'completed' and ${hasOutput(sql`s.output`)} and not s.stale and jsonb_array_length(s.stale_shot_ids) = 0`;
+
+/** Whether one of the project's stages, the row named `s`, meets `condition`. */
+const anyStage = (condition: SQLWrapper) => sql`exists (select from ${projectStages} s where s.project_id = ${projects.id} and ${condition})`;
+
+/**
+ * A project's status as its stages and its pipeline make it (DESIGN §1), in SQL so that it is settled
+ * by a statement sent behind the ones that change the stages, in the same transaction and the same
+ * round trip, with no read of the stages in between. Running anywhere is processing; then a paused
+ * pipeline; then any failed or interrupted stage; the project is complete only when its last stage
+ * (the export) has a current result, so a pipeline that skipped stages, or whose later stages went
+ * out of date, is not finished, whatever came before.
+ */
+const derivedStatus = sql<ProjectStatus>`case
+  when ${projects.pipelineState} in ('running', 'pausing') or ${anyStage(sql`s.status = 'running'`)} then 'processing'
+  when ${projects.pipelineState} = 'paused' then 'paused'
+  when ${anyStage(sql`s.status in ('failed', 'interrupted')`)} then 'failed'
+  when ${anyStage(sql`${isDoneStage} and s.position = (select max(l.position) from ${projectStages} l where l.project_id = ${projects.id})`)} then 'completed'
+  else 'draft'
+end`;
+
+/** The project's status re-derived from its stages, written only when it changed (on any connection, a transaction's too). */
+export const settleStatus = fixedStatement('project_settle_status', (db) =>
+  db
+    .update(projects)
+    .set({ status: derivedStatus, updatedAt: given(projects.updatedAt, 'now') })
+    .where(and(eq(projects.id, sql.placeholder('projectId')), ne(projects.status, derivedStatus))),
+);
 
 /**
  * Reads every run start and every event stream makes, built once: drizzle's query building is a good
@@ -104,7 +135,7 @@ function projectList(db: Db, searched: boolean) {
   const pattern = sql.placeholder('pattern');
   const where = and(or(eq(projects.ownerId, userId), inArray(projects.id, memberOf)), searched ? or(ilike(projects.name, pattern), ilike(projects.originalTopic, pattern)) : undefined);
   // The same rules as isDone and stale_stages in the service: skipped or out-of-date stages are not done.
-  const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and s.status = 'completed' and ${hasOutput(sql`s.output`)} and not s.stale and jsonb_array_length(s.stale_shot_ids) = 0)`;
+  const done = sql<number>`(select count(*)::int from ${projectStages} s where s.project_id = ${projects.id} and ${isDoneStage})`;
   const stale = sql<StageKey[]>`(select coalesce(json_agg(s.stage_type order by s.position), '[]'::json) from ${projectStages} s where s.project_id = ${projects.id} and (s.stale or jsonb_array_length(s.stale_shot_ids) > 0))`;
   const name = searched ? 'projects_searched' : 'projects_all';
   return {
@@ -207,6 +238,11 @@ export class ProjectRepository {
     if (!rows.length) return undefined;
     return { status: rows[0].status, pipelineState: rows[0].pipelineState, stages: rows.map((r) => r.stage) };
   }
+
+  /** Re-derives the project's status from its stages and stores it if it changed. */
+  settleStatus = async (projectId: string) => {
+    await settleStatus(this.db, { projectId, now: new Date() });
+  };
 
   update = async (id: string, values: Partial<typeof projects.$inferInsert>) =>
     (await this.db.update(projects).set({ ...values, updatedAt: new Date() }).where(eq(projects.id, id)).returning())[0];

@@ -1,4 +1,4 @@
-import { STAGE_KEYS, type AccessRole, type MediaSettings, type Project, type ProjectDetail, type ProjectStage, type ProjectStatus, type StageKey } from '@ai-story/contracts';
+import { STAGE_KEYS, type AccessRole, type MediaSettings, type Project, type ProjectDetail, type ProjectStage, type StageKey } from '@ai-story/contracts';
 import type { AuthUser } from '../auth/service.ts';
 import type { ProjectRow, StageRow } from '../db/schema.ts';
 import { AppError, forbidden, notFound } from '../errors.ts';
@@ -172,14 +172,10 @@ export class ProjectService {
     return { ...checkAccess(user, row, 'view'), stages };
   }
 
-  /** Re-derives the project's status from its stages and stores it (DESIGN §1). */
-  async refreshStatus(projectId: string): Promise<ProjectStatus> {
-    const project = await this.repo.findById(projectId);
-    if (!project) return 'draft';
-    const status = deriveStatus(await this.repo.stages(projectId), project.pipelineState);
-    if (status !== project.status) await this.repo.update(projectId, { status });
+  /** Re-derives the project's status from its stages and stores it (DESIGN §1; the rule is the repository's). */
+  async refreshStatus(projectId: string) {
+    await this.repo.settleStatus(projectId);
     this.notifyChange(projectId);
-    return status;
   }
 
   setPipelineState = (projectId: string, pipelineState: 'idle' | 'running' | 'pausing' | 'paused') => this.repo.update(projectId, { pipelineState });
@@ -265,22 +261,8 @@ function allowedRole(user: AuthUser, row: OwnerAndRole | undefined, need: Need):
 
 type StatusFields = Pick<StageRow, 'status' | 'stale' | 'staleShotIds' | 'output'>;
 
-/** A stage whose result is current: completed, with an output, nothing of it out of date. Skipped is not done. (SQL's "has an output": `hasOutput` in the repository.) */
+/** A stage whose result is current: completed, with an output, nothing of it out of date. Skipped is not done. (In SQL, with the status rule that depends on it: `isDoneStage` in the repository.) */
 export const isDone = (s: StatusFields) => s.status === 'completed' && s.output != null && !s.stale && !(s.staleShotIds ?? []).length;
-
-/**
- * A project is complete only when its last stage (the export) has a current result: a pipeline that
- * skipped stages, or whose later stages went out of date, is not finished, whatever came before.
- */
-export function deriveStatus(stages: StatusFields[], pipeline: ProjectRow['pipelineState']): ProjectStatus {
-  const statuses = stages.map((s) => s.status);
-  if (statuses.includes('running') || pipeline === 'running' || pipeline === 'pausing') return 'processing';
-  if (pipeline === 'paused') return 'paused';
-  if (statuses.some((s) => s === 'failed' || s === 'interrupted')) return 'failed';
-  const last = stages.at(-1);
-  if (last && isDone(last)) return 'completed';
-  return 'draft';
-}
 
 export const mediaSettingsOf = (row: ProjectRow): MediaSettings => ({
   aspect_ratio: row.aspectRatio,

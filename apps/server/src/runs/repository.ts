@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
-import { and, asc, count, desc, eq, getTableColumns, gt, inArray, isNull, ne, notInArray, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, getTableColumns, gt, inArray, isNull, ne, not, notInArray, or, sql } from 'drizzle-orm';
 import { commitBehind, type Db } from '../db/client.ts';
 import { fixedStatement, given, placeholders } from '../db/fixed-statement.ts';
-import { instances, isActiveRun, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type ProjectRow, type RunRow, type StageRow } from '../db/schema.ts';
-import { hasOutput } from '../projects/repository.ts';
-import { deriveStatus } from '../projects/service.ts';
+import { instances, isActiveRun, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type ProjectRow, type RunRow } from '../db/schema.ts';
+import { settleStatus } from '../projects/repository.ts';
 import { REASONS } from '../projects/status-reasons.ts';
 import { StoryboardRepository } from '../storyboard/repository.ts';
 import type { StageStore } from '../stages/definition.ts';
@@ -16,6 +15,8 @@ type RunError = { message: string; code: string; retryable: boolean };
 class NotActive extends Error {}
 
 const START_COLUMNS = ['id', 'projectId', 'stage', 'status', 'input', 'prompt', 'providerId', 'providerName', 'model', 'isSimulated', 'createdBy', 'startedAt', 'ownerInstanceId'] as const;
+/** What a hand edit's or a restore's version is saved with: a completed run of its own. */
+const VERSION_COLUMNS = ['id', 'projectId', 'stage', 'source', 'status', 'text', 'input', 'output', 'createdBy', 'startedAt', 'finishedAt'] as const;
 /** What a run is started with (its id is made here); the rest of its row is the table's defaults. */
 type StartValues = Required<Pick<typeof stageRuns.$inferInsert, Exclude<(typeof START_COLUMNS)[number], 'id' | 'stage'>>> & { stage: StageKey };
 const value = sql.placeholder;
@@ -28,22 +29,8 @@ const value = sql.placeholder;
  */
 const { input: _input, prompt: _prompt, text: _text, output: _output, ...RUN_WITHOUT_TEXTS } = getTableColumns(stageRuns);
 
-/**
- * What an ending reads back of each stage: its state, and of its output only whether there is one
- * (`output` is true or null: the status rule's `output != null`, JSON null included). The outputs
- * themselves, a finished project's storyboard, narration and clips, are tens of kilobytes that every
- * run's ending would fetch and parse for nothing.
- */
-const STAGE_STATE = {
-  id: projectStages.id,
-  stageType: projectStages.stageType,
-  position: projectStages.position,
-  status: projectStages.status,
-  stale: projectStages.stale,
-  staleShotIds: projectStages.staleShotIds,
-  output: sql<true | null>`case when ${hasOutput(projectStages.output)} then true end`.as('has_output'),
-};
-type StageState = Pick<StageRow, 'id' | 'stageType' | 'position' | 'status' | 'stale' | 'staleShotIds'> & { output: true | null };
+/** In a statement whose CTE `run` saves a run: whether it did (the run was still active). */
+const runSaved = sql`exists (select from ${sql.identifier('run')})`;
 
 /**
  * The statements every run's start and ending make, built once (db/fixed-statement.ts) and run on the
@@ -75,62 +62,68 @@ const lifecycle = {
       .where(eq(projects.id, value('projectId')))
       .for('no key update'),
   ),
-  stagesOf: fixedStatement('project_stages_in_order', (db) =>
-    db.select(STAGE_STATE).from(projectStages).where(eq(projectStages.projectId, value('projectId'))).orderBy(projectStages.position),
-  ),
-  projectStatus: fixedStatement('project_status', (db) =>
-    db
-      .update(projects)
-      .set({ status: given(projects.status, 'status'), updatedAt: given(projects.updatedAt, 'now') })
-      .where(eq(projects.id, value('projectId'))),
-  ),
-  completeRun: fixedStatement('run_complete', (db) =>
-    db
-      .update(stageRuns)
-      .set({
-        status: 'completed',
-        text: given(stageRuns.text, 'text'),
-        output: given(stageRuns.output, 'output'),
-        usage: given(stageRuns.usage, 'usage'),
-        finishedAt: given(stageRuns.finishedAt, 'now'),
-        lastEventId: given(stageRuns.lastEventId, 'lastEventId'),
-      })
-      .where(and(eq(stageRuns.id, value('runId')), isActiveRun))
-      .returning(RUN_WITHOUT_TEXTS),
-  ),
-  stageCompleted: fixedStatement('run_complete_stage', (db) =>
-    db
-      .update(projectStages)
-      .set({
-        status: 'completed',
-        output: given(projectStages.output, 'output'),
-        currentRunId: given(projectStages.currentRunId, 'runId'),
-        stale: false,
-        staleShotIds: [],
-        statusReason: null,
-        updatedAt: given(projectStages.updatedAt, 'now'),
-      })
-      .where(and(eq(projectStages.projectId, value('projectId')), eq(projectStages.stageType, value('stage')))),
-  ),
-  endRun: fixedStatement('run_end', (db) =>
-    db
-      .update(stageRuns)
-      .set({
-        status: given(stageRuns.status, 'status'),
-        text: given(stageRuns.text, 'text'),
-        error: given(stageRuns.error, 'error'),
-        finishedAt: given(stageRuns.finishedAt, 'now'),
-        lastEventId: given(stageRuns.lastEventId, 'lastEventId'),
-      })
-      .where(and(eq(stageRuns.id, value('runId')), isActiveRun))
-      .returning({ id: stageRuns.id }),
-  ),
-  stageEnded: fixedStatement('run_end_stage', (db) =>
-    db
-      .update(projectStages)
-      .set({ status: given(projectStages.status, 'status'), statusReason: given(projectStages.statusReason, 'reason'), updatedAt: given(projectStages.updatedAt, 'now') })
-      .where(and(eq(projectStages.projectId, value('projectId')), eq(projectStages.stageType, value('stage')), eq(projectStages.currentRunId, value('runId')))),
-  ),
+  /**
+   * A run's successful ending, in one statement: the run completed (if it is still active), and only
+   * then its stage made current with its output (completedStage). Answers the run, or nothing when it
+   * was no longer active.
+   */
+  complete: fixedStatement('run_complete', (db) => {
+    const run = db.$with('run').as(
+      db
+        .update(stageRuns)
+        .set({
+          status: 'completed',
+          text: given(stageRuns.text, 'text'),
+          output: given(stageRuns.output, 'output'),
+          usage: given(stageRuns.usage, 'usage'),
+          finishedAt: given(stageRuns.finishedAt, 'now'),
+          lastEventId: given(stageRuns.lastEventId, 'lastEventId'),
+        })
+        .where(and(eq(stageRuns.id, value('runId')), isActiveRun))
+        .returning(RUN_WITHOUT_TEXTS),
+    );
+    return db.with(run, ...completedStage(db)).select().from(run);
+  }),
+  /** A new version from a hand edit or a restore, in one statement: a completed run of its own, made current as an ending's is. */
+  version: fixedStatement('run_version', (db) => {
+    const run = db.$with('run').as(db.insert(stageRuns).values(placeholders(VERSION_COLUMNS)).returning());
+    return db.with(run, ...completedStage(db)).select().from(run);
+  }),
+  /**
+   * A run that failed or was stopped, in one statement: the run ended with its text (if it is still
+   * active), and only then its stage says why, if the run is still its current one. Answers the run's
+   * id, or nothing when it was no longer active.
+   */
+  end: fixedStatement('run_end', (db) => {
+    const run = db.$with('run').as(
+      db
+        .update(stageRuns)
+        .set({
+          status: given(stageRuns.status, 'status'),
+          text: given(stageRuns.text, 'text'),
+          error: given(stageRuns.error, 'error'),
+          finishedAt: given(stageRuns.finishedAt, 'now'),
+          lastEventId: given(stageRuns.lastEventId, 'lastEventId'),
+        })
+        .where(and(eq(stageRuns.id, value('runId')), isActiveRun))
+        .returning({ id: stageRuns.id }),
+    );
+    const stage = db.$with('stage').as(
+      db
+        .update(projectStages)
+        .set({ status: given(projectStages.status, 'status'), statusReason: given(projectStages.statusReason, 'reason'), updatedAt: given(projectStages.updatedAt, 'now') })
+        .where(
+          and(
+            eq(projectStages.projectId, value('projectId')),
+            eq(projectStages.stageType, value('stage')),
+            eq(projectStages.currentRunId, value('runId')),
+            runSaved,
+          ),
+        )
+        .returning({ id: projectStages.id }),
+    );
+    return db.with(run, stage).select().from(run);
+  }),
   deleteChunks: fixedStatement('run_chunks_delete', (db) => db.delete(runTextChunks).where(eq(runTextChunks.runId, value('runId')))),
   /**
    * Every live run's checkpoint in one statement of one shape, however many runs there are: the
@@ -228,7 +221,7 @@ export class RunRepository {
         .update(projectStages)
         .set({ status: 'cancelled', statusReason: REASONS.stopped_by_user, updatedAt: new Date() })
         .where(and(eq(projectStages.projectId, run.projectId), eq(projectStages.currentRunId, run.id)));
-      if (project) await settleStatus(tx, project, await stagesOf(tx, run.projectId));
+      if (project) await settleStatus(tx, { projectId: run.projectId, now: new Date() });
       return true;
     });
 
@@ -297,9 +290,10 @@ export class RunRepository {
 
   /**
    * A run's successful end, in one transaction: the stage persists its output, the run keeps its
-   * text and output, the stage points at it, the completed stages after it become stale, and the
-   * project's status follows. `checkpointed`: whether the run saved checkpoints to fold away.
-   * Null, with nothing written, when the run is no longer active (another studio recovered it).
+   * text and output, the stage points at it, the completed stages after it go out of date, and the
+   * project's status follows (makeCurrent). `checkpointed`: whether the run saved checkpoints to fold
+   * away. Null, with nothing of the run's written, when the run is no longer active (another studio
+   * recovered it).
    */
   completeRun = async (
     run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
@@ -307,13 +301,16 @@ export class RunRepository {
     persist: (store: StageStore) => Promise<unknown>,
   ): Promise<(Ending & { row: Omit<RunRow, 'input' | 'prompt'> }) | null> => {
     try {
-      return await this.db.transaction(async (tx) => {
-        const { settling, row, output, pipeline } = await makeCurrent(tx, { ...run, runId: run.id }, persist, (output, now) =>
-          lifecycle.completeRun(tx, { runId: run.id, text: values.text, output, usage: values.usage, now, lastEventId: values.lastEventId }),
-        );
-        const ending = { pipeline, row: { ...row, text: values.text, output } };
-        return commitBehind(Promise.all([settling, run.checkpointed && this.deleteChunks(tx, run.id)]).then(() => ending));
-      });
+      const made = await this.db.transaction((tx) =>
+        makeCurrent(
+          tx,
+          { ...run, runId: run.id },
+          persist,
+          (current) => lifecycle.complete(tx, { ...current, text: values.text, usage: values.usage, lastEventId: values.lastEventId }),
+          run.checkpointed && this.deleteChunks(tx, run.id),
+        ),
+      );
+      return made && { pipeline: made.pipeline, row: { ...made.row, text: values.text, output: made.output } };
     } catch (err) {
       if (err instanceof NotActive) return null;
       throw err;
@@ -322,48 +319,39 @@ export class RunRepository {
 
   /**
    * A run that failed or was stopped: its text is kept, the stage says why (if the run is still its
-   * current one). Null, with nothing written, when the run is no longer active.
+   * current one), and the project's status follows, in one round trip with the COMMIT: the ending's
+   * statement changes nothing when the run is no longer active (null then), and the status is
+   * re-derived from what is there.
    */
-  endRun = async (
+  endRun = (
     run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { status: 'failed' | 'cancelled' | 'interrupted'; text: string; error?: RunError; reason: string; lastEventId: number },
-  ): Promise<Ending | null> => {
-    try {
-      return await this.db.transaction(async (tx) => {
-        const now = new Date();
-        // Sent together, run in this order (the lock order: project, run, stage); undone if the run was no longer active.
-        // An active run has no error yet: one not given stays none.
-        const [project, ended, , stages] = await Promise.all([
-          lockingProject(tx, run.projectId),
-          lifecycle.endRun(tx, { runId: run.id, status: values.status, text: values.text, error: values.error ?? null, now, lastEventId: values.lastEventId }),
-          lifecycle.stageEnded(tx, { projectId: run.projectId, stage: run.stage, runId: run.id, status: values.status, reason: values.reason, now }),
-          stagesOf(tx, run.projectId),
-        ]);
-        if (!ended.length) throw new NotActive();
-        const last = [run.checkpointed && this.deleteChunks(tx, run.id), project && settleStatus(tx, project, stages)];
-        return commitBehind(Promise.all(last).then(() => ({ pipeline: project?.pipelineState })));
-      });
-    } catch (err) {
-      if (err instanceof NotActive) return null;
-      throw err;
-    }
-  };
+  ): Promise<Ending | null> =>
+    this.db.transaction(async (tx) => {
+      const now = new Date();
+      // Sent together, run in this order: the project's lock first (the lock order: project, run, stage).
+      // An active run has no error yet: one not given stays none.
+      const ending = Promise.all([
+        lockingProject(tx, run.projectId),
+        lifecycle.end(tx, { runId: run.id, projectId: run.projectId, stage: run.stage, status: values.status, text: values.text, error: values.error ?? null, reason: values.reason, now, lastEventId: values.lastEventId }),
+        settleStatus(tx, { projectId: run.projectId, now }),
+        run.checkpointed && this.deleteChunks(tx, run.id),
+      ]);
+      return commitBehind(ending.then(([project, ended]) => (ended.length ? { pipeline: project?.pipelineState } : null)));
+    });
 
   /** A new version from a hand edit or a restore: a completed run of its own, made current. */
-  saveVersion = (
+  saveVersion = async (
     values: { projectId: string; stage: StageKey; source: 'edit' | 'restore'; text: string; createdBy: string },
     persist: (store: StageStore) => Promise<unknown>,
   ) => {
     const runId = randomUUID();
-    return this.db.transaction(async (tx) => {
-      const { row, settling } = await makeCurrent(tx, { ...values, runId }, persist, (output, now) =>
-        tx
-          .insert(stageRuns)
-          .values({ ...values, id: runId, status: 'completed', input: {}, output, startedAt: now, finishedAt: now })
-          .returning(),
-      );
-      return commitBehind(settling.then(() => row));
-    });
+    const made = await this.db.transaction((tx) =>
+      makeCurrent(tx, { ...values, runId }, persist, (current) =>
+        lifecycle.version(tx, { ...current, ...values, id: runId, status: 'completed', input: {}, startedAt: current.now, finishedAt: current.now }),
+      ),
+    );
+    return made!.row; // a version's run is new: never ended elsewhere
   };
 
   /**
@@ -396,33 +384,86 @@ export class RunRepository {
   }
 }
 
+/** What a statement built on completedStage is given, besides the run's own values. */
+type Current = { projectId: string; stage: StageKey; runId: string; output: unknown; now: Date; perShot: readonly StageKey[]; changedShotIds: string[] };
+
 /**
- * Inside a transaction: the stage persists its output through its repositories, `save` writes the run
- * that carries it, and the stage is completed with it (what follows it becoming out of date). The run,
- * its stage and the stages read back leave together, run in this order (the lock order: project, run,
- * stage); a run `save` no longer finds active undoes it all. `settling`, the project's status, is the
- * last write, sent but not awaited: the caller's COMMIT can follow it at once (commitBehind).
+ * Inside a transaction: the stage persists its output through its repositories; then, sent together in
+ * this order (the lock order: project, run, stage), the project's lock (sent first of all), `save`
+ * (a statement built on completedStage: the run saved and made its stage's current result), the
+ * project's status settled from what they changed, and `also`. When the stage's save wrote nothing,
+ * the COMMIT goes with them (commitBehind): one round trip, in which a run no longer active changes
+ * nothing (null) but the status, re-derived from what is there. When it wrote, the run's answer is
+ * awaited first, and a run no longer active undoes it all (NotActive).
  */
-async function makeCurrent<Saved>(
+async function makeCurrent<Row>(
   tx: Db,
   run: { projectId: string; stage: StageKey; runId: string },
   persist: (store: StageStore) => Promise<unknown>,
-  save: (output: unknown, now: Date) => Promise<Saved[]>,
-) {
+  save: (current: Current) => Promise<Row[]>,
+  also: Promise<unknown> | false = false,
+): Promise<{ row: Row; output: unknown; pipeline: PipelineState | undefined } | null> {
   const locked = lockingProject(tx, run.projectId);
   const store = { storyboards: new StoryboardRepository(tx) };
   const output = await persist(store);
   const now = new Date();
-  const [project, [row], , stages] = await Promise.all([
-    locked,
-    save(output, now),
-    lifecycle.stageCompleted(tx, { projectId: run.projectId, stage: run.stage, output, runId: run.runId, now }),
-    stagesOf(tx, run.projectId),
-  ]);
-  if (!row) throw new NotActive();
-  await markLaterOutOfDate(tx, stages, run.stage, store.storyboards.changedShotIds);
-  const settling = project ? settleStatus(tx, project, stages) : Promise.resolve();
-  return { row, output, pipeline: project?.pipelineState, settling };
+  const current = { ...run, output, now, perShot: PER_SHOT_DEPENDENTS[run.stage] ?? [], changedShotIds: [...store.storyboards.changedShotIds] };
+  const made = Promise.all([locked, save(current), settleStatus(tx, { projectId: run.projectId, now }), also]).then(([project, [row]]) =>
+    row ? { row, output, pipeline: project?.pipelineState } : null,
+  );
+  if (!store.storyboards.wrote) return commitBehind(made);
+  const result = await made;
+  if (!result) throw new NotActive();
+  return result;
+}
+
+/**
+ * What follows a CTE named `run` that saves a completed run and answers it: the rest of its making
+ * current, in the same statement and only when the run was saved. Its stage is completed with its
+ * output, pointing at it. Then what follows from the new output: when the change is known per shot
+ * (a storyboard saved in place, shots retimed by their narration), the completed stages after it that
+ * depend on it per shot (`perShot`) get the changed shots added to their `stale_shot_ids`, in order
+ * and once each, and redo only them; every other completed stage after it becomes stale.
+ */
+function completedStage(db: Db) {
+  const stage = db.$with('stage').as(
+    db
+      .update(projectStages)
+      .set({
+        status: 'completed',
+        output: given(projectStages.output, 'output'),
+        currentRunId: given(projectStages.currentRunId, 'runId'),
+        stale: false,
+        staleShotIds: [],
+        statusReason: null,
+        updatedAt: given(projectStages.updatedAt, 'now'),
+      })
+      .where(and(eq(projectStages.projectId, value('projectId')), eq(projectStages.stageType, value('stage')), runSaved))
+      .returning({ position: projectStages.position }),
+  );
+  const perShot = sql`${projectStages.stageType} = any(${value('perShot')}::text[])`;
+  const changed = given(projectStages.staleShotIds, 'changedShotIds');
+  const withChanged = sql`(select coalesce(jsonb_agg(id order by n), '[]'::jsonb) from (select id, min(n) as n from jsonb_array_elements(${projectStages.staleShotIds} || ${changed}) with ordinality as e(id, n) group by id) ids)`;
+  const later = db.$with('later').as(
+    db
+      .update(projectStages)
+      .set({
+        stale: sql`${projectStages.stale} or not ${perShot}`,
+        staleShotIds: sql`case when ${perShot} then ${withChanged} else ${projectStages.staleShotIds} end`,
+        updatedAt: given(projectStages.updatedAt, 'now'),
+      })
+      .from(stage)
+      .where(
+        and(
+          eq(projectStages.projectId, value('projectId')),
+          eq(projectStages.status, 'completed'),
+          gt(projectStages.position, stage.position),
+          or(not(perShot), sql`jsonb_array_length(${changed}) > 0`),
+        ),
+      )
+      .returning({ id: projectStages.id }),
+  );
+  return [stage, later] as const;
 }
 
 /** What `projects.pipeline_state` holds (the schema's enum is the one list). */
@@ -449,37 +490,6 @@ function lockingProject(tx: Db, projectId: string): Promise<ProjectState | undef
   const locked = lockProject(tx, projectId);
   locked.catch(() => {}); // awaited later, after the statements behind it: not an unhandled rejection meanwhile
   return locked;
-}
-
-const stagesOf = (tx: Db, projectId: string): Promise<StageState[]> => lifecycle.stagesOf(tx, { projectId });
-
-/** The project's status re-derived from its stages (DESIGN §1), written only when it changed. */
-function settleStatus(tx: Db, project: ProjectState, stages: StageState[]): Promise<unknown> {
-  const status = deriveStatus(stages, project.pipelineState);
-  return status !== project.status ? lifecycle.projectStatus(tx, { projectId: project.id, status, now: new Date() }) : Promise.resolve();
-}
-
-/**
- * What follows from a stage's new output (`stages` as read back after it was saved): when the change is
- * known per shot (a storyboard saved in place, shots retimed by their narration), the stages that
- * depend on it per shot get those shots in `stale_shot_ids` and redo only them; otherwise every
- * completed stage after it becomes stale.
- */
-async function markLaterOutOfDate(tx: Db, stages: StageState[], stage: StageKey, changedShotIds: Set<string>) {
-  const position = stages.find((s) => s.stageType === stage)!.position;
-  const perShot = PER_SHOT_DEPENDENTS[stage] ?? [];
-  const wholeStale: string[] = [];
-  for (const later of stages.filter((s) => s.position > position && s.status === 'completed')) {
-    if (perShot.includes(later.stageType as StageKey)) {
-      if (!changedShotIds.size) continue;
-      later.staleShotIds = [...new Set([...(later.staleShotIds ?? []), ...changedShotIds])];
-      await tx.update(projectStages).set({ staleShotIds: later.staleShotIds, updatedAt: new Date() }).where(eq(projectStages.id, later.id));
-    } else {
-      later.stale = true;
-      wholeStale.push(later.id);
-    }
-  }
-  if (wholeStale.length) await tx.update(projectStages).set({ stale: true, updatedAt: new Date() }).where(inArray(projectStages.id, wholeStale));
 }
 
 /**

@@ -23,6 +23,9 @@ export class StoryboardRepository {
   /** Shots whose content (a storyboard save) or length (a narration save) changed: their media downstream is out of date. */
   readonly changedShotIds = new Set<string>();
 
+  /** Whether a stage's save wrote through this repository: a run's ending then has something to undo if the run is no longer its to end. */
+  wrote = false;
+
   /**
    * Every run start reads them: built once, on first use (drizzle's query building is a good part of a
    * start's CPU, and a repository made for one transaction's version save may never read them).
@@ -55,6 +58,7 @@ export class StoryboardRepository {
       };
       const old = existing[i];
       if (!old) {
+        this.wrote = true;
         const [row] = await this.db.insert(storyboardShots).values({ ...values, projectId }).returning({ id: storyboardShots.id });
         this.changedShotIds.add(row.id);
         continue;
@@ -67,11 +71,15 @@ export class StoryboardRepository {
         old.speaker === values.speaker &&
         old.sequenceNumber === values.sequenceNumber;
       if (same) continue;
+      this.wrote = true;
       await this.db.update(storyboardShots).set(values).where(eq(storyboardShots.id, old.id));
       this.changedShotIds.add(old.id);
     }
     const surplus = existing.slice(shots.length).map((s) => s.id);
-    if (surplus.length) await this.db.delete(storyboardShots).where(inArray(storyboardShots.id, surplus));
+    if (surplus.length) {
+      this.wrote = true;
+      await this.db.delete(storyboardShots).where(inArray(storyboardShots.id, surplus));
+    }
     return this.shots(projectId);
   }
 
@@ -84,6 +92,7 @@ export class StoryboardRepository {
     for (const { shotId, seconds } of lengths) {
       const shot = shots.get(shotId);
       if (!shot || shot.durationLocked || Math.abs(shot.durationSeconds - seconds) < 0.001) continue;
+      this.wrote = true;
       await this.db.update(storyboardShots).set({ durationSeconds: seconds }).where(eq(storyboardShots.id, shotId));
       this.changedShotIds.add(shotId);
     }
@@ -92,6 +101,7 @@ export class StoryboardRepository {
   /** Saves one movement per shot (a shot's earlier movement is replaced). */
   async upsertMovements(projectId: string, movements: Movement[]) {
     for (const m of movements) {
+      this.wrote = true;
       await this.db
         .insert(cameraMovements)
         .values({ projectId, shotId: m.shot_id!, movementType: m.movement_type, params: m.params })
