@@ -30,6 +30,8 @@ const Env = z.object({
   FFPROBE_PATH: z.string().min(1).optional(),
   /** Local CPU renders at once; one core is left to the API so it keeps answering while clips render. */
   MEDIA_CONCURRENCY: z.coerce.number({ error: 'must be a whole number from 1 to 64' }).int('must be a whole number from 1 to 64').min(1, 'must be a whole number from 1 to 64').max(64, 'must be a whole number from 1 to 64').optional(),
+  /** Connections of the main PostgreSQL pool (PostgreSQL mode). */
+  DATABASE_POOL_SIZE: z.coerce.number({ error: 'must be a whole number from 1 to 100' }).int('must be a whole number from 1 to 100').min(1, 'must be a whole number from 1 to 100').max(100, 'must be a whole number from 1 to 100').optional(),
   /** How long a studio's database lease lasts without a heartbeat (PostgreSQL mode); renewed three times as often. */
   INSTANCE_LEASE_S: z.coerce.number({ error: 'must be a number of seconds from 1 to 3600' }).min(1, 'must be a number of seconds from 1 to 3600').max(3600, 'must be a number of seconds from 1 to 3600').default(30),
   /** Where runs execute: in the API instance that starts them, or in worker processes (`npm run worker`; needs REDIS_URL and DATABASE_URL). */
@@ -75,6 +77,8 @@ export interface Config {
   host: string;
   dataDir: string;
   databaseUrl?: string;
+  /** PostgreSQL mode: connections of the main pool (unset: the database client's default). */
+  poolSize?: number;
   redisUrl?: string;
   redisPrefix: string;
   appSecret: string;
@@ -134,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     host: e.HOST,
     dataDir,
     databaseUrl: e.DATABASE_URL,
+    poolSize: e.DATABASE_POOL_SIZE,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     appSecret: e.APP_SECRET ?? overrides.appSecret ?? loadOrCreateSecret(dataDir),

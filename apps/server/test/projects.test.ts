@@ -2,7 +2,6 @@ import { STAGE_KEYS } from '@ai-story/contracts';
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { POOL_CONNECTIONS } from '../src/db/client.ts';
 import { Client, createUser, setupAdmin, snapshot, startStudio, TEST_DB, type TestStudio } from './helpers.ts';
 
 describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
@@ -76,7 +75,7 @@ describe(`projects (${process.env.TEST_DB ?? 'pglite'})`, () => {
     ];
     const holder = postgres(studio.testDb.location.databaseUrl!, { max: 1 });
     await holder`select pg_advisory_lock(4217)`;
-    const held = Array.from({ length: POOL_CONNECTIONS }, () => studio.database.db.transaction((tx) => tx.execute(sql`select pg_advisory_xact_lock(4217)`)));
+    const held = Array.from({ length: studio.database.poolSize }, () => studio.database.db.transaction((tx) => tx.execute(sql`select pg_advisory_xact_lock(4217)`)));
     let queuedAnswered = false;
     const queued = studio.database.db.execute(sql`select 1`).then(() => (queuedAnswered = true));
     try {
