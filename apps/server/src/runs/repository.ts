@@ -172,7 +172,8 @@ export class RunRepository {
   /**
    * Inserts a running run and makes it its stage's current run, in one transaction; the partial unique
    * index refuses a second active run of the same stage. A running stage makes the project
-   * `processing` whatever its other stages say (deriveStatus), so the status is set, not derived.
+   * `processing` whatever its other stages say (the status rule, settleStatus in the project
+   * repository), so the status is set, not derived.
    */
   async insertActive(values: StartValues): Promise<RunRow | 'conflict'> {
     // The id is made here, so the stage can point at the run in the same round trip as its insert.
