@@ -9,9 +9,9 @@ const { output: _output, ...stageColumns } = getTableColumns(projectStages);
 
 /**
  * A stage's "has an output" in SQL, for reads that leave the output itself behind: the service's
- * isDone rule, where JSON null counts as none (the project list's progress, a run ending's status).
+ * isDone rule, where JSON null counts as none (the project list's progress, the project's status).
  */
-export const hasOutput = (output: SQLWrapper) => sql`${output} <> 'null'::jsonb`;
+const hasOutput = (output: SQLWrapper) => sql`${output} <> 'null'::jsonb`;
 
 /** The service's isDone in SQL, for the stage row named `s`: completed, with an output, nothing of it out of date. */
 const isDoneStage = sql`s.status = 'completed' and ${hasOutput(sql`s.output`)} and not s.stale and jsonb_array_length(s.stale_shot_ids) = 0`;
@@ -36,7 +36,7 @@ const derivedStatus = sql<ProjectStatus>`case
 end`;
 
 /** The project's status re-derived from its stages, written only when it changed (on any connection, a transaction's too). */
-export const settleStatus = fixedStatement('project_settle_status', (db) =>
+export const settleProjectStatus = fixedStatement('project_settle_status', (db) =>
   db
     .update(projects)
     .set({ status: derivedStatus, updatedAt: given(projects.updatedAt, 'now') })
@@ -241,7 +241,7 @@ export class ProjectRepository {
 
   /** Re-derives the project's status from its stages and stores it if it changed. */
   settleStatus = async (projectId: string) => {
-    await settleStatus(this.db, { projectId, now: new Date() });
+    await settleProjectStatus(this.db, { projectId, now: new Date() });
   };
 
   update = async (id: string, values: Partial<typeof projects.$inferInsert>) =>

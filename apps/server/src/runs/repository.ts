@@ -4,7 +4,7 @@ import { and, asc, count, desc, eq, getTableColumns, gt, inArray, isNull, ne, no
 import { commitBehind, type Db } from '../db/client.ts';
 import { fixedStatement, given, placeholders } from '../db/fixed-statement.ts';
 import { instances, isActiveRun, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type ProjectRow, type RunRow } from '../db/schema.ts';
-import { settleStatus } from '../projects/repository.ts';
+import { settleProjectStatus } from '../projects/repository.ts';
 import { REASONS } from '../projects/status-reasons.ts';
 import { StoryboardRepository } from '../storyboard/repository.ts';
 import type { StageStore } from '../stages/definition.ts';
@@ -57,7 +57,7 @@ const lifecycle = {
   ),
   lockProject: fixedStatement('project_lock', (db) =>
     db
-      .select({ id: projects.id, status: projects.status, pipelineState: projects.pipelineState })
+      .select({ pipelineState: projects.pipelineState })
       .from(projects)
       .where(eq(projects.id, value('projectId')))
       .for('no key update'),
@@ -172,7 +172,7 @@ export class RunRepository {
   /**
    * Inserts a running run and makes it its stage's current run, in one transaction; the partial unique
    * index refuses a second active run of the same stage. A running stage makes the project
-   * `processing` whatever its other stages say (the status rule, settleStatus in the project
+   * `processing` whatever its other stages say (the status rule, settleProjectStatus in the project
    * repository), so the status is set, not derived.
    */
   async insertActive(values: StartValues): Promise<RunRow | 'conflict'> {
@@ -211,7 +211,7 @@ export class RunRepository {
   /** A queued run nobody has taken yet is cancelled where it waits; false when a worker took it first. */
   cancelQueued = (run: { id: string; projectId: string }): Promise<boolean> =>
     this.db.transaction(async (tx) => {
-      const project = await lockProject(tx, run.projectId);
+      await lockProject(tx, run.projectId);
       const ended = await tx
         .update(stageRuns)
         .set({ status: 'cancelled', finishedAt: new Date() })
@@ -222,7 +222,7 @@ export class RunRepository {
         .update(projectStages)
         .set({ status: 'cancelled', statusReason: REASONS.stopped_by_user, updatedAt: new Date() })
         .where(and(eq(projectStages.projectId, run.projectId), eq(projectStages.currentRunId, run.id)));
-      if (project) await settleStatus(tx, { projectId: run.projectId, now: new Date() });
+      await settleProjectStatus(tx, { projectId: run.projectId, now: new Date() });
       return true;
     });
 
@@ -335,7 +335,7 @@ export class RunRepository {
       const ending = Promise.all([
         lockingProject(tx, run.projectId),
         lifecycle.end(tx, { runId: run.id, projectId: run.projectId, stage: run.stage, status: values.status, text: values.text, error: values.error ?? null, reason: values.reason, now, lastEventId: values.lastEventId }),
-        settleStatus(tx, { projectId: run.projectId, now }),
+        settleProjectStatus(tx, { projectId: run.projectId, now }),
         run.checkpointed && this.deleteChunks(tx, run.id),
       ]);
       return commitBehind(ending.then(([project, ended]) => (ended.length ? { pipeline: project?.pipelineState } : null)));
@@ -409,7 +409,7 @@ async function makeCurrent<Row>(
   const output = await persist(store);
   const now = new Date();
   const current = { ...run, output, now, perShot: PER_SHOT_DEPENDENTS[run.stage] ?? [], changedShotIds: [...store.storyboards.changedShotIds] };
-  const made = Promise.all([locked, save(current), settleStatus(tx, { projectId: run.projectId, now }), also]).then(([project, [row]]) =>
+  const made = Promise.all([locked, save(current), settleProjectStatus(tx, { projectId: run.projectId, now }), also]).then(([project, [row]]) =>
     row ? { row, output, pipeline: project?.pipelineState } : null,
   );
   if (!store.storyboards.wrote) return commitBehind(made);
@@ -469,7 +469,8 @@ function completedStage(db: Db) {
 
 /** What `projects.pipeline_state` holds (the schema's enum is the one list). */
 export type PipelineState = ProjectRow['pipelineState'];
-type ProjectState = { id: string; status: string; pipelineState: PipelineState };
+/** What an ending reads of the project it locks: the pipeline's state (its status is settled in SQL). */
+type ProjectState = { pipelineState: PipelineState };
 
 /** A saved ending: the project's pipeline state it saw under the project's lock (the pipeline needs no read of its own when it was idle). */
 type Ending = { pipeline: PipelineState | undefined };
