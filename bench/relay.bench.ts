@@ -13,6 +13,9 @@
  * client on a thread of its own lists projects in a loop, so the table also says how the API answers
  * under that load. "bench loop delay" is how late this process itself was to read what arrived: the
  * part of the client-side times that is the bench's, not the studio's.
+ * "start answered" splits a start's wait: from the request to its 202, and of that the studio's own
+ * time over it (its Server-Timing); the rest is the time before the studio read the request (its
+ * connection accepted, its bytes read: an event loop's or a machine's backlog) and the way back.
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`--cpu-prof`) when it stops;
  * BENCH_STUDIO_ROOT=<checkout> runs the studio of another checkout (a before/after comparison);
  * BENCH_BASELINE_ROOT=<checkout> runs it as well, in a column of its own beside this one, same run
@@ -143,6 +146,9 @@ interface StreamMeasure {
   ttftMs: number;
   /** From the request to the upstream sending its first token, less its configured time to first token. */
   toUpstreamMs: number;
+  /** Through a relay: from the start request to its answer, and of that the relay's own time (its Server-Timing). */
+  startMs: number;
+  startServerMs: number;
   delays: number[];
   wireBytes: number;
   textBytes: number;
@@ -154,7 +160,7 @@ interface StreamMeasure {
   error?: string;
 }
 
-const emptyMeasure = (): StreamMeasure => ({ ttftMs: NaN, toUpstreamMs: NaN, delays: [], wireBytes: 0, textBytes: 0, stampWireBytes: 0, tokens: 0, complete: false });
+const emptyMeasure = (): StreamMeasure => ({ ttftMs: NaN, toUpstreamMs: NaN, startMs: NaN, startServerMs: NaN, delays: [], wireBytes: 0, textBytes: 0, stampWireBytes: 0, tokens: 0, complete: false });
 
 /** Reads an SSE body, handing each data payload to `onData`; returns the bytes received. */
 async function readSse(res: Response, onData: (data: string) => void): Promise<number> {
@@ -167,6 +173,9 @@ async function readSse(res: Response, onData: (data: string) => void): Promise<n
   }
   return bytes;
 }
+
+/** The time a relay says it spent on an answer (`Server-Timing: app;dur=…`), NaN when it does not say. */
+const serverMs = (res: Response) => Number(/app;dur=([0-9.]+)/.exec(res.headers.get('server-timing') ?? '')?.[1] ?? NaN);
 
 /** Counts a delta's tokens by their stamps and records each one's delivery delay. */
 function collect(content: string, t0: number, m: StreamMeasure) {
@@ -246,6 +255,8 @@ async function runStream(studio: Studio, projectId: string, providerId: string, 
     body: JSON.stringify({ input: { original_text: `bench ${Math.random()}` }, provider_id: providerId }),
   });
   if (started.status !== 202) throw new Error(`start failed: ${started.status} ${await started.text()}`);
+  m.startMs = now() - t0;
+  m.startServerMs = serverMs(started);
   const run = (await started.json()) as { id: string };
   const res = await fetch(`${studio.base}/api/v1/runs/${run.id}/events`, { headers: { authorization: `Bearer ${studio.token}` } });
   let text = '';
@@ -542,6 +553,16 @@ const LATENCIES = {
 const apiP99 = (p: Phase) => pct(p.api.ms, 99);
 const API_COLUMN = { list: 'GET projects p99 ms', page: 'project page p99 ms', health: 'GET healthz p99 ms' }[API];
 const apiStudioP99 = (p: Phase) => pct(p.api.studioMs, 99);
+/**
+ * A start's answer, and the studio's time over it: the rest is the wait before the studio read the
+ * request (its connection accepted, its bytes read) and the way back, which its handler cannot see.
+ * Each percentile is over the level's streams on its own: a p99 and the studio's p99 may be two streams'.
+ */
+const START_COLUMN = 'start answered p50, p99 ms [in the studio p50, p99]';
+const startTimes = (p: Phase) => {
+  const of = (key: 'startMs' | 'startServerMs', q: number) => f0(pct(p.streams.map((m) => m[key]), q));
+  return `${of('startMs', 50)}, ${of('startMs', 99)} [${of('startServerMs', 50)}, ${of('startServerMs', 99)}]`;
+};
 const mapValues = <T, U>(o: Record<string, T>, f: (v: T) => U) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
 
 function summarize(n: number, direct: Phase, studios: Phase[]) {
@@ -558,6 +579,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
     'bench loop delay p99 ms': all.map((p) => f0(p.benchLagMs)).join(' / '),
     [API_COLUMN]: studios.map((p) => f0(apiP99(p))).join(' / '),
     'of it in the studio': studios.map((p) => f0(apiStudioP99(p))).join(' / '),
+    [START_COLUMN]: studios.map(startTimes).join(' / '),
     ...(errors.length && { errors: `${errors.length}: ${[...new Set(errors)].slice(0, 3).join('; ')}` }),
   };
 }
