@@ -61,15 +61,17 @@ describe('METRICS_TOKEN', () => {
   });
 });
 
-describe('where runs execute', () => {
-  const shared = { REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x' };
+describe('DATABASE_POOL_SIZE', () => {
   test("DATABASE_POOL_SIZE is left to the database client's default (twice the cores, at least 4) unless given a whole number from 1 to 100", () => {
     expect(loadConfig(base).poolSize).toBeUndefined();
     expect(defaultPoolSize()).toBe(Math.max(4, 2 * availableParallelism()));
     expect(loadConfig({ ...base, DATABASE_POOL_SIZE: '6' }).poolSize).toBe(6);
     for (const value of ['0', '1.5', 'many', '101']) expect(() => loadConfig({ ...base, DATABASE_POOL_SIZE: value })).toThrow(/^Invalid DATABASE_POOL_SIZE: must be a whole number from 1 to 100/);
   });
+});
 
+describe('where runs execute', () => {
+  const shared = { REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x' };
   test('RUNS_IN defaults to here; workers is taken with REDIS_URL and DATABASE_URL', () => {
     expect(loadConfig(base).runsIn).toBe('here');
     expect(loadConfig({ ...base, ...shared, RUNS_IN: 'workers', WORKER_CONCURRENCY: '4' })).toMatchObject({ runsIn: 'workers', workerConcurrency: 4 });

@@ -5,6 +5,12 @@ import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSy
 import path from 'node:path';
 import { z } from 'zod';
 
+/** A count from the environment: a whole number from `min` to `max`, said so in every refusal. */
+const wholeNumber = (min: number, max: number) => {
+  const message = `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message);
+};
+
 /** Environment -> typed config (DESIGN §7). The only file that reads process.env. */
 const Env = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -29,15 +35,15 @@ const Env = z.object({
   FFMPEG_PATH: z.string().min(1).optional(),
   FFPROBE_PATH: z.string().min(1).optional(),
   /** Local CPU renders at once; one core is left to the API so it keeps answering while clips render. */
-  MEDIA_CONCURRENCY: z.coerce.number({ error: 'must be a whole number from 1 to 64' }).int('must be a whole number from 1 to 64').min(1, 'must be a whole number from 1 to 64').max(64, 'must be a whole number from 1 to 64').optional(),
+  MEDIA_CONCURRENCY: wholeNumber(1, 64).optional(),
   /** Connections of the main PostgreSQL pool (PostgreSQL mode). */
-  DATABASE_POOL_SIZE: z.coerce.number({ error: 'must be a whole number from 1 to 100' }).int('must be a whole number from 1 to 100').min(1, 'must be a whole number from 1 to 100').max(100, 'must be a whole number from 1 to 100').optional(),
+  DATABASE_POOL_SIZE: wholeNumber(1, 100).optional(),
   /** How long a studio's database lease lasts without a heartbeat (PostgreSQL mode); renewed three times as often. */
   INSTANCE_LEASE_S: z.coerce.number({ error: 'must be a number of seconds from 1 to 3600' }).min(1, 'must be a number of seconds from 1 to 3600').max(3600, 'must be a number of seconds from 1 to 3600').default(30),
   /** Where runs execute: in the API instance that starts them, or in worker processes (`npm run worker`; needs REDIS_URL and DATABASE_URL). */
   RUNS_IN: z.enum(['here', 'workers'], { error: 'must be here or workers' }).default('here'),
   /** Runs a worker process executes at once. */
-  WORKER_CONCURRENCY: z.coerce.number({ error: 'must be a whole number from 1 to 256' }).int('must be a whole number from 1 to 256').min(1, 'must be a whole number from 1 to 256').max(256, 'must be a whole number from 1 to 256').default(8),
+  WORKER_CONCURRENCY: wholeNumber(1, 256).default(8),
   /** Enables GET /metrics; Prometheus sends it as `Authorization: Bearer …`. */
   METRICS_TOKEN: z
     .string()
