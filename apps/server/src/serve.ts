@@ -12,12 +12,13 @@ import { RedisUnreachableError } from './redis/connection.ts';
 const BACKLOG = 4096;
 
 /**
- * Handles that accept beside the server's own (accept-handles.ts). With four in all, the relay bench's
- * PostgreSQL column at 400 streams had a TTFT p99 of 2.6 s against 4.2 s on one, and a token delay p99
- * about a quarter (median of five rounds on two cores, same runs); the embedded database's column did
- * not move beyond the noise, its starts wait for the database thread rather than to be accepted.
+ * Handles that accept beside the server's own (accept-handles.ts). In one run of the relay bench on two
+ * cores, eight in all against one: TTFT p99 at 400 streams 1.6 s against 4.4 s on PostgreSQL, at 1,600
+ * 14.5 against 31.2 s on PostgreSQL and 18.3 against 26.1 s on PGlite. Eight against four: 16.4 against
+ * 19.3 s at 1,600 on PostgreSQL, the rest within the noise. A handle with nothing to accept costs one
+ * refused accept() when a connection comes.
  */
-const MORE_ACCEPTING_HANDLES = 3;
+const MORE_ACCEPTING_HANDLES = 7;
 
 /**
  * Runs this process as a studio (`api`, main.ts) or a run worker (`worker`, worker.ts): listens on
