@@ -32,7 +32,8 @@ export async function acceptOnMoreHandles(server: net.Server, count: number, bac
   // Resolved once the helper has ended: its own copies, never listened on, are closed with it.
   const copies = new Promise<net.Server[]>((resolve, reject) => {
     const got: net.Server[] = [];
-    helper.on('message', (_n, copy: net.Server) => got.push(copy));
+    // Only a handle is taken: listening on nothing would bind a new port on every interface.
+    helper.on('message', (_n, copy: net.Server | undefined) => copy && got.push(copy));
     helper.once('error', reject);
     helper.once('exit', (code) =>
       got.length === count ? resolve(got) : reject(new Error(`The helper that copies the listening socket ended (exit code ${code}) after ${got.length} of ${count}`)),
