@@ -240,8 +240,8 @@ async function openPglite(dataDir: string, migrations: string): Promise<Database
     // Creating the database grows PGlite's memory for good: a process of its own does it.
     if (!existsSync(ready)) await createPglite(pgdata);
     const opened = (thread = await PgliteThread.start(pgdata));
-    const sql = postgresClient(undefined, opened.clientOptions(false, PGLITE_POOL_SIZE));
-    const readSql = postgresClient(undefined, opened.clientOptions(true));
+    const sql = postgresClient(undefined, opened.clientOptions({ connections: PGLITE_POOL_SIZE }));
+    const readSql = postgresClient(undefined, opened.clientOptions({ priority: true }));
     const { stats, logger, onStatement } = countingLogger();
     const db = drizzle(sql, { schema, logger });
     await migrate(db, { migrationsFolder: migrations });

@@ -13,7 +13,7 @@ async function snapshotBytes(thread: PgliteThread) {
 }
 
 /** A postgres.js client on one connection to the thread, as the studio opens it. */
-const clientOf = (thread: PgliteThread, priority = false) => postgres({ ...thread.clientOptions(priority), onnotice: () => {} });
+const clientOf = (thread: PgliteThread, priority = false) => postgres({ ...thread.clientOptions({ priority }), onnotice: () => {} });
 
 describe('the embedded database on its own thread', () => {
   let dir: string;

@@ -53,12 +53,12 @@ export class PgliteThread {
   }
 
   /**
-   * postgres.js options for this database: `connections` kept for the studio's life (no idle or
-   * lifetime end), which take turns on PGlite's one session (pglite-worker.ts). postgres.js takes a
-   * `socket` factory its types leave out. `priority`: its statements take the session before what
-   * other connections have waiting (never inside another's transaction): for the reads a person waits on.
+   * postgres.js options for this database: `connections` (one by default) kept for the studio's life
+   * (no idle or lifetime end), which take turns on PGlite's one session (pglite-worker.ts). postgres.js
+   * takes a `socket` factory its types leave out. `priority`: its statements take the session before
+   * what other connections have waiting (never inside another's transaction): for the reads a person waits on.
    */
-  clientOptions(priority = false, connections = 1): Options<{}> {
+  clientOptions({ priority = false, connections = 1 } = {}): Options<{}> {
     return { socket: () => this.connect(priority), max: connections, idle_timeout: 0, max_lifetime: 0, user: 'postgres', database: 'postgres' } as Options<{}>;
   }
 
