@@ -34,38 +34,27 @@ const runSaved = sql`exists (select from ${sql.identifier('run')})`;
 
 /**
  * The statements every run's start and ending make, built once (db/fixed-statement.ts) and run on the
- * pool or a transaction's connection: drizzle would build each anew, at more CPU than the database spends on it.
+ * transaction's connection: drizzle would build each anew, at more CPU than the database spends on it.
  */
 const lifecycle = {
-  /**
-   * A run's start, in one statement: the run inserted, its stage running and pointing at it, and the
-   * project `processing` (a running stage makes it so whatever its other stages say: set, not derived;
-   * unchanged when it already is). The project's row is locked before the stage's, as an ending locks
-   * them (a finish holds the project while it marks later stages stale): the stage's update reads the
-   * lock's row, so it cannot run before it. A second active run of the stage fails the whole statement
-   * (the partial unique index), as a project deleted meanwhile does (the run's reference to it).
-   */
-  start: fixedStatement('run_start', (db) => {
-    const locked = db.$with('locked').as(db.select({ id: projects.id }).from(projects).where(eq(projects.id, value('projectId'))).for('no key update'));
-    const project = db.$with('project').as(
-      db
-        .update(projects)
-        .set({ status: 'processing', updatedAt: given(projects.updatedAt, 'now') })
-        .from(locked)
-        .where(and(eq(projects.id, locked.id), ne(projects.status, 'processing')))
-        .returning({ id: projects.id }),
-    );
-    const stage = db.$with('stage').as(
-      db
-        .update(projectStages)
-        .set({ status: 'running', currentRunId: given(projectStages.currentRunId, 'id'), statusReason: null, updatedAt: given(projectStages.updatedAt, 'now') })
-        .from(locked)
-        .where(and(eq(projectStages.projectId, locked.id), eq(projectStages.stageType, value('stage'))))
-        .returning({ id: projectStages.id }),
-    );
-    const run = db.$with('run').as(db.insert(stageRuns).values(placeholders(START_COLUMNS)).returning(RUN_WITHOUT_TEXTS));
-    return db.with(locked, project, stage, run).select().from(run);
-  }),
+  projectProcessing: fixedStatement('run_start_project', (db) =>
+    db
+      .update(projects)
+      .set({ status: 'processing', updatedAt: given(projects.updatedAt, 'now') })
+      .where(and(eq(projects.id, value('projectId')), ne(projects.status, 'processing'))),
+  ),
+  insertRun: fixedStatement('run_start_insert', (db) =>
+    db
+      .insert(stageRuns)
+      .values(placeholders(START_COLUMNS))
+      .returning(RUN_WITHOUT_TEXTS),
+  ),
+  stageRunning: fixedStatement('run_start_stage', (db) =>
+    db
+      .update(projectStages)
+      .set({ status: 'running', currentRunId: given(projectStages.currentRunId, 'runId'), statusReason: null, updatedAt: given(projectStages.updatedAt, 'now') })
+      .where(and(eq(projectStages.projectId, value('projectId')), eq(projectStages.stageType, value('stage')))),
+  ),
   lockProject: fixedStatement('project_lock', (db) =>
     db
       .select({ pipelineState: projects.pipelineState })
@@ -181,19 +170,30 @@ export class RunRepository {
   }
 
   /**
-   * Inserts a running run and makes it its stage's current run (lifecycle.start): one statement, so no
-   * connection is held for a transaction, and nothing waits for a free one. 'conflict' when the stage
-   * already has an active run, 'gone' when the project was deleted since its access was checked.
+   * Inserts a running run and makes it its stage's current run, in one transaction; the partial unique
+   * index refuses a second active run of the same stage. A running stage makes the project
+   * `processing` whatever its other stages say (the status rule, settleProjectStatus in the project
+   * repository), so the status is set, not derived.
    */
-  async insertActive(values: StartValues): Promise<RunRow | 'conflict' | 'gone'> {
-    // The id is made here, so the stage can point at the run in the same statement as its insert.
+  async insertActive(values: StartValues): Promise<RunRow | 'conflict'> {
+    // The id is made here, so the stage can point at the run in the same round trip as its insert.
     const id = randomUUID();
+    const now = new Date();
     try {
-      const [row] = (await lifecycle.start(this.db, { ...values, id, now: new Date() })) as Omit<RunRow, 'input' | 'prompt' | 'text' | 'output'>[];
-      return { ...row, input: values.input, prompt: values.prompt, text: '', output: null };
+      return await this.db.transaction(async (tx) =>
+        // Sent together with the COMMIT, run in this order: the project row first, since a finish holds
+        // it while it reads the stages (lock order project, then stage). A refused insert fails the
+        // update after it, and the transaction with it.
+        commitBehind(
+          Promise.all([
+            lifecycle.projectProcessing(tx, { projectId: values.projectId, now }),
+            lifecycle.insertRun(tx, { ...values, id }),
+            lifecycle.stageRunning(tx, { projectId: values.projectId, stage: values.stage, runId: id, now }),
+          ]).then(([, [row]]): RunRow => ({ ...row, input: values.input, prompt: values.prompt, text: '', output: null })),
+        ),
+      );
     } catch (err) {
-      if (violated(err, UNIQUE_VIOLATION)) return 'conflict';
-      if (violated(err, FOREIGN_KEY_VIOLATION, PROJECT_OF_RUN)) return 'gone';
+      if (isUniqueViolation(err)) return 'conflict';
       throw err;
     }
   }
@@ -502,14 +502,7 @@ function lockingProject(tx: Db, projectId: string): Promise<ProjectState | undef
  */
 const PER_SHOT_DEPENDENTS: Partial<Record<StageKey, readonly StageKey[]>> = { storyboard: MEDIA_STAGES, narration: ['video'] };
 
-/** PostgreSQL's SQLSTATE codes for the refusals a start expects. */
-const UNIQUE_VIOLATION = '23505';
-const FOREIGN_KEY_VIOLATION = '23503';
-/** The run's reference to its project (migrations/0000_init.sql): refused when the project is gone. */
-const PROJECT_OF_RUN = 'stage_runs_project_id_projects_id_fk';
-
-/** Whether PostgreSQL refused the statement with `code` (SQLSTATE), on `constraint` when one is named. */
-function violated(err: unknown, code: string, constraint?: string): boolean {
-  for (let e: any = err; e; e = e.cause) if (e.code === code && (!constraint || e.constraint_name === constraint)) return true;
+function isUniqueViolation(err: unknown): boolean {
+  for (let e: any = err; e; e = e.cause) if (e.code === '23505') return true;
   return false;
 }
