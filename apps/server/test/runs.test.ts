@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { STAGE_KEYS } from '@ai-story/contracts';
 import { startFakeLlm } from '@ai-story/fake-llm';
 import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ProjectRepository } from '../src/projects/repository.ts';
 import { ProviderRepository } from '../src/providers/repository.ts';
@@ -347,6 +348,60 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
       const history = (await admin.get(`/api/v1/projects/${projectId}/stages/rewrite/runs/`)).body;
       expect(history.results.map((r: { id: string }) => r.id)).toEqual([winner.id]);
       expect((await admin.get(`/api/v1/models/providers/${providers.raced}/usage`)).body.totals).toMatchObject({ calls: 1 });
+    } finally {
+      inserts.restore();
+    }
+  });
+
+  it.skipIf(TEST_DB !== 'postgres')("locks the project's row before its stage's when a run starts, the order an ending keeps (PostgreSQL)", async () => {
+    const projectId = await newProject();
+    await provider('ordered', 'fake-model?ttft=0&tps=400&tokens=5');
+    // Another transaction (an ending, say) holds the project's row.
+    const holder = postgres(studio.testDb.location.databaseUrl!, { max: 1 });
+    const other = postgres(studio.testDb.location.databaseUrl!, { max: 1 });
+    const reserved = await holder.reserve();
+    try {
+      await reserved`begin`;
+      await reserved`select 1 from projects where id = ${projectId} for no key update`;
+      const start = startRun(projectId, 'ordered');
+      // The start waits for that lock...
+      await vi.waitFor(
+        async () => {
+          const [{ n }] = await other`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+          expect(n).toBeGreaterThan(0);
+        },
+        { timeout: 10_000, interval: 20 },
+      );
+      // ...holding nothing of the stage's row: an ending that holds the project can still take it.
+      const stage = await other`select id from project_stages where project_id = ${projectId} and stage_type = 'rewrite' for update nowait`;
+      expect(stage).toHaveLength(1);
+      await reserved`commit`;
+      const run = await start;
+      expect((await events(run.id)).text).toBe(expectedFor(run));
+    } finally {
+      await reserved`rollback`.catch(() => {});
+      reserved.release();
+      await Promise.all([holder.end(), other.end()]);
+    }
+  });
+
+  it('answers 404 when the project is deleted while its start is being saved, and closes the call the start sent', async () => {
+    const projectId = await newProject();
+    await provider('orphaned', 'fake-model?ttft=20&tps=25&tokens=400');
+    const { stats } = fake.handler;
+    const before = { requests: stats.requests, closed: stats.client_closed };
+    const inserts = holdInserts();
+    try {
+      const start = admin.post(`/api/v1/projects/${projectId}/stages/rewrite/runs/`, { input: {}, provider_id: providers.orphaned });
+      await vi.waitFor(() => expect(stats.requests).toBe(before.requests + 1), { timeout: 10_000, interval: 10 });
+      expect((await admin.delete(`/api/v1/projects/${projectId}/`)).status).toBe(204);
+      inserts.release();
+      const answer = await start;
+      expect(answer.status).toBe(404);
+      expect(answer.body.error).toMatchObject({ code: 'not_found' });
+      await vi.waitFor(() => expect(stats.client_closed).toBe(before.closed + 1), { timeout: 10_000, interval: 10 });
+      const [{ n }] = (await studio.database.db.execute(sql`select count(*)::int as n from stage_runs where project_id = ${projectId}`)) as unknown as { n: number }[];
+      expect(n).toBe(0);
     } finally {
       inserts.restore();
     }

@@ -173,9 +173,10 @@ export class RunRepository {
    * Inserts a running run and makes it its stage's current run, in one transaction; the partial unique
    * index refuses a second active run of the same stage. A running stage makes the project
    * `processing` whatever its other stages say (the status rule, settleProjectStatus in the project
-   * repository), so the status is set, not derived.
+   * repository), so the status is set, not derived. 'gone' when the project was deleted since its
+   * access was checked.
    */
-  async insertActive(values: StartValues): Promise<RunRow | 'conflict'> {
+  async insertActive(values: StartValues): Promise<RunRow | 'conflict' | 'gone'> {
     // The id is made here, so the stage can point at the run in the same round trip as its insert.
     const id = randomUUID();
     const now = new Date();
@@ -193,7 +194,8 @@ export class RunRepository {
         ),
       );
     } catch (err) {
-      if (isUniqueViolation(err)) return 'conflict';
+      if (violated(err, UNIQUE_VIOLATION)) return 'conflict';
+      if (violated(err, FOREIGN_KEY_VIOLATION, PROJECT_OF_RUN)) return 'gone';
       throw err;
     }
   }
@@ -502,7 +504,14 @@ function lockingProject(tx: Db, projectId: string): Promise<ProjectState | undef
  */
 const PER_SHOT_DEPENDENTS: Partial<Record<StageKey, readonly StageKey[]>> = { storyboard: MEDIA_STAGES, narration: ['video'] };
 
-function isUniqueViolation(err: unknown): boolean {
-  for (let e: any = err; e; e = e.cause) if (e.code === '23505') return true;
+/** PostgreSQL's SQLSTATE codes for the refusals a start expects. */
+const UNIQUE_VIOLATION = '23505';
+const FOREIGN_KEY_VIOLATION = '23503';
+/** The run's reference to its project (migrations/0000_init.sql): refused when the project is gone. */
+const PROJECT_OF_RUN = 'stage_runs_project_id_projects_id_fk';
+
+/** Whether PostgreSQL refused the statement with `code` (SQLSTATE), on `constraint` when one is named. */
+function violated(err: unknown, code: string, constraint?: string): boolean {
+  for (let e: any = err; e; e = e.cause) if (e.code === code && (!constraint || e.constraint_name === constraint)) return true;
   return false;
 }

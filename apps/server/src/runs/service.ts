@@ -147,7 +147,7 @@ export class RunService {
     const candidates = queued ? [] : await Promise.all(selection.order.map((p) => this.d.providers.clientProvider(p)));
     // A model thinks longer than the insert takes: a run executed here asks it now, beside the insert.
     const early = definition.kind === 'llm' && candidates[0] ? new EarlyCall(candidates[0], chatMessages(definition, prompt ?? ''), definition.responseFormat, this.d) : undefined;
-    let inserted: RunRow | 'conflict';
+    let inserted: RunRow | 'conflict' | 'gone';
     try {
       inserted = await this.d.repo.insertActive({
         projectId,
@@ -167,6 +167,10 @@ export class RunService {
     } catch (err) {
       early?.cancel();
       throw err;
+    }
+    if (inserted === 'gone') {
+      early?.cancel();
+      throw notFound('Project');
     }
     if (inserted === 'conflict') {
       early?.cancel();
