@@ -356,31 +356,29 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
   it.skipIf(TEST_DB !== 'postgres')("locks the project's row before its stage's when a run starts, the order an ending keeps (PostgreSQL)", async () => {
     const projectId = await newProject();
     await provider('ordered', 'fake-model?ttft=0&tps=400&tokens=5');
-    // Another transaction (an ending, say) holds the project's row.
     const holder = postgres(studio.testDb.location.databaseUrl!, { max: 1 });
     const other = postgres(studio.testDb.location.databaseUrl!, { max: 1 });
-    const reserved = await holder.reserve();
     try {
-      await reserved`begin`;
-      await reserved`select 1 from projects where id = ${projectId} for no key update`;
-      const start = startRun(projectId, 'ordered');
-      // The start waits for that lock...
-      await vi.waitFor(
-        async () => {
-          const [{ n }] = await other`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
-          expect(n).toBeGreaterThan(0);
-        },
-        { timeout: 10_000, interval: 20 },
-      );
-      // ...holding nothing of the stage's row: an ending that holds the project can still take it.
-      const stage = await other`select id from project_stages where project_id = ${projectId} and stage_type = 'rewrite' for update nowait`;
-      expect(stage).toHaveLength(1);
-      await reserved`commit`;
+      let start!: ReturnType<typeof startRun>;
+      // Another transaction (an ending, say) holds the project's row until its body ends.
+      await holder.begin(async (tx) => {
+        await tx`select 1 from projects where id = ${projectId} for no key update`;
+        start = startRun(projectId, 'ordered');
+        // The start waits for that lock...
+        await vi.waitFor(
+          async () => {
+            const [{ n }] = await other`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+            expect(n).toBeGreaterThan(0);
+          },
+          { timeout: 10_000, interval: 20 },
+        );
+        // ...holding nothing of the stage's row: an ending that holds the project can still take it.
+        const stage = await other`select id from project_stages where project_id = ${projectId} and stage_type = 'rewrite' for update nowait`;
+        expect(stage).toHaveLength(1);
+      });
       const run = await start;
       expect((await events(run.id)).text).toBe(expectedFor(run));
     } finally {
-      await reserved`rollback`.catch(() => {});
-      reserved.release();
       await Promise.all([holder.end(), other.end()]);
     }
   });
