@@ -161,6 +161,33 @@ test('projects can be searched, renamed and deleted after a confirmation', async
   expect(list.count).toBe(0);
 });
 
+test('a project deleted in another tab takes its open page back to the list, saying it was deleted; deleted from the page, it says so once', async ({ page, context, studio }) => {
+  await signIn(context, studio);
+  const newProject = async (name: string) => {
+    const res = await page.request.post('/api/v1/projects/', { data: { name, original_topic: '一个关于雨夜的短视频选题' }, headers: { origin: studio.baseURL } });
+    return ((await res.json()) as { id: string }).id;
+  };
+  const live = page.locator('.live:not(.off)');
+
+  const elsewhere = await newProject(`雨夜-${Date.now().toString(36)}`);
+  await page.goto(`/projects/${elsewhere}`);
+  await expect(live).toBeVisible(); // its stream is open
+  expect((await page.request.delete(`/api/v1/projects/${elsewhere}/`, { headers: { origin: studio.baseURL } })).status()).toBe(204);
+  await expect(page.getByText('这个项目已被删除。')).toBeVisible();
+  await expect(page).toHaveURL(/\/projects$/);
+  await expect(page.getByText('你对这个项目的访问权限已被移除。')).toHaveCount(0);
+
+  const here = await newProject(`晴天-${Date.now().toString(36)}`);
+  await page.goto(`/projects/${here}`);
+  await expect(live).toBeVisible();
+  await page.getByTestId('project-detail-menu').click();
+  await page.getByTestId('project-detail-delete').filter({ visible: true }).click();
+  await page.locator('.el-message-box').getByRole('button', { name: '删除项目' }).click();
+  await expect(page.getByText('项目已删除')).toBeVisible();
+  await expect(page).toHaveURL(/\/projects$/);
+  await expect(page.getByText('这个项目已被删除。')).toHaveCount(0);
+});
+
 test('an API token is shown once, listed by its prefix and can be revoked', async ({ page, context, studio }) => {
   await signIn(context, studio);
   await page.goto('/account');

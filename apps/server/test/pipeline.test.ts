@@ -163,8 +163,20 @@ describe(`pipeline, model routing and shared projects (${process.env.TEST_DB ?? 
     expect((await owner.delete(`/api/v1/projects/${id}/members/${viewer.id}/`)).status).toBe(204);
     const seen = await stream;
     expect(seen.ended).toBe('closed');
-    expect(seen.events.at(-1)!.data).toEqual({ type: 'access_revoked', project_id: id });
+    expect(seen.events.at(-1)!.data).toEqual({ type: 'access_revoked', project_id: id, reason: 'removed' });
     expect((await viewer.get(`/api/v1/projects/${id}/`)).status).toBe(404);
+  });
+
+  it("ends the owner's and a member's open streams of a deleted project, saying it was deleted", async () => {
+    const id = await newProject();
+    await owner.post(`/api/v1/projects/${id}/members/`, { user_id: viewer.id, role: 'viewer' });
+    const streams = [owner, viewer].map((user) => followOpened(`${studio.url}/api/v1/projects/${id}/events`, { cookie: user.cookie, timeoutMs: 10_000 }));
+    await Promise.all(streams.map((s) => s.opened));
+    expect((await owner.delete(`/api/v1/projects/${id}/`)).status).toBe(204);
+    for (const seen of await Promise.all(streams.map((s) => s.result))) {
+      expect(seen.ended).toBe('closed');
+      expect(seen.events.at(-1)!.data).toEqual({ type: 'access_revoked', project_id: id, reason: 'deleted' });
+    }
   });
 
   it('refuses the stream of a reader removed while it opens: after its access read, before its guard listens', async () => {

@@ -207,7 +207,7 @@ describe.skipIf(TEST_DB !== 'postgres')('scale-out: studio instances sharing Pos
     // B re-checks the member's access when A's message comes, long before the run would end.
     const ended = await watched;
     expect(ended.ended).toBe('closed');
-    expect(ended.events.at(-1)!.data).toEqual({ type: 'access_revoked', project_id: projectId });
+    expect(ended.events.at(-1)!.data).toEqual({ type: 'access_revoked', project_id: projectId, reason: 'removed' });
     expect((await admin.get(`/api/v1/runs/${run.id}/`)).body.status).toBe('running');
     await admin.post(`/api/v1/runs/${run.id}/cancel/`);
   });

@@ -157,7 +157,10 @@ export const ProjectUpdateEvent = z.object({
     }),
   ),
 });
-export const AccessRevokedEvent = z.object({ type: z.literal('access_revoked'), project_id: z.string() });
+/** Why a reader's project stream ended: the project was deleted, or the reader's access to it was removed. */
+export const AccessLoss = z.enum(['deleted', 'removed']);
+export type AccessLoss = z.infer<typeof AccessLoss>;
+export const AccessRevokedEvent = z.object({ type: z.literal('access_revoked'), project_id: z.string(), reason: AccessLoss });
 
 /** The project stream carries every run event of the project, plus its own two. */
 export const ProjectEvent = z.discriminatedUnion('type', [...RunEvent.options, ProjectUpdateEvent, AccessRevokedEvent]);

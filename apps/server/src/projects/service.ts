@@ -1,4 +1,4 @@
-import { STAGE_KEYS, type AccessRole, type MediaSettings, type Project, type ProjectDetail, type ProjectStage, type StageKey } from '@ai-story/contracts';
+import { STAGE_KEYS, type AccessLoss, type AccessRole, type MediaSettings, type Project, type ProjectDetail, type ProjectStage, type StageKey } from '@ai-story/contracts';
 import type { AuthUser } from '../auth/service.ts';
 import type { ProjectRow, StageRow } from '../db/schema.ts';
 import { AppError, forbidden, notFound } from '../errors.ts';
@@ -103,8 +103,11 @@ export class ProjectService {
   }
 
   /** Current role of a user on a project, or null when they have none (used to end revoked streams). */
-  async roleOf(userId: string, projectId: string): Promise<AccessRole | null> {
-    return roleIn(await this.repo.ownerAndRole(projectId, userId), userId) ?? null;
+  /** Why a user can no longer see a project (it was deleted, or their access was removed); null while they can. */
+  async accessLoss(userId: string, projectId: string): Promise<AccessLoss | null> {
+    const row = await this.repo.ownerAndRole(projectId, userId);
+    if (!row) return 'deleted';
+    return roleIn(row, userId) ? null : 'removed';
   }
 
   async create(user: AuthUser, input: { name: string; original_topic: string; description: string; style: string }) {

@@ -240,8 +240,9 @@ export class RunStreams {
     const stop = this.d.projects.onChangeOf(projectId, async () => {
       if (sse.closed || this.d.projects.accessVersion === checked) return;
       checked = this.d.projects.accessVersion; // before the read it vouches for
-      if ((await this.d.projects.roleOf(user.id, projectId)) === null) {
-        sse.send({ id: null, json: JSON.stringify({ type: 'access_revoked', project_id: projectId }), terminal: true });
+      const reason = await this.d.projects.accessLoss(user.id, projectId);
+      if (reason) {
+        sse.send({ id: null, json: JSON.stringify({ type: 'access_revoked', project_id: projectId, reason }), terminal: true });
         sse.end();
       }
     });

@@ -195,6 +195,7 @@ const en: MessageSchema = {
     created: 'Created {time}',
     pipeline: 'Pipeline',
     notFound: 'This project does not exist, or you have no access to it.',
+    deleted: 'This project was deleted.',
     live: 'Live',
     offline: 'Connection lost, reconnecting…',
     staleHint: 'An earlier stage changed; this result may be out of date.',

@@ -195,6 +195,7 @@ const zhCN = {
     created: '创建于 {time}',
     pipeline: '制作流程',
     notFound: '项目不存在，或你没有访问权限。',
+    deleted: '这个项目已被删除。',
     live: '实时同步中',
     offline: '连接已断开，正在重连…',
     staleHint: '上游内容已修改，这个阶段的结果可能已过时。',
