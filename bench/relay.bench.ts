@@ -16,6 +16,8 @@
  * "start answered" splits a start's wait: from the request to its 202, and of that the studio's own
  * time over it (its Server-Timing); the rest is the time before the studio read the request (its
  * connection accepted, its bytes read: an event loop's or a machine's backlog) and the way back.
+ * "main thread waiting for a core" is how much of the level's time the studio's event loop had work
+ * but no core (the kernel's schedstat): the share of its latency that is the machine's, not its code's.
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`--cpu-prof`) when it stops;
  * BENCH_STUDIO_ROOT=<checkout> runs the studio of another checkout (a before/after comparison);
  * BENCH_BASELINE_ROOT=<checkout> runs it as well, in a column of its own beside this one, same run
@@ -105,7 +107,11 @@ export function procStats(pid: number) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(status.match(new RegExp(`${field}:\\s+(\\d+)`))?.[1] ?? 0);
   const writes = Number(readFileSync(`/proc/${pid}/io`, 'utf8').match(/syscw:\s+(\d+)/)?.[1] ?? NaN);
-  return { cpuMs: (ticks * 1000) / 100, mainCpuMs: (mainTicks * 1000) / 100, rssMb: kb('VmRSS') / 1024, writes };
+  // The kernel's scheduler statistics (schedstat: on a core, waiting for one, in ns): the time the event
+  // loop had work but another process (or thread) had the core. A wall-clock profile counts it as the
+  // studio's own, mostly in the socket write that woke that process.
+  const mainWaitNs = Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1] ?? NaN);
+  return { cpuMs: (ticks * 1000) / 100, mainCpuMs: (mainTicks * 1000) / 100, mainWaitMs: mainWaitNs / 1e6, rssMb: kb('VmRSS') / 1024, writes };
 }
 
 /**
@@ -508,6 +514,9 @@ interface Phase {
   /** CPU ms of the process that relays (the studio; for direct, none), of its main thread, and of the upstream. */
   cpuMs: number;
   mainCpuMs: number;
+  /** How long the studio's main thread was ready to run but waited for a core, and the phase's wall time. */
+  mainWaitMs: number;
+  wallMs: number;
   upstreamCpuMs: number;
   peakRssMb: number;
   api: ApiTimes;
@@ -519,7 +528,7 @@ interface Phase {
 
 /** Measures one phase: CPU of `pid` (if any) and of the upstream, peak RSS of `pid`, while `run` goes. */
 async function phase(label: string, upstreamPid: number, pid: number | null, run: () => Promise<StreamMeasure[]>, poll?: () => Promise<() => Promise<ApiTimes>>): Promise<Phase> {
-  const before = pid ? procStats(pid) : { cpuMs: 0, mainCpuMs: 0, rssMb: 0 };
+  const before = pid ? procStats(pid) : { cpuMs: 0, mainCpuMs: 0, mainWaitMs: 0, rssMb: 0 };
   const upBefore = procStats(upstreamPid).cpuMs;
   let peakRssMb = before.rssMb;
   const sampler = pid ? setInterval(() => (peakRssMb = Math.max(peakRssMb, procStats(pid).rssMb)), 100) : undefined;
@@ -528,12 +537,13 @@ async function phase(label: string, upstreamPid: number, pid: number | null, run
   lag.enable();
   const [busy0, t0] = [machineBusyMs(), performance.now()];
   const streams = await run();
-  const machineBusy = (machineBusyMs() - busy0) / ((performance.now() - t0) * os.cpus().length);
+  const wallMs = performance.now() - t0;
+  const machineBusy = (machineBusyMs() - busy0) / (wallMs * os.cpus().length);
   lag.disable();
   const api = (await stopPoll?.()) ?? { ms: [], studioMs: [] };
   clearInterval(sampler);
   const after = pid ? procStats(pid) : before;
-  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, peakRssMb, api, machineBusy, benchLagMs: lag.percentile(99) / 1e6 };
+  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, mainWaitMs: after.mainWaitMs - before.mainWaitMs, wallMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, peakRssMb, api, machineBusy, benchLagMs: lag.percentile(99) / 1e6 };
 }
 
 const delaysOf = (p: Phase) => p.streams.flatMap((m) => m.delays);
@@ -574,6 +584,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
     complete: all.map((p) => `${p.streams.length - failures(p).length}/${p.streams.length}`).join(' / '),
     ...mapValues(LATENCIES, (of) => all.map((p) => f0(of(p))).join(' / ')),
     'CPU ms/1k tok studio [main thread] (upstream)': studios.map((p) => `${perToken(p, p.cpuMs)} [${perToken(p, p.mainCpuMs)}] (${perToken(p, p.upstreamCpuMs)})`).join(' / '),
+    'main thread waiting for a core, % of the phase': studios.map((p) => ((p.mainWaitMs / p.wallMs) * 100).toFixed(0)).join(' / '),
     'peak RSS MB': studios.map((p) => f0(p.peakRssMb)).join(' / '),
     'machine busy %': all.map((p) => (p.machineBusy * 100).toFixed(0)).join(' / '),
     'bench loop delay p99 ms': all.map((p) => f0(p.benchLagMs)).join(' / '),
