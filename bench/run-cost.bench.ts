@@ -14,6 +14,7 @@
  * BENCH_DATABASE_URL, BENCH_BASELINE_DATABASE_URL and BENCH_PROJECT_KB (projects with a finished
  * story's weight, what a user's start and ending read) as in relay.bench.ts.
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`bench/profile-top.ts --by-package`).
+ * BENCH_WARMUP=<n> runs before the first round (default 2,000: a warm server's cost, not its JIT's).
  * Each round also measures bench/bare-relay.ts, the same two requests and upstream call with nothing
  * behind them: what a run costs any Node relay here, against what the studio adds.
  */
@@ -24,6 +25,12 @@ import { baselineOptions, freePort, inTurn, machineBusyMs, postgresCpuMs, procSt
 
 const CLIENTS = 20;
 const MODEL = 'fake-model?ttft=0&tps=1000&tokens=3';
+/**
+ * Runs before the first round (BENCH_WARMUP). V8 keeps compiling the studio's hot code for hundreds of
+ * runs: after 200, two rounds measured 5.8 and 3.8 ms of studio CPU per run, with the optimizing
+ * compiler busy through both; after 3,000, three rounds measured 3.2, 3.2 and 2.8 ms.
+ */
+const WARMUP_RUNS = Number(process.env.BENCH_WARMUP ?? 2000);
 
 async function oneRun(s: Studio, projectId: string) {
   const headers = { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' };
@@ -82,7 +89,7 @@ export async function runRunCostBench(runs = 1000, rounds = 3, db: DbKind = 'pos
     const baseline = process.env.BENCH_BASELINE_ROOT;
     if (baseline) studios.push(await startStudio({ ...common, ...baselineOptions(db, baseline) }));
     studios.push(await startBareRelay(upstream, CLIENTS, children, MODEL));
-    for (const s of studios) await measure(s, 200, upstreamPid); // warm: the first runs pay for compiling and connecting
+    for (const s of studios) await measure(s, WARMUP_RUNS, upstreamPid); // warm: the first runs pay for compiling and connecting
     console.log(`${runs} runs a round, ${CLIENTS} clients; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
     const rows: Record<string, unknown>[] = [];
     for (let round = 1; round <= rounds; round++) {
