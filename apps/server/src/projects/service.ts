@@ -102,8 +102,7 @@ export class ProjectService {
     return { ...checkAccess(user, row, 'edit'), stages: row!.stages, activeRunId: row!.activeRunId };
   }
 
-  /** Current role of a user on a project, or null when they have none (used to end revoked streams). */
-  /** Why a user can no longer see a project (it was deleted, or their access was removed); null while they can. */
+  /** Why a user can no longer see a project (it was deleted, or their access was removed), or null while they can: what ends their open streams. */
   async accessLoss(userId: string, projectId: string): Promise<AccessLoss | null> {
     const row = await this.repo.ownerAndRole(projectId, userId);
     if (!row) return 'deleted';
