@@ -12,7 +12,8 @@
  * the upstream's configured time to first token. While the studio relays 200 streams or more, a
  * client on a thread of its own lists projects in a loop, so the table also says how the API answers
  * under that load. "bench loop delay" is how late this process itself was to read what arrived: the
- * part of the client-side times that is the bench's, not the studio's.
+ * part of the client-side times that is the bench's, not the studio's; "bench client CPU" is what its
+ * main thread, which reads every stream, spent per 1,000 tokens (the harness's share of the two cores).
  * "start answered" splits a start's wait: from the request to its 202, and of that the studio's own
  * time over it (its Server-Timing); the rest is the time before the studio read the request (its
  * connection accepted, its bytes read: an event loop's or a machine's backlog) and the way back.
@@ -50,10 +51,13 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import http, { type IncomingMessage } from 'node:http';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { finished } from 'node:stream/promises';
+import { StringDecoder } from 'node:string_decoder';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { createParser } from 'eventsource-parser';
@@ -168,20 +172,44 @@ interface StreamMeasure {
 
 const emptyMeasure = (): StreamMeasure => ({ ttftMs: NaN, toUpstreamMs: NaN, startMs: NaN, startServerMs: NaN, delays: [], wireBytes: 0, textBytes: 0, stampWireBytes: 0, tokens: 0, complete: false });
 
+/**
+ * The client's requests for streams go through node:http with keep-alive, not global fetch: this
+ * process reads every stream of a level, and through fetch's web streams it took more CPU than the
+ * studio's main thread (its own column says how much), a share of the two cores the relays then lacked.
+ */
+const clientAgent = new http.Agent({ keepAlive: true });
+
+function request(url: string, init: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {}): Promise<IncomingMessage> {
+  const headers = init.body === undefined ? init.headers : { ...init.headers, 'content-length': String(Buffer.byteLength(init.body)) };
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: init.method ?? 'GET', headers, agent: clientAgent, signal: init.signal }, resolve);
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+async function textOf(res: IncomingMessage) {
+  let text = '';
+  res.setEncoding('utf8');
+  for await (const piece of res) text += piece;
+  return text;
+}
+
 /** Reads an SSE body, handing each data payload to `onData`; returns the bytes received. */
-async function readSse(res: Response, onData: (data: string) => void): Promise<number> {
+async function readSse(res: IncomingMessage, onData: (data: string) => void): Promise<number> {
   let bytes = 0;
-  const decoder = new TextDecoder();
+  const decoder = new StringDecoder('utf8');
   const parser = createParser({ onEvent: (e) => onData(e.data) });
-  for await (const chunk of res.body!) {
+  res.on('data', (chunk: Buffer) => {
     bytes += chunk.byteLength;
-    parser.feed(decoder.decode(chunk, { stream: true }));
-  }
+    parser.feed(decoder.write(chunk));
+  });
+  await finished(res);
   return bytes;
 }
 
 /** The time a relay says it spent on an answer (`Server-Timing: app;dur=…`), NaN when it does not say. */
-const serverMs = (res: Response) => Number(/app;dur=([0-9.]+)/.exec(res.headers.get('server-timing') ?? '')?.[1] ?? NaN);
+const serverMs = (res: IncomingMessage) => Number(/app;dur=([0-9.]+)/.exec(String(res.headers['server-timing'] ?? ''))?.[1] ?? NaN);
 
 /** Counts a delta's tokens by their stamps and records each one's delivery delay. */
 function collect(content: string, t0: number, m: StreamMeasure) {
@@ -210,7 +238,7 @@ async function measured(f: (m: StreamMeasure) => Promise<void>): Promise<StreamM
 const directStream = (upstream: string, model: string) =>
   measured(async (m) => {
     const t0 = now();
-    const res = await fetch(`${upstream}/chat/completions`, {
+    const res = await request(`${upstream}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
       body: JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: `bench ${Math.random()}` }] }),
@@ -233,8 +261,8 @@ const directStream = (upstream: string, model: string) =>
  */
 async function openProjectPage(studio: Studio, projectId: string) {
   const leave = new AbortController();
-  const res = await fetch(`${studio.base}/api/v1/projects/${projectId}/events?tokens=0`, { headers: { authorization: `Bearer ${studio.token}` }, signal: leave.signal });
-  if (res.status !== 200) throw new Error(`project stream: ${res.status} ${await res.text()}`);
+  const res = await request(`${studio.base}/api/v1/projects/${projectId}/events?tokens=0`, { headers: { authorization: `Bearer ${studio.token}` }, signal: leave.signal });
+  if (res.statusCode !== 200) throw new Error(`project stream: ${res.statusCode} ${await textOf(res)}`);
   let opened!: () => void;
   const first = new Promise<void>((resolve) => (opened = resolve));
   const reading = readSse(res, () => opened()).catch(() => 0);
@@ -255,16 +283,16 @@ const studioStream = (studio: Studio, projectId: string, providerId: string) =>
 
 async function runStream(studio: Studio, projectId: string, providerId: string, m: StreamMeasure) {
   const t0 = now();
-  const started = await fetch(`${studio.base}/api/v1/projects/${projectId}/stages/rewrite/runs/`, {
+  const started = await request(`${studio.base}/api/v1/projects/${projectId}/stages/rewrite/runs/`, {
     method: 'POST',
     headers: { authorization: `Bearer ${studio.token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ input: { original_text: `bench ${Math.random()}` }, provider_id: providerId }),
   });
-  if (started.status !== 202) throw new Error(`start failed: ${started.status} ${await started.text()}`);
+  if (started.statusCode !== 202) throw new Error(`start failed: ${started.statusCode} ${await textOf(started)}`);
+  const run = JSON.parse(await textOf(started)) as { id: string };
   m.startMs = now() - t0;
   m.startServerMs = serverMs(started);
-  const run = (await started.json()) as { id: string };
-  const res = await fetch(`${studio.base}/api/v1/runs/${run.id}/events`, { headers: { authorization: `Bearer ${studio.token}` } });
+  const res = await request(`${studio.base}/api/v1/runs/${run.id}/events`, { headers: { authorization: `Bearer ${studio.token}` } });
   let text = '';
   m.wireBytes = await readSse(res, (data) => {
     const event = JSON.parse(data);
@@ -518,6 +546,8 @@ interface Phase {
   mainWaitMs: number;
   wallMs: number;
   upstreamCpuMs: number;
+  /** CPU ms of this process's main thread, which reads every stream: the harness's own share of the machine. */
+  clientCpuMs: number;
   peakRssMb: number;
   api: ApiTimes;
   /** How busy the whole machine was meanwhile (bench, upstream, studio, database), 0–1. */
@@ -530,6 +560,7 @@ interface Phase {
 async function phase(label: string, upstreamPid: number, pid: number | null, run: () => Promise<StreamMeasure[]>, poll?: () => Promise<() => Promise<ApiTimes>>): Promise<Phase> {
   const before = pid ? procStats(pid) : { cpuMs: 0, mainCpuMs: 0, mainWaitMs: 0, rssMb: 0 };
   const upBefore = procStats(upstreamPid).cpuMs;
+  const clientBefore = procStats(process.pid).mainCpuMs;
   let peakRssMb = before.rssMb;
   const sampler = pid ? setInterval(() => (peakRssMb = Math.max(peakRssMb, procStats(pid).rssMb)), 100) : undefined;
   const stopPoll = await poll?.();
@@ -543,7 +574,7 @@ async function phase(label: string, upstreamPid: number, pid: number | null, run
   const api = (await stopPoll?.()) ?? { ms: [], studioMs: [] };
   clearInterval(sampler);
   const after = pid ? procStats(pid) : before;
-  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, mainWaitMs: after.mainWaitMs - before.mainWaitMs, wallMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, peakRssMb, api, machineBusy, benchLagMs: lag.percentile(99) / 1e6 };
+  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, mainWaitMs: after.mainWaitMs - before.mainWaitMs, wallMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, clientCpuMs: procStats(process.pid).mainCpuMs - clientBefore, peakRssMb, api, machineBusy, benchLagMs: lag.percentile(99) / 1e6 };
 }
 
 const delaysOf = (p: Phase) => p.streams.flatMap((m) => m.delays);
@@ -587,6 +618,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
     'main thread waiting for a core, % of the phase': studios.map((p) => ((p.mainWaitMs / p.wallMs) * 100).toFixed(0)).join(' / '),
     'peak RSS MB': studios.map((p) => f0(p.peakRssMb)).join(' / '),
     'machine busy %': all.map((p) => (p.machineBusy * 100).toFixed(0)).join(' / '),
+    'bench client CPU ms/1k tok': all.map((p) => perToken(p, p.clientCpuMs)).join(' / '),
     'bench loop delay p99 ms': all.map((p) => f0(p.benchLagMs)).join(' / '),
     [API_COLUMN]: studios.map((p) => f0(apiP99(p))).join(' / '),
     'of it in the studio': studios.map((p) => f0(apiStudioP99(p))).join(' / '),
