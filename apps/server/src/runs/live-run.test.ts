@@ -50,16 +50,31 @@ describe('token coalescing', () => {
     run.dispose();
   });
 
-  it('gathers tokens that arrive faster than a frame into one event per window', () => {
+  it('sends each token of a jittery stream at once: a late token and the next one on time are not a fast stream', () => {
+    const { run, tokens } = textRun();
+    run.onDelta('一');
+    vi.advanceTimersByTime(20);
+    run.onDelta('只');
+    vi.advanceTimersByTime(33); // late
+    run.onDelta('小');
+    vi.advanceTimersByTime(7); // on time again, close behind the late one
+    run.onDelta('猫');
+    expect(tokens()).toEqual(['一', '只', '小', '猫']);
+    run.dispose();
+  });
+
+  it('gathers tokens that keep arriving faster than a frame into one event per window', () => {
     const { run, tokens } = textRun();
     run.onDelta('a');
-    for (const t of ['b', 'c', 'd', 'e']) {
-      vi.advanceTimersByTime(5); // 200 tokens a second
+    vi.advanceTimersByTime(5); // 200 tokens a second
+    run.onDelta('b'); // one short gap could be jitter: it goes at once
+    for (const t of ['c', 'd', 'e']) {
+      vi.advanceTimersByTime(5);
       run.onDelta(t);
     }
-    expect(tokens()).toEqual(['a']);
-    vi.advanceTimersByTime(5);
-    expect(tokens()).toEqual(['a', 'bcde']);
+    expect(tokens()).toEqual(['a', 'b']);
+    vi.advanceTimersByTime(10); // the window that began with b's event ends
+    expect(tokens()).toEqual(['a', 'b', 'cde']);
     expect(run.sentText).toBe('abcde');
     run.dispose();
   });

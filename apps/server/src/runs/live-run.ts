@@ -8,9 +8,11 @@ import { cleanDeep, cleanDelta } from './well-formed.ts';
 import { tokenTarget, type RunEventBody, type RunPublisher, type TokenTarget } from './publisher.ts';
 
 /**
- * A token that follows a quiet spell of at least a frame goes out at once; tokens arriving faster
- * than that are gathered into one event per COALESCE_MS: no added delay at a reading pace, fewer
- * bytes and socket writes when a fast model streams (DESIGN §4: at most 8× the text on the wire).
+ * Tokens arriving faster than a frame, two gaps in a row, are gathered into one event per COALESCE_MS;
+ * any other token goes out at once: no added delay at a reading pace, fewer bytes and socket writes
+ * when a fast model streams (DESIGN §4: at most 8× the text on the wire). Two gaps, not one: a token
+ * that came late and the next one on time arrive close together, and holding the second would add a
+ * wait to a stream that is not fast, only jittery (a busy machine's reads bunch up like this).
  */
 const FRAME_MS = 16;
 const COALESCE_MS = 25;
@@ -65,6 +67,7 @@ export class LiveRun {
   readonly startedAt = Date.now();
   private lastFlushAt = 0;
   private lastDeltaAt = 0;
+  private lastGapMs = Infinity;
   private lastProgressAt = 0;
   private flushTimer?: NodeJS.Timeout;
   private checkpointedLength = 0;
@@ -114,11 +117,13 @@ export class LiveRun {
     this.pending += text;
     this.tokens += 1;
     const now = Date.now();
-    const quiet = now - this.lastDeltaAt >= FRAME_MS;
+    const gap = now - this.lastDeltaAt;
+    const fast = gap < FRAME_MS && this.lastGapMs < FRAME_MS;
     this.lastDeltaAt = now;
+    this.lastGapMs = gap;
     if (this.flushTimer) return;
     const wait = COALESCE_MS - (now - this.lastFlushAt);
-    if (quiet || wait <= 0) this.flush();
+    if (!fast || wait <= 0) this.flush();
     else this.flushTimer = setTimeout(() => this.flush(), wait);
   }
 
