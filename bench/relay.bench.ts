@@ -177,7 +177,12 @@ const emptyMeasure = (): StreamMeasure => ({ ttftMs: NaN, toUpstreamMs: NaN, sta
  * process reads every stream of a level, and through fetch's web streams it took more CPU than the
  * studio's main thread (its own column says how much), a share of the two cores the relays then lacked.
  */
-const clientAgent = new http.Agent({ keepAlive: true });
+const clientAgent = new http.Agent({
+  keepAlive: true,
+  // A connection idle this long is closed here, as fetch does (undici's 4 s): kept longer, a level could
+  // reuse one just as the studio (fastify: 72 s) closes it, and that stream fails with ECONNRESET.
+  timeout: 4_000,
+});
 
 function request(url: string, init: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {}): Promise<IncomingMessage> {
   const headers = init.body === undefined ? init.headers : { ...init.headers, 'content-length': String(Buffer.byteLength(init.body)) };
