@@ -100,6 +100,40 @@ describe('nodeFetch', () => {
     expect(error).toMatchObject({ code: 'ECONNRESET', message: 'aborted' });
   });
 
+  test('a request on a kept-alive connection the server has closed goes again on a new one, once per stale connection', async () => {
+    // A server that answers the first request of each connection and resets the connection at the
+    // second: what a client sees when a server's keep-alive timeout ends as it reuses the connection.
+    const tcp = createTcpServer((socket) => {
+      let requests = 0;
+      socket.on('data', (b: Buffer) => {
+        requests += b.toString().split('\r\n\r\n').length - 1;
+        if (requests === 1) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok');
+        else socket.resetAndDestroy();
+      });
+    });
+    const connections: unknown[] = [];
+    tcp.on('connection', (socket) => connections.push(socket));
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(tcp.address() as AddressInfo).port}/v1/models`;
+    try {
+      expect(await (await nodeFetch(url)).text()).toBe('ok');
+      await new Promise((r) => setImmediate(r)); // the answered connection is back among the idle ones
+      expect(await (await nodeFetch(url)).text()).toBe('ok');
+      expect(connections).toHaveLength(2);
+      // A new connection that fails is not sent again: its error is the caller's.
+      const refused = createTcpServer((socket) => socket.resetAndDestroy());
+      await new Promise<void>((r) => refused.listen(0, '127.0.0.1', r));
+      try {
+        await expect(nodeFetch(`http://127.0.0.1:${(refused.address() as AddressInfo).port}/v1/models`)).rejects.toMatchObject({ code: 'ECONNRESET' });
+      } finally {
+        refused.close();
+      }
+    } finally {
+      for (const socket of connections) (socket as { destroy(): void }).destroy();
+      tcp.close();
+    }
+  });
+
   test.each([204, 304])('a %i answer has a null body and does not throw', async (status) => {
     const url = await serve((_req, res) => {
       res.writeHead(status, { etag: '"x"' });

@@ -10,7 +10,8 @@
  *
  * The SDK still builds the request and maps error statuses: for that the Response carries a web body
  * too, pulled from the IncomingMessage only when someone reads it (`text()` of an error or of a JSON
- * answer). Like global fetch: redirects are followed (Authorization dropped across origins), no proxy,
+ * answer). Like global fetch: redirects are followed (Authorization dropped across origins), a request
+ * that meets a kept-alive connection the server has just closed is sent again on a new one, no proxy,
  * no decompression (no Accept-Encoding is sent, so servers answer uncompressed).
  */
 import http, { type IncomingMessage } from 'node:http';
@@ -19,6 +20,8 @@ import https from 'node:https';
 const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
 const nodeBodies = new WeakMap<Response, IncomingMessage>();
 const MAX_REDIRECTS = 20;
+/** How a write on a connection the server has already closed fails. */
+const STALE_CONNECTION = new Set(['ECONNRESET', 'EPIPE']);
 
 /** The IncomingMessage behind a Response from `nodeFetch`; read it or its web body, not both. */
 export function nodeBodyOf(response: Response): IncomingMessage | undefined {
@@ -82,6 +85,14 @@ function send(url: URL, method: string, headers: Record<string, string>, body: B
     });
     req.on('error', (e) => {
       signal?.removeEventListener('abort', onAbort);
+      // A kept-alive connection the server closed just as it was reused: nothing was answered, so the
+      // request goes again at once, on another connection (Node's documented pattern; browsers and
+      // undici do the same), instead of failing into a run's retry and its back-off. Each such
+      // connection is gone once it fails, so this ends with the pool's idle connections at most.
+      if (req.reusedSocket && !res && STALE_CONNECTION.has((e as NodeJS.ErrnoException).code ?? '') && !signal?.aborted) {
+        resolve(send(url, method, headers, body, signal));
+        return;
+      }
       reject(e);
     });
     signal?.addEventListener('abort', onAbort, { once: true });
