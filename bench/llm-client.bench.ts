@@ -6,8 +6,11 @@
  *   sdk      the openai SDK's own stream iterator over global fetch (`for await (const chunk of stream)`);
  *   client   streamChat: what the studio runs (SDK request over node:http, the IncomingMessage read with
  *            eventsource-parser, timers, accounting). Paced, it costs less than `raw`: a fetch body's
- *            per-read cost outweighs everything streamChat adds (providers/node-fetch.ts).
- * The simulated upstream runs in a child process, so process.cpuUsage() here counts the client only.
+ *            per-read cost outweighs everything streamChat adds (providers/node-fetch.ts);
+ *   thread   streamChat on its reader thread, as the studio calls it (LlmStreamThread): `client` plus
+ *            handing the deltas across, on both threads.
+ * The simulated upstream runs in a child process, so process.cpuUsage() here counts the client only
+ * (all of its threads).
  *
  *   node --import tsx bench/llm-client.bench.ts [--streams 50] [--tokens 600] [--tps 250] [--rounds 3]
  */
@@ -18,7 +21,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createParser } from 'eventsource-parser';
 import OpenAI from 'openai';
-import { streamChat } from '../apps/server/src/providers/llm-client.ts';
+import { streamChat, type StreamChatParams, type LlmDelta, type LlmResult } from '../apps/server/src/providers/llm-client.ts';
+import { LlmStreamThread } from '../apps/server/src/providers/llm-stream-thread.ts';
 
 export interface LlmClientBenchOptions {
   /** Concurrent streams per measurement. */
@@ -35,7 +39,7 @@ export type Scenario = 'paced' | 'burst';
 
 export interface LlmClientBenchRow {
   scenario: Scenario;
-  variant: 'raw' | 'http' | 'sdk' | 'client';
+  variant: 'raw' | 'http' | 'sdk' | 'client' | 'thread';
   label: string;
   tokens: number;
   cpu_ms: number;
@@ -139,20 +143,17 @@ function sdkReader(url: string): Reader {
   };
 }
 
-/** (b) What the studio runs. */
-const readClient: Reader = async (url, model, prompt) => {
-  let n = 0;
-  await streamChat(
-    {
-      provider: { api_url: url, api_key: 'bench', model_name: model, timeout_s: 60 },
-      messages: [{ role: 'user', content: prompt }],
-    },
-    (delta) => {
+/** (b) What the studio runs, here on this thread or (`thread`) on the studio's reader thread. */
+type StreamFn = (params: StreamChatParams, onDelta: (delta: LlmDelta) => void) => Promise<LlmResult>;
+const clientReader =
+  (stream: StreamFn): Reader =>
+  async (url, model, prompt) => {
+    let n = 0;
+    await stream({ provider: { api_url: url, api_key: 'bench', model_name: model, timeout_s: 60 }, messages: [{ role: 'user', content: prompt }] }, (delta) => {
       if (delta.kind === 'text') n++;
-    },
-  );
-  return n;
-};
+    });
+    return n;
+  };
 
 async function measure(read: Reader, url: string, o: Required<LlmClientBenchOptions>, tag: string) {
   const model = `fake-model?tokens=${o.tokens}&tps=${o.tps}&ttft=0`;
@@ -172,12 +173,14 @@ const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** di
 export async function runLlmClientBench(options: LlmClientBenchOptions = {}): Promise<LlmClientBenchResult> {
   const o = { streams: options.streams ?? 50, tokens: options.tokens ?? 600, tps: options.tps ?? 250, rounds: options.rounds ?? 3 };
   const { url, child } = await startUpstream();
+  const thread = new LlmStreamThread();
   try {
     const variants: [LlmClientBenchRow['variant'], string, Reader][] = [
       ['raw', 'fetch + eventsource-parser', readRaw],
       ['http', 'node:http + eventsource-parser', readHttp],
       ['sdk', 'openai SDK stream iterator', sdkReader(url)],
-      ['client', 'streamChat (node:http)', readClient],
+      ['client', 'streamChat (node:http)', clientReader(streamChat)],
+      ['thread', 'streamChat on the reader thread', clientReader((params, onDelta) => thread.streamChat(params, onDelta))],
     ];
     // paced: tokens trickle in one per network read, as from a real model.
     // burst: the upstream writes as fast as it can, many events per read (a buffering proxy, a replay).
@@ -224,6 +227,7 @@ export async function runLlmClientBench(options: LlmClientBenchOptions = {}): Pr
         `Paced, most of the cost is per network read: fetch's for raw and sdk, node:http's for streamChat; in bursts the cost per event dominates, and the SDK's SSE decoding with it.`,
     };
   } finally {
+    await thread.close();
     child.kill('SIGTERM');
   }
 }
