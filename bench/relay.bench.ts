@@ -17,6 +17,9 @@
  * "start answered" splits a start's wait: from the request to its 202, and of that the studio's own
  * time over it (its Server-Timing); the rest is the time before the studio read the request (its
  * connection accepted, its bytes read: an event loop's or a machine's backlog) and the way back.
+ * "of tokens while all stream" is the token delay p99 of the tokens sent while every stream of the
+ * level was between its first token and its last: the relaying alone, without the second of starts
+ * and the second of endings around it (the level's whole p99 is mostly theirs).
  * "main thread waiting for a core" is how much of the level's time the studio's event loop had work
  * but no core (the kernel's schedstat): the share of its latency that is the machine's, not its code's.
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`--cpu-prof`) when it stops;
@@ -160,6 +163,8 @@ interface StreamMeasure {
   startMs: number;
   startServerMs: number;
   delays: number[];
+  /** When the upstream sent each of those tokens (its stamp), in the same order. */
+  sentAt: number[];
   wireBytes: number;
   textBytes: number;
   /** Wire bytes the stamps themselves take (`\u0002…\u0003` escaped in JSON), left out of ratios. */
@@ -170,7 +175,7 @@ interface StreamMeasure {
   error?: string;
 }
 
-const emptyMeasure = (): StreamMeasure => ({ ttftMs: NaN, toUpstreamMs: NaN, startMs: NaN, startServerMs: NaN, delays: [], wireBytes: 0, textBytes: 0, stampWireBytes: 0, tokens: 0, complete: false });
+const emptyMeasure = (): StreamMeasure => ({ ttftMs: NaN, toUpstreamMs: NaN, startMs: NaN, startServerMs: NaN, delays: [], sentAt: [], wireBytes: 0, textBytes: 0, stampWireBytes: 0, tokens: 0, complete: false });
 
 /**
  * The client's requests for streams go through node:http with keep-alive, not global fetch: this
@@ -224,6 +229,7 @@ function collect(content: string, t0: number, m: StreamMeasure) {
     const sent = Number(stamp[1]);
     if (m.tokens === 0) m.toUpstreamMs = sent - TTFT_MS - t0;
     m.delays.push(arrived - sent);
+    m.sentAt.push(sent);
     m.stampWireBytes += stamp[0].length + 10;
     m.tokens++;
   }
@@ -583,6 +589,16 @@ async function phase(label: string, upstreamPid: number, pid: number | null, run
 }
 
 const delaysOf = (p: Phase) => p.streams.flatMap((m) => m.delays);
+/**
+ * The delays of tokens sent while every stream of the level was streaming: after the last stream's
+ * first token, before the first stream's last. Against the whole level's, it tells what the starts
+ * and endings (hundreds in a second here) add from the cost of relaying alone.
+ */
+function steadyDelaysOf(p: Phase) {
+  const from = Math.max(...p.streams.map((m) => m.sentAt[0] ?? Infinity));
+  const to = Math.min(...p.streams.map((m) => m.sentAt.at(-1) ?? -Infinity));
+  return p.streams.flatMap((m) => m.delays.filter((_, i) => m.sentAt[i] > from && m.sentAt[i] < to));
+}
 const tokensOf = (p: Phase) => p.streams.reduce((a, m) => a + m.tokens, 0);
 const perToken = (p: Phase, ms: number) => f0((ms / Math.max(1, tokensOf(p))) * 1000);
 const f0 = (n: number) => (Number.isNaN(n) ? '–' : n >= 1000 ? `${(n / 1000).toFixed(1)} s` : `${n.toFixed(n < 10 ? 1 : 0)}`);
@@ -593,6 +609,7 @@ const LATENCIES = {
   'TTFT p99 ms': (p: Phase) => pct(p.streams.map((m) => m.ttftMs), 99),
   'token delay p50 ms': (p: Phase) => pct(delaysOf(p), 50),
   'token delay p99 ms': (p: Phase) => pct(delaysOf(p), 99),
+  'of tokens while all stream, p99 ms': (p: Phase) => pct(steadyDelaysOf(p), 99),
   'req→upstream p50 ms': (p: Phase) => pct(p.streams.map((m) => m.toUpstreamMs), 50),
   'req→upstream p99 ms': (p: Phase) => pct(p.streams.map((m) => m.toUpstreamMs), 99),
 };
