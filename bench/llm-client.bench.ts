@@ -51,8 +51,8 @@ export interface LlmClientBenchRow {
 export interface LlmClientBenchResult {
   options: Required<LlmClientBenchOptions>;
   rows: LlmClientBenchRow[];
-  /** Per scenario: streamChat's CPU per token over the raw fetch reader's and over the bare node:http reader's, and the SDK iterator's over streamChat's. */
-  ratios: Record<Scenario, { client_over_raw: number; client_over_http: number; sdk_over_client: number }>;
+  /** Per scenario: streamChat's CPU per token over the raw fetch reader's and over the bare node:http reader's, the SDK iterator's and the reader thread's over streamChat's. */
+  ratios: Record<Scenario, { client_over_raw: number; client_over_http: number; sdk_over_client: number; thread_over_client: number }>;
   note: string;
 }
 
@@ -212,6 +212,7 @@ export async function runLlmClientBench(options: LlmClientBenchOptions = {}): Pr
       client_over_raw: round(per(sc, 'client') / per(sc, 'raw'), 2),
       client_over_http: round(per(sc, 'client') / per(sc, 'http'), 2),
       sdk_over_client: round(per(sc, 'sdk') / per(sc, 'client'), 2),
+      thread_over_client: round(per(sc, 'thread') / per(sc, 'client'), 2),
     });
     const ratios = { paced: ratio('paced'), burst: ratio('burst') };
     const cheapest = (sc: Scenario) => rows.filter((r) => r.scenario === sc).sort((a, b) => a.cpu_ms_per_1k_tokens - b.cpu_ms_per_1k_tokens)[0].label;
@@ -223,7 +224,7 @@ export async function runLlmClientBench(options: LlmClientBenchOptions = {}): Pr
         `Cheapest: ${cheapest('paced')} (paced), ${cheapest('burst')} (burst). ` +
         `streamChat costs ${ratios.paced.client_over_raw}× / ${ratios.burst.client_over_raw}× the raw fetch reader per token (paced / burst), ` +
         `and ${ratios.paced.client_over_http}× / ${ratios.burst.client_over_http}× the bare node:http reader it is built on; ` +
-        `the SDK's iterator costs ${ratios.paced.sdk_over_client}× / ${ratios.burst.sdk_over_client}× streamChat. ` +
+        `the SDK's iterator costs ${ratios.paced.sdk_over_client}× / ${ratios.burst.sdk_over_client}× streamChat, and streamChat on the reader thread ${ratios.paced.thread_over_client}× / ${ratios.burst.thread_over_client}×. ` +
         `Paced, most of the cost is per network read: fetch's for raw and sdk, node:http's for streamChat; in bursts the cost per event dominates, and the SDK's SSE decoding with it.`,
     };
   } finally {

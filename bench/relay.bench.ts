@@ -17,9 +17,9 @@
  * "start answered" splits a start's wait: from the request to its 202, and of that the studio's own
  * time over it (its Server-Timing); the rest is the time before the studio read the request (its
  * connection accepted, its bytes read: an event loop's or a machine's backlog) and the way back.
- * "of tokens while all stream" is the token delay p99 of the tokens sent while every stream of the
- * level was between its first token and its last: the relaying alone, without the second of starts
- * and the second of endings around it (the level's whole p99 is mostly theirs).
+ * "steady token delay" is the token delay p99 of the tokens sent while every stream of the level was
+ * between its first token and its last: the relaying alone, without the second of starts and the
+ * second of endings around it (the level's whole p99 is mostly theirs).
  * "main thread waiting for a core" is how much of the level's time the studio's event loop had work
  * but no core (the kernel's schedstat): the share of its latency that is the machine's, not its code's.
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each studio (`--cpu-prof`) when it stops;
@@ -595,9 +595,11 @@ const delaysOf = (p: Phase) => p.streams.flatMap((m) => m.delays);
  * and endings (hundreds in a second here) add from the cost of relaying alone.
  */
 function steadyDelaysOf(p: Phase) {
-  const from = Math.max(...p.streams.map((m) => m.sentAt[0] ?? Infinity));
-  const to = Math.min(...p.streams.map((m) => m.sentAt.at(-1) ?? -Infinity));
-  return p.streams.flatMap((m) => m.delays.filter((_, i) => m.sentAt[i] > from && m.sentAt[i] < to));
+  // A stream that failed before its first token has no window of its own to narrow the level's.
+  const streamed = p.streams.filter((m) => m.sentAt.length);
+  const from = Math.max(...streamed.map((m) => m.sentAt[0]));
+  const to = Math.min(...streamed.map((m) => m.sentAt.at(-1)!));
+  return streamed.flatMap((m) => m.delays.filter((_, i) => m.sentAt[i] > from && m.sentAt[i] < to));
 }
 const tokensOf = (p: Phase) => p.streams.reduce((a, m) => a + m.tokens, 0);
 const perToken = (p: Phase, ms: number) => f0((ms / Math.max(1, tokensOf(p))) * 1000);
@@ -609,7 +611,7 @@ const LATENCIES = {
   'TTFT p99 ms': (p: Phase) => pct(p.streams.map((m) => m.ttftMs), 99),
   'token delay p50 ms': (p: Phase) => pct(delaysOf(p), 50),
   'token delay p99 ms': (p: Phase) => pct(delaysOf(p), 99),
-  'of tokens while all stream, p99 ms': (p: Phase) => pct(steadyDelaysOf(p), 99),
+  'steady token delay p99 ms': (p: Phase) => pct(steadyDelaysOf(p), 99),
   'req→upstream p50 ms': (p: Phase) => pct(p.streams.map((m) => m.toUpstreamMs), 50),
   'req→upstream p99 ms': (p: Phase) => pct(p.streams.map((m) => m.toUpstreamMs), 99),
 };
