@@ -84,24 +84,31 @@ describe('the embedded database on its own thread', () => {
   it("runs a priority connection's statement before what another connection has waiting", async () => {
     const runs = clientOf(thread);
     const reads = clientOf(thread, true);
+    const holder = clientOf(thread);
     try {
-      await Promise.all([runs`select 1`, reads`select 1`]);
+      await Promise.all([runs`select 1`, reads`select 1`, holder`select 1`]);
       const answered: string[] = [];
-      // Each in a write of its own, as statements come from many runs: they wait for the session one
-      // behind another. The first holds it long enough for the rest and the read to be sent meanwhile
-      // however busy the machine (sending 25 writes once took longer than 24 short statements).
+      // A third connection's transaction holds the session while the runs' statements, each in a write
+      // of its own as statements come from many runs, and then the read are sent: all of them wait,
+      // the read last. (A statement that held the session for a fixed time was outlasted by the
+      // sending on a busy machine, and the read then came after the runs for want of arriving in time.)
+      const held = await holder.reserve();
+      await held`begin`;
       const queuedRuns: Promise<unknown>[] = [];
       for (let i = 0; i < 25; i++) {
-        queuedRuns.push((i === 0 ? runs`select pg_sleep(1.5)` : runs`select pg_sleep(0.02)`).then(() => answered.push(`run ${i}`)));
+        queuedRuns.push(runs`select pg_sleep(0.02)`.then(() => answered.push(`run ${i}`)));
         await new Promise((resolve) => setImmediate(resolve));
       }
       const read = reads`select 1 as n`.then(() => answered.push('read'));
+      await held`select 1`; // what was sent before it has reached the thread meanwhile
+      await held`commit`;
+      held.release();
       await Promise.all([...queuedRuns, read]);
-      // Right after the first, had it come in time; in any case well before the runs queued ahead of it.
+      // Before the runs queued ahead of it.
       expect(answered.indexOf('read')).toBeLessThan(answered.indexOf('run 12'));
       expect(answered.filter((a) => a.startsWith('run'))).toEqual(Array.from({ length: 25 }, (_, i) => `run ${i}`));
     } finally {
-      await Promise.all([runs.end(), reads.end()]);
+      await Promise.all([runs.end(), reads.end(), holder.end()]);
     }
   });
 
