@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { MEDIA_STAGES, type StageKey } from '@ai-story/contracts';
 import { and, asc, count, desc, eq, getTableColumns, gt, inArray, isNull, ne, not, notInArray, or, sql } from 'drizzle-orm';
-import { commitBehind, type Db } from '../db/client.ts';
+import type { Db } from '../db/client.ts';
 import { fixedStatement, given, placeholders } from '../db/fixed-statement.ts';
+import { inOneTransaction, TransactionGroup } from '../db/transaction-group.ts';
 import { instances, isActiveRun, projectMembers, projects, projectStages, runItems, runTextChunks, stageRuns, type ProjectRow, type RunRow } from '../db/schema.ts';
 import { settleProjectStatus } from '../projects/repository.ts';
 import { REASONS } from '../projects/status-reasons.ts';
@@ -159,6 +160,12 @@ export class RunRepository {
   private readonly hot: ReturnType<typeof hotQueries>;
   /** Every project stream opens with it, first in line (Database.readDb). */
   private readonly activeToFollow: ReturnType<typeof activeOfProject>;
+  /**
+   * Run starts and endings: those that come while others are being saved share a transaction
+   * (db/transaction-group.ts). At 200 streams they come in bursts of hundreds a second, and each
+   * transaction of its own woke a database process, began and committed for one run.
+   */
+  private readonly writes: TransactionGroup;
 
   /** `readDb`: where a project's page reads its runs (Database.readDb). */
   constructor(
@@ -167,6 +174,7 @@ export class RunRepository {
   ) {
     this.hot = hotQueries(db);
     this.activeToFollow = activeOfProject(readDb, 'runs_active_to_follow');
+    this.writes = new TransactionGroup(db);
   }
 
   /**
@@ -181,18 +189,20 @@ export class RunRepository {
     const id = randomUUID();
     const now = new Date();
     try {
-      return await this.db.transaction(async (tx) =>
+      return await this.writes.run({
+        projectId: values.projectId,
         // Sent together with the COMMIT, run in this order: the project row first, since a finish holds
         // it while it reads the stages (lock order project, then stage). A refused insert fails the
         // update after it, and the transaction with it.
-        commitBehind(
-          Promise.all([
+        send: async (tx) => ({
+          checked: false,
+          answer: Promise.all([
             lifecycle.projectProcessing(tx, { projectId: values.projectId, now }),
             lifecycle.insertRun(tx, { ...values, id }),
             lifecycle.stageRunning(tx, { projectId: values.projectId, stage: values.stage, runId: id, now }),
           ]).then(([, [row]]): RunRow => ({ ...row, input: values.input, prompt: values.prompt, text: '', output: null })),
-        ),
-      );
+        }),
+      });
     } catch (err) {
       if (violated(err, UNIQUE_VIOLATION)) return 'conflict';
       if (violated(err, FOREIGN_KEY_VIOLATION, PROJECT_OF_RUN)) return 'gone';
@@ -292,11 +302,11 @@ export class RunRepository {
   }
 
   /**
-   * A run's successful end, in one transaction: the stage persists its output, the run keeps its
-   * text and output, the stage points at it, the completed stages after it go out of date, and the
-   * project's status follows (makeCurrent). `checkpointed`: whether the run saved checkpoints to fold
-   * away. Null, with nothing of the run's written, when the run is no longer active (another studio
-   * recovered it).
+   * A run's successful end, in one transaction (shared with the other starts and endings of the
+   * moment): the stage persists its output, the run keeps its text and output, the stage points at it,
+   * the completed stages after it go out of date, and the project's status follows (makeCurrent).
+   * `checkpointed`: whether the run saved checkpoints to fold away. Null, with nothing of the run's
+   * written, when the run is no longer active (another studio recovered it).
    */
   completeRun = async (
     run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
@@ -304,15 +314,17 @@ export class RunRepository {
     persist: (store: StageStore) => Promise<unknown>,
   ): Promise<(Ending & { row: Omit<RunRow, 'input' | 'prompt'> }) | null> => {
     try {
-      const made = await this.db.transaction((tx) =>
-        makeCurrent(
-          tx,
-          { ...run, runId: run.id },
-          persist,
-          (current) => lifecycle.complete(tx, { ...current, text: values.text, usage: values.usage, lastEventId: values.lastEventId }),
-          run.checkpointed && this.deleteChunks(tx, run.id),
-        ),
-      );
+      const made = await this.writes.run({
+        projectId: run.projectId,
+        send: (tx) =>
+          makeCurrent(
+            tx,
+            { ...run, runId: run.id },
+            persist,
+            (current) => lifecycle.complete(tx, { ...current, text: values.text, usage: values.usage, lastEventId: values.lastEventId }),
+            () => run.checkpointed && this.deleteChunks(tx, run.id),
+          ),
+      });
       return made && { pipeline: made.pipeline, row: { ...made.row, text: values.text, output: made.output } };
     } catch (err) {
       if (err instanceof NotActive) return null;
@@ -322,25 +334,28 @@ export class RunRepository {
 
   /**
    * A run that failed or was stopped: its text is kept, the stage says why (if the run is still its
-   * current one), and the project's status follows, in one round trip with the COMMIT: the ending's
-   * statement changes nothing when the run is no longer active (null then), and the status is
-   * re-derived from what is there.
+   * current one), and the project's status follows, in one round trip with the COMMIT (of a transaction
+   * shared with the other starts and endings of the moment): the ending's statement changes nothing
+   * when the run is no longer active (null then), and the status is re-derived from what is there.
    */
   endRun = (
     run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { status: 'failed' | 'cancelled' | 'interrupted'; text: string; error?: RunError; reason: string; lastEventId: number },
   ): Promise<Ending | null> =>
-    this.db.transaction(async (tx) => {
-      const now = new Date();
-      // Sent together, run in this order: the project's lock first (the lock order: project, run, stage).
-      // An active run has no error yet: one not given stays none.
-      const ending = Promise.all([
-        lockingProject(tx, run.projectId),
-        lifecycle.end(tx, { runId: run.id, projectId: run.projectId, stage: run.stage, status: values.status, text: values.text, error: values.error ?? null, reason: values.reason, now, lastEventId: values.lastEventId }),
-        settleProjectStatus(tx, { projectId: run.projectId, now }),
-        run.checkpointed && this.deleteChunks(tx, run.id),
-      ]);
-      return commitBehind(ending.then(([project, ended]) => (ended.length ? { pipeline: project?.pipelineState } : null)));
+    this.writes.run({
+      projectId: run.projectId,
+      send: async (tx) => {
+        const now = new Date();
+        // Sent together, run in this order: the project's lock first (the lock order: project, run, stage).
+        // An active run has no error yet: one not given stays none.
+        const ending = Promise.all([
+          lockingProject(tx, run.projectId),
+          lifecycle.end(tx, { runId: run.id, projectId: run.projectId, stage: run.stage, status: values.status, text: values.text, error: values.error ?? null, reason: values.reason, now, lastEventId: values.lastEventId }),
+          settleProjectStatus(tx, { projectId: run.projectId, now }),
+          run.checkpointed && this.deleteChunks(tx, run.id),
+        ]);
+        return { checked: false, answer: ending.then(([project, ended]) => (ended.length ? { pipeline: project?.pipelineState } : null)) };
+      },
     });
 
   /** A new version from a hand edit or a restore: a completed run of its own, made current. */
@@ -349,11 +364,15 @@ export class RunRepository {
     persist: (store: StageStore) => Promise<unknown>,
   ) => {
     const runId = randomUUID();
-    const made = await this.db.transaction((tx) =>
-      makeCurrent(tx, { ...values, runId }, persist, (current) =>
-        lifecycle.version(tx, { ...current, ...values, id: runId, status: 'completed', input: {}, startedAt: current.now, finishedAt: current.now }),
-      ),
-    );
+    const [made] = await inOneTransaction(this.db, [
+      {
+        projectId: values.projectId,
+        send: (tx) =>
+          makeCurrent(tx, { ...values, runId }, persist, (current) =>
+            lifecycle.version(tx, { ...current, ...values, id: runId, status: 'completed', input: {}, startedAt: current.now, finishedAt: current.now }),
+          ),
+      },
+    ]);
     return made!.row; // a version's run is new: never ended elsewhere
   };
 
@@ -391,33 +410,37 @@ export class RunRepository {
 type Current = { projectId: string; stage: StageKey; runId: string; output: unknown; now: Date; perShot: readonly StageKey[]; changedShotIds: string[] };
 
 /**
- * Inside a transaction: the stage persists its output through its repositories; then, sent together in
- * this order (the lock order: project, run, stage), the project's lock (sent first of all), `save`
- * (a statement built on completedStage: the run saved and made its stage's current result), the
- * project's status settled from what they changed, and `also`. When the stage's save wrote nothing,
- * the COMMIT goes with them (commitBehind): one round trip, in which a run no longer active changes
- * nothing (null) but the status, re-derived from what is there. When it wrote, the run's answer is
- * awaited first, and a run no longer active undoes it all (NotActive).
+ * A transaction's share (db/transaction-group.ts) that makes a run current: the stage persists its
+ * output through its repositories; then, sent together in this order (the lock order: project, run,
+ * stage), the project's lock (sent first of all), `save` (a statement built on completedStage: the run
+ * saved and made its stage's current result), the project's status settled from what they changed,
+ * and `also`. When the stage's save wrote nothing, the COMMIT may go with them: one round trip, in
+ * which a run no longer active changes nothing (null) but the status, re-derived from what is there.
+ * When it wrote, the COMMIT waits for the run's answer, and a run no longer active undoes it all (NotActive).
  */
 async function makeCurrent<Row>(
   tx: Db,
   run: { projectId: string; stage: StageKey; runId: string },
   persist: (store: StageStore) => Promise<unknown>,
   save: (current: Current) => Promise<Row[]>,
-  also: Promise<unknown> | false = false,
-): Promise<{ row: Row; output: unknown; pipeline: PipelineState | undefined } | null> {
+  also: () => Promise<unknown> | false = () => false,
+): Promise<{ answer: Promise<{ row: Row; output: unknown; pipeline: PipelineState | undefined } | null>; checked: boolean }> {
   const locked = lockingProject(tx, run.projectId);
   const store = { storyboards: new StoryboardRepository(tx) };
   const output = await persist(store);
   const now = new Date();
   const current = { ...run, output, now, perShot: PER_SHOT_DEPENDENTS[run.stage] ?? [], changedShotIds: [...store.storyboards.changedShotIds] };
-  const made = Promise.all([locked, save(current), settleProjectStatus(tx, { projectId: run.projectId, now }), also]).then(([project, [row]]) =>
+  const made = Promise.all([locked, save(current), settleProjectStatus(tx, { projectId: run.projectId, now }), also()]).then(([project, [row]]) =>
     row ? { row, output, pipeline: project?.pipelineState } : null,
   );
-  if (!store.storyboards.wrote) return commitBehind(made);
-  const result = await made;
-  if (!result) throw new NotActive();
-  return result;
+  if (!store.storyboards.wrote) return { answer: made, checked: false };
+  return {
+    checked: true,
+    answer: made.then((result) => {
+      if (!result) throw new NotActive();
+      return result;
+    }),
+  };
 }
 
 /**
