@@ -40,7 +40,9 @@
  * BENCH_API=page makes the API client open a project page instead of listing projects: the reads the
  * web app sends at once when a project opens (the project, its history, prompt sets, the user), timed
  * until the last has answered, on a project whose run is streaming; BENCH_API=health asks /healthz,
- * which does nothing: what any answer pays under the same load (the floor of the other two);
+ * which does nothing: what any answer pays under the same load (the floor of the other two); beside
+ * them, each studio's own event-loop delay over the level (its /metrics): what of those latencies
+ * was the wait for its main thread;
  * BENCH_STUDIO_FLAGS="<node flags>" starts the studio with them (e.g. a V8 heap setting to try);
  * BENCH_STUDIO_STDOUT=1 shows the studio's log (why a start answered 500, say);
  * BENCH_DATABASE_URL=<server url> is the PostgreSQL server the studios get their databases on
@@ -505,7 +507,7 @@ export async function startStudio({
   const port = await freePort();
   const child = spawnStudio(
     children,
-    { PORT: String(port), DATA_DIR: dataDir, ...(pg && { DATABASE_URL: pg.url }), ADMIN_EMAIL: 'bench@example.com', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'warn' },
+    { PORT: String(port), DATA_DIR: dataDir, ...(pg && { DATABASE_URL: pg.url }), ADMIN_EMAIL: 'bench@example.com', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'warn', METRICS_TOKEN },
     // The heap limit `npm start` gives the studio (scripts/start.mjs); `flags` can override it.
     ['--max-old-space-size=1536', ...cpuProfFlags(label), ...flags.split(' ').filter(Boolean)],
     studioRoot,
@@ -541,6 +543,21 @@ async function weighProjects(url: string, kb: number) {
   await client.end();
 }
 
+/** What the bench's studios take as the scraper's token of their /metrics. */
+const METRICS_TOKEN = 'bench-metrics-scraper';
+
+/**
+ * The studio's event-loop delay since the last call, in ms, from its /metrics: prom-client's
+ * histogram (10 ms resolution) starts again at every scrape. What every request, token and database
+ * answer in the studio waited for its main thread, beside what the studio's own handlers took.
+ */
+async function studioLoopDelay(s: Studio) {
+  const res = await fetch(`${s.base}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+  const text = await res.text();
+  const ms = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+  return { p99: ms('nodejs_eventloop_lag_p99_seconds'), max: ms('nodejs_eventloop_lag_max_seconds') };
+}
+
 /** The project list's latencies as the bench saw them, and the studio's own share of each (ms). */
 interface ApiTimes {
   ms: number[];
@@ -565,10 +582,19 @@ interface Phase {
   machineBusy: number;
   /** This process's own event-loop delay, p99 ms: how late the bench itself read what arrived. */
   benchLagMs: number;
+  /** The studio's own event-loop delay over the phase (NaN for direct and the bare relay). */
+  studioLag: { p99: number; max: number };
 }
 
 /** Measures one phase: CPU of `pid` (if any) and of the upstream, peak RSS of `pid`, while `run` goes. */
-async function phase(label: string, upstreamPid: number, pid: number | null, run: () => Promise<StreamMeasure[]>, poll?: () => Promise<() => Promise<ApiTimes>>): Promise<Phase> {
+async function phase(
+  label: string,
+  upstreamPid: number,
+  pid: number | null,
+  run: () => Promise<StreamMeasure[]>,
+  poll?: () => Promise<() => Promise<ApiTimes>>,
+  studioLag: () => Promise<Phase['studioLag']> = async () => ({ p99: NaN, max: NaN }),
+): Promise<Phase> {
   const before = pid ? procStats(pid) : { cpuMs: 0, mainCpuMs: 0, mainWaitMs: 0, rssMb: 0 };
   const upBefore = procStats(upstreamPid).cpuMs;
   const clientBefore = procStats(process.pid).mainCpuMs;
@@ -577,15 +603,17 @@ async function phase(label: string, upstreamPid: number, pid: number | null, run
   const stopPoll = await poll?.();
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
+  await studioLag(); // starts the studio's histogram again
   const [busy0, t0] = [machineBusyMs(), performance.now()];
   const streams = await run();
   const wallMs = performance.now() - t0;
   const machineBusy = (machineBusyMs() - busy0) / (wallMs * os.cpus().length);
+  const studioLagMs = await studioLag();
   lag.disable();
   const api = (await stopPoll?.()) ?? { ms: [], studioMs: [] };
   clearInterval(sampler);
   const after = pid ? procStats(pid) : before;
-  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, mainWaitMs: after.mainWaitMs - before.mainWaitMs, wallMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, clientCpuMs: procStats(process.pid).mainCpuMs - clientBefore, peakRssMb, api, machineBusy, benchLagMs: lag.percentile(99) / 1e6 };
+  return { label, streams, cpuMs: after.cpuMs - before.cpuMs, mainCpuMs: after.mainCpuMs - before.mainCpuMs, mainWaitMs: after.mainWaitMs - before.mainWaitMs, wallMs, upstreamCpuMs: procStats(upstreamPid).cpuMs - upBefore, clientCpuMs: procStats(process.pid).mainCpuMs - clientBefore, peakRssMb, api, machineBusy, benchLagMs: lag.percentile(99) / 1e6, studioLag: studioLagMs };
 }
 
 const delaysOf = (p: Phase) => p.streams.flatMap((m) => m.delays);
@@ -644,6 +672,7 @@ function summarize(n: number, direct: Phase, studios: Phase[]) {
     'machine busy %': all.map((p) => (p.machineBusy * 100).toFixed(0)).join(' / '),
     'bench client CPU ms/1k tok': all.map((p) => perToken(p, p.clientCpuMs)).join(' / '),
     'bench loop delay p99 ms': all.map((p) => f0(p.benchLagMs)).join(' / '),
+    'studio loop delay p99 [max] ms': studios.map((p) => `${f0(p.studioLag.p99)} [${f0(p.studioLag.max)}]`).join(' / '),
     [API_COLUMN]: studios.map((p) => f0(apiP99(p))).join(' / '),
     'of it in the studio': studios.map((p) => f0(apiStudioP99(p))).join(' / '),
     [START_COLUMN]: studios.map(startTimes).join(' / '),
@@ -707,7 +736,8 @@ export async function runRelayBench(streamCounts = [1, 50, 200, 400], dbs: Relay
         const through = await inTurn(studios, round, (s) => {
           // The API is polled only under real load: its own CPU would be most of a single stream's.
           const poll = n >= 200 && s.db !== 'bare' ? () => pollProjects(s) : undefined;
-          return phase(column(s), upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll);
+          const lag = s.db !== 'bare' ? () => studioLoopDelay(s) : undefined;
+          return phase(column(s), upstreamChild.pid!, s.pid, () => ramp(n, (i) => studioStream(s, s.projects[i], s.providerId)), poll, lag);
         });
         measured.push([direct, ...through]);
         const { errors, ...row } = summarize(n, direct, through);
