@@ -151,7 +151,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     : new ProviderSelector();
   const metrics = new StudioMetrics();
   const providers = new ProviderService(new ProviderRepository(database.db), authRepo, cipher, demo, selector, metrics);
-  const runRepo = new RunRepository(database.db, database.readDb);
+  const runRepo = new RunRepository(database.db, database.readDb, database.kind);
   // Scale-out mode: run events travel through Redis streams, so any instance serves any run's stream.
   const redisEvents = config.redisUrl ? new RedisRunEvents(config, app.log) : null;
   if (redisEvents) {

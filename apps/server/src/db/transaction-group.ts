@@ -12,9 +12,6 @@ export type Share<T> = {
   send(tx: Db): Promise<{ answer: Promise<T>; checked: boolean }>;
 };
 
-/** At most this many shares in one transaction: its locks are held while all of its statements run. */
-const MAX_SHARES = 64;
-
 /**
  * Writes that many callers make at once (run starts and endings) share transactions: while `inFlight`
  * transactions are on their way, the shares that come wait and then leave together, in one transaction
@@ -27,9 +24,14 @@ export class TransactionGroup {
   private readonly waiting: { share: Share<unknown>; resolve(value: unknown): void; reject(err: unknown): void }[] = [];
   private sending = 0;
 
+  /**
+   * `inFlight`: transactions on their way at once. `maxShares`: shares in one transaction at most, its
+   * locks held (and on PGlite the one session, which every read waits for) while all of them run.
+   */
   constructor(
     private readonly db: Pick<Db, 'transaction'>,
     private readonly inFlight = 2,
+    private readonly maxShares = 64,
   ) {}
 
   run<T>(share: Share<T>): Promise<T> {
@@ -41,7 +43,7 @@ export class TransactionGroup {
 
   private next() {
     while (this.sending < this.inFlight && this.waiting.length) {
-      const batch = this.waiting.splice(0, MAX_SHARES);
+      const batch = this.waiting.splice(0, this.maxShares);
       this.sending++;
       void this.send(batch).finally(() => {
         this.sending--;
