@@ -178,7 +178,7 @@ export class RunRepository {
   ) {
     this.hot = hotQueries(db);
     this.activeToFollow = activeOfProject(readDb, 'runs_active_to_follow');
-    this.writes = new TransactionGroup(db, 2, kind === 'pglite' ? PGLITE_SHARES : 64);
+    this.writes = new TransactionGroup(db, undefined, kind === 'pglite' ? PGLITE_SHARES : undefined);
   }
 
   /**
