@@ -673,9 +673,9 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
     await studio.database.db.execute(sql`update project_stages set status = 'interrupted' where current_run_id = ${run.id}`);
     const target = { id: run.id, projectId, stage: 'rewrite' as const, checkpointed: false };
     // An ending whose stage saves nothing else goes out with its COMMIT; one whose stage wrote shots waits for the run's answer and is undone.
-    expect(await repo.completeRun(target, { text: 'late', usage: null, lastEventId: 1 }, async () => ({ text: 'late' }))).toBeNull();
+    expect((await repo.completeRun(target, { text: 'late', usage: null, lastEventId: 1 }, async () => ({ text: 'late' }))).ending).toBeNull();
     const shots = [{ scene_description: 'a harbour at dawn', narration_text: 'It began here.', image_prompt: 'harbour, dawn', duration_seconds: 3 }];
-    expect(await repo.completeRun(target, { text: 'late', usage: null, lastEventId: 1 }, (store) => store.storyboards.replaceShots(projectId, shots))).toBeNull();
+    expect((await repo.completeRun(target, { text: 'late', usage: null, lastEventId: 1 }, (store) => store.storyboards.replaceShots(projectId, shots))).ending).toBeNull();
     expect(await repo.endRun(target, { status: 'failed', text: 'late', reason: 'test', lastEventId: 1 })).toBeNull();
     const row = (await admin.get(`/api/v1/runs/${run.id}/`)).body;
     expect(row.status).toBe('interrupted');
@@ -715,7 +715,7 @@ describe(`the run engine and the rewrite stage (${process.env.TEST_DB ?? 'pglite
       const saved =
         ending === 'failed'
           ? repo.endRun(target, { status: 'failed', text: 'partial', reason: 'test', lastEventId: 1 })
-          : repo.completeRun(target, { text: 'whole', usage: null, lastEventId: 1 }, async () => ({ text: 'whole' }));
+          : repo.completeRun(target, { text: 'whole', usage: null, lastEventId: 1 }, async () => ({ text: 'whole' })).then((c) => c.ending);
       try {
         // The run's and the stage's updates are on their way while the lock is still held elsewhere.
         await vi.waitFor(() => expect(sent.some((q) => /^update "projects"/.test(q))).toBe(true));

@@ -84,4 +84,30 @@ describe('writes that come together share a transaction', () => {
     expect(transactions).toBe(3); // two alone, then the other eighteen together
     expect((await saved()).sort()).toEqual(projects);
   });
+
+  it('sends shares given together in one transaction though the group is idle, and fails them apart', async () => {
+    const group = new TransactionGroup(counted, 2);
+    expect(await Promise.all(group.runTogether<[string, string]>([insert('ending'), insert('usage')]))).toEqual(['ending', 'usage']);
+    expect(transactions).toBe(1);
+    transactions = 0;
+    // The second of a pair fails (its row is there already): the first is saved all the same.
+    const [ending, usage] = await Promise.allSettled(group.runTogether<[string, string]>([insert('second ending'), insert('usage')]));
+    expect(ending).toEqual({ status: 'fulfilled', value: 'second ending' });
+    expect(usage).toMatchObject({ status: 'rejected', reason: { cause: { code: '23505' } } });
+    expect(transactions).toBe(1 + 2);
+    expect(await saved()).toEqual(['ending', 'usage', 'second ending']);
+  });
+
+  it('keeps what an unchecked share wrote when only its answer fails, and fails that share alone', async () => {
+    const group = new TransactionGroup(counted, 2);
+    const broken: Share<string> = {
+      projectId: 'broken',
+      send: async (tx) => ({ checked: false, answer: tx.execute(sql`insert into group_probe (project_id) values ('broken')`).then(() => Promise.reject(new Error('answer lost'))) }),
+    };
+    const [ending, usage] = await Promise.allSettled(group.runTogether<[string, string]>([insert('ending'), broken]));
+    expect(ending).toEqual({ status: 'fulfilled', value: 'ending' });
+    expect(usage).toMatchObject({ status: 'rejected', reason: { message: 'answer lost' } });
+    expect(transactions).toBe(1); // nothing sent again
+    expect((await saved()).sort()).toEqual(['broken', 'ending']);
+  });
 });

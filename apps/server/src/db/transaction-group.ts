@@ -35,10 +35,18 @@ export class TransactionGroup {
   ) {}
 
   run<T>(share: Share<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.waiting.push({ share, resolve: resolve as (value: unknown) => void, reject });
-      this.next();
-    });
+    return this.runTogether<[T]>([share])[0];
+  }
+
+  /**
+   * Shares made at one moment (a run's ending and its call's usage row) that leave in one transaction
+   * even when the group is idle. Each is answered on its own, and fails on its own: a failed shared
+   * transaction sends each again alone.
+   */
+  runTogether<T extends unknown[]>(shares: { [K in keyof T]: Share<T[K]> }): { [K in keyof T]: Promise<T[K]> } {
+    const answers = shares.map((share: Share<unknown>) => new Promise((resolve, reject) => this.waiting.push({ share, resolve, reject })));
+    this.next();
+    return answers as { [K in keyof T]: Promise<T[K]> };
   }
 
   private next() {
@@ -55,8 +63,12 @@ export class TransactionGroup {
   private async send(batch: TransactionGroup['waiting']) {
     if (batch.length > 1) {
       try {
-        const answers = await inOneTransaction(this.db, batch.map((w) => w.share));
-        batch.forEach((w, i) => w.resolve(answers[i]));
+        const answers = await settledInOneTransaction(this.db, batch.map((w) => w.share));
+        batch.forEach((w, i) => {
+          const answer = answers[i];
+          if (answer.status === 'fulfilled') w.resolve(answer.value);
+          else w.reject(answer.reason);
+        });
         return;
       } catch {
         // One share's failure undid them all: each goes again on its own, below.
@@ -67,18 +79,40 @@ export class TransactionGroup {
 }
 
 /** The shares' statements in one transaction, in project order, with one round trip for them all when none is checked. */
-export function inOneTransaction<T>(db: Pick<Db, 'transaction'>, shares: Share<T>[]): Promise<T[]> {
-  const order = shares.map((_, i) => i).sort((a, b) => compare(shares[a].projectId, shares[b].projectId));
-  return db.transaction(async (tx) => {
-    const sent: Awaited<ReturnType<Share<T>['send']>>[] = [];
-    for (const i of order) {
-      const part = await shares[i].send(tx);
-      part.answer.catch(() => {}); // awaited below, after the shares sent behind it: not an unhandled rejection meanwhile
-      sent[i] = part;
-    }
-    const answers = Promise.all(sent.map((s) => s.answer));
-    return sent.some((s) => s.checked) ? answers : commitBehind(answers);
+export async function inOneTransaction<T>(db: Pick<Db, 'transaction'>, shares: Share<T>[]): Promise<T[]> {
+  return (await settledInOneTransaction(db, shares)).map((answer) => {
+    if (answer.status === 'rejected') throw answer.reason;
+    return answer.value;
   });
+}
+
+/**
+ * inOneTransaction, each share's answer settled on its own. A share that is not checked promises that
+ * its answer refuses nothing the database took: when its answer fails though its statements did not
+ * (the COMMIT went behind them), what it wrote is saved, and only that share is answered the failure.
+ * The transaction fails when the database refused a statement, or a checked share refused: then with
+ * the refusing share's own error.
+ */
+async function settledInOneTransaction<T>(db: Pick<Db, 'transaction'>, shares: Share<T>[]): Promise<PromiseSettledResult<T>[]> {
+  const order = shares.map((_, i) => i).sort((a, b) => compare(shares[a].projectId, shares[b].projectId));
+  let answers: Promise<PromiseSettledResult<T>[]> | undefined;
+  try {
+    return await db.transaction(async (tx) => {
+      const sent: Awaited<ReturnType<Share<T>['send']>>[] = [];
+      for (const i of order) {
+        const part = await shares[i].send(tx);
+        part.answer.catch(() => {}); // settled below, after the shares sent behind it: not an unhandled rejection meanwhile
+        sent[i] = part;
+      }
+      answers = Promise.allSettled(sent.map((s) => s.answer));
+      if (!sent.some((s) => s.checked)) return commitBehind(answers);
+      await Promise.all(sent.map((s) => s.answer)); // a checked share's refusal undoes them all
+      return answers;
+    });
+  } catch (err) {
+    const refused = (await answers)?.find((a) => a.status === 'rejected');
+    throw refused ? refused.reason : err;
+  }
 }
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

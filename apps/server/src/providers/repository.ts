@@ -7,11 +7,11 @@ import { ReadCache } from '../read-cache.ts';
 /** How long a provider list read may be shared (every run start asks for it). */
 const LIST_CACHE_MS = 5_000;
 
-const USAGE_COLUMNS = ['providerId', 'runId', 'model', 'promptTokens', 'completionTokens', 'estimated', 'ttftMs', 'durationMs', 'outcome', 'cost'] as const;
-type UsageValues = Required<Pick<typeof providerUsage.$inferInsert, (typeof USAGE_COLUMNS)[number]>>;
+const USAGE_COLUMNS = ['id', 'providerId', 'runId', 'model', 'promptTokens', 'completionTokens', 'estimated', 'ttftMs', 'durationMs', 'outcome', 'cost'] as const;
+export type UsageValues = Required<Pick<typeof providerUsage.$inferInsert, (typeof USAGE_COLUMNS)[number]>>;
 
-/** Every run ends with one (db/fixed-statement.ts). */
-const insertUsage = fixedStatement('insert_usage', (db) => db.insert(providerUsage).values(placeholders(USAGE_COLUMNS)));
+/** Every run ends with one (db/fixed-statement.ts). A row already saved under its id is left as it is: saving again is harmless. */
+const insertUsage = fixedStatement('insert_usage', (db) => db.insert(providerUsage).values(placeholders(USAGE_COLUMNS)).onConflictDoNothing());
 
 export class ProviderRepository {
   /** Rows in here are shared between callers: read them, never change them. */
@@ -45,8 +45,9 @@ export class ProviderRepository {
   countActiveLlm = async () =>
     (await this.db.select({ n: sql<number>`count(*)::int` }).from(modelProviders).where(and(eq(modelProviders.providerType, 'llm'), eq(modelProviders.isActive, true))))[0].n;
 
-  async insertUsage(values: UsageValues) {
-    await insertUsage(this.db, values);
+  /** `db`: a transaction the row shares (a run's ending's), or the pool. */
+  async insertUsage(values: UsageValues, db: Db = this.db) {
+    await insertUsage(db, values);
   }
 
   async usageByDay(providerId: string, since: Date) {

@@ -1,8 +1,10 @@
 import { API_FORMATS, USAGE_UNITS, type UsageUnit, type ApiFormat, type ModelConfig, type Provider, type ProviderSummary, type ProviderType, type StageKey, type Strategy } from '@ai-story/contracts';
+import { randomUUID } from 'node:crypto';
 import type { AuthUser } from '../auth/service.ts';
 import type { AuthRepository } from '../auth/repository.ts';
 import type { Config } from '../config.ts';
 import { keyHint, type Cipher } from '../crypto/cipher.ts';
+import type { Db } from '../db/client.ts';
 import type { ProviderRow } from '../db/schema.ts';
 import { AppError, forbidden, notFound } from '../errors.ts';
 import { testConnection, type ConnectionTestResult } from './connection-test.ts';
@@ -10,7 +12,7 @@ import { testMediaConnection } from './media/provider-test.ts';
 import { OFFLINE_DEMO_NAME, OFFLINE_DEMO_URL, type OfflineDemoUpstream } from './offline-demo.ts';
 import { ReadCache } from '../read-cache.ts';
 import { vendorSnippet } from './redact.ts';
-import type { ProviderRepository } from './repository.ts';
+import type { ProviderRepository, UsageValues } from './repository.ts';
 import { ProviderLimitError } from './media/errors.ts';
 import type { ProviderLimiter } from './selector.ts';
 import type { StudioMetrics } from '../metrics/metrics.ts';
@@ -206,6 +208,7 @@ export class ProviderService {
     const cost = u.outcome === 'ok' ? u.units * perUnit : 0;
     this.metrics.providerFailed(p.provider_type, u.outcome);
     await this.repo.insertUsage({
+      id: randomUUID(),
       providerId: p.id,
       runId: u.runId ?? null,
       model: p.model_name,
@@ -220,12 +223,16 @@ export class ProviderService {
     return cost;
   }
 
-  /** An LLM call's cost, known at once, and its usage row being saved. */
-  recordUsage(p: ClientProvider, u: { runId?: string; promptTokens: number; completionTokens: number; estimated: boolean; ttftMs: number | null; durationMs: number; outcome: string }) {
+  /**
+   * An LLM call's cost, known at once, and `save`, which writes its usage row (on `db`, a transaction it
+   * shares, or the pool). The row's id is made here, so saving it again after a failed attempt adds nothing.
+   */
+  llmUsage(p: ClientProvider, u: { runId?: string; promptTokens: number; completionTokens: number; estimated: boolean; ttftMs: number | null; durationMs: number; outcome: string }) {
     const cost = (u.promptTokens * p.price_input_per_m + u.completionTokens * p.price_output_per_m) / 1_000_000;
     this.metrics.providerFailed(p.provider_type, u.outcome);
     if (u.ttftMs !== null) this.metrics.ttft.observe(u.ttftMs / 1000);
-    const saved = this.repo.insertUsage({
+    const values: UsageValues = {
+      id: randomUUID(),
       providerId: p.id,
       runId: u.runId ?? null,
       model: p.model_name,
@@ -236,8 +243,8 @@ export class ProviderService {
       durationMs: Math.round(u.durationMs),
       outcome: u.outcome,
       cost,
-    });
-    return { cost, saved };
+    };
+    return { cost, save: (db?: Db) => this.repo.insertUsage(values, db) };
   }
 
   // ---- routing ----

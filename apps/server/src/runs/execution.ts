@@ -1,8 +1,9 @@
 import type { RunUsage } from '@ai-story/contracts';
+import type { Db } from '../db/client.ts';
 
 /** How an execution ended; the run service saves it (one transaction per ending). */
 export type Outcome =
-  | { status: 'completed'; output: unknown; usage: RunUsage; /** Its usage row, still being saved (the ending waits for it). */ usageSaved?: Promise<void> }
+  | { status: 'completed'; output: unknown; usage: RunUsage; /** Writes its call's usage row, in the ending's transaction. */ saveUsage?: (db: Db) => Promise<unknown> }
   | { status: 'failed'; error: Error; code?: string }
   | { status: 'stopped' };
 

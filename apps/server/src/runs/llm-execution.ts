@@ -130,22 +130,22 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
         if (err instanceof StageOutputError) return { status: 'failed', error: err, code: 'bad_output' };
         throw err;
       }
-      // The usage row and the run's ending are saved together: the ending waits for both, not one after the other.
-      const { usage, saved } = recordUsage(run, provider, final, 'ok', d);
-      return { status: 'completed', output, usage, usageSaved: saved };
+      // The usage row is saved in the ending's transaction (RunService.finishCompleted).
+      const { usage, save } = callUsage(run, provider, final, 'ok', d);
+      return { status: 'completed', output, usage, saveUsage: save };
     } catch (err) {
       endCall(err instanceof LlmError && err.code === 'cancelled' ? 'ok' : 'failed');
       lastError = err as Error;
       if (run.abort.signal.aborted) break;
       const e = err instanceof LlmError ? err : undefined;
-      if (e) await recordUsage(run, provider, null, e.code, d).saved;
+      if (e) await savedOrLogged(run, callUsage(run, provider, null, e.code, d).save(), d);
       if (!(i + 1 < candidates.length && e?.retryable)) break;
       // The partial answer came from a provider that broke; clients discard it and follow the restart.
       if (e.afterFirstToken) run.resetText(`${provider.name} failed mid-answer (${e.message}); restarting on another provider`);
     }
   }
   if (run.abort.signal.aborted) {
-    if (run.provider) await recordUsage(run, run.provider, null, run.stopReason ?? 'cancelled', d).saved;
+    if (run.provider) await savedOrLogged(run, callUsage(run, run.provider, null, run.stopReason ?? 'cancelled', d).save(), d);
     return { status: 'stopped' };
   }
   return { status: 'failed', error: lastError ?? new Error('No provider answered') };
@@ -172,11 +172,11 @@ function textSink(run: LiveRun, d: Pick<LlmExecutionDeps, 'providers'>) {
   };
 }
 
-/** A call's usage (its cost known at once) and its row being saved; a failed save is bookkeeping lost, never the run's failure. */
-function recordUsage(run: LiveRun, provider: ClientProvider, final: LlmResult | null, outcome: string, d: LlmExecutionDeps): { usage: RunUsage; saved: Promise<void> } {
+/** A call's usage (its cost known at once) and `save`, which writes its row. */
+function callUsage(run: LiveRun, provider: ClientProvider, final: LlmResult | null, outcome: string, d: LlmExecutionDeps) {
   const usage = final?.usage ?? { prompt_tokens: 0, completion_tokens: run.tokens, estimated: true };
   const durationMs = final?.duration_ms ?? Date.now() - run.startedAt;
-  const { cost, saved } = d.providers.recordUsage(provider, {
+  const { cost, save } = d.providers.llmUsage(provider, {
     runId: run.id,
     promptTokens: usage.prompt_tokens,
     completionTokens: usage.completion_tokens,
@@ -185,8 +185,10 @@ function recordUsage(run: LiveRun, provider: ClientProvider, final: LlmResult | 
     durationMs,
     outcome,
   });
-  return {
-    usage: { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, estimated: usage.estimated, ttft_ms: final?.ttft_ms ?? null, duration_ms: durationMs, cost },
-    saved: saved.catch((err: unknown) => d.log.warn({ err, runId: run.id }, 'usage row not saved')),
-  };
+  const runUsage: RunUsage = { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, estimated: usage.estimated, ttft_ms: final?.ttft_ms ?? null, duration_ms: durationMs, cost };
+  return { usage: runUsage, save };
 }
+
+/** A usage row that failed to save is bookkeeping lost, never the run's failure. */
+const savedOrLogged = (run: { id: string }, saved: Promise<unknown>, d: Pick<LlmExecutionDeps, 'log'>) =>
+  saved.catch((err: unknown) => d.log.warn({ err, runId: run.id }, 'usage row not saved'));

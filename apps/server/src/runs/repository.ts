@@ -311,29 +311,39 @@ export class RunRepository {
    * the completed stages after it go out of date, and the project's status follows (makeCurrent).
    * `checkpointed`: whether the run saved checkpoints to fold away. Null, with nothing of the run's
    * written, when the run is no longer active (another studio recovered it).
+   *
+   * `alongside`: a write of the same moment that is not the run's (its call's usage row). It goes in the
+   * same transaction, one round trip fewer, but its failure is its own: the ending is saved without it,
+   * and `alongside` answers the failure. Both are answered once both are settled.
    */
   completeRun = async (
     run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { text: string; usage: unknown; lastEventId: number },
     persist: (store: StageStore) => Promise<unknown>,
-  ): Promise<(Ending & { row: Omit<RunRow, 'input' | 'prompt'> }) | null> => {
-    try {
-      const made = await this.writes.run({
-        projectId: run.projectId,
-        send: (tx) =>
-          makeCurrent(
-            tx,
-            { ...run, runId: run.id },
-            persist,
-            (current) => lifecycle.complete(tx, { ...current, text: values.text, usage: values.usage, lastEventId: values.lastEventId }),
-            () => run.checkpointed && this.deleteChunks(tx, run.id),
-          ),
-      });
-      return made && { pipeline: made.pipeline, row: { ...made.row, text: values.text, output: made.output } };
-    } catch (err) {
-      if (err instanceof NotActive) return null;
-      throw err;
+    alongside: (tx: Db) => Promise<unknown> = async () => {},
+  ): Promise<{ ending: (Ending & { row: Omit<RunRow, 'input' | 'prompt'> }) | null; alongside: PromiseSettledResult<unknown> }> => {
+    const [completed, written] = await Promise.allSettled(
+      this.writes.runTogether([
+        {
+          projectId: run.projectId,
+          send: (tx) =>
+            makeCurrent(
+              tx,
+              { ...run, runId: run.id },
+              persist,
+              (current) => lifecycle.complete(tx, { ...current, text: values.text, usage: values.usage, lastEventId: values.lastEventId }),
+              () => run.checkpointed && this.deleteChunks(tx, run.id),
+            ),
+        },
+        { projectId: run.projectId, send: async (tx) => ({ answer: alongside(tx), checked: false }) },
+      ]),
+    );
+    if (completed.status === 'rejected') {
+      if (completed.reason instanceof NotActive) return { ending: null, alongside: written };
+      throw completed.reason;
     }
+    const made = completed.value;
+    return { ending: made && { pipeline: made.pipeline, row: { ...made.row, text: values.text, output: made.output } }, alongside: written };
   };
 
   /**

@@ -445,17 +445,16 @@ export class RunService {
     // Structured items still unsent (complete only now) go out before the save, so the terminal
     // event's id, saved with the run, is exactly the next one; `done` carries them with their ids.
     if (definition.kind === 'llm' && definition.items) run.sendItems((outcome.output as Record<string, unknown[]>)[definition.items.key] ?? [], true);
-    // The call's usage row is on its way already: `done` follows both saves, taken side by side.
-    const [saved] = await Promise.all([
-      this.untilSaved(() =>
-        this.d.repo.completeRun(
-          { id: run.id, projectId: run.row.projectId, stage: definition.key, checkpointed: run.checkpointed },
-          { text: run.text, usage: outcome.usage, lastEventId: this.d.publisher.lastId(run.id) + 1 },
-          (store) => definition.persist(store, run.row.projectId, outcome.output),
-        ),
+    // The call's usage row goes in the ending's transaction (saving it again on a retry adds nothing): `done` follows both.
+    const { ending: saved, alongside } = await this.untilSaved(() =>
+      this.d.repo.completeRun(
+        { id: run.id, projectId: run.row.projectId, stage: definition.key, checkpointed: run.checkpointed },
+        { text: run.text, usage: outcome.usage, lastEventId: this.d.publisher.lastId(run.id) + 1 },
+        (store) => definition.persist(store, run.row.projectId, outcome.output),
+        outcome.saveUsage,
       ),
-      outcome.usageSaved,
-    ]);
+    );
+    if (alongside.status === 'rejected') this.d.log.warn({ err: alongside.reason, runId: run.id }, 'usage row not saved'); // bookkeeping lost, never the run's failure
     if (!saved) return this.endedElsewhere(run);
     const row = { ...saved.row, input: run.row.input, prompt: run.row.prompt };
     this.ended(run, 'completed', { type: 'done', output: row.output, ...(definition.kind === 'llm' && { full_text: run.text }), run: slimRun(row) }, saved.pipeline);
