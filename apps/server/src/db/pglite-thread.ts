@@ -15,7 +15,6 @@ import { promisify } from 'node:util';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Options } from 'postgres';
 import { workerModule } from '../worker-module.ts';
-import { holdLargeWrites } from './held-writes.ts';
 import type { FromWorker, ToWorker } from './pglite-worker.ts';
 
 const WORKER = workerModule('pglite-worker', import.meta.url);
@@ -60,7 +59,7 @@ export class PgliteThread {
    * what other connections have waiting (never inside another's transaction): for the reads a person waits on.
    */
   clientOptions({ priority = false, connections = 1 } = {}): Options<{}> {
-    return { socket: () => holdLargeWrites(this.connect(priority)), max: connections, idle_timeout: 0, max_lifetime: 0, user: 'postgres', database: 'postgres' } as Options<{}>;
+    return { socket: () => this.connect(priority), max: connections, idle_timeout: 0, max_lifetime: 0, user: 'postgres', database: 'postgres' } as Options<{}>;
   }
 
   /** A new connection to the database, as postgres.js's `socket` option takes it. */
@@ -109,14 +108,6 @@ class PortSocket extends Duplex {
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void) {
     // A copy the worker can own: the chunk may be a slice of a buffer postgres.js reuses.
     const bytes = new Uint8Array(chunk);
-    this.port.postMessage(bytes, [bytes.buffer]);
-    done();
-  }
-
-  /** Writes held together (holdLargeWrites) travel in one message. */
-  override _writev(chunks: { chunk: Buffer }[], done: (error?: Error | null) => void) {
-    const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.chunk.length, 0));
-    chunks.reduce((at, { chunk }) => (bytes.set(chunk, at), at + chunk.length), 0);
     this.port.postMessage(bytes, [bytes.buffer]);
     done();
   }
