@@ -1,6 +1,8 @@
+import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { holdLargeWrites } from './held-writes.ts';
+import { connectHoldingLargeWrites, holdLargeWrites } from './held-writes.ts';
 
 /** A socket that keeps what each of its writes sent: one entry per write, its chunks as text. */
 function recordingSocket() {
@@ -56,5 +58,28 @@ describe('large writes to the database wait for what follows them', () => {
     expect(sent).toEqual([[large('alone')]]);
     socket.write(Buffer.from('later'));
     expect(sent).toEqual([[large('alone')], ['later']]);
+  });
+
+  it('connects as postgres.js would, naming the host TLS checks the certificate against', async () => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const expected = large('startup') + 'sync';
+    const received = once(server, 'connection').then(async ([peer]) => {
+      let text = '';
+      for await (const data of peer as net.Socket) if ((text += data).length >= expected.length) break;
+      return text;
+    });
+    const { port } = server.address() as AddressInfo;
+    const socket = connectHoldingLargeWrites({ host: ['127.0.0.1'], port: [port] });
+    try {
+      expect(socket).toMatchObject({ host: '127.0.0.1', port });
+      socket.write(Buffer.from(large('startup')));
+      socket.write(Buffer.from('sync'));
+      expect(await received).toBe(expected);
+    } finally {
+      socket.destroy();
+      server.close();
+    }
   });
 });

@@ -45,6 +45,8 @@ let nextHost = 0;
  */
 export function connectHoldingLargeWrites(options: { host: string[]; port: number[]; path?: string | false }): net.Socket {
   const i = nextHost++ % options.host.length;
-  const socket = options.path ? net.connect(options.path) : net.connect(options.port[i] ?? options.port[0], options.host[i]);
-  return holdLargeWrites(socket);
+  const [host, port] = [options.host[i], options.port[i] ?? options.port[0]];
+  const socket = options.path ? net.connect(options.path) : net.connect(port, host);
+  // As postgres.js marks its own: TLS takes the server's name from here (SNI, and checking its certificate).
+  return holdLargeWrites(Object.assign(socket, { host, port }));
 }
