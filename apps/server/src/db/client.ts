@@ -4,7 +4,6 @@ import path from 'node:path';
 import type { Logger as DrizzleLogger } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import postgres, { type Options, type Sql as PostgresSql } from 'postgres';
-import { connectHoldingLargeWrites } from './held-writes.ts';
 import { createPglite, PgliteThread } from './pglite-thread.ts';
 import * as schema from './schema.ts';
 
@@ -107,14 +106,10 @@ async function openPostgres(url: string, migrations: string, poolSize: number): 
   };
 }
 
-/**
- * The studio's postgres.js client: statements prepared, transactions on a connection of their own
- * (below), a transaction's statements and COMMIT in one socket write however large (held-writes.ts).
- */
+/** The studio's postgres.js client: statements prepared, transactions on a connection of their own (below). */
 export function postgresClient(url: string | undefined, options: Options<{}> = {}): PostgresSql {
   const { url: target, host } = socketHost(url);
-  // postgres.js takes a `socket` factory its types leave out.
-  const all = { onnotice: () => {}, socket: connectHoldingLargeWrites, ...(host && { host }), ...options } as Options<{}>;
+  const all = { onnotice: () => {}, ...(host && { host }), ...options };
   return preparing(target === undefined ? postgres(all) : postgres(target, all));
 }
 
