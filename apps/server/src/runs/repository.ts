@@ -14,6 +14,8 @@ type RunError = { message: string; code: string; retryable: boolean };
 
 /** Thrown inside an ending's transaction to undo it: the run is no longer active (another studio recovered it). */
 class NotActive extends Error {}
+/** completeRun's answer for an `alongside` it was not given. */
+const NOTHING_ALONGSIDE: PromiseSettledResult<unknown> = { status: 'fulfilled', value: undefined };
 
 const START_COLUMNS = ['id', 'projectId', 'stage', 'status', 'input', 'prompt', 'providerId', 'providerName', 'model', 'isSimulated', 'createdBy', 'startedAt', 'ownerInstanceId'] as const;
 /** What a hand edit's or a restore's version is saved with: a completed run of its own. */
@@ -320,23 +322,24 @@ export class RunRepository {
     run: { id: string; projectId: string; stage: StageKey; checkpointed: boolean },
     values: { text: string; usage: unknown; lastEventId: number },
     persist: (store: StageStore) => Promise<unknown>,
-    alongside: (tx: Db) => Promise<unknown> = async () => {},
+    alongside?: (tx: Db) => Promise<unknown>,
   ): Promise<{ ending: (Ending & { row: Omit<RunRow, 'input' | 'prompt'> }) | null; alongside: PromiseSettledResult<unknown> }> => {
-    const [completed, written] = await Promise.allSettled(
-      this.writes.runTogether([
-        {
-          projectId: run.projectId,
-          send: (tx) =>
-            makeCurrent(
-              tx,
-              { ...run, runId: run.id },
-              persist,
-              (current) => lifecycle.complete(tx, { ...current, text: values.text, usage: values.usage, lastEventId: values.lastEventId }),
-              () => run.checkpointed && this.deleteChunks(tx, run.id),
-            ),
-        },
-        { projectId: run.projectId, send: async (tx) => ({ answer: alongside(tx), checked: false }) },
-      ]),
+    const ending = {
+      projectId: run.projectId,
+      send: (tx: Db) =>
+        makeCurrent(
+          tx,
+          { ...run, runId: run.id },
+          persist,
+          (current) => lifecycle.complete(tx, { ...current, text: values.text, usage: values.usage, lastEventId: values.lastEventId }),
+          () => run.checkpointed && this.deleteChunks(tx, run.id),
+        ),
+    };
+    // No second share without `alongside`: an empty one would still take one of a transaction's places.
+    const [completed, written = NOTHING_ALONGSIDE] = await Promise.allSettled(
+      alongside
+        ? this.writes.runTogether([ending, { projectId: run.projectId, send: async (tx) => ({ answer: alongside(tx), checked: false }) }])
+        : [this.writes.run(ending)],
     );
     if (completed.status === 'rejected') {
       if (completed.reason instanceof NotActive) return { ending: null, alongside: written };
