@@ -189,6 +189,8 @@ function callUsage(run: LiveRun, provider: ClientProvider, final: LlmResult | nu
   return { usage: runUsage, save };
 }
 
-/** A usage row that failed to save is bookkeeping lost, never the run's failure. */
+/** A usage row that failed to save is bookkeeping lost, never the run's failure: logged, and the run goes on. */
+export const logUsageNotSaved = (log: FastifyBaseLogger, runId: string, err: unknown) => log.warn({ err, runId }, 'usage row not saved');
+
 const savedOrLogged = (run: { id: string }, saved: Promise<unknown>, d: Pick<LlmExecutionDeps, 'log'>) =>
-  saved.catch((err: unknown) => d.log.warn({ err, runId: run.id }, 'usage row not saved'));
+  saved.catch((err: unknown) => logUsageNotSaved(d.log, run.id, err));

@@ -18,7 +18,7 @@ import { readsShots, STAGES } from '../stages/index.ts';
 import type { StoryboardRepository } from '../storyboard/repository.ts';
 import type { Outcome } from './execution.ts';
 import { LiveRun, type FinalStatus } from './live-run.ts';
-import { chatMessages, EarlyCall, executeLlm } from './llm-execution.ts';
+import { chatMessages, EarlyCall, executeLlm, logUsageNotSaved } from './llm-execution.ts';
 import { executeMedia } from './media-execution.ts';
 import { KEEP_IN_MEMORY_MS, runKey, type RunEventBody, type RunPublisher } from './publisher.ts';
 import type { RunJob, RunQueue } from './run-queue.ts';
@@ -454,7 +454,7 @@ export class RunService {
         outcome.saveUsage,
       ),
     );
-    if (alongside.status === 'rejected') this.d.log.warn({ err: alongside.reason, runId: run.id }, 'usage row not saved'); // bookkeeping lost, never the run's failure
+    if (alongside.status === 'rejected') logUsageNotSaved(this.d.log, run.id, alongside.reason);
     if (!saved) return this.endedElsewhere(run);
     const row = { ...saved.row, input: run.row.input, prompt: run.row.prompt };
     this.ended(run, 'completed', { type: 'done', output: row.output, ...(definition.kind === 'llm' && { full_text: run.text }), run: slimRun(row) }, saved.pipeline);
