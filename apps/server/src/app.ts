@@ -190,6 +190,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // Workers mode: API instances queue the runs they start; workers take them from the queue.
   const queue = role === 'api' && config.runsIn === 'workers' ? new RunQueue(config.redisUrl!, config.redisPrefix) : undefined;
   const llm = new LlmStreamThread();
+  metrics.fromThread(() => llm.threadMetrics());
   // An API instance in workers mode starts no LLM stream itself.
   if (!queue) llm.warm();
   const runs = new RunService({ instanceId: lease.id, repo: runRepo, projects, projectRepo, storyboards, prompts, providers, llm, publisher, media: mediaServices, config, log: app.log, stages: opts.stages, remote: redisEvents ?? undefined, queue });

@@ -1,8 +1,19 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 
 /** Latencies of a streamed answer, in seconds: a first token within 50 ms to a minute; gaps of 1 ms to 10 s. */
 const TTFT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60];
 const GAP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+
+/** A worker thread's own metrics, as prom-client's `getMetricsAsJSON` gives them. */
+export type ThreadMetrics = MetricObjectWithValues<MetricValue<string>>[];
+
+/**
+ * The gap between two deltas of one answer, observed on the upstream reader's thread where each delta
+ * is read (llm-stream-worker.ts): the studio's thread gets them in batches of up to 2 ms, so there a
+ * fast provider's gaps were the batching's, and one observe per delta was the studio's cost.
+ */
+export const tokenGapHistogram = (registry: Registry) =>
+  new Histogram({ name: 'ai_story_llm_token_gap_seconds', help: 'Time between two streamed deltas of one LLM answer, as read from the provider', buckets: GAP_BUCKETS, registers: [registry] });
 
 /**
  * The studio's Prometheus metrics (GET /metrics). One registry per studio, not prom-client's global
@@ -26,18 +37,26 @@ export class StudioMetrics {
     buckets: TTFT_BUCKETS,
     registers: [this.registry],
   });
-  readonly tokenGap = new Histogram({
-    name: 'ai_story_llm_token_gap_seconds',
-    help: 'Time between two streamed deltas of one LLM answer',
-    buckets: GAP_BUCKETS,
-    registers: [this.registry],
-  });
   readonly providerErrors = new Counter({
     name: 'ai_story_provider_errors_total',
     help: 'Failed provider calls, by provider type and error code',
     labelNames: ['provider_type', 'code'] as const,
     registers: [this.registry],
   });
+
+  private readonly threads: (() => Promise<ThreadMetrics>)[] = [];
+
+  /** Metrics a worker thread keeps itself, asked for at each scrape. */
+  fromThread(metrics: () => Promise<ThreadMetrics>) {
+    this.threads.push(metrics);
+  }
+
+  /** Everything, in Prometheus's text format: this registry's metrics and the threads' (summed, as prom-client sums a cluster's). */
+  async scrape(): Promise<string> {
+    const fromThreads = (await Promise.all(this.threads.map((metrics) => metrics()))).filter((m) => m.length);
+    if (!fromThreads.length) return this.registry.metrics();
+    return Registry.merge([this.registry, AggregatorRegistry.aggregate(fromThreads)]).metrics();
+  }
 
   /** Runs in progress now, read when scraped. */
   activeRuns(count: () => number) {

@@ -17,7 +17,7 @@ export function metricsRoutes(metrics: StudioMetrics, token: string): FastifyPlu
     app.get('/metrics', { config: { machineToken: isToken }, schema: { hide: true } }, async (req, reply) => {
       if (req.authVia !== 'machine') requireAdmin(req);
       reply.header('cache-control', 'no-store').type(metrics.registry.contentType);
-      return metrics.registry.metrics();
+      return metrics.scrape();
     });
   };
 }

@@ -34,6 +34,33 @@ test('streams of many runs at once each get exactly their own text', async () =>
   }
 });
 
+test('the gap between two deltas is measured per stream on the thread, and scraped from there', async () => {
+  const thread = new LlmStreamThread();
+  try {
+    expect(await thread.threadMetrics()).toEqual([]); // not started: nothing to say yet
+    const deltas = await Promise.all(
+      ['灯塔', '鲸鱼', '暴风雨'].map(async (prompt, i) => {
+        let count = 0;
+        await thread.streamChat(request(prompt, `fake-model?tokens=${10 + i * 7}&tps=400&ttft=0`), () => count++);
+        return count;
+      }),
+    );
+    const [gap] = await thread.threadMetrics();
+    expect(gap).toMatchObject({ name: 'ai_story_llm_token_gap_seconds', type: 'histogram' });
+    const sample = (name: string, le?: string) => gap.values.find((v) => (v as { metricName?: string }).metricName === name && v.labels.le === le)!.value;
+    // A gap between each two deltas of one stream, none between the last of one and the first of another.
+    const gaps = deltas.reduce((sum, n) => sum + n - 1, 0);
+    expect(sample('ai_story_llm_token_gap_seconds_count')).toBe(gaps);
+    expect(sample('ai_story_llm_token_gap_seconds_bucket', '+Inf')).toBe(gaps);
+    expect(sample('ai_story_llm_token_gap_seconds_sum')).toBeGreaterThan(0);
+
+    await thread.close();
+    expect(await thread.threadMetrics()).toEqual([]);
+  } finally {
+    await thread.close();
+  }
+});
+
 test('a thread that ends fails its streams as a lost connection, and the next stream starts a new one', async () => {
   const thread = new LlmStreamThread();
   try {

@@ -10,6 +10,7 @@
  * Retries, deadlines and the request itself happen in the worker, as they would here.
  */
 import { Worker } from 'node:worker_threads';
+import type { ThreadMetrics } from '../metrics/metrics.ts';
 import { workerModule } from '../worker-module.ts';
 import { cancelled, LlmError, type LlmDelta, type LlmErrorCode, type LlmResult, type RetryInfo, type StreamChatParams } from './llm-client.ts';
 
@@ -19,7 +20,7 @@ const YOUNG_GENERATION_MB = 4;
 /** What crosses to the worker: the parameters without the callback and the signal. */
 export type ReaderParams = Omit<StreamChatParams, 'signal' | 'onRetry'>;
 /** `retries`: whether the caller wants to hear of each retry (its `onRetry`). */
-export type ToReader = { type: 'start'; id: number; params: ReaderParams; retries: boolean } | { type: 'cancel'; id: number };
+export type ToReader = { type: 'start'; id: number; params: ReaderParams; retries: boolean } | { type: 'cancel'; id: number } | { type: 'metrics' };
 export interface ReaderError {
   message: string;
   stack?: string;
@@ -29,7 +30,8 @@ export type FromReader =
   | { type: 'deltas'; deltas: (number | string)[] }
   | { type: 'retry'; id: number; attempt: number; delay_ms: number; error: ReaderError }
   | { type: 'done'; id: number; result: LlmResult }
-  | { type: 'failed'; id: number; error: ReaderError };
+  | { type: 'failed'; id: number; error: ReaderError }
+  | { type: 'metrics'; metrics: ThreadMetrics };
 
 interface Stream {
   onDelta: (delta: LlmDelta) => void;
@@ -46,6 +48,8 @@ export class LlmStreamThread {
   private worker?: Worker;
   private readonly streams = new Map<number, Stream>();
   private nextId = 1;
+  /** Scrapes waiting for the thread's metrics, answered in the order asked (one port keeps its messages in order). */
+  private metricsAsked: ((metrics: ThreadMetrics) => void)[] = [];
 
   get activeCount() {
     return this.streams.size;
@@ -70,6 +74,16 @@ export class LlmStreamThread {
       (this.worker ??= this.start()).postMessage({ type: 'start', id, params: rest, retries: onRetry !== undefined } satisfies ToReader);
       // A stream in flight keeps the process alive, as its socket would on this thread.
       if (this.streams.size === 1) this.worker?.ref();
+    });
+  }
+
+  /** The thread's own metrics (the token gap, llm-stream-worker.ts); none while it is not running. */
+  threadMetrics(): Promise<ThreadMetrics> {
+    const worker = this.worker;
+    if (!worker) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      this.metricsAsked.push(resolve);
+      worker.postMessage({ type: 'metrics' } satisfies ToReader);
     });
   }
 
@@ -115,7 +129,8 @@ export class LlmStreamThread {
       const { id, attempt, delay_ms, error } = message;
       const onRetry = this.streams.get(id)?.onRetry;
       if (onRetry) this.callBack(id, () => onRetry({ attempt, delay_ms, error: revived(error) as LlmError }));
-    } else if (message.type === 'done') this.end(message.id)?.resolve(message.result);
+    } else if (message.type === 'metrics') this.metricsAsked.shift()?.(message.metrics);
+    else if (message.type === 'done') this.end(message.id)?.resolve(message.result);
     else this.end(message.id)?.reject(revived(message.error));
   }
 
@@ -139,6 +154,8 @@ export class LlmStreamThread {
   }
 
   private failAll() {
+    // A lost thread's counts are lost with it: scrapes waiting get none, as from a thread not yet started.
+    for (const answer of this.metricsAsked.splice(0)) answer([]);
     for (const id of [...this.streams.keys()]) {
       const stream = this.end(id)!;
       stream.reject(new LlmError('network', 'The connection to the provider was lost (the upstream reader thread ended).', true, stream.delivered));

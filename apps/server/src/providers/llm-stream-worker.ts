@@ -5,11 +5,15 @@
  * in one message, however many streams and reads it came from (at most one per BATCH_MS).
  */
 import { parentPort } from 'node:worker_threads';
+import { Registry } from 'prom-client';
+import { tokenGapHistogram } from '../metrics/metrics.ts';
 import { LlmError, streamChat, type RetryInfo } from './llm-client.ts';
 import type { FromReader, ReaderError, ToReader } from './llm-stream-thread.ts';
 
 const port = parentPort!;
 const streams = new Map<number, AbortController>();
+const metrics = new Registry();
+const tokenGap = tokenGapHistogram(metrics);
 
 /** Deltas not yet sent, flat: stream id, 1 for reasoning (0 for text), the text; and so on. */
 let batch: (number | string)[] = [];
@@ -40,11 +44,19 @@ port.on('message', (message: ToReader) => {
     streams.get(message.id)?.abort();
     return;
   }
+  if (message.type === 'metrics') {
+    void metrics.getMetricsAsJSON().then((json) => port.postMessage({ type: 'metrics', metrics: json } satisfies FromReader));
+    return;
+  }
   const { id, params, retries } = message;
   const abort = new AbortController();
   streams.set(id, abort);
   const onRetry = retries ? (info: RetryInfo) => port.postMessage({ type: 'retry', id, attempt: info.attempt, delay_ms: info.delay_ms, error: serialised(info.error) } satisfies FromReader) : undefined;
+  let lastDeltaAt = 0;
   streamChat({ ...params, signal: abort.signal, onRetry }, (delta) => {
+    const now = performance.now();
+    if (lastDeltaAt) tokenGap.observe((now - lastDeltaAt) / 1000);
+    lastDeltaAt = now;
     if (!batch.length) schedule();
     batch.push(id, delta.kind === 'reasoning' ? 1 : 0, delta.text);
   }).then(

@@ -65,10 +65,9 @@ export class EarlyCall {
   }
 
   /**
-   * The run is live: it takes the stream, what came so far first (straight into the run: the gaps
-   * between held deltas say nothing of the provider's pace), and its cancel reaches the call.
+   * The run is live: it takes the stream, what came so far first, and its cancel reaches the call.
    */
-  take(run: LiveRun, onText: (text: string) => void): Promise<LlmResult> {
+  take(run: LiveRun): Promise<LlmResult> {
     this.taken = true;
     const { signal } = run.abort;
     if (signal.aborted) this.abort.abort();
@@ -80,7 +79,7 @@ export class EarlyCall {
       return Promise.reject(err);
     }
     this.held = [];
-    this.onText = onText;
+    this.onText = (text) => run.onDelta(text);
     return this.stream as Promise<LlmResult>;
   }
 
@@ -119,7 +118,7 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
       continue;
     }
     try {
-      const final = await (sent ? sent.take(run, textSink(run, d)) : streamAttempt(run, provider, messages, d, definition.responseFormat));
+      const final = await (sent ? sent.take(run) : streamAttempt(run, provider, messages, d, definition.responseFormat));
       endCall('ok');
       run.flush();
       let output: unknown;
@@ -153,23 +152,9 @@ export async function executeLlm(run: LiveRun, candidates: ClientProvider[], pro
 
 /** Streams one attempt from one provider into the run. */
 function streamAttempt(run: LiveRun, provider: ClientProvider, messages: ChatMessages, d: LlmExecutionDeps, responseFormat?: 'json_object') {
-  const onText = textSink(run, d);
   return d.llm.streamChat({ provider, messages, response_format: responseFormat, signal: run.abort.signal }, (delta) => {
-    if (delta.kind === 'text') onText(delta.text);
+    if (delta.kind === 'text') run.onDelta(delta.text);
   });
-}
-
-/** Where a call's text goes: into the run, each gap between deltas measured. */
-function textSink(run: LiveRun, d: Pick<LlmExecutionDeps, 'providers'>) {
-  const gaps = d.providers.metrics.tokenGap;
-  let last = 0;
-  return (text: string) => {
-    // The hot path: one clock read and one histogram observe per delta, nothing kept.
-    const now = performance.now();
-    if (last) gaps.observe((now - last) / 1000);
-    last = now;
-    run.onDelta(text);
-  };
 }
 
 /** A call's usage (its cost known at once) and `save`, which writes its row. */
