@@ -509,7 +509,7 @@ export async function startStudio({
     children,
     { PORT: String(port), DATA_DIR: dataDir, ...(pg && { DATABASE_URL: pg.url }), ADMIN_EMAIL: 'bench@example.com', ADMIN_PASSWORD: 'bench-password', LOG_LEVEL: 'warn', METRICS_TOKEN },
     // The heap limit `npm start` gives the studio (scripts/start.mjs); `flags` can override it.
-    ['--max-old-space-size=1536', ...cpuProfFlags(label), ...flags.split(' ').filter(Boolean)],
+    ['--max-old-space-size=1024', ...cpuProfFlags(label), ...flags.split(' ').filter(Boolean)],
     studioRoot,
   );
   const base = `http://127.0.0.1:${port}`;

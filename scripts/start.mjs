@@ -62,14 +62,16 @@ if (missingMedia.length) {
 }
 
 // A heap limit below V8's default (a quarter of the machine's memory, up to 4 GB) also makes V8 let the
-// heap grow less past what is live before it collects: at 1,000 live streams the studio's resident
-// memory fell from ~520 to ~430 MB for the same CPU (bench/relay.bench.ts). The Dockerfile sets the same.
+// heap grow less past what is live before it collects (its growth factor scales with the limit): at
+// 1,000 live streams 1,536 MB took the studio's resident memory from ~520 to ~430 MB, and 1,024 MB a
+// further 15-88 MB lower on PostgreSQL and 42-48 MB on PGlite, for the same CPU (bench/relay.bench.ts).
+// What a studio keeps live there is ~90 MB: the limit leaves ten times that. The Dockerfile sets the same.
 // Source maps: stack traces in the log name the TypeScript source.
 // glibc's malloc keeps an arena per thread that allocates (the studio's LLM reader, the embedded
 // database's thread, Node's and V8's helpers), each holding freed memory: two arenas held ~25 MB
 // (PostgreSQL) to ~35 MB (PGlite) less at 1,000 live streams, for the same CPU. The Dockerfile sets the same.
 const entry = worker ? 'apps/server/dist/worker.js' : 'apps/server/dist/main.js';
 const env = { MALLOC_ARENA_MAX: '2', ...process.env };
-const server = spawn(process.execPath, ['--max-old-space-size=1536', '--enable-source-maps', entry], { cwd: root, stdio: 'inherit', env });
+const server = spawn(process.execPath, ['--max-old-space-size=1024', '--enable-source-maps', entry], { cwd: root, stdio: 'inherit', env });
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.kill(signal));
 server.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
