@@ -41,7 +41,8 @@ export class EarlyCall {
   private readonly stream: Promise<LlmResult | undefined>;
   private readonly abort = new AbortController();
   private held: string[] = [];
-  private onText?: (text: string) => void;
+  /** The run that took the call: deltas go straight to it from then on. */
+  private run?: LiveRun;
   private taken = false;
 
   constructor(
@@ -55,7 +56,7 @@ export class EarlyCall {
       typeof slot === 'function'
         ? d.llm.streamChat({ provider, messages, response_format: responseFormat, signal: this.abort.signal }, (delta) => {
             if (delta.kind !== 'text') return;
-            if (this.onText) this.onText(delta.text);
+            if (this.run) this.run.onDelta(delta.text);
             else this.held.push(delta.text);
           })
         : undefined,
@@ -79,7 +80,7 @@ export class EarlyCall {
       return Promise.reject(err);
     }
     this.held = [];
-    this.onText = (text) => run.onDelta(text);
+    this.run = run;
     return this.stream as Promise<LlmResult>;
   }
 
