@@ -64,7 +64,8 @@ if (missingMedia.length) {
 // A heap limit below V8's default (a quarter of the machine's memory, up to 4 GB) also makes V8 let the
 // heap grow less past what is live before it collects (its growth factor scales with the limit): at
 // 1,000 live streams 1,536 MB took the studio's resident memory from ~520 to ~430 MB, and 1,024 MB a
-// further 15-88 MB lower on PostgreSQL and 42-48 MB on PGlite, for the same CPU (bench/relay.bench.ts).
+// further 15-88 MB lower on PostgreSQL and 42-48 MB on PGlite (bench/relay.bench.ts). CPU per token was
+// the same within the rounds' spread, but on PGlite at 1,000 streams ~8 % higher (more major collections).
 // What a studio keeps live there is ~90 MB: the limit leaves ten times that. The Dockerfile sets the same.
 // Source maps: stack traces in the log name the TypeScript source.
 // glibc's malloc keeps an arena per thread that allocates (the studio's LLM reader, the embedded
