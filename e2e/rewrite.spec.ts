@@ -146,9 +146,17 @@ test('停止 keeps the partial text, a hand edit is saved, and an older version 
   await chooseModel(page, providerName);
   await page.getByTestId('rewrite-generate').click();
   await expect.poll(async () => (await readStream(page)).length, { timeout: 20_000 }).toBeGreaterThan(30);
+  // The page reads the project again when a run ends; held back here, the editor must not show the
+  // older version in the meantime.
+  const projectUrl = new RegExp(`/api/v1/projects/${projectId}/$`);
+  await page.route(projectUrl, async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await route.continue().catch(() => undefined);
+  });
   await page.getByTestId('rewrite-stop').click();
   await expect(phase(page)).toHaveAttribute('data-phase', 'cancelled', { timeout: 15_000 });
   const partial = await page.getByTestId('rewrite-editor').inputValue();
+  await page.unroute(projectUrl);
   expect(partial.length).toBeGreaterThan(30);
   expect(partial).not.toBe(v1);
   await expect(page.getByTestId('rewrite-unsaved')).toBeVisible();
