@@ -114,6 +114,9 @@ test('one click turns a topic into an MP4 that plays in the page, with its downl
   await expect(exportStatus).toHaveAttribute('data-status', 'completed');
   await expect(page.getByTestId('export-result')).toBeVisible();
   const video = page.getByTestId('export-video');
+  // The cover stands in the player until the video's first frame has loaded.
+  const poster = await page.request.get((await video.getAttribute('poster'))!);
+  expect(poster.headers()['content-type']).toMatch(/^image\/jpeg/);
   await video.evaluate((v: HTMLVideoElement) => {
     v.muted = true;
     return v.play();
