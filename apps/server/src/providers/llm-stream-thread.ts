@@ -36,7 +36,8 @@ export type FromReader =
 interface Stream {
   onDelta: (delta: LlmDelta) => void;
   onRetry?: (info: RetryInfo) => void;
-  signal?: AbortSignal;
+  /** Its signal was aborted: a flag, since deltas check it one by one and `signal.aborted` is a checked getter. */
+  cancelled: boolean;
   /** Some delta reached `onDelta`: a lost thread is then a failure after the first token. */
   delivered: boolean;
   resolve: (result: LlmResult) => void;
@@ -68,9 +69,13 @@ export class LlmStreamThread {
     if (signal?.aborted) return Promise.reject(cancelled(false));
     const id = this.nextId++;
     return new Promise<LlmResult>((resolve, reject) => {
-      const onAbort = () => this.cancel(id);
+      const stream: Stream = { onDelta, onRetry, cancelled: false, delivered: false, resolve, reject, stopListening: () => signal?.removeEventListener('abort', onAbort) };
+      const onAbort = () => {
+        stream.cancelled = true;
+        this.cancel(id);
+      };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.streams.set(id, { onDelta, onRetry, signal, delivered: false, resolve, reject, stopListening: () => signal?.removeEventListener('abort', onAbort) });
+      this.streams.set(id, stream);
       (this.worker ??= this.start()).postMessage({ type: 'start', id, params: rest, retries: onRetry !== undefined } satisfies ToReader);
       // A stream in flight keeps the process alive, as its socket would on this thread.
       if (this.streams.size === 1) this.worker?.ref();
@@ -121,7 +126,7 @@ export class LlmStreamThread {
       for (let i = 0; i < d.length; i += 3) {
         const id = d[i] as number;
         const stream = this.streams.get(id);
-        if (!stream || stream.signal?.aborted) continue;
+        if (!stream || stream.cancelled) continue;
         stream.delivered = true;
         this.callBack(id, () => stream.onDelta({ kind: d[i + 1] === 1 ? 'reasoning' : 'text', text: d[i + 2] as string }));
       }
