@@ -3,8 +3,10 @@ import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresClient } from '../src/db/client.ts';
+import { isConnectionError, postgresClient } from '../src/db/client.ts';
+import { TransactionGroup, type Share } from '../src/db/transaction-group.ts';
 import { createTestDatabase, TEST_DB, type TestDatabase } from './helpers.ts';
+import { behindProxy } from './tcp-proxy.ts';
 
 describe.skipIf(TEST_DB !== 'postgres')('the studio’s PostgreSQL client (PostgreSQL only)', () => {
   let testDb: TestDatabase;
@@ -94,6 +96,71 @@ describe.skipIf(TEST_DB !== 'postgres')('the studio’s PostgreSQL client (Postg
       expect((await db.execute(sql`select count(*)::int as n from client_probe`))[0]).toEqual({ n: 0 });
     } finally {
       await client.end();
+    }
+  });
+  it('a transaction whose connection is cut fails with a connection error, and the pool serves the next queries', async () => {
+    // postgres.js 3.4.9 leaves a reserved connection's queued queries pending when it closes
+    // (porsager/postgres#1186), and a closed connection given back with release() breaks the pool:
+    // the next query on it never settles (#1199). A run's ending, retried after an outage, then waited forever.
+    const { proxy, database } = await behindProxy(testDb);
+    // One connection: the one cut is the one every later query needs (an idle one's close could race a query).
+    const client = postgresClient(database.location.databaseUrl!, { max: 1 });
+    try {
+      for (let round = 0; round < 3; round++) {
+        let cut!: () => void;
+        const bodyWaits = new Promise<void>((resolve) => (cut = resolve));
+        const transaction = client.begin(async (tx) => {
+          await tx`select 1`;
+          // Sent together, as shared transactions send their shares: a sleep the cut comes during, then two
+          // statements with parameters, new on this connection, so the first waits for a describe and the
+          // second waits in the connection's own queue.
+          const sent = [tx`select pg_sleep(0.5)`, tx`select ${round}::int as a`, tx`select ${round}::int as b`];
+          setTimeout(cut, 100);
+          return Promise.allSettled(sent);
+        });
+        await bodyWaits;
+        await proxy.cut();
+        await expect(transaction).rejects.toSatisfy(isConnectionError);
+        await proxy.restore();
+        expect((await client.begin((tx) => tx`select ${round}::int as n`))[0]).toEqual({ n: round });
+        expect((await client`select ${round}::int as n`)[0]).toEqual({ n: round });
+      }
+    } finally {
+      await client.end({ timeout: 1 });
+      await proxy.close();
+    }
+  });
+  it('a shared transaction cut mid-way fails its shares with the connection error, and the group goes on', async () => {
+    const { proxy, database } = await behindProxy(testDb);
+    const client = postgresClient(database.location.databaseUrl!, { max: 1 });
+    const group = new TransactionGroup(drizzle(client), 1);
+    let cut!: () => void;
+    const sent = new Promise<void>((resolve) => (cut = resolve));
+    // A share whose answer is a statement still queued on the connection when it closes (behind a
+    // sleep the cut comes during, and a statement new on this connection, which waits for its describe).
+    const slow: Share<number> = {
+      projectId: 'p1',
+      send: async (tx) => {
+        const statements = [tx.execute(sql`select pg_sleep(0.5)`), tx.execute(sql`select ${1}::int as a`), tx.execute(sql`select ${2}::int as b`)];
+        for (const s of statements) s.catch(() => {}); // sent now (a statement is sent once awaited)
+        setTimeout(cut, 100);
+        return { checked: false, answer: statements[2].then(() => 1) };
+      },
+    };
+    const quick = (n: number): Share<number> => ({ projectId: `p${n}`, send: async (tx) => ({ checked: false, answer: tx.execute(sql`select ${n}::int as n`).then((rows) => (rows as unknown as { n: number }[])[0].n) }) });
+    try {
+      const first = group.run(slow);
+      const second = group.run(quick(2)); // waits for the first: the group sends one transaction at a time here
+      await sent;
+      await proxy.cut();
+      await expect(first).rejects.toSatisfy(isConnectionError);
+      await proxy.restore();
+      // The group's one transaction slot came back: a share sent after the outage is answered.
+      await second.catch(() => {}); // it may have left while the database was away
+      expect(await group.run(quick(3))).toBe(3);
+    } finally {
+      await client.end({ timeout: 1 });
+      await proxy.close();
     }
   });
 });

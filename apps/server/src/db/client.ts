@@ -161,28 +161,79 @@ function preparing<T extends PostgresSql>(sql: T): T {
  * its own, then begins on it.
  */
 async function transaction(sql: PostgresSql, options: string, body: (tx: PostgresSql) => unknown) {
-  const own = await sql.reserve();
+  const reserved = await sql.reserve();
+  const { own, lost, connectionLost } = watchedForClose(reserved);
   try {
     // BEGIN shares a socket write with the body's first statement (postgres.js sends what one tick
     // queued on a connection together) instead of taking a round trip of its own. A postgres.js query
     // is sent only when executed or awaited, so execute() puts it first in line; nothing else can use
     // this reserved connection, and a BEGIN there fails only with the connection, failing the rest too.
-    const begun = own.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`).execute();
+    const begun = own.unsafe(`begin ${options.replace(/[^a-z ]/gi, '')}`, [], { onexecute: connectionLost.watch } as object).execute();
     try {
       // A body that ends with commitBehind has its COMMIT sent behind its last statements without
       // waiting for their answers (a statement that fails aborts the transaction, and PostgreSQL then
       // answers that COMMIT with a rollback).
       const ended = Promise.resolve(body(preparing(own))).then((result) => (result instanceof CommitBehind ? commitBehindLast(own, result.last) : { result, committed: false }));
-      const [, { result, committed }] = await Promise.all([begun, ended]);
+      // Statements queued on a connection that closes are never answered (porsager/postgres#1186): the
+      // transaction fails with the connection instead of waiting for them.
+      const [, { result, committed }] = await Promise.race([Promise.all([begun, ended]), lost]);
       if (!committed) await own.unsafe('commit');
       return result;
     } catch (err) {
-      await own.unsafe('rollback').catch(() => {}); // a broken connection has rolled back by itself
+      if (!connectionLost.error) await own.unsafe('rollback').catch(() => {}); // a broken connection has rolled back by itself
       throw err;
     }
   } finally {
-    own.release();
+    // A closed connection given back breaks the pool: the next query sent to it is never answered
+    // (porsager/postgres#1199). postgres.js has already put it with its closed ones, to connect again.
+    if (!connectionLost.error) {
+      connectionLost.unwatch();
+      reserved.release();
+    }
   }
+}
+
+/**
+ * A reserved connection that says when it closes (through the hook postgres.js's own sql.begin uses),
+ * and refuses statements from then on: one sent to a closed connection is never answered, and its
+ * write throws where nobody can catch it.
+ */
+function watchedForClose(reserved: postgres.ReservedSql) {
+  type Connection = { onclose: ((err: Error) => void) | null };
+  let connection: Connection | undefined;
+  let fail!: (err: Error) => void;
+  const lost = new Promise<never>((_, reject) => (fail = reject));
+  lost.catch(() => {}); // raced against the transaction; not an unhandled rejection when nobody waits
+  const connectionLost = {
+    error: undefined as Error | undefined,
+    /** postgres.js's `onexecute`, called with the connection as the BEGIN is sent; true: sending goes on as usual. */
+    watch: (c: Connection) => {
+      connection = c;
+      c.onclose = (err) => fail((connectionLost.error = err));
+      return true;
+    },
+    unwatch: () => {
+      if (connection) connection.onclose = null;
+    },
+  };
+  const refuseOnceLost = () => {
+    if (connectionLost.error) throw connectionLost.error;
+  };
+  const own = new Proxy(reserved, {
+    apply(target, self, args) {
+      refuseOnceLost();
+      return Reflect.apply(target, self, args);
+    },
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (prop !== 'unsafe') return value;
+      return (...args: Parameters<PostgresSql['unsafe']>) => {
+        refuseOnceLost();
+        return target.unsafe(...args);
+      };
+    },
+  });
+  return { own, lost, connectionLost };
 }
 
 class CommitBehind {

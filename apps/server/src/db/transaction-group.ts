@@ -1,4 +1,4 @@
-import { commitBehind, type Db } from './client.ts';
+import { commitBehind, isConnectionError, type Db } from './client.ts';
 
 /**
  * One caller's part of a shared transaction. `send` sends its statements on `tx` (awaiting only what it
@@ -110,6 +110,9 @@ async function settledInOneTransaction<T>(db: Pick<Db, 'transaction'>, shares: S
       return answers;
     });
   } catch (err) {
+    // Statements queued on a connection that closed are never answered (porsager/postgres#1186): the
+    // answers would never settle, and the connection's error is every share's error.
+    if (isConnectionError(err)) throw err;
     const refused = (await answers)?.find((a) => a.status === 'rejected');
     throw refused ? refused.reason : err;
   }
