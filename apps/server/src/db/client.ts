@@ -219,19 +219,16 @@ function watchedForClose(reserved: postgres.ReservedSql) {
   const refuseOnceLost = () => {
     if (connectionLost.error) throw connectionLost.error;
   };
+  const unsafe = (...args: Parameters<PostgresSql['unsafe']>) => {
+    refuseOnceLost();
+    return reserved.unsafe(...args);
+  };
   const own = new Proxy(reserved, {
     apply(target, self, args) {
       refuseOnceLost();
       return Reflect.apply(target, self, args);
     },
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (prop !== 'unsafe') return value;
-      return (...args: Parameters<PostgresSql['unsafe']>) => {
-        refuseOnceLost();
-        return target.unsafe(...args);
-      };
-    },
+    get: (target, prop, receiver) => (prop === 'unsafe' ? unsafe : Reflect.get(target, prop, receiver)),
   });
   return { own, lost, connectionLost };
 }
