@@ -163,4 +163,23 @@ describe.skipIf(TEST_DB !== 'postgres')('the studio’s PostgreSQL client (Postg
       await proxy.close();
     }
   });
+  it('a transaction waiting for a busy connection starts once that connection is dropped and connects again', async () => {
+    // postgres.js 3.4.9 hands a waiting reserve to the dropped connection's reconnect, which drops it
+    // (porsager/postgres#1195): the transaction never started, and a run's ending would wait forever.
+    const { proxy, database } = await behindProxy(testDb);
+    const client = postgresClient(database.location.databaseUrl!, { max: 1 });
+    try {
+      await client`select 1`;
+      const busy = client`select pg_sleep(5)`.execute();
+      await new Promise((r) => setTimeout(r, 50)); // the sleep has the connection (a query is sent a tick after it is called)
+      const waiting = client.begin((tx) => tx`select 1 as n`);
+      await new Promise((r) => setTimeout(r, 100));
+      proxy.drop();
+      await expect(busy).rejects.toSatisfy(isConnectionError);
+      expect((await waiting)[0]).toEqual({ n: 1 });
+    } finally {
+      await client.end({ timeout: 1 });
+      await proxy.close();
+    }
+  });
 });

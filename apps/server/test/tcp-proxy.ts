@@ -51,6 +51,10 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     cut: stop,
     /** Accepts connections again, on the same port. */
     restore: listen,
+    /** Every open connection is reset; new ones are taken (a network blip, a proxy restarting). */
+    drop: () => {
+      for (const s of sockets) s.destroy();
+    },
     close: stop,
   };
 }

@@ -109,8 +109,11 @@ async function openPostgres(url: string, migrations: string, poolSize: number): 
 /** The studio's postgres.js client: statements prepared, transactions on a connection of their own (below). */
 export function postgresClient(url: string | undefined, options: Options<{}> = {}): PostgresSql {
   const { url: target, host } = socketHost(url);
-  const all = { onnotice: () => {}, ...(host && { host }), ...options };
-  return preparing(target === undefined ? postgres(all) : postgres(target, all));
+  const waiting = new Set<() => void>();
+  const onclose = () => waiting.forEach((told) => told());
+  const all = { onnotice: () => {}, ...(host && { host }), ...options, onclose };
+  const sql = target === undefined ? postgres(all) : postgres(target, all);
+  return preparing(sql, () => reserve(sql, waiting));
 }
 
 /**
@@ -136,7 +139,7 @@ const MAX_PREPARED_PARAMETERS = 32;
  * statement. This client prepares statements of a fixed shape once per connection instead (one round
  * trip each after the first), in transactions too.
  */
-function preparing<T extends PostgresSql>(sql: T): T {
+function preparing<T extends PostgresSql>(sql: T, reserveConnection?: () => Promise<postgres.ReservedSql>): T {
   return new Proxy(sql, {
     get(target, prop, receiver) {
       if (prop === 'unsafe') {
@@ -146,7 +149,7 @@ function preparing<T extends PostgresSql>(sql: T): T {
       if (prop === 'begin') {
         return (...params: unknown[]) => {
           const body = params.pop() as (tx: PostgresSql) => unknown;
-          return transaction(target, typeof params[0] === 'string' ? params[0] : '', body);
+          return transaction(reserveConnection ?? (() => target.reserve()), typeof params[0] === 'string' ? params[0] : '', body);
         };
       }
       return Reflect.get(target, prop, receiver);
@@ -160,8 +163,8 @@ function preparing<T extends PostgresSql>(sql: T): T {
  * UNSAFE_TRANSACTION, or shares its connection. A transaction here first takes an idle connection of
  * its own, then begins on it.
  */
-async function transaction(sql: PostgresSql, options: string, body: (tx: PostgresSql) => unknown) {
-  const reserved = await sql.reserve();
+async function transaction(reserveConnection: () => Promise<postgres.ReservedSql>, options: string, body: (tx: PostgresSql) => unknown) {
+  const reserved = await reserveConnection();
   const { own, lost, connectionLost } = watchedForClose(reserved);
   try {
     // BEGIN shares a socket write with the body's first statement (postgres.js sends what one tick
@@ -191,6 +194,53 @@ async function transaction(sql: PostgresSql, options: string, body: (tx: Postgre
       reserved.release();
     }
   }
+}
+
+/** How long a reserve waits after a connection of its pool closed before it asks again. */
+const ASK_AGAIN_AFTER_CLOSE_MS = 1_000;
+
+/**
+ * sql.reserve(), asked again when a connection of the pool closes while it waits: postgres.js 3.4.9
+ * hands a waiting reserve to the closed connection's reconnect, which drops it (porsager/postgres#1195),
+ * and it never settles. `waiting`: told of each close (postgres.js's `onclose`). The first connection
+ * that comes is kept, one that comes later is given back; the latest ask's failure is the answer.
+ */
+function reserve(sql: PostgresSql, waiting: Set<() => void>): Promise<postgres.ReservedSql> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let latest = 0;
+    let again: NodeJS.Timeout | undefined;
+    const settle = () => {
+      settled = true;
+      waiting.delete(toldOfClose);
+      clearTimeout(again);
+    };
+    const ask = () => {
+      const n = ++latest;
+      sql.reserve().then(
+        (reserved) => {
+          if (settled) return reserved.release();
+          settle();
+          resolve(reserved);
+        },
+        (err: unknown) => {
+          if (settled || n !== latest) return;
+          settle();
+          reject(err);
+        },
+      );
+    };
+    // Not at once: postgres.js tells of the close before it reconnects, and that reconnect is what
+    // takes (and may drop) the waiting reserve.
+    const toldOfClose = () => {
+      again ??= setTimeout(() => {
+        again = undefined;
+        if (!settled) ask();
+      }, ASK_AGAIN_AFTER_CLOSE_MS);
+    };
+    waiting.add(toldOfClose);
+    ask();
+  });
 }
 
 /**
