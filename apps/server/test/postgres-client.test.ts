@@ -98,6 +98,7 @@ describe.skipIf(TEST_DB !== 'postgres')('the studio’s PostgreSQL client (Postg
       await client.end();
     }
   });
+
   it('a transaction whose connection is cut fails with a connection error, and the pool serves the next queries', async () => {
     // postgres.js 3.4.9 leaves a reserved connection's queued queries pending when it closes
     // (porsager/postgres#1186), and a closed connection given back with release() breaks the pool:
@@ -130,6 +131,7 @@ describe.skipIf(TEST_DB !== 'postgres')('the studio’s PostgreSQL client (Postg
       await proxy.close();
     }
   });
+
   it('a shared transaction cut mid-way fails its shares with the connection error, and the group goes on', async () => {
     const { proxy, database } = await behindProxy(testDb);
     const client = postgresClient(database.location.databaseUrl!, { max: 1 });
@@ -163,6 +165,7 @@ describe.skipIf(TEST_DB !== 'postgres')('the studio’s PostgreSQL client (Postg
       await proxy.close();
     }
   });
+
   it('a transaction waiting for a busy connection starts once that connection is dropped and connects again', async () => {
     // postgres.js 3.4.9 hands a waiting reserve to the dropped connection's reconnect, which drops it
     // (porsager/postgres#1195): the transaction never started, and a run's ending would wait forever.
